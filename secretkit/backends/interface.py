@@ -1,0 +1,125 @@
+"""The key backend interface shared by the KMS plugin, the CLI and the sandbox.
+
+A backend wraps and unwraps small secrets (KMS v2 DEK seeds) with a key encryption
+key held elsewhere: AWS KMS, a Vault/OpenBao transit key, or a local KEK file.
+The public methods wrap the ``_``-prefixed ones implemented by each adapter and turn
+anything unexpected into a :class:`~secretkit.errors.BackendError`.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from secretkit.errors import BackendError, SecretkitError
+from secretkit.kms_service import KMSEncryptResult, KMSStatus
+
+
+@dataclass(frozen=True)
+class WrapResult:
+    """The outcome of :meth:`KeyBackend.encrypt`."""
+
+    ciphertext: bytes = field(repr=False)
+    key_id: str
+    annotations: Mapping[str, bytes] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BackendStatus:
+    """The backend's current write key and its health."""
+
+    key_id: str
+    healthy: bool
+    detail: str = "ok"
+
+
+class KeyBackend(abc.ABC):
+    """A key encryption key service. Implementations must be thread-safe."""
+
+    #: short kind name used in configs and metrics: ``local``, ``vault``, ``aws``
+    kind: str = "abstract"
+
+    def encrypt(self, plaintext: bytes, *, uid: str = "") -> WrapResult:
+        """Wrap ``plaintext`` with the current key."""
+        try:
+            return self._encrypt(plaintext, uid=uid)
+        except SecretkitError:
+            raise
+        except Exception as exc:  # the adapter boundary: never leak SDK types upward
+            raise BackendError(
+                f"{self.kind} backend encrypt failed ({type(exc).__name__})"
+            ) from exc
+
+    def decrypt(
+        self,
+        ciphertext: bytes,
+        *,
+        key_id: str,
+        annotations: Mapping[str, bytes] | None = None,
+        uid: str = "",
+    ) -> bytes:
+        """Unwrap ``ciphertext`` that was written under ``key_id``."""
+        try:
+            return self._decrypt(ciphertext, key_id=key_id, annotations=annotations or {}, uid=uid)
+        except SecretkitError:
+            raise
+        except Exception as exc:
+            raise BackendError(
+                f"{self.kind} backend decrypt failed ({type(exc).__name__})"
+            ) from exc
+
+    def status(self) -> BackendStatus:
+        """Return the current key_id (cheap; no round trip required)."""
+        try:
+            return self._status()
+        except SecretkitError:
+            raise
+        except Exception as exc:
+            raise BackendError(
+                f"{self.kind} backend status failed ({type(exc).__name__})"
+            ) from exc
+
+    def rotate(self) -> str:
+        """Rotate the backend key (where supported) and return the new key_id."""
+        raise BackendError(f"the {self.kind} backend cannot rotate keys itself")
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
+
+    @abc.abstractmethod
+    def _encrypt(self, plaintext: bytes, *, uid: str) -> WrapResult: ...
+
+    @abc.abstractmethod
+    def _decrypt(
+        self, ciphertext: bytes, *, key_id: str, annotations: Mapping[str, bytes], uid: str
+    ) -> bytes: ...
+
+    @abc.abstractmethod
+    def _status(self) -> BackendStatus: ...
+
+
+class BackendKMSService:
+    """Adapt a :class:`KeyBackend` to the :class:`~secretkit.kms_service.KMSService` shape.
+
+    Used in-process by the CLI (inspect, audit, offline recovery) where no plugin runs.
+    """
+
+    def __init__(self, backend: KeyBackend) -> None:
+        self._backend = backend
+
+    def status(self) -> KMSStatus:
+        """Report the backend's current key_id as a v2 Status."""
+        st = self._backend.status()
+        return KMSStatus(version="v2", healthz="ok" if st.healthy else st.detail, key_id=st.key_id)
+
+    def encrypt(self, plaintext: bytes, uid: str) -> KMSEncryptResult:
+        """Wrap via the backend."""
+        res = self._backend.encrypt(plaintext, uid=uid)
+        return KMSEncryptResult(res.ciphertext, res.key_id, dict(res.annotations))
+
+    def decrypt(
+        self, ciphertext: bytes, uid: str, key_id: str, annotations: Mapping[str, bytes]
+    ) -> bytes:
+        """Unwrap via the backend."""
+        return self._backend.decrypt(ciphertext, key_id=key_id, annotations=annotations, uid=uid)

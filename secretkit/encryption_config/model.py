@@ -1,0 +1,90 @@
+"""Frozen dataclasses for an EncryptionConfiguration (apiserver.config.k8s.io/v1).
+
+Pure data: loading and validation live in :mod:`.load` and :mod:`.validate`.
+Key secrets are held as bytes and never appear in ``repr``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class ProviderType(StrEnum):
+    """The provider kinds an EncryptionConfiguration entry can hold."""
+
+    IDENTITY = "identity"
+    AESCBC = "aescbc"
+    AESGCM = "aesgcm"
+    SECRETBOX = "secretbox"
+    KMS = "kms"
+
+
+@dataclass(frozen=True)
+class Key:
+    """A named local key (aescbc, aesgcm, secretbox). ``secret`` is the decoded bytes."""
+
+    name: str
+    secret: bytes = field(repr=False)
+
+    @property
+    def fingerprint(self) -> str:
+        """A short, non-reversible identifier of the key: ``sha256:`` + 16 hex digits."""
+        return "sha256:" + hashlib.sha256(self.secret).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class IdentityProvider:
+    """Stores plaintext."""
+
+    type: ProviderType = ProviderType.IDENTITY
+
+
+@dataclass(frozen=True)
+class LocalKeyProvider:
+    """aescbc, aesgcm or secretbox with an ordered key list; the first key writes."""
+
+    type: ProviderType
+    keys: tuple[Key, ...]
+
+
+@dataclass(frozen=True)
+class KMSProvider:
+    """A kms provider. ``api_version`` is ``v1`` or ``v2``; ``timeout_seconds`` defaults to 3."""
+
+    name: str
+    endpoint: str
+    api_version: str = "v1"
+    timeout_seconds: float = 3.0
+    cachesize: int | None = None
+    type: ProviderType = ProviderType.KMS
+
+
+Provider = IdentityProvider | LocalKeyProvider | KMSProvider
+
+
+@dataclass(frozen=True)
+class ResourceRule:
+    """One ``resources:`` entry: the resource names and their ordered providers."""
+
+    resources: tuple[str, ...]
+    providers: tuple[Provider, ...]
+
+
+@dataclass(frozen=True)
+class EncryptionConfig:
+    """A loaded EncryptionConfiguration.
+
+    ``raw`` is the exact file content; :attr:`hash` is what the apiserver reports in
+    ``apiserver_encryption_config_controller_last_config_info``.
+    """
+
+    rules: tuple[ResourceRule, ...]
+    raw: bytes = field(default=b"", repr=False)
+    source: str = "<config>"
+
+    @property
+    def hash(self) -> str:
+        """``sha256:<hex>`` of the raw file content, as the apiserver reports it."""
+        return "sha256:" + hashlib.sha256(self.raw).hexdigest()

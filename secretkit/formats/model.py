@@ -1,0 +1,70 @@
+"""Result types of value classification and KMS v2 decoding (pure data)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import IntEnum, StrEnum
+
+
+class ValueProvider(StrEnum):
+    """What wrote a stored etcd value, as far as the bytes tell (no keys needed).
+
+    The string values are part of the documented ``-o json`` schemas.
+    """
+
+    IDENTITY = "identity"
+    AESCBC = "aescbc"
+    AESGCM = "aesgcm"
+    SECRETBOX = "secretbox"
+    KMS_V1 = "kms-v1"
+    KMS_V2 = "kms-v2"
+    UNKNOWN = "unknown"
+
+
+class PlaintextEncoding(StrEnum):
+    """How a plaintext object is serialized."""
+
+    PROTOBUF = "protobuf"  # starts with b"k8s\x00" (runtime.Unknown envelope)
+    JSON = "json"  # starts with "{" (CRDs, JSON-stored types)
+    EMPTY = "empty"
+    OTHER = "other"
+
+
+class DEKSourceType(IntEnum):
+    """KMS v2 ``EncryptedObject.encryptedDEKSourceType``."""
+
+    AES_GCM_KEY = 0
+    HKDF_SHA256_XNONCE_AES_GCM_SEED = 1
+
+
+@dataclass(frozen=True)
+class EncryptedObject:
+    """A decoded KMS v2 ``EncryptedObject`` (fields 1-5)."""
+
+    encrypted_data: bytes = field(repr=False)
+    key_id: str
+    encrypted_dek_source: bytes = field(repr=False)
+    annotations: Mapping[str, bytes] = field(default_factory=dict)
+    encrypted_dek_source_type: DEKSourceType = DEKSourceType.AES_GCM_KEY
+
+
+@dataclass(frozen=True)
+class StoredValue:
+    """The classification of one etcd value. Never holds plaintext or key material.
+
+    ``prefix`` is the provider prefix up to and including the version segment, e.g.
+    ``k8s:enc:aesgcm:v1:``. ``name`` is the kms provider name (exact) or, for
+    local-key providers, a best-effort key name guess that may be wrong when names
+    contain ``:``; match configured names with :func:`match_key_name` instead.
+    """
+
+    provider: ValueProvider
+    size: int
+    prefix: str = ""
+    name: str | None = None
+    encoding: PlaintextEncoding | None = None
+    api_version: str | None = None
+    kind: str | None = None
+    kms_v2: EncryptedObject | None = None
+    detail: str | None = None
