@@ -14,7 +14,7 @@ from typing import Protocol
 
 @dataclass(frozen=True)
 class KMSStatus:
-    """What ``Status`` returns: ``version`` (``v2``), ``healthz`` (``ok`` or an error) and ``key_id``."""
+    """What ``Status`` returns: ``version``, ``healthz`` (``ok`` or an error) and ``key_id``."""
 
     version: str
     healthz: str
