@@ -109,9 +109,7 @@ def promote_key(doc: Document, resources: Sequence[str], provider_type: str, nam
     new = copy.deepcopy(doc)
     for index, rule in _rules_for(new, resources):
         providers = rule.get("providers") or []
-        pos = next(
-            (i for i, p in enumerate(providers) if _provider_type(p) == provider_type), None
-        )
+        pos = next((i for i, p in enumerate(providers) if _provider_type(p) == provider_type), None)
         if pos is None:
             raise ConfigError(
                 f"no {provider_type} provider to promote",
