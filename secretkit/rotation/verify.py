@@ -17,6 +17,7 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -28,7 +29,7 @@ _INFO_LINE = re.compile(
 )
 
 
-def load_identical_configs(paths: Sequence[Path]) -> tuple[dict[str, bytes], object]:
+def load_identical_configs(paths: Sequence[Path]) -> tuple[dict[str, bytes], Any]:
     """Read every node's config; refuse when their parsed content differs."""
     raws = {str(p): read_config_bytes(p) for p in paths}
     docs = {}
