@@ -1,1 +1,44 @@
-"""secretkit.encryption_config."""
+"""EncryptionConfiguration: the model, a strict loader, the validator and resource matching."""
+
+from secretkit.encryption_config.load import (
+    EncryptionConfigInvalid,
+    check_encryption_config,
+    load_encryption_config,
+    load_encryption_config_file,
+    parse_duration,
+    parse_encryption_config,
+)
+from secretkit.encryption_config.match import providers_for, resource_for_etcd_key
+from secretkit.encryption_config.model import (
+    ConfigProblem,
+    EncryptionConfig,
+    IdentityProvider,
+    Key,
+    KMSProvider,
+    LocalKeyProvider,
+    Provider,
+    ProviderType,
+    ResourceRule,
+)
+from secretkit.encryption_config.validate import validate_encryption_config
+
+__all__ = [
+    "ConfigProblem",
+    "EncryptionConfig",
+    "EncryptionConfigInvalid",
+    "IdentityProvider",
+    "KMSProvider",
+    "Key",
+    "LocalKeyProvider",
+    "Provider",
+    "ProviderType",
+    "ResourceRule",
+    "check_encryption_config",
+    "load_encryption_config",
+    "load_encryption_config_file",
+    "parse_duration",
+    "parse_encryption_config",
+    "providers_for",
+    "resource_for_etcd_key",
+    "validate_encryption_config",
+]

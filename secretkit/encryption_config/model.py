@@ -63,6 +63,29 @@ class KMSProvider:
 
 Provider = IdentityProvider | LocalKeyProvider | KMSProvider
 
+#: kms ``apiVersion`` values the apiserver accepts
+KMS_API_VERSIONS = ("v1", "v2")
+#: kms defaults applied by the loader (upstream ``SetDefaults_KMSConfiguration``)
+DEFAULT_KMS_API_VERSION = "v1"
+DEFAULT_KMS_TIMEOUT_SECONDS = 3.0
+DEFAULT_KMS_V1_CACHESIZE = 1000
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    """One validation finding: a field ``path``, what is wrong and how to fix it.
+
+    Never carries secret material (key values are reported as ``REDACTED``).
+    """
+
+    path: str
+    message: str
+    hint: str | None = None
+
+    def __str__(self) -> str:
+        text = f"{self.path}: {self.message}"
+        return f"{text} (hint: {self.hint})" if self.hint else text
+
 
 @dataclass(frozen=True)
 class ResourceRule:

@@ -1,0 +1,437 @@
+"""Strict loading of an EncryptionConfiguration file (YAML or JSON).
+
+Mirrors the apiserver's strict decoder: unknown or duplicated fields are errors,
+defaults are applied as ``SetDefaults_KMSConfiguration`` does (kms ``apiVersion``
+v1, ``timeout`` 3s, ``cachesize`` 1000 for v1 only) and key secrets are decoded
+from standard base64. :func:`parse_encryption_config` returns every problem it
+finds; :func:`load_encryption_config` also runs the validator and raises one
+:class:`EncryptionConfigInvalid` listing all of them.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Hashable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from secretkit.encryption_config.model import (
+    DEFAULT_KMS_API_VERSION,
+    DEFAULT_KMS_TIMEOUT_SECONDS,
+    DEFAULT_KMS_V1_CACHESIZE,
+    ConfigProblem,
+    EncryptionConfig,
+    IdentityProvider,
+    Key,
+    KMSProvider,
+    LocalKeyProvider,
+    Provider,
+    ProviderType,
+    ResourceRule,
+)
+from secretkit.errors import ConfigError
+
+#: (apiVersion, kind) pairs the apiserver decodes as an EncryptionConfiguration
+ACCEPTED_TYPES = (
+    ("apiserver.config.k8s.io/v1", "EncryptionConfiguration"),
+    ("v1", "EncryptionConfig"),  # legacy, still decoded by the apiserver
+)
+
+_TOP_FIELDS = ("kind", "apiVersion", "resources")
+_RULE_FIELDS = ("resources", "providers")
+_PROVIDER_FIELDS = ("aescbc", "aesgcm", "secretbox", "identity", "kms")
+_KEYS_FIELDS = ("keys",)
+_KEY_FIELDS = ("name", "secret")
+_KMS_FIELDS = ("apiVersion", "name", "endpoint", "cachesize", "timeout")
+
+_DURATION_UNITS = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "µs": 1e-6,
+    "μs": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+}
+_DURATION_PART = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+
+
+class EncryptionConfigInvalid(ConfigError):
+    """An EncryptionConfiguration has one or more problems; ``problems`` lists them all."""
+
+    def __init__(self, problems: list[ConfigProblem], *, source: str) -> None:
+        self.problems = list(problems)
+        count = len(self.problems)
+        lines = [f"invalid EncryptionConfiguration ({count} problem{'s' if count != 1 else ''}):"]
+        lines += [f"  - {p}" for p in self.problems]
+        super().__init__(
+            "\n".join(lines),
+            where=source,
+            hint="fix every listed field; `secretkit config validate FILE` re-checks the file",
+        )
+
+
+def parse_duration(text: str) -> float:
+    """Parse a Go duration (``3s``, ``100ms``, ``1m30s``, ``-1s``, ``0``) into seconds.
+
+    Raises ``ValueError`` when ``text`` is not a Go duration.
+    """
+    body = text.strip()
+    sign = 1.0
+    if body[:1] in "+-" and body:
+        sign = -1.0 if body[0] == "-" else 1.0
+        body = body[1:]
+    if body == "0":
+        return 0.0
+    if not body:
+        raise ValueError(f"invalid duration {text!r}")
+    pos = 0
+    total = 0.0
+    while pos < len(body):
+        match = _DURATION_PART.match(body, pos)
+        if match is None:
+            raise ValueError(f"invalid duration {text!r}")
+        total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+        pos = match.end()
+    return sign * total
+
+
+class _StrictYAMLLoader(yaml.SafeLoader):
+    """A safe YAML loader that rejects duplicate mapping keys (the apiserver does)."""
+
+
+def _construct_strict_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    loader.flatten_mapping(node)
+    result: dict[Any, Any] = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if isinstance(key, Hashable) and key in result:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate field {key!r}", key_node.start_mark
+            )
+        result[key] = loader.construct_object(value_node, deep=True)
+    return result
+
+
+_StrictYAMLLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_strict_mapping
+)
+
+
+def _reject_duplicate_json_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError(f"duplicate field {key!r}")
+        result[key] = value
+    return result
+
+
+def _decode_document(data: bytes) -> Any:
+    """Decode JSON or YAML into plain Python data; ``ValueError`` on syntax errors."""
+    text = data.decode("utf-8")
+    if text.lstrip().startswith("{"):
+        try:
+            return json.loads(text, object_pairs_hook=_reject_duplicate_json_keys)
+        except json.JSONDecodeError:
+            pass  # not JSON after all: YAML is a superset, let it report the error
+    try:
+        return yaml.load(text, Loader=_StrictYAMLLoader)  # noqa: S506 - safe loader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        raise ValueError(f"{problem}{where}") from None
+
+
+class _Parser:
+    """Walks the decoded document, builds the model and records every problem."""
+
+    def __init__(self) -> None:
+        self.problems: list[ConfigProblem] = []
+
+    def problem(self, path: str, message: str, hint: str | None = None) -> None:
+        self.problems.append(ConfigProblem(path, message, hint))
+
+    def mapping(self, value: Any, path: str, allowed: tuple[str, ...]) -> Mapping[str, Any] | None:
+        if not isinstance(value, Mapping):
+            self.problem(path, f"must be a mapping, got {_type_name(value)}")
+            return None
+        for name in value:
+            if name not in allowed:
+                field = f"{path}.{name}" if path else str(name)
+                self.problem(
+                    field,
+                    f"unknown field {str(name)!r}",
+                    f"allowed fields here: {', '.join(allowed)}",
+                )
+        return value
+
+    def string(self, value: Any, path: str, *, default: str = "") -> str:
+        if value is None:
+            return default
+        if not isinstance(value, str):
+            self.problem(path, f"must be a string, got {_type_name(value)}", "quote the value")
+            return default
+        return value
+
+    def sequence(self, value: Any, path: str) -> list[Any]:
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            self.problem(path, f"must be a list, got {_type_name(value)}")
+            return []
+        return value
+
+    # -- document -----------------------------------------------------------------
+
+    def document(self, doc: Any) -> tuple[ResourceRule, ...]:
+        top = self.mapping(doc, "", _TOP_FIELDS)
+        if top is None:
+            return ()
+        api_version = top.get("apiVersion")
+        kind = top.get("kind")
+        if kind is None:
+            self.problem(
+                "kind", "missing (Object 'Kind' is missing)", "set kind: EncryptionConfiguration"
+            )
+        if api_version is None:
+            self.problem("apiVersion", "missing", "set apiVersion: apiserver.config.k8s.io/v1")
+        if (
+            kind is not None
+            and api_version is not None
+            and (api_version, kind) not in ACCEPTED_TYPES
+        ):
+            self.problem(
+                "kind",
+                f"no kind {kind!r} is registered for version {api_version!r}",
+                "use apiVersion: apiserver.config.k8s.io/v1 and kind: EncryptionConfiguration",
+            )
+        rules = []
+        for i, item in enumerate(self.sequence(top.get("resources"), "resources")):
+            rule = self.rule(item, f"resources[{i}]")
+            if rule is not None:
+                rules.append(rule)
+        return tuple(rules)
+
+    def rule(self, value: Any, path: str) -> ResourceRule | None:
+        entry = self.mapping(value, path, _RULE_FIELDS)
+        if entry is None:
+            return None
+        names = []
+        for j, res in enumerate(self.sequence(entry.get("resources"), f"{path}.resources")):
+            name = self.string(res, f"{path}.resources[{j}]")
+            names.append(name)
+        providers = []
+        for j, item in enumerate(self.sequence(entry.get("providers"), f"{path}.providers")):
+            provider = self.provider(item, f"{path}.providers[{j}]")
+            if provider is not None:
+                providers.append(provider)
+        return ResourceRule(resources=tuple(names), providers=tuple(providers))
+
+    def provider(self, value: Any, path: str) -> Provider | None:
+        entry = self.mapping(value, path, _PROVIDER_FIELDS)
+        if entry is None:
+            return None
+        present = [name for name in _PROVIDER_FIELDS if entry.get(name) is not None]
+        if not present:
+            self.problem(
+                path,
+                "provider does not contain any of the expected providers: "
+                "kms, aesgcm, aescbc, secretbox, identity",
+                "give each list entry exactly one provider",
+            )
+            return None
+        if len(present) > 1:
+            self.problem(
+                path,
+                "more than one provider specified in a single element "
+                f"({', '.join(present)}), should split into different list elements",
+                "write each provider as its own `- <type>: ...` entry",
+            )
+        built: list[Provider] = []
+        for name in present:
+            sub = f"{path}.{name}"
+            if name == "identity":
+                if self.mapping(entry[name], sub, ()) is not None:
+                    built.append(IdentityProvider())
+            elif name == "kms":
+                kms = self.kms(entry[name], sub)
+                if kms is not None:
+                    built.append(kms)
+            else:
+                local = self.local(ProviderType(name), entry[name], sub)
+                if local is not None:
+                    built.append(local)
+        return built[0] if built else None
+
+    def local(self, ptype: ProviderType, value: Any, path: str) -> LocalKeyProvider | None:
+        entry = self.mapping(value, path, _KEYS_FIELDS)
+        if entry is None:
+            return None
+        keys = []
+        for k, item in enumerate(self.sequence(entry.get("keys"), f"{path}.keys")):
+            key = self.key(item, f"{path}.keys[{k}]")
+            if key is not None:
+                keys.append(key)
+        return LocalKeyProvider(type=ptype, keys=tuple(keys))
+
+    def key(self, value: Any, path: str) -> Key | None:
+        entry = self.mapping(value, path, _KEY_FIELDS)
+        if entry is None:
+            return None
+        name = self.string(entry.get("name"), f"{path}.name")
+        encoded = self.string(entry.get("secret"), f"{path}.secret")
+        secret = b""
+        if encoded:
+            try:
+                secret = base64.b64decode(encoded.encode("ascii"), validate=True)
+            except (binascii.Error, UnicodeEncodeError, ValueError):
+                # the value itself is secret: never echo it
+                self.problem(
+                    f"{path}.secret",
+                    "secrets must be base64 encoded (value REDACTED)",
+                    "encode the raw key with standard base64: `head -c 32 /dev/urandom | base64`",
+                )
+        return Key(name=name, secret=secret)
+
+    def kms(self, value: Any, path: str) -> KMSProvider | None:
+        entry = self.mapping(value, path, _KMS_FIELDS)
+        if entry is None:
+            return None
+        api_version = (
+            self.string(
+                entry.get("apiVersion"), f"{path}.apiVersion", default=DEFAULT_KMS_API_VERSION
+            )
+            or DEFAULT_KMS_API_VERSION
+        )
+        name = self.string(entry.get("name"), f"{path}.name")
+        endpoint = self.string(entry.get("endpoint"), f"{path}.endpoint")
+        timeout = DEFAULT_KMS_TIMEOUT_SECONDS
+        raw_timeout = entry.get("timeout")
+        if raw_timeout is not None:
+            if isinstance(raw_timeout, str):
+                try:
+                    timeout = parse_duration(raw_timeout)
+                except ValueError:
+                    self.problem(
+                        f"{path}.timeout",
+                        f"invalid duration {raw_timeout!r}",
+                        "use a Go duration such as 3s, 500ms or 1m",
+                    )
+            else:
+                self.problem(
+                    f"{path}.timeout",
+                    f"must be a duration string, got {_type_name(raw_timeout)}",
+                    "use a Go duration such as 3s, 500ms or 1m",
+                )
+        cachesize: int | None = None
+        raw_cache = entry.get("cachesize")
+        if raw_cache is not None:
+            if isinstance(raw_cache, int) and not isinstance(raw_cache, bool):
+                if -(2**31) <= raw_cache < 2**31:
+                    cachesize = raw_cache
+                else:
+                    self.problem(f"{path}.cachesize", "must fit a 32-bit integer")
+            else:
+                self.problem(
+                    f"{path}.cachesize", f"must be an integer, got {_type_name(raw_cache)}"
+                )
+        elif api_version == "v1":
+            cachesize = DEFAULT_KMS_V1_CACHESIZE
+        return KMSProvider(
+            name=name,
+            endpoint=endpoint,
+            api_version=api_version,
+            timeout_seconds=timeout,
+            cachesize=cachesize,
+        )
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, Mapping):
+        return "mapping"
+    return type(value).__name__
+
+
+def parse_encryption_config(
+    data: bytes, *, source: str = "<config>"
+) -> tuple[EncryptionConfig | None, list[ConfigProblem]]:
+    """Decode ``data`` strictly; return the model (None if unusable) and decode problems.
+
+    Only structural problems are reported here; :func:`check_encryption_config`
+    adds the validator's findings.
+    """
+    if not data.strip():
+        return None, [
+            ConfigProblem(
+                "(file)",
+                "encryption provider configuration file is empty",
+                "generate one with `secretkit config generate`",
+            )
+        ]
+    try:
+        doc = _decode_document(data)
+    except UnicodeDecodeError:
+        return None, [ConfigProblem("(file)", "not UTF-8 text", "save the file as UTF-8")]
+    except ValueError as exc:
+        return None, [ConfigProblem("(file)", f"cannot decode YAML/JSON: {exc}")]
+    parser = _Parser()
+    rules = parser.document(doc)
+    return EncryptionConfig(rules=rules, raw=data, source=source), parser.problems
+
+
+def check_encryption_config(
+    data: bytes, *, source: str = "<config>"
+) -> tuple[EncryptionConfig | None, list[ConfigProblem]]:
+    """Decode and validate; return the model (None if undecodable) and every problem."""
+    from secretkit.encryption_config.validate import validate_encryption_config
+
+    cfg, problems = parse_encryption_config(data, source=source)
+    if cfg is None:
+        return None, problems
+    seen = {p.path for p in problems}
+    # a field the decoder already rejected (e.g. bad base64) is not reported twice
+    problems += [p for p in validate_encryption_config(cfg) if p.path not in seen]
+    return cfg, problems
+
+
+def load_encryption_config(data: bytes, *, source: str = "<config>") -> EncryptionConfig:
+    """Decode and validate ``data``; raise :class:`EncryptionConfigInvalid` with every problem."""
+    cfg, problems = check_encryption_config(data, source=source)
+    if problems or cfg is None:
+        raise EncryptionConfigInvalid(problems, source=source)
+    return cfg
+
+
+def read_config_file(path: Path) -> bytes:
+    """Read a config file, turning OS errors into a :class:`ConfigError`."""
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read the encryption config file ({exc.strerror or type(exc).__name__})",
+            where=str(path),
+            hint="check the path and its permissions",
+        ) from None
+
+
+def load_encryption_config_file(path: Path) -> EncryptionConfig:
+    """Read and load an EncryptionConfiguration file (see :func:`load_encryption_config`)."""
+    return load_encryption_config(read_config_file(path), source=str(path))
