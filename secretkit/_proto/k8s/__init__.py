@@ -1,0 +1,1 @@
+"""Generated stubs for the Kubernetes protobuf types secretkit reads and writes (scripts/gen-protos)."""
