@@ -68,3 +68,18 @@ class StoredValue:
     kind: str | None = None
     kms_v2: EncryptedObject | None = None
     detail: str | None = None
+
+
+@dataclass(frozen=True)
+class RuntimeUnknown:
+    """A decoded ``runtime.Unknown`` envelope (the body of a ``k8s\\x00`` value).
+
+    ``raw`` is the protobuf-encoded object itself; it is plaintext, so it never
+    appears in ``repr``.
+    """
+
+    api_version: str
+    kind: str
+    raw: bytes = field(repr=False)
+    content_encoding: str = ""
+    content_type: str = ""
