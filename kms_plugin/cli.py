@@ -1,0 +1,200 @@
+"""``secretkit-kms-plugin``: parse flags, env and config file, then run the daemon."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from kms_plugin.config import (
+    DEFAULT_LISTEN,
+    LOG_FORMATS,
+    LOG_LEVELS,
+    PluginConfig,
+    backend_flags,
+    build_config,
+    load_config_file,
+)
+from secretkit import __version__
+from secretkit.errors import SecretkitError, UsageError
+
+log = logging.getLogger("kms_plugin")
+
+ENV_PREFIX = "SECRETKIT_PLUGIN_"
+
+#: flags that map 1:1 onto config-file fields (the rest build the backend section)
+_PLAIN = (
+    "listen", "socket_mode", "socket_group", "health_addr", "health_addr_allow_remote",
+    "status_ttl", "status_grace", "grace_period", "disable_v1beta1", "max_workers",
+    "log_format", "log_level",
+)
+
+
+def _env(name: str) -> str:
+    return ENV_PREFIX + name.upper().replace("-", "_")
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _opt(*decls: str, **kw: Any) -> Callable[[_F], _F]:
+    """A click option that also reads SECRETKIT_PLUGIN_<NAME> and says so in --help."""
+    name = decls[0].lstrip("-")
+    kw.setdefault("envvar", _env(name))
+    kw.setdefault("show_envvar", True)
+    return click.option(*decls, **kw)
+
+
+EPILOG = """\b
+Examples:
+  # development: a local KEK file (32 random bytes)
+  secretkit-kms-plugin --listen unix:///run/kms/plugin.sock \\
+      --backend local --local-kek-file /etc/secretkit/kek-1.bin
+\b
+  # OpenBao/Vault transit, health and metrics on loopback port 8787
+  secretkit-kms-plugin --listen unix:///run/kms/plugin.sock --health-addr 127.0.0.1:8787 \\
+      --backend vault --vault-addr https://vault:8200 --vault-key k8s-etcd \\
+      --vault-token-file /etc/secretkit/vault-token
+\b
+  # everything from a file (the backend section is a backends-file entry)
+  secretkit-kms-plugin --config /etc/secretkit/kms-plugin.yaml --check-config
+\b
+Precedence: flags > SECRETKIT_PLUGIN_* environment > --config file > defaults.
+Docs: docs/kms-plugin.md. Exit codes: 0 clean shutdown, 2 invalid configuration.
+"""
+
+
+@click.command(
+    name="secretkit-kms-plugin",
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog=EPILOG,
+)
+@_opt("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
+      help="YAML file with any of the settings below (same names, '_' for '-') and a "
+      "'backend:' section shaped like one backends-file entry.", envvar=_env("config"))
+@_opt("--listen", metavar="ENDPOINT",
+      help=f"Unix socket to serve: unix:///abs/path or unix:@abstract-name. "
+      f"[default: {DEFAULT_LISTEN}]")
+@_opt("--socket", "socket_path", metavar="PATH",
+      help="Same as --listen unix://PATH.", envvar=_env("socket"))
+@_opt("--socket-mode", metavar="OCTAL",
+      help="Permissions of the socket file; the apiserver runs as root. [default: 0600]")
+@_opt("--socket-group", metavar="GROUP",
+      help="Group (name or gid) to own the socket; use with --socket-mode 0660.")
+@_opt("--health-addr", metavar="HOST:PORT",
+      help="Serve /healthz, /livez and /metrics over HTTP here; loopback only unless "
+      "--health-addr-allow-remote; port 0 picks a free port. [default: off]")
+@_opt("--health-addr-allow-remote", is_flag=True, default=None,
+      help="Allow a non-loopback --health-addr (exposes health and metrics).")
+@_opt("--status-ttl", type=float, metavar="SECONDS",
+      help="How long a successful Status probe (encrypt+decrypt round trip) is reused. "
+      "[default: 30]")
+@_opt("--status-grace", type=float, metavar="SECONDS",
+      help="How long transient backend failures (unavailable, throttled, timeout) keep "
+      "Status healthy with the last good key_id. [default: 60]")
+@_opt("--grace-period", type=float, metavar="SECONDS",
+      help="On SIGTERM/SIGINT, how long in-flight requests may finish. [default: 10]")
+@_opt("--disable-v1beta1", is_flag=True, default=None,
+      help="Serve only v2.KeyManagementService (no deprecated KMS v1 API).")
+@_opt("--max-workers", type=int, metavar="N",
+      help="Concurrent requests handled at once (thread pool). [default: 32]")
+@_opt("--log-format", type=click.Choice(LOG_FORMATS),
+      help="json (one object per line) or text. [default: json]")
+@_opt("--log-level", type=click.Choice(LOG_LEVELS), help="[default: info]")
+@_opt("--backend", "backend_type", type=click.Choice(["local", "vault", "aws"]),
+      help="Key backend kind; overrides the config file's backend type.",
+      envvar=_env("backend"))
+@_opt("--local-kek-file", multiple=True, metavar="FILE",
+      help="local: a 32-byte KEK file; repeat for old keys (the first one encrypts).")
+@_opt("--vault-addr", metavar="URL", help="vault: OpenBao/Vault address.")
+@_opt("--vault-mount", metavar="PATH", help="vault: transit mount. [default: transit]")
+@_opt("--vault-key", metavar="NAME", help="vault: transit key name.")
+@_opt("--vault-token-file", metavar="FILE", help="vault: file holding the token.")
+@_opt("--aws-key", metavar="KEY", help="aws: key id, ARN or alias/NAME.")
+@_opt("--aws-region", metavar="REGION", help="aws: region.")
+@_opt("--aws-endpoint-url", metavar="URL", help="aws: KMS endpoint (VPC endpoint, test server).")
+@click.option("--check-config", is_flag=True,
+              help="Validate the configuration, build the backend, print a summary and exit.")
+@click.version_option(__version__, prog_name="secretkit-kms-plugin")
+def command(**params: Any) -> None:
+    """Serve the Kubernetes KMS v2 API (and v1beta1) on a unix socket.
+
+    kube-apiserver calls Status, Encrypt and Decrypt; the plugin wraps the
+    apiserver's DEK seeds with a key held by a backend: a local KEK file, an
+    OpenBao/Vault transit key, or an AWS KMS key. Status runs a real encrypt+decrypt
+    round trip against the backend (cached for --status-ttl) and reports the
+    backend's current key_id, so a backend key rotation reaches the apiserver within
+    one TTL.
+    """
+    config = _config_from(params)
+    if params["check_config"]:
+        _check(config)
+        return
+    from kms_plugin.app import run  # grpc and the backend SDKs only when serving
+
+    run(config)
+
+
+def _config_from(params: dict[str, Any]) -> PluginConfig:
+    ctx = click.get_current_context()
+    file_path: Path | None = params["config_file"]
+    file_data = load_config_file(file_path) if file_path is not None else {}
+    overrides: dict[str, Any] = {}
+    for name in _PLAIN:
+        source = ctx.get_parameter_source(name)
+        if params[name] is not None and source is not click.core.ParameterSource.DEFAULT:
+            overrides[name] = params[name]
+    if params["socket_path"]:
+        if "listen" in overrides:
+            raise UsageError("pass either --listen or --socket, not both", where="--socket")
+        overrides["listen"] = "unix://" + params["socket_path"]
+    fragment = backend_flags(
+        backend=params["backend_type"],
+        local_kek_files=tuple(params["local_kek_file"]),
+        vault_addr=params["vault_addr"], vault_mount=params["vault_mount"],
+        vault_key=params["vault_key"], vault_token_file=params["vault_token_file"],
+        aws_key=params["aws_key"], aws_region=params["aws_region"],
+        aws_endpoint_url=params["aws_endpoint_url"],
+    )
+    return build_config(
+        file_data, overrides, fragment,
+        source=str(file_path) if file_path else "config",
+        base_dir=file_path.resolve().parent if file_path else None,
+    )
+
+
+def _check(config: PluginConfig) -> None:
+    from kms_plugin.app import build_backend_for
+
+    backend = build_backend_for(config)
+    try:
+        click.echo(f"listen:       {config.listen.endpoint}")
+        click.echo(f"backend:      {backend.kind}")
+        health = config.health_addr
+        click.echo(f"health:       {f'{health.host}:{health.port}' if health else 'off'}")
+        click.echo(f"v1beta1:      {'disabled' if config.disable_v1beta1 else 'enabled'}")
+        click.echo("configuration OK")
+    finally:
+        backend.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the command; configuration errors exit 2, others 1."""
+    try:
+        command.main(args=argv, prog_name="secretkit-kms-plugin", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(2)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    except SecretkitError as exc:
+        click.echo(exc.diagnostics(), err=True)
+        # anything wrong before serving is a configuration problem
+        sys.exit(exc.exit_code if exc.exit_code != 1 else 2)
+    sys.exit(0)

@@ -1,0 +1,68 @@
+"""Structured logging for the daemon: one JSON object per line (or plain text).
+
+Callers pass context through ``extra={...}``; every value logged anywhere in the
+plugin is a class name, a key_id, a count or one of our own secret-free messages.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from typing import Any
+
+# attributes every LogRecord has; anything else came from ``extra=``
+_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
+    "message", "asctime", "taskName",
+}
+
+
+def _extras(record: logging.LogRecord) -> dict[str, Any]:
+    return {k: v for k, v in vars(record).items() if k not in _STANDARD}
+
+
+class JsonFormatter(logging.Formatter):
+    """Render a record as one JSON line: time, level, logger, msg, then extras."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Format ``record``; exception tracebacks are reduced to their class name."""
+        entry: dict[str, Any] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        entry.update(_extras(record))
+        if record.exc_info and record.exc_info[0] is not None:
+            # tracebacks can carry SDK messages that echo input: keep the type only
+            entry["exc_type"] = record.exc_info[0].__name__
+        return json.dumps(entry, default=str, sort_keys=False)
+
+
+class TextFormatter(logging.Formatter):
+    """Human text: ``time level logger: msg key=value ...``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Format ``record`` on one line."""
+        stamp = time.strftime("%H:%M:%S", time.gmtime(record.created))
+        extras = " ".join(f"{k}={v}" for k, v in _extras(record).items())
+        line = f"{stamp} {record.levelname.lower()} {record.name}: {record.getMessage()}"
+        if record.exc_info and record.exc_info[0] is not None:
+            extras += f" exc_type={record.exc_info[0].__name__}"
+        return f"{line} {extras}".rstrip()
+
+
+def configure_logging(fmt: str, level: str) -> None:
+    """Send every log record to stderr in ``fmt`` (json|text) at ``level``."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    # SDK loggers can print request bodies at debug level (botocore, urllib3, hvac)
+    for noisy in ("botocore", "boto3", "urllib3", "hvac", "s3transfer"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

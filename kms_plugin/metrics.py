@@ -1,0 +1,110 @@
+"""Prometheus metrics of the plugin, on a registry of its own (no global state).
+
+Every label is bounded: operations and status classes are fixed sets, backend errors
+are reduced to :func:`backend_error_class`, and the key_id info metric only ever holds
+the current key_id (key_ids are not secret: etcd stores them in plaintext).
+"""
+
+from __future__ import annotations
+
+import threading
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from secretkit.errors import (
+    BackendInvalidRequest,
+    BackendPermissionDenied,
+    BackendTimeout,
+    BackendUnavailable,
+    DecryptError,
+    FormatError,
+)
+
+#: sub-millisecond to multi-second: local wraps take ~0.1 ms, remote KMS ~1-100 ms
+_BUCKETS = (
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0, 2.5, 5.0, 10.0,
+)
+
+
+def backend_error_class(exc: BaseException) -> str:
+    """Map an exception to one of a fixed set of error classes (a metric label)."""
+    if isinstance(exc, BackendUnavailable):
+        return "unavailable"
+    if isinstance(exc, BackendTimeout):
+        return "timeout"
+    if isinstance(exc, BackendPermissionDenied):
+        return "permission_denied"
+    if isinstance(exc, BackendInvalidRequest | DecryptError | FormatError):
+        return "invalid_request"
+    return "other"
+
+
+class PluginMetrics:
+    """The plugin's metrics; one instance per process, passed to whoever records."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "secretkit_kms_plugin_requests_total",
+            "gRPC requests by operation and status class.",
+            ["operation", "status_class"], registry=r,
+        )
+        self.request_seconds = Histogram(
+            "secretkit_kms_plugin_request_duration_seconds",
+            "gRPC request latency by operation and status class.",
+            ["operation", "status_class"], buckets=_BUCKETS, registry=r,
+        )
+        self.backend_seconds = Histogram(
+            "secretkit_kms_plugin_backend_duration_seconds",
+            "Latency of calls to the key backend.",
+            ["backend", "operation"], buckets=_BUCKETS, registry=r,
+        )
+        self.backend_errors = Counter(
+            "secretkit_kms_plugin_backend_errors_total",
+            "Failed key backend calls by error class.",
+            ["backend", "operation", "error_class"], registry=r,
+        )
+        self.probes = Counter(
+            "secretkit_kms_plugin_status_probes_total",
+            "Status probes (encrypt+decrypt round trips) by result: ok, masked "
+            "(failed but within the grace window) or failed.",
+            ["result"], registry=r,
+        )
+        self.healthy = Gauge(
+            "secretkit_kms_plugin_healthy",
+            "1 when the last Status probe reported healthy, else 0.", registry=r,
+        )
+        self.key_id_info = Gauge(
+            "secretkit_kms_plugin_key_id_info",
+            "The key_id Status currently reports (value always 1).",
+            ["key_id"], registry=r,
+        )
+        self._key_id_lock = threading.Lock()
+        self._key_id: str | None = None
+
+    def observe_request(self, operation: str, status_class: str, seconds: float) -> None:
+        """Count one gRPC request and its latency."""
+        self.requests.labels(operation, status_class).inc()
+        self.request_seconds.labels(operation, status_class).observe(seconds)
+
+    def observe_backend(
+        self, backend: str, operation: str, seconds: float, error_class: str | None
+    ) -> None:
+        """Record one backend call; ``error_class`` is None on success."""
+        self.backend_seconds.labels(backend, operation).observe(seconds)
+        if error_class is not None:
+            self.backend_errors.labels(backend, operation, error_class).inc()
+
+    def observe_probe(self, healthy: bool, clean: bool, key_id: str) -> None:
+        """Record a Status probe and publish the current key_id."""
+        result = "ok" if clean else "masked" if healthy else "failed"
+        self.probes.labels(result).inc()
+        self.healthy.set(1 if healthy else 0)
+        with self._key_id_lock:
+            if key_id != self._key_id:
+                if self._key_id is not None:
+                    self.key_id_info.remove(self._key_id)
+                self.key_id_info.labels(key_id).set(1)
+                self._key_id = key_id
