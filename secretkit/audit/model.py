@@ -1,0 +1,172 @@
+"""The audit report model: per-object verdicts, bounded findings, counters (pure data).
+
+An :class:`AuditReport` keeps only counters and a bounded list of offending objects,
+so a scan of millions of keys uses flat memory. Nothing here ever holds plaintext,
+key material or ciphertext: an :class:`ObjectRecord` carries names, sizes and
+revisions only.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+#: version of the ``-o json`` document; bump on any incompatible change
+SCHEMA_VERSION = 1
+
+#: default number of offending objects kept in memory per finding kind
+DEFAULT_FINDINGS_LIMIT = 10_000
+
+
+class FindingKind(StrEnum):
+    """What can be wrong with one stored object (part of the JSON schema)."""
+
+    PLAINTEXT = "plaintext"  # a protected resource stored unencrypted
+    STALE = "stale"  # readable, but not written by the current write provider/key
+    UNDECRYPTABLE = "undecryptable"  # the current config cannot read it: data-loss risk
+    UNKNOWN = "unknown"  # the bytes match no known storage format
+
+
+@dataclass(frozen=True)
+class ObjectRecord:
+    """The classification of one etcd value, without any secret material.
+
+    ``revision`` is the etcd revision the value was read at (the scan revision for
+    current values, the historical revision for ``--history`` values); ``historical``
+    marks values that are no longer the live one.
+    """
+
+    key: str
+    resource: str
+    namespace: str | None
+    name: str
+    provider: str
+    size: int
+    mod_revision: int
+    provider_name: str | None = None
+    key_name: str | None = None
+    key_id: str | None = None
+    dek_source_type: int | None = None
+    encoding: str | None = None
+    protected: bool = False
+    findings: tuple[FindingKind, ...] = ()
+    reasons: tuple[str, ...] = ()
+    historical: bool = False
+
+    @property
+    def key_label(self) -> str:
+        """The key column of the summary: key name, kms provider name, or ``-``."""
+        if self.provider == "kms-v2":
+            return f"{self.provider_name}/{self.key_id or '?'}"
+        return self.key_name or self.provider_name or "-"
+
+    def to_json(self) -> dict[str, object]:
+        """The documented JSON shape of one offending object."""
+        return {
+            "key": self.key,
+            "resource": self.resource,
+            "namespace": self.namespace,
+            "name": self.name,
+            "provider": self.provider,
+            "provider_name": self.provider_name,
+            "key_name": self.key_name,
+            "key_id": self.key_id,
+            "dek_source_type": self.dek_source_type,
+            "encoding": self.encoding,
+            "size": self.size,
+            "mod_revision": self.mod_revision,
+            "historical": self.historical,
+            "findings": [f.value for f in self.findings],
+            "reasons": list(self.reasons),
+        }
+
+
+@dataclass(frozen=True)
+class SummaryKey:
+    """One row of the summary table: resource x provider x key (x key_id)."""
+
+    resource: str
+    provider: str
+    key: str
+
+
+@dataclass
+class SummaryRow:
+    """Counters of one summary row."""
+
+    objects: int = 0
+    bytes: int = 0
+    stale: int = 0
+    undecryptable: int = 0
+    plaintext: int = 0
+    unknown: int = 0
+
+
+@dataclass
+class AuditReport:
+    """Everything one audit run found; built incrementally by :meth:`add`."""
+
+    source: str
+    prefix: str
+    revision: int | None = None
+    config_source: str | None = None
+    config_hash: str | None = None
+    decrypt_checked: bool = False
+    history: bool = False
+    protected_resources: tuple[str, ...] = ()
+    kms_key_ids: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    findings_limit: int = DEFAULT_FINDINGS_LIMIT
+    total_objects: int = 0
+    total_bytes: int = 0
+    historical_values: int = 0
+    rows: dict[SummaryKey, SummaryRow] = field(default_factory=dict)
+    finding_counts: Counter[FindingKind] = field(default_factory=Counter)
+    historical_finding_counts: Counter[FindingKind] = field(default_factory=Counter)
+    offending: list[ObjectRecord] = field(default_factory=list)
+    dropped_offending: int = 0
+
+    def add(self, record: ObjectRecord) -> None:
+        """Count one object; keep it (bounded) when it has findings."""
+        if record.historical:
+            self.historical_values += 1
+            self.historical_finding_counts.update(record.findings)
+        else:
+            self.total_objects += 1
+            self.total_bytes += record.size
+            row_key = SummaryKey(record.resource, record.provider, record.key_label)
+            row = self.rows.get(row_key)
+            if row is None:
+                row = self.rows[row_key] = SummaryRow()
+            row.objects += 1
+            row.bytes += record.size
+            for finding in record.findings:
+                setattr(row, finding.value, getattr(row, finding.value) + 1)
+            self.finding_counts.update(record.findings)
+        if record.findings:
+            if len(self.offending) < self.findings_limit:
+                self.offending.append(record)
+            else:
+                self.dropped_offending += 1
+
+    def extend(self, records: Iterable[ObjectRecord]) -> None:
+        """Add every record of ``records``."""
+        for record in records:
+            self.add(record)
+
+    def count(self, kind: FindingKind, *, include_history: bool = True) -> int:
+        """How many objects (and, by default, historical values) have ``kind``."""
+        total = self.finding_counts[kind]
+        if include_history:
+            total += self.historical_finding_counts[kind]
+        return total
+
+    def failed(self, fail_on: Iterable[FindingKind]) -> bool:
+        """True when any finding of a kind in ``fail_on`` was seen."""
+        return any(self.count(kind) > 0 for kind in fail_on)
+
+    def sorted_rows(self) -> list[tuple[SummaryKey, SummaryRow]]:
+        """Summary rows in a stable order (resource, provider, key)."""
+        return sorted(self.rows.items(), key=lambda kv: (kv[0].resource, kv[0].provider, kv[0].key))
