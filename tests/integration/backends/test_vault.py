@@ -1,0 +1,245 @@
+"""VaultTransitBackend against a real OpenBao dev server."""
+
+from __future__ import annotations
+
+import base64
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from secretkit.backends import build_backend
+from secretkit.backends.vault import VaultTransitBackend, cluster_id_for, parse_key_id
+from secretkit.errors import (
+    BackendInvalidRequest,
+    BackendPermissionDenied,
+    BackendUnavailable,
+    SecretkitError,
+)
+from secretkit.sandbox.servers import free_port
+from tests.fixtures.servers import OpenBaoServer
+
+pytestmark = pytest.mark.vault
+
+TRANSIT_POLICY = """
+path "transit/encrypt/{key}" {{ capabilities = ["update"] }}
+path "transit/decrypt/{key}" {{ capabilities = ["update"] }}
+path "transit/keys/{key}" {{ capabilities = ["read"] }}
+"""
+
+
+def _key(bao: OpenBaoServer, **kwargs: Any) -> str:
+    name = f"k-{uuid.uuid4().hex[:8]}"
+    bao.client().secrets.transit.create_key(name=name, mount_point="transit", **kwargs)
+    return name
+
+
+def _backend(bao: OpenBaoServer, key: str, **extra: Any) -> VaultTransitBackend:
+    definition: dict[str, Any] = {
+        "type": "vault",
+        "address": bao.address,
+        "key": key,
+        "auth": {"method": "token", "token": bao.token},
+    }
+    definition.update(extra)
+    backend = build_backend(definition, where="test")
+    assert isinstance(backend, VaultTransitBackend)
+    return backend
+
+
+def _policy_token(bao: OpenBaoServer, key: str, **token_args: Any) -> str:
+    client = bao.client()
+    policy = f"p-{key}"
+    client.sys.create_or_update_policy(name=policy, policy=TRANSIT_POLICY.format(key=key))
+    resp = client.auth.token.create(policies=[policy], **token_args)
+    return str(resp["auth"]["client_token"])
+
+
+def test_round_trip_and_key_id_scheme(openbao_server: OpenBaoServer) -> None:
+    key = _key(openbao_server)
+    backend = _backend(openbao_server, key)
+    wrapped = backend.encrypt(b"\x00seed\xff" * 4)
+    cluster = cluster_id_for(openbao_server.address, None)
+    assert wrapped.key_id == f"vault:{cluster}:transit:{key}:v1"
+    assert backend.status().key_id == wrapped.key_id
+    assert wrapped.ciphertext.startswith(b"vault:v1:")
+    assert backend.decrypt(wrapped.ciphertext, key_id=wrapped.key_id) == b"\x00seed\xff" * 4
+    ref = parse_key_id(wrapped.key_id)
+    assert ref is not None and (ref.mount, ref.key, ref.version) == ("transit", key, 1)
+
+
+def test_rotate_gives_new_key_id_and_old_data_still_decrypts(
+    openbao_server: OpenBaoServer,
+) -> None:
+    key = _key(openbao_server)
+    backend = _backend(openbao_server, key)
+    old = backend.encrypt(b"old-seed")
+    new_key_id = backend.rotate()
+    assert new_key_id.endswith(f":{key}:v2") and new_key_id != old.key_id
+    assert backend.status().key_id == new_key_id
+    new = backend.encrypt(b"new-seed")
+    assert new.key_id == new_key_id and new.ciphertext.startswith(b"vault:v2:")
+    assert backend.decrypt(old.ciphertext, key_id=old.key_id) == b"old-seed"
+    assert backend.decrypt(new.ciphertext, key_id=new.key_id) == b"new-seed"
+
+
+def test_key_switch_old_values_decrypt_by_key_name_from_key_id(
+    openbao_server: OpenBaoServer,
+) -> None:
+    first, second = _key(openbao_server), _key(openbao_server)
+    wrapped = _backend(openbao_server, first).encrypt(b"seed-under-first")
+    switched = _backend(openbao_server, second)
+    assert switched.status().key_id.endswith(f":{second}:v1")
+    assert switched.decrypt(wrapped.ciphertext, key_id=wrapped.key_id) == b"seed-under-first"
+
+
+def test_foreign_key_ids_are_invalid_requests(openbao_server: OpenBaoServer) -> None:
+    key = _key(openbao_server)
+    backend = _backend(openbao_server, key)
+    wrapped = backend.encrypt(b"seed")
+    with pytest.raises(BackendInvalidRequest, match="another Vault cluster"):
+        backend.decrypt(wrapped.ciphertext, key_id=f"vault:000000000000:transit:{key}:v1")
+    with pytest.raises(BackendInvalidRequest, match="not a Vault transit key_id"):
+        backend.decrypt(wrapped.ciphertext, key_id="local:sha256:abcd")
+    with pytest.raises(BackendInvalidRequest):
+        backend.decrypt(b"vault:v1:AAAA", key_id=wrapped.key_id)
+    moved = _backend(openbao_server, key, cluster_id=parse_key_id(wrapped.key_id).cluster_id)  # type: ignore[union-attr]
+    assert moved.decrypt(wrapped.ciphertext, key_id=wrapped.key_id) == b"seed"
+
+
+def test_derived_key_binds_an_encryption_context(openbao_server: OpenBaoServer) -> None:
+    key = _key(openbao_server, derived=True)
+    backend = _backend(openbao_server, key)
+    wrapped = backend.encrypt(b"derived-seed")
+    assert backend.decrypt(wrapped.ciphertext, key_id=wrapped.key_id) == b"derived-seed"
+    other_context = _backend(openbao_server, key, context="some-other-context")
+    with pytest.raises(BackendInvalidRequest):
+        other_context.decrypt(wrapped.ciphertext, key_id=wrapped.key_id)
+
+
+def test_concurrent_callers_are_batched_and_get_their_own_results(
+    openbao_server: OpenBaoServer,
+) -> None:
+    key = _key(openbao_server)
+    backend = _backend(openbao_server, key, batch={"max_items": 16, "max_inflight": 1})
+    n = 48
+    seeds = [f"seed-{i:03d}".encode() * 2 for i in range(n)]
+    start = threading.Barrier(n)
+
+    def enc(seed: bytes) -> Any:
+        start.wait()
+        return backend.encrypt(seed)
+
+    with ThreadPoolExecutor(n) as pool:
+        wrapped = list(pool.map(enc, seeds))
+    assert backend.batch_count() > 0
+    assert len({w.ciphertext for w in wrapped}) == n
+    key_id = wrapped[0].key_id
+    bad_index = {7, 30}
+    inputs = [
+        b"vault:v1:" + base64.b64encode(b"x" * 40) if i in bad_index else w.ciphertext
+        for i, w in enumerate(wrapped)
+    ]
+    before = backend.batch_count()
+    start_dec = threading.Barrier(n)
+
+    def dec(ct: bytes) -> bytes | SecretkitError:
+        start_dec.wait()
+        try:
+            return backend.decrypt(ct, key_id=key_id)
+        except SecretkitError as exc:
+            return exc
+
+    with ThreadPoolExecutor(n) as pool:
+        results = list(pool.map(dec, inputs))
+    assert backend.batch_count() > before
+    for i, res in enumerate(results):
+        if i in bad_index:
+            assert isinstance(res, BackendInvalidRequest), res
+        else:
+            assert res == seeds[i]
+
+
+def test_permission_denied_names_key_but_never_the_token(openbao_server: OpenBaoServer) -> None:
+    key = _key(openbao_server)
+    client = openbao_server.client()
+    client.sys.create_or_update_policy(
+        name="nothing", policy='path "secret/*" { capabilities = ["read"] }'
+    )
+    token = str(client.auth.token.create(policies=["nothing"])["auth"]["client_token"])
+    backend = _backend(openbao_server, key, auth={"method": "token", "token": token})
+    with pytest.raises(BackendPermissionDenied) as err:
+        backend.encrypt(b"plain-seed-value")
+    text = err.value.diagnostics() + str(err.value)
+    assert key in text
+    assert token not in text and openbao_server.token not in text
+    assert "plain-seed-value" not in text
+
+
+def test_short_ttl_token_is_renewed(openbao_server: OpenBaoServer, tmp_path: Path) -> None:
+    key = _key(openbao_server)
+    token = _policy_token(openbao_server, key, ttl="4s", renewable=True)
+    token_file = tmp_path / "token"
+    token_file.write_text(token)
+    backend = _backend(
+        openbao_server,
+        key,
+        auth={"method": "token", "token_file": str(token_file)},
+        renew_margin_seconds=1.5,
+        key_cache_seconds=0.01,
+    )
+    first = backend.encrypt(b"one")
+    deadline = time.monotonic() + 9  # well past the token's original 4s TTL
+    while time.monotonic() < deadline:
+        assert backend.decrypt(first.ciphertext, key_id=first.key_id) == b"one"
+        time.sleep(0.5)
+    logins, renewals = backend.auth_stats
+    assert renewals >= 2 and logins == 1
+
+
+def test_approle_logs_in_again_when_renewal_hits_max_ttl(openbao_server: OpenBaoServer) -> None:
+    key = _key(openbao_server)
+    client = openbao_server.client()
+    if "approle/" not in client.sys.list_auth_methods()["data"]:
+        client.sys.enable_auth_method("approle")
+    policy = f"p-{key}"
+    client.sys.create_or_update_policy(name=policy, policy=TRANSIT_POLICY.format(key=key))
+    role = f"r-{key}"
+    client.auth.approle.create_or_update_approle(
+        role, token_policies=[policy], token_ttl="3s", token_max_ttl="4s"
+    )
+    role_id = client.auth.approle.read_role_id(role)["data"]["role_id"]
+    secret_id = client.auth.approle.generate_secret_id(role)["data"]["secret_id"]
+    backend = _backend(
+        openbao_server,
+        key,
+        auth={"method": "approle", "role_id": role_id, "secret_id": secret_id},
+        renew_margin_seconds=1.5,
+        key_cache_seconds=0.01,
+    )
+    wrapped = backend.encrypt(b"approle-seed")
+    deadline = time.monotonic() + 7
+    while time.monotonic() < deadline:
+        assert backend.decrypt(wrapped.ciphertext, key_id=wrapped.key_id) == b"approle-seed"
+        time.sleep(0.4)
+    logins, _ = backend.auth_stats
+    assert logins >= 2
+
+
+def test_unreachable_vault_is_unavailable() -> None:
+    backend = build_backend(
+        {
+            "type": "vault",
+            "address": f"http://127.0.0.1:{free_port()}",
+            "key": "k",
+            "auth": {"method": "token", "token": "dev-not-a-real-token"},
+        },
+        where="test",
+    )
+    with pytest.raises(BackendUnavailable) as err:
+        backend.encrypt(b"seed")
+    assert "dev-not-a-real-token" not in err.value.diagnostics()
