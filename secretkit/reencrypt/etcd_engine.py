@@ -1,0 +1,183 @@
+"""Re-encrypt directly in etcd (``--via etcd``): for recovery and offline clusters.
+
+Each value is read with the config's read chain and, when stale, written with the
+write provider (kms v2: one fresh seed per run and key_id, like the apiserver), with
+a compare-and-swap on the key's mod_revision: a concurrent writer always wins. On a
+lost swap the key is read again and, if still stale, swapped once more; a second
+loss is counted as ``conflicts_skipped`` (the other writer's value stays).
+
+Only safe while no apiserver writes with an *older* config: the CLI gates this mode
+behind ``--i-understand-the-apiserver-is-stopped`` or an interactive confirmation.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+from secretkit.errors import DecryptError, EtcdError, FormatError, SecretkitError
+from secretkit.reencrypt.checkpoint import Checkpoint, CheckpointFile, ResourceProgress
+from secretkit.reencrypt.ports import EtcdStore, StoredKeyValue, TransformerChain
+from secretkit.reencrypt.summary import ObjectError, Summary
+
+
+@dataclass(frozen=True)
+class EtcdScope:
+    """One labelled key range: ``label`` names it in the summary and checkpoint."""
+
+    label: str
+    key_prefix: str
+    namespaced: bool = True
+
+
+@dataclass(frozen=True)
+class EtcdRunOptions:
+    """Knobs of a ``--via etcd`` run."""
+
+    page_size: int = 1000
+    concurrency: int = 8
+    dry_run: bool = False
+    #: rewrite values that are not stale too (a fresh nonce/seed for every value)
+    force: bool = False
+    #: seconds between kms v2 Status polls during the run (the apiserver polls every 60 s)
+    kms_refresh_seconds: float = 60.0
+    etcd_prefix: str = "/registry"
+
+
+class EtcdReencryptor:
+    """Drives one ``--via etcd`` run over labelled key ranges."""
+
+    def __init__(
+        self,
+        store: EtcdStore,
+        transformers: TransformerChain,
+        *,
+        options: EtcdRunOptions,
+        summary: Summary,
+        checkpoint: Checkpoint,
+        checkpoint_file: CheckpointFile | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._store = store
+        self._chain = transformers
+        self._opts = options
+        self._summary = summary
+        self._checkpoint = checkpoint
+        self._file = checkpoint_file
+        self._clock = clock
+        self._last_refresh = clock()
+        self._lock = threading.Lock()
+
+    def run(self, scopes: Sequence[EtcdScope]) -> None:
+        """Re-encrypt every stale value in ``scopes``; resumable through the checkpoint."""
+        self._chain.refresh_kms()
+        self._last_refresh = self._clock()
+        workers = max(self._opts.concurrency, 1)
+        with ThreadPoolExecutor(workers, thread_name_prefix="reencrypt-etcd") as pool:
+            for scope in scopes:
+                progress = self._checkpoint.progress(scope.label)
+                self._summary.ensure(scope.label)
+                if progress.state == "done":
+                    continue
+                progress.state = "running"
+                self._run_scope(pool, scope, progress)
+                progress.state = "done"
+                self._save(scope, progress)
+
+    def _run_scope(
+        self, pool: ThreadPoolExecutor, scope: EtcdScope, progress: ResourceProgress
+    ) -> None:
+        done_upto = progress.last_key.encode() if progress.last_key else None
+        pages = self._store.range_pages(
+            scope.key_prefix.encode(), page_size=self._opts.page_size
+        )
+        for page in pages:
+            batch = [kv for kv in page if done_upto is None or kv.key > done_upto]
+            if not batch:
+                continue
+            self._maybe_refresh()
+            chunk = max(len(batch) // (self._opts.concurrency * 2), 1)
+            futures: list[Future[None]] = [
+                pool.submit(self._process_chunk, scope, batch[i : i + chunk])
+                for i in range(0, len(batch), chunk)
+            ]
+            error: BaseException | None = None
+            for fut in futures:
+                try:
+                    fut.result()
+                except BaseException as exc:  # re-raised after every chunk finished
+                    error = error or exc
+            if error is not None:
+                raise error
+            progress.last_key = batch[-1].key.decode("utf-8", "surrogateescape")
+            self._save(scope, progress)
+
+    def _maybe_refresh(self) -> None:
+        if self._clock() - self._last_refresh >= self._opts.kms_refresh_seconds:
+            self._chain.refresh_kms()
+            self._last_refresh = self._clock()
+
+    def _process_chunk(self, scope: EtcdScope, chunk: Sequence[StoredKeyValue]) -> None:
+        for kv in chunk:
+            self._process(scope, kv)
+
+    def _process(self, scope: EtcdScope, kv: StoredKeyValue) -> None:
+        label = scope.label
+        key = kv.key.decode("utf-8", "surrogateescape")
+        self._summary.add(label, "seen")
+        current: StoredKeyValue | None = kv
+        for attempt in (1, 2):
+            if current is None:
+                self._summary.add(label, "gone")
+                return
+            try:
+                transformer = self._chain.for_etcd_key(key, self._opts.etcd_prefix)
+                result = transformer.read(current.value, key)
+                if not result.stale and not self._opts.force:
+                    self._summary.add(label, "unchanged")
+                    return
+                if self._opts.dry_run:
+                    self._summary.add(label, "rewritten")
+                    return
+                new_value = transformer.write(result.plaintext, key)
+            except (DecryptError, FormatError) as exc:
+                self._fail(scope, key, type(exc).__name__)
+                return
+            except EtcdError:
+                raise
+            except SecretkitError as exc:  # a kms backend failure for this value
+                self._fail(scope, key, type(exc).__name__)
+                return
+            if self._store.compare_and_swap(kv.key, new_value, mod_revision=current.mod_revision):
+                self._summary.add(label, "rewritten")
+                return
+            # somebody wrote (or deleted) the key since we read it: their value wins
+            if attempt == 1:
+                self._summary.add(label, "conflicts_retried")
+                current = self._store.get(kv.key)
+        self._summary.add(label, "conflicts_skipped")
+
+    def _fail(self, scope: EtcdScope, key: str, reason: str) -> None:
+        tail = key[len(scope.key_prefix) :] if key.startswith(scope.key_prefix) else key
+        namespace, sep, name = tail.partition("/")
+        if not sep or not scope.namespaced:
+            namespace, name = "", tail
+        self._summary.fail(
+            ObjectError(
+                resource=scope.label,
+                namespace=namespace or None,
+                name=name,
+                status=None,
+                reason=reason,
+            )
+        )
+
+    def _save(self, scope: EtcdScope, progress: ResourceProgress) -> None:
+        progress.counters = self._summary.resource_counters(scope.label)
+        with self._lock:
+            self._checkpoint.errors = [e.to_json() for e in self._summary.errors]
+            if self._file is not None:
+                self._file.save(self._checkpoint)

@@ -1,0 +1,50 @@
+"""Where a resource's objects live in etcd, and which object a key names (pure)."""
+
+from __future__ import annotations
+
+from secretkit.kube.discovery import ApiResource
+
+#: core resources stored under another path than their name
+_SPECIAL: dict[str, str] = {
+    "services": "services/specs",
+    "endpoints": "services/endpoints",
+    "nodes": "minions",
+    "replicationcontrollers": "controllers",
+}
+
+
+def _base(prefix: str) -> str:
+    stripped = prefix.strip("/")
+    return "/" + stripped if stripped else ""
+
+
+def etcd_prefixes(resource: str, group: str, prefix: str = "/registry") -> list[str]:
+    """Candidate key prefixes (ending in ``/``) of one resource.
+
+    Built-in groups store without a group segment, CRDs and aggregated types with
+    one; for a non-core group both are returned (scanning an empty range is cheap).
+    """
+    base = _base(prefix)
+    if not group:
+        return [f"{base}/{_SPECIAL.get(resource, resource)}/"]
+    return [f"{base}/{resource}/", f"{base}/{group}/{resource}/"]
+
+
+def object_of_key(key: str, key_prefix: str, namespaced: bool) -> tuple[str | None, str] | None:
+    """``(namespace, name)`` of ``key`` below ``key_prefix``; None when it does not fit."""
+    if not key.startswith(key_prefix):
+        return None
+    tail = key[len(key_prefix) :]
+    if namespaced:
+        namespace, sep, name = tail.partition("/")
+        if not sep or not namespace or not name or "/" in name:
+            return None
+        return namespace, name
+    if not tail or "/" in tail:
+        return None
+    return None, tail
+
+
+def prefixes_for(res: ApiResource, prefix: str = "/registry") -> list[str]:
+    """:func:`etcd_prefixes` of a discovered resource."""
+    return etcd_prefixes(res.resource, res.group, prefix)
