@@ -1,0 +1,447 @@
+"""A small synchronous etcd v3 client over our own gRPC stubs (see docs/adr/0001).
+
+Only what secretkit needs: paged range reads pinned to one revision, single-key
+reads at any revision, put, compare-and-swap, guarded delete, compaction, status
+and snapshots. Every gRPC failure becomes an :class:`~secretkit.errors.EtcdError`
+(see :mod:`secretkit.etcd.errors`); keys' values never appear in messages or logs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import grpc
+
+from secretkit._proto.etcd import kv_pb2, rpc_pb2, rpc_pb2_grpc
+from secretkit.errors import ConfigError, EtcdError
+from secretkit.etcd.config import EtcdConfig
+from secretkit.etcd.errors import is_tls_failure, rpc_code, translate
+from secretkit.etcd.keys import ALL_KEYS, next_key, prefix_range_end
+from secretkit.etcd.model import EtcdStatus, KeyValue
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: large enough for a page of big objects; range_pages halves its page when exceeded
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+_CHANNEL_OPTIONS: list[tuple[str, Any]] = [
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    # etcd endpoints are dialled directly; an HTTP(S)_PROXY meant for the web must not apply
+    ("grpc.enable_http_proxy", 0),
+]
+
+
+@dataclass
+class _Connection:
+    endpoint: str
+    channel: grpc.Channel
+    kv: rpc_pb2_grpc.KVStub
+    maintenance: rpc_pb2_grpc.MaintenanceStub
+    auth: rpc_pb2_grpc.AuthStub
+    token: str | None = None
+
+
+def grpc_target(endpoint: str) -> str:
+    """``http(s)://host:port`` (or bare ``host:port``) -> the gRPC target ``host:port``."""
+    target = endpoint
+    for scheme in ("http://", "https://"):
+        if target.startswith(scheme):
+            target = target[len(scheme) :]
+            break
+    target = target.rstrip("/")
+    if not target or "/" in target or "://" in target:
+        raise ConfigError(
+            f"cannot use etcd endpoint {endpoint!r}",
+            where="endpoints",
+            hint="endpoints look like https://10.0.0.1:2379 or 127.0.0.1:2379",
+        )
+    return target
+
+
+def _read_file(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read the {what}: {exc.strerror or exc}",
+            where=str(path),
+            hint="check the path and its permissions",
+        ) from None
+
+
+def _to_kv(kv: kv_pb2.KeyValue) -> KeyValue:
+    return KeyValue(
+        key=kv.key,
+        value=kv.value,
+        create_revision=kv.create_revision,
+        mod_revision=kv.mod_revision,
+        version=kv.version,
+    )
+
+
+class EtcdClient:
+    """Synchronous etcd v3 client; use as a context manager (or call :meth:`close`).
+
+    Thread-safe: one gRPC channel to the current endpoint is shared. When an endpoint
+    is UNAVAILABLE the request is retried on the next one. A retried
+    :meth:`compare_and_swap` may report a conflict for a write that did land; callers
+    re-read on conflict anyway, so this errs on the safe side.
+    """
+
+    def __init__(self, config: EtcdConfig | None = None) -> None:
+        self._config = config if config is not None else EtcdConfig.from_env()
+        self._targets = [grpc_target(e) for e in self._config.endpoints]
+        self._credentials = self._channel_credentials()
+        self._lock = threading.Lock()
+        self._index = 0
+        self._conn: _Connection | None = None
+        self._closed = False
+
+    # -- life cycle -------------------------------------------------------------------
+
+    @property
+    def config(self) -> EtcdConfig:
+        """The settings this client was built with."""
+        return self._config
+
+    @property
+    def endpoint(self) -> str:
+        """The endpoint requests currently go to."""
+        return self._config.endpoints[self._index]
+
+    def close(self) -> None:
+        """Close the gRPC channel. Idempotent."""
+        with self._lock:
+            self._closed = True
+            if self._conn is not None:
+                self._conn.channel.close()
+                self._conn = None
+
+    def __enter__(self) -> EtcdClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _channel_credentials(self) -> grpc.ChannelCredentials | None:
+        cfg = self._config
+        if not cfg.uses_tls:
+            return None
+        root = _read_file(cfg.cacert, "CA certificate (--cacert)") if cfg.cacert else None
+        cert = _read_file(cfg.cert, "client certificate (--cert)") if cfg.cert else None
+        key = _read_file(cfg.key, "client key (--key)") if cfg.key else None
+        return grpc.ssl_channel_credentials(
+            root_certificates=root, private_key=key, certificate_chain=cert
+        )
+
+    def _connection(self) -> _Connection:
+        with self._lock:
+            if self._closed:
+                raise EtcdError("the etcd client is closed", where=self.endpoint)
+            if self._conn is None:
+                target = self._targets[self._index]
+                if self._credentials is not None:
+                    channel = grpc.secure_channel(target, self._credentials, _CHANNEL_OPTIONS)
+                else:
+                    channel = grpc.insecure_channel(target, _CHANNEL_OPTIONS)
+                self._conn = _Connection(
+                    endpoint=self._config.endpoints[self._index],
+                    channel=channel,
+                    kv=rpc_pb2_grpc.KVStub(channel),
+                    maintenance=rpc_pb2_grpc.MaintenanceStub(channel),
+                    auth=rpc_pb2_grpc.AuthStub(channel),
+                )
+            return self._conn
+
+    def _rotate(self, failed: _Connection) -> None:
+        with self._lock:
+            if self._conn is failed:
+                failed.channel.close()
+                self._conn = None
+                self._index = (self._index + 1) % len(self._targets)
+                log.info("etcd endpoint %s unavailable; trying %s", failed.endpoint, self.endpoint)
+
+    def _metadata(self, conn: _Connection) -> list[tuple[str, str]] | None:
+        cfg = self._config
+        if not cfg.user:
+            return None
+        if conn.token is None:
+            resp = conn.auth.Authenticate(
+                rpc_pb2.AuthenticateRequest(name=cfg.user, password=cfg.password or ""),
+                timeout=cfg.timeout,
+            )
+            conn.token = resp.token
+        return [("token", conn.token)]
+
+    def _call(
+        self,
+        operation: str,
+        invoke: Callable[[_Connection, list[tuple[str, str]] | None], T],
+        *,
+        revision: int | None = None,
+    ) -> T:
+        """Run ``invoke`` on the current endpoint; fail over on UNAVAILABLE; translate errors."""
+        failovers = 0
+        reauthenticated = False
+        while True:
+            conn = self._connection()
+            try:
+                return invoke(conn, self._metadata(conn))
+            except grpc.RpcError as exc:
+                code = rpc_code(exc)
+                if code == grpc.StatusCode.UNAVAILABLE and failovers + 1 < len(self._targets):
+                    failovers += 1
+                    self._rotate(conn)
+                    continue
+                if (
+                    code == grpc.StatusCode.UNAUTHENTICATED
+                    and self._config.user
+                    and conn.token is not None
+                    and not reauthenticated
+                    and not is_tls_failure(exc)
+                ):
+                    conn.token = None  # expired simple token: log in again once
+                    reauthenticated = True
+                    continue
+                raise translate(
+                    exc,
+                    endpoint=conn.endpoint,
+                    operation=operation,
+                    timeout=self._config.timeout,
+                    revision=revision,
+                ) from None
+
+    # -- reads ------------------------------------------------------------------------
+
+    def _range(self, request: rpc_pb2.RangeRequest, operation: str) -> rpc_pb2.RangeResponse:
+        timeout = self._config.timeout
+        resp: rpc_pb2.RangeResponse = self._call(
+            operation,
+            lambda c, md: c.kv.Range(request, timeout=timeout, metadata=md),
+            revision=request.revision or None,
+        )
+        return resp
+
+    def get(self, key: bytes, *, revision: int | None = None) -> KeyValue | None:
+        """The key as of ``revision`` (default: now), or None when it did not exist then."""
+        resp = self._range(rpc_pb2.RangeRequest(key=key, revision=revision or 0), "get")
+        return _to_kv(resp.kvs[0]) if resp.kvs else None
+
+    def current_revision(self) -> int:
+        """The store's current revision."""
+        resp = self._range(rpc_pb2.RangeRequest(key=ALL_KEYS, count_only=True), "revision")
+        return int(resp.header.revision)
+
+    def range_pages(
+        self,
+        prefix: bytes,
+        *,
+        revision: int | None = None,
+        page_size: int = 1000,
+        keys_only: bool = False,
+        start: bytes | None = None,
+    ) -> Iterator[list[KeyValue]]:
+        """Yield every key under ``prefix`` in key order, page by page, at ONE revision.
+
+        The revision is ``revision`` or the first page's; later writes are not seen,
+        so the scan is a consistent snapshot. ``start`` (>= ``prefix``) skips keys
+        below it. Memory stays at one page; a page too large for one gRPC message is
+        fetched again in smaller pages. A compacted revision raises EtcdError.
+        An empty range yields nothing.
+        """
+        if page_size < 1:
+            raise ValueError("page_size must be >= 1")
+        range_end = prefix_range_end(prefix)
+        key = prefix if prefix else ALL_KEYS
+        if start is not None and start > key:
+            key = start
+        pinned = revision or 0
+        limit = page_size
+        while True:
+            request = rpc_pb2.RangeRequest(
+                key=key, range_end=range_end, limit=limit, revision=pinned, keys_only=keys_only
+            )
+            try:
+                resp = self._range(request, "range")
+            except EtcdError as exc:
+                if limit > 1 and "too large" in exc.what:
+                    limit = max(1, limit // 2)
+                    log.debug("etcd page too large; retrying with limit %d", limit)
+                    continue
+                raise
+            if not pinned:
+                pinned = int(resp.header.revision)
+            if resp.kvs:
+                page = [_to_kv(kv) for kv in resp.kvs]
+                yield page
+                key = next_key(page[-1].key)
+            if not resp.more or not resp.kvs:
+                return
+
+    # -- writes -----------------------------------------------------------------------
+
+    def put(self, key: bytes, value: bytes) -> int:
+        """Write ``value`` unconditionally; return the new revision."""
+        timeout = self._config.timeout
+        request = rpc_pb2.PutRequest(key=key, value=value)
+        resp = self._call("put", lambda c, md: c.kv.Put(request, timeout=timeout, metadata=md))
+        return int(resp.header.revision)
+
+    def _txn(self, request: rpc_pb2.TxnRequest, operation: str) -> rpc_pb2.TxnResponse:
+        timeout = self._config.timeout
+        resp: rpc_pb2.TxnResponse = self._call(
+            operation, lambda c, md: c.kv.Txn(request, timeout=timeout, metadata=md)
+        )
+        return resp
+
+    @staticmethod
+    def _guard(key: bytes, mod_revision: int) -> rpc_pb2.Compare:
+        if mod_revision == 0:
+            # "must not exist": a missing key has create_revision 0
+            return rpc_pb2.Compare(
+                key=key,
+                target=rpc_pb2.Compare.CREATE,
+                result=rpc_pb2.Compare.EQUAL,
+                create_revision=0,
+            )
+        return rpc_pb2.Compare(
+            key=key,
+            target=rpc_pb2.Compare.MOD,
+            result=rpc_pb2.Compare.EQUAL,
+            mod_revision=mod_revision,
+        )
+
+    def compare_and_swap(self, key: bytes, value: bytes, *, mod_revision: int) -> bool:
+        """Write ``value`` only if the key's mod_revision is ``mod_revision`` (0: must not exist).
+
+        Returns False (and writes nothing) when the key changed in between.
+        """
+        if mod_revision < 0:
+            raise ValueError("mod_revision must be >= 0")
+        put = rpc_pb2.RequestOp(request_put=rpc_pb2.PutRequest(key=key, value=value))
+        request = rpc_pb2.TxnRequest(compare=[self._guard(key, mod_revision)], success=[put])
+        return bool(self._txn(request, "compare-and-swap").succeeded)
+
+    def delete(self, key: bytes, *, mod_revision: int | None = None) -> bool:
+        """Delete one key (only at ``mod_revision`` when given); True when a key was deleted."""
+        timeout = self._config.timeout
+        delete = rpc_pb2.DeleteRangeRequest(key=key)
+        if mod_revision is None:
+            resp = self._call(
+                "delete", lambda c, md: c.kv.DeleteRange(delete, timeout=timeout, metadata=md)
+            )
+            return bool(resp.deleted > 0)
+        if mod_revision <= 0:
+            raise ValueError("mod_revision must be > 0 for a guarded delete")
+        request = rpc_pb2.TxnRequest(
+            compare=[self._guard(key, mod_revision)],
+            success=[rpc_pb2.RequestOp(request_delete_range=delete)],
+        )
+        resp_txn = self._txn(request, "delete")
+        if not resp_txn.succeeded:
+            return False
+        return any(r.response_delete_range.deleted > 0 for r in resp_txn.responses)
+
+    def delete_prefix(self, prefix: bytes) -> int:
+        """Delete every key under ``prefix`` (``b""``: the WHOLE keyspace); return the count."""
+        timeout = self._config.timeout
+        request = rpc_pb2.DeleteRangeRequest(
+            key=prefix if prefix else ALL_KEYS, range_end=prefix_range_end(prefix)
+        )
+        resp = self._call(
+            "delete-prefix", lambda c, md: c.kv.DeleteRange(request, timeout=timeout, metadata=md)
+        )
+        return int(resp.deleted)
+
+    # -- maintenance ------------------------------------------------------------------
+
+    def compact(self, revision: int, *, physical: bool = True) -> None:
+        """Drop history older than ``revision`` (``physical``: wait until it is applied)."""
+        timeout = self._config.timeout
+        request = rpc_pb2.CompactionRequest(revision=revision, physical=physical)
+        self._call(
+            "compact",
+            lambda c, md: c.kv.Compact(request, timeout=timeout, metadata=md),
+            revision=revision,
+        )
+
+    def status(self) -> EtcdStatus:
+        """``Maintenance.Status`` of the member behind the current endpoint."""
+        timeout = self._config.timeout
+
+        def invoke(c: _Connection, md: list[tuple[str, str]] | None) -> EtcdStatus:
+            resp = c.maintenance.Status(rpc_pb2.StatusRequest(), timeout=timeout, metadata=md)
+            return EtcdStatus(
+                endpoint=c.endpoint,
+                version=resp.version,
+                db_size=int(resp.dbSize),
+                db_size_in_use=int(resp.dbSizeInUse),
+                leader=int(resp.leader),
+                member_id=int(resp.header.member_id),
+                cluster_id=int(resp.header.cluster_id),
+                revision=int(resp.header.revision),
+                raft_index=int(resp.raftIndex),
+                raft_term=int(resp.raftTerm),
+                is_learner=bool(resp.isLearner),
+                errors=tuple(resp.errors),
+            )
+
+        return self._call("status", invoke)
+
+    def snapshot(self, dest: Path, *, timeout: float = 600.0) -> None:
+        """Stream a full backend snapshot into ``dest`` (0600; temp file, fsync, rename).
+
+        The snapshot holds every key, Secrets included: treat the file like the
+        etcd data directory.
+        """
+        dest = Path(dest)
+        tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.part")
+
+        def invoke(c: _Connection, md: list[tuple[str, str]] | None) -> int:
+            written = 0
+            remaining: int | None = None
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as out:
+                stream = c.maintenance.Snapshot(
+                    rpc_pb2.SnapshotRequest(), timeout=timeout, metadata=md
+                )
+                for chunk in stream:
+                    out.write(chunk.blob)
+                    written += len(chunk.blob)
+                    remaining = int(chunk.remaining_bytes)
+                out.flush()
+                os.fsync(out.fileno())
+            if written == 0 or remaining not in (0, None):
+                raise EtcdError(
+                    "the etcd snapshot stream ended early",
+                    where=c.endpoint,
+                    hint="retry; check etcd's log for snapshot errors",
+                )
+            return written
+
+        try:
+            size = self._call("snapshot", invoke)
+            os.replace(tmp, dest)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        try:
+            dir_fd = os.open(dest.parent, os.O_RDONLY)
+        except OSError:
+            pass
+        else:
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        log.info("etcd snapshot written: %s (%d bytes)", dest, size)

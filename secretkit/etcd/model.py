@@ -1,0 +1,34 @@
+"""Plain results of etcd requests (no protobuf types leak out of the adapter)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class KeyValue:
+    """One stored key at one revision."""
+
+    key: bytes
+    value: bytes
+    create_revision: int
+    mod_revision: int
+    version: int
+
+
+@dataclass(frozen=True)
+class EtcdStatus:
+    """What ``Maintenance.Status`` says about the member behind one endpoint."""
+
+    endpoint: str
+    version: str
+    db_size: int
+    db_size_in_use: int
+    leader: int
+    member_id: int
+    cluster_id: int
+    revision: int
+    raft_index: int
+    raft_term: int
+    is_learner: bool
+    errors: tuple[str, ...]
