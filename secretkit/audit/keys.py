@@ -10,18 +10,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-#: storage path (first segments after the prefix) -> (resource, group)
-_SPECIAL_PATHS: dict[tuple[str, ...], tuple[str, str]] = {
-    ("services", "specs"): ("services", ""),
-    ("services", "endpoints"): ("endpoints", ""),
-    ("minions",): ("nodes", ""),
-    ("controllers",): ("replicationcontrollers", ""),
-}
+from secretkit.encryption_config import resource_for_etcd_key
+from secretkit.errors import SecretkitError
 
-#: apps resources are stored without a group segment
-_APPS_RESOURCES = frozenset(
-    {"deployments", "replicasets", "statefulsets", "daemonsets", "controllerrevisions"}
-)
+#: core resources whose storage path differs from their name
+_SPECIAL_PATHS = {
+    "services": "services/specs",
+    "endpoints": "services/endpoints",
+    "nodes": "minions",
+    "replicationcontrollers": "controllers",
+}
 
 #: resources stored at ``<prefix>/<resource>/<name>`` (no namespace)
 _CLUSTER_SCOPED = frozenset(
@@ -72,25 +70,25 @@ def normalize_prefix(prefix: str) -> str:
 
 
 def split_etcd_key(key: str, prefix: str = "/registry") -> KeyParts:
-    """Split ``key`` (below ``prefix``) into its parts; never raises."""
+    """Split ``key`` (below ``prefix``) into its parts; never raises.
+
+    Resource and group come from :func:`resource_for_etcd_key`, so they match what
+    the EncryptionConfiguration lookup uses.
+    """
     base = normalize_prefix(prefix)
-    rest = key[len(base) :] if key.startswith(base + "/") else key
-    segments = [s for s in rest.split("/") if s]
-    if not segments:
+    if not key.startswith(base + "/"):
         return KeyParts(OTHER_RESOURCE, "", None, key)
-    for path, (resource, group) in _SPECIAL_PATHS.items():
-        if tuple(segments[: len(path)]) == path:
-            return _with_name(resource, group, segments[len(path) :], key)
+    segments = key[len(base) + 1 :].split("/")
+    try:
+        resource, group = resource_for_etcd_key(key, base or "/")
+    except SecretkitError:
+        return KeyParts(OTHER_RESOURCE, "", None, key)
     first = segments[0]
-    if "." in first and len(segments) >= 2:
-        # ``<group>/<resource>/...``: only non-core groups have a dot
-        return _with_name(segments[1], first, segments[2:], key)
-    return _with_name(first, "", segments[1:], key)
+    consumed = 2 if (first == "services" or "." in first) and len(segments) > 2 else 1
+    return _with_name(resource, group, [s for s in segments[consumed:] if s])
 
 
-def _with_name(resource: str, group: str, tail: list[str], key: str) -> KeyParts:
-    if group == "" and resource in _APPS_RESOURCES:
-        group = "apps"
+def _with_name(resource: str, group: str, tail: list[str]) -> KeyParts:
     if not tail:
         return KeyParts(resource, group, None, "")
     if len(tail) == 1 or resource in _CLUSTER_SCOPED:
@@ -102,7 +100,7 @@ def resource_matches(parts: KeyParts, wanted: str) -> bool:
     """True when ``wanted`` (``secrets``, ``deployments.apps``) names this key's resource."""
     if "." in wanted:
         return parts.qualified_resource == wanted
-    return parts.resource == wanted and parts.group in ("", "apps")
+    return parts.resource == wanted
 
 
 def range_prefix_for(resource: str, prefix: str = "/registry") -> str | None:
@@ -114,7 +112,5 @@ def range_prefix_for(resource: str, prefix: str = "/registry") -> str | None:
     base = normalize_prefix(prefix)
     if "." in resource:
         return None
-    for path, (name, group) in _SPECIAL_PATHS.items():
-        if name == resource and group == "":
-            return base + "/" + "/".join(path) + "/"
-    return f"{base}/{resource}/"
+    special = _SPECIAL_PATHS.get(resource)
+    return f"{base}/{special or resource}/"

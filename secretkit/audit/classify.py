@@ -1,0 +1,261 @@
+"""Turn one stored etcd value into an :class:`ObjectRecord` with findings.
+
+Classification reads only the value's prefix and, for KMS v2, its ``EncryptedObject``
+header, so it needs no key. Given an EncryptionConfiguration it also decides
+*staleness* (not written by the current write provider/key) and whether the config can
+read the value at all, by comparing the provider type, key name and kms provider name
+in the prefix against the config. With a :class:`~secretkit.transformers.TransformerSet`
+(``--decrypt-check``) every value is decrypted to prove it is readable; the plaintext
+is dropped at once and never reported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from secretkit.audit.keys import KeyParts, resource_matches, split_etcd_key
+from secretkit.audit.model import FindingKind, ObjectRecord
+from secretkit.encryption_config import providers_for
+from secretkit.encryption_config.model import (
+    EncryptionConfig,
+    IdentityProvider,
+    KMSProvider,
+    LocalKeyProvider,
+    Provider,
+)
+from secretkit.errors import SecretkitError
+from secretkit.formats import classify_value, match_key_name
+from secretkit.formats.model import DEKSourceType, StoredValue, ValueProvider
+from secretkit.transformers import TransformerSet
+
+_LOCAL = {
+    ValueProvider.AESCBC: "aescbc",
+    ValueProvider.AESGCM: "aesgcm",
+    ValueProvider.SECRETBOX: "secretbox",
+}
+
+
+@dataclass(frozen=True)
+class ScopePolicy:
+    """Which keys the audit looks at and which resources must be encrypted.
+
+    ``resources`` (explicit ``--resources``) wins; otherwise with a config the
+    resources it encrypts are in scope; ``all_resources`` widens the scope to every
+    key under the prefix without changing which resources are *protected*.
+    """
+
+    resources: tuple[str, ...] = ("secrets",)
+    explicit: bool = False
+    all_resources: bool = False
+    config: EncryptionConfig | None = None
+
+    def encrypted_by_config(self, parts: KeyParts) -> bool:
+        """True when the config's write provider for this resource is not identity."""
+        if self.config is None:
+            return False
+        providers = providers_for(self.config, parts.resource, parts.group)
+        return not isinstance(providers[0], IdentityProvider)
+
+    def protected(self, parts: KeyParts) -> bool:
+        """True when plaintext for this resource is a finding."""
+        if self.explicit or self.config is None:
+            return any(resource_matches(parts, r) for r in self.resources)
+        return self.encrypted_by_config(parts)
+
+    def in_scope(self, parts: KeyParts) -> bool:
+        """True when the audit should count this key."""
+        return self.all_resources or self.protected(parts)
+
+
+@dataclass
+class Classifier:
+    """Classify values one by one against an optional config, key_ids and transformers.
+
+    ``kms_key_ids`` maps a kms v2 provider name to the plugin's current Status key_id;
+    providers missing from it are judged without the key_id comparison (and noted).
+    """
+
+    policy: ScopePolicy
+    prefix: str = "/registry"
+    kms_key_ids: Mapping[str, str] = field(default_factory=dict)
+    transformers: TransformerSet | None = None
+    _provider_cache: dict[tuple[str, str], tuple[Provider, ...]] = field(
+        default_factory=dict, repr=False
+    )
+
+    def parts(self, key: str) -> KeyParts:
+        """Split ``key`` below the configured prefix."""
+        return split_etcd_key(key, self.prefix)
+
+    def classify(
+        self,
+        key: bytes,
+        value: bytes,
+        mod_revision: int,
+        *,
+        parts: KeyParts | None = None,
+        historical: bool = False,
+    ) -> ObjectRecord:
+        """Classify one value; never raises for any input bytes."""
+        key_text = key.decode("utf-8", "replace")
+        if parts is None:
+            parts = self.parts(key_text)
+        stored = classify_value(value)
+        findings: list[FindingKind] = []
+        reasons: list[str] = []
+        protected = self.policy.protected(parts)
+        key_name, key_id, dek_type = _identify(stored, value, self._providers(parts))
+        if stored.provider is ValueProvider.IDENTITY and protected:
+            findings.append(FindingKind.PLAINTEXT)
+            reasons.append("stored unencrypted")
+        if stored.provider is ValueProvider.UNKNOWN:
+            findings.append(FindingKind.UNKNOWN)
+            reasons.append(stored.detail or "bytes match no known storage format")
+        if self.policy.config is not None and stored.provider is not ValueProvider.UNKNOWN:
+            providers = self._providers(parts)
+            self._judge(stored, value, key_name, providers, findings, reasons)
+        if self.transformers is not None and FindingKind.UNDECRYPTABLE not in findings:
+            self._decrypt_check(key_text, value, parts, findings, reasons)
+        return ObjectRecord(
+            key=key_text,
+            resource=parts.qualified_resource,
+            namespace=parts.namespace,
+            name=parts.name,
+            provider=stored.provider.value,
+            size=len(value),
+            mod_revision=mod_revision,
+            provider_name=stored.name if stored.provider in _KMS else None,
+            key_name=key_name,
+            key_id=key_id,
+            dek_source_type=dek_type,
+            encoding=stored.encoding.value if stored.encoding is not None else None,
+            protected=protected,
+            findings=tuple(dict.fromkeys(findings)),
+            reasons=tuple(reasons),
+            historical=historical,
+        )
+
+    def _providers(self, parts: KeyParts) -> tuple[Provider, ...]:
+        if self.policy.config is None:
+            return ()
+        cache_key = (parts.resource, parts.group)
+        providers = self._provider_cache.get(cache_key)
+        if providers is None:
+            providers = providers_for(self.policy.config, parts.resource, parts.group)
+            self._provider_cache[cache_key] = providers
+        return providers
+
+    def _judge(
+        self,
+        stored: StoredValue,
+        value: bytes,
+        key_name: str | None,
+        providers: tuple[Provider, ...],
+        findings: list[FindingKind],
+        reasons: list[str],
+    ) -> None:
+        """Staleness and readability from the prefix alone (no decryption)."""
+        index = _reader_index(stored, value, key_name, providers)
+        if index is None:
+            findings.append(FindingKind.UNDECRYPTABLE)
+            reasons.append(_unreadable_reason(stored, key_name))
+            return
+        write = providers[0]
+        if index != 0:
+            findings.append(FindingKind.STALE)
+            reasons.append(f"written by provider #{index}, config writes with {_describe(write)}")
+            return
+        if isinstance(write, LocalKeyProvider) and key_name != write.keys[0].name:
+            findings.append(FindingKind.STALE)
+            reasons.append(f"key {key_name!r} is not the write key {write.keys[0].name!r}")
+        elif stored.provider is ValueProvider.KMS_V2 and stored.kms_v2 is not None:
+            obj = stored.kms_v2
+            current = self.kms_key_ids.get(stored.name or "")
+            if obj.encrypted_dek_source_type is DEKSourceType.AES_GCM_KEY:
+                findings.append(FindingKind.STALE)
+                reasons.append("kms v2 DEK source type 0 (legacy per-object DEK)")
+            elif current is not None and obj.key_id != current:
+                findings.append(FindingKind.STALE)
+                reasons.append("kms v2 key_id differs from the plugin's current key_id")
+
+    def _decrypt_check(
+        self,
+        key: str,
+        value: bytes,
+        parts: KeyParts,
+        findings: list[FindingKind],
+        reasons: list[str],
+    ) -> None:
+        """Decrypt through the transformer chain; keep only the verdict."""
+        assert self.transformers is not None
+        try:
+            result = self.transformers.for_resource(parts.resource, parts.group).read(value, key)
+        except SecretkitError as exc:
+            # transformer errors name providers and keys, never plaintext or key material
+            findings.append(FindingKind.UNDECRYPTABLE)
+            reasons.append(f"decrypt failed: {exc.what}")
+            return
+        if result.stale and FindingKind.STALE not in findings:
+            findings.append(FindingKind.STALE)
+            reasons.append("decrypted by a non-write provider or key (transformer verdict)")
+
+
+_KMS = (ValueProvider.KMS_V1, ValueProvider.KMS_V2)
+
+
+def _identify(
+    stored: StoredValue, value: bytes, providers: tuple[Provider, ...]
+) -> tuple[str | None, str | None, int | None]:
+    """(key name, kms key_id, DEK source type) as far as bytes and config tell."""
+    if stored.provider in _LOCAL:
+        names = [
+            k.name
+            for p in providers
+            if isinstance(p, LocalKeyProvider) and p.type.value == _LOCAL[stored.provider]
+            for k in p.keys
+        ]
+        matched = match_key_name(value[len(stored.prefix) :], names) if names else None
+        return matched or stored.name, None, None
+    if stored.provider is ValueProvider.KMS_V2 and stored.kms_v2 is not None:
+        return None, stored.kms_v2.key_id, int(stored.kms_v2.encrypted_dek_source_type)
+    return None, None, None
+
+
+def _reader_index(
+    stored: StoredValue, value: bytes, key_name: str | None, providers: tuple[Provider, ...]
+) -> int | None:
+    """Index of the first provider that would read this value, or None."""
+    for index, provider in enumerate(providers):
+        if stored.provider is ValueProvider.IDENTITY:
+            if isinstance(provider, IdentityProvider):
+                return index
+        elif stored.provider in _LOCAL:
+            if (
+                isinstance(provider, LocalKeyProvider)
+                and provider.type.value == _LOCAL[stored.provider]
+                and match_key_name(value[len(stored.prefix) :], [k.name for k in provider.keys])
+                is not None
+            ):
+                return index
+        elif stored.provider in _KMS and isinstance(provider, KMSProvider):
+            version = "v2" if stored.provider is ValueProvider.KMS_V2 else "v1"
+            if provider.api_version == version and provider.name == stored.name:
+                return index
+    return None
+
+
+def _unreadable_reason(stored: StoredValue, key_name: str | None) -> str:
+    if stored.provider is ValueProvider.IDENTITY:
+        return "plaintext value but the config has no identity provider for this resource"
+    if stored.provider in _KMS:
+        return f"kms provider {stored.name!r} is not in the config"
+    return f"{stored.provider.value} key {key_name!r} is not in the config"
+
+
+def _describe(provider: Provider) -> str:
+    if isinstance(provider, IdentityProvider):
+        return "identity"
+    if isinstance(provider, LocalKeyProvider):
+        return f"{provider.type.value} key {provider.keys[0].name!r}"
+    return f"kms {provider.api_version} provider {provider.name!r}"

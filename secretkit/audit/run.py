@@ -1,0 +1,142 @@
+"""Wire one audit run together: scope, config, KMS services, source, report."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from secretkit.audit.classify import Classifier, ScopePolicy
+from secretkit.audit.kms import KMSServices, current_key_ids, open_kms_services
+from secretkit.audit.model import DEFAULT_FINDINGS_LIMIT, AuditReport, FindingKind
+from secretkit.audit.scan import Progress, ScanOptions, scan_etcd, scan_snapshot
+from secretkit.encryption_config import EncryptionConfig, load_encryption_config_file
+from secretkit.errors import SecretkitError, UsageError
+
+DEFAULT_FAIL_ON = (FindingKind.PLAINTEXT, FindingKind.UNDECRYPTABLE)
+
+
+class AuditFailed(SecretkitError):
+    """The audit ran and found what ``--fail-on`` lists (exit code 1)."""
+
+
+@dataclass(frozen=True)
+class AuditRequest:
+    """Everything one audit needs; built by the CLI from flags."""
+
+    prefix: str = "/registry"
+    page_size: int = 1000
+    resources: tuple[str, ...] | None = None
+    all_resources: bool = False
+    config: Path | None = None
+    backends: Path | None = None
+    kms_sockets: Mapping[str, str] = field(default_factory=dict)
+    decrypt_check: bool = False
+    history: bool = False
+    snapshot: Path | None = None
+    findings_limit: int = DEFAULT_FINDINGS_LIMIT
+
+    def check(self) -> None:
+        """Reject flag combinations that cannot work."""
+        if self.page_size < 1:
+            raise UsageError("--page-size must be at least 1", where="--page-size")
+        if self.decrypt_check and self.config is None:
+            raise UsageError(
+                "--decrypt-check needs --config",
+                where="--decrypt-check",
+                hint="pass the apiserver's EncryptionConfiguration with --config FILE",
+            )
+        if (self.backends or self.kms_sockets) and self.config is None:
+            raise UsageError(
+                "--backends/--kms-socket need --config",
+                where="--backends/--kms-socket",
+                hint="the kms provider names they refer to come from the config",
+            )
+        if self.resources is not None and not self.resources:
+            raise UsageError("--resources is empty", where="--resources")
+
+
+def fail_on_kinds(text: str) -> tuple[FindingKind, ...]:
+    """Parse ``--fail-on plaintext,stale``; ``none`` means never fail."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if names == ["none"]:
+        return ()
+    kinds = []
+    for name in names:
+        try:
+            kinds.append(FindingKind(name))
+        except ValueError:
+            raise UsageError(
+                f"unknown --fail-on value {name!r}",
+                where="--fail-on",
+                hint="choose from " + ", ".join(k.value for k in FindingKind) + " (or none)",
+            ) from None
+    return tuple(kinds)
+
+
+def _policy(request: AuditRequest, config: EncryptionConfig | None) -> ScopePolicy:
+    if request.resources is not None:
+        return ScopePolicy(
+            resources=request.resources,
+            explicit=True,
+            all_resources=request.all_resources,
+            config=config,
+        )
+    return ScopePolicy(all_resources=request.all_resources, config=config)
+
+
+def run_audit(
+    request: AuditRequest, *, etcd_config: Any = None, progress: Progress | None = None
+) -> AuditReport:
+    """Run one audit against a snapshot file or a live etcd (``etcd_config``)."""
+    request.check()
+    config = load_encryption_config_file(request.config) if request.config else None
+    policy = _policy(request, config)
+    source = str(request.snapshot) if request.snapshot else _endpoints(etcd_config)
+    report = AuditReport(
+        source=source,
+        prefix=request.prefix,
+        config_source=str(request.config) if request.config else None,
+        config_hash=config.hash if config else None,
+        decrypt_checked=request.decrypt_check,
+        protected_resources=request.resources or (() if config else ("secrets",)),
+        findings_limit=request.findings_limit,
+    )
+    if config is not None and request.resources is None:
+        report.notes.append(
+            "protected resources: those the config encrypts (write provider is not identity)"
+        )
+    services = open_kms_services(request.backends, request.kms_sockets) if config else KMSServices()
+    try:
+        transformers = None
+        if config is not None:
+            report.kms_key_ids, notes = current_key_ids(config, services)
+            report.notes.extend(notes)
+            if request.decrypt_check:
+                from secretkit.transformers import build_transformers
+
+                transformers = build_transformers(config, services.factory)
+                transformers.refresh_kms()
+        classifier = Classifier(
+            policy=policy,
+            prefix=request.prefix,
+            kms_key_ids=report.kms_key_ids,
+            transformers=transformers,
+        )
+        options = ScanOptions(
+            prefix=request.prefix, page_size=request.page_size, history=request.history
+        )
+        if request.snapshot is not None:
+            return scan_snapshot(request.snapshot, classifier, report, options, progress)
+        from secretkit.etcd import EtcdClient
+
+        with EtcdClient(etcd_config) as client:
+            return scan_etcd(client, classifier, report, options, progress)
+    finally:
+        services.close()
+
+
+def _endpoints(etcd_config: Any) -> str:
+    endpoints = getattr(etcd_config, "endpoints", None) or ()
+    return ",".join(str(e) for e in endpoints) or "etcd"

@@ -1,0 +1,328 @@
+"""``secretkit audit``: prove what etcd really holds (thin parser over secretkit.audit)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from secretkit.cli.etcd_options import etcd_config_from, etcd_options
+from secretkit.errors import UsageError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_SCAN_OPTIONS = [
+    click.option(
+        "--prefix",
+        default="/registry",
+        show_default=True,
+        help="The apiserver's --etcd-prefix.",
+    ),
+    click.option(
+        "--resources",
+        help="Comma-separated resources to audit, e.g. secrets,configmaps,deployments.apps "
+        "(default: secrets, or with --config every resource the config encrypts).",
+    ),
+    click.option(
+        "--all-resources",
+        is_flag=True,
+        help="Count every key under the prefix (plaintext is still only a finding for the "
+        "protected resources).",
+    ),
+    click.option(
+        "--config",
+        "config_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="The apiserver's EncryptionConfiguration: enables stale/undecryptable verdicts.",
+    ),
+    click.option(
+        "--backends",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Backends file (kms provider name -> key backend) to ask for current key_ids "
+        "and, with --decrypt-check, to unwrap DEKs.",
+    ),
+    click.option(
+        "--kms-socket",
+        "kms_sockets",
+        multiple=True,
+        metavar="NAME=unix:///PATH",
+        help="A running KMS v2 plugin for kms provider NAME (repeatable).",
+    ),
+    click.option(
+        "--decrypt-check",
+        is_flag=True,
+        help="Decrypt every value through the config's provider chain to prove it is "
+        "readable (plaintext is discarded, never printed).",
+    ),
+    click.option(
+        "--history",
+        is_flag=True,
+        help="Also check older revisions etcd still holds (not yet compacted).",
+    ),
+    click.option(
+        "--snapshot",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Audit an etcd snapshot file (etcdctl snapshot save) instead of a live etcd.",
+    ),
+    click.option(
+        "--page-size",
+        type=int,
+        default=1000,
+        show_default=True,
+        help="Keys per etcd range request.",
+    ),
+    click.option(
+        "--fail-on",
+        default="plaintext,undecryptable",
+        show_default=True,
+        help="Exit 1 when any of these findings is seen: plaintext, stale, undecryptable, "
+        "unknown (or none).",
+    ),
+    click.option("--show-all", is_flag=True, help="List every offending object in text output."),
+    click.option(
+        "-o",
+        "--output",
+        type=click.Choice(["text", "json", "junit"]),
+        default="text",
+        show_default=True,
+        help="Output format (JSON schema: docs/audit.md).",
+    ),
+]
+
+
+def scan_options(func: F) -> F:
+    """Add the scan flags (etcd connection + audit options)."""
+    for option in reversed(_SCAN_OPTIONS):
+        func = option(func)
+    return etcd_options(func)
+
+
+def _run_scan(params: dict[str, Any]) -> None:
+    from secretkit.audit.kms import parse_kms_sockets
+    from secretkit.audit.render import report_to_json, report_to_junit, report_to_text
+    from secretkit.audit.run import AuditFailed, AuditRequest, fail_on_kinds, run_audit
+    from secretkit.cli.output import emit_json
+
+    fail_on = fail_on_kinds(params["fail_on"])
+    resources = None
+    if params["resources"]:
+        resources = tuple(r.strip() for r in params["resources"].split(",") if r.strip())
+    request = AuditRequest(
+        prefix=params["prefix"],
+        page_size=params["page_size"],
+        resources=resources,
+        all_resources=params["all_resources"],
+        config=params["config_path"],
+        backends=params["backends"],
+        kms_sockets=parse_kms_sockets(params["kms_sockets"]),
+        decrypt_check=params["decrypt_check"],
+        history=params["history"],
+        snapshot=params["snapshot"],
+    )
+    request.check()
+    etcd_config = None if request.snapshot else etcd_config_from(params)
+    report = run_audit(request, etcd_config=etcd_config, progress=_progress())
+    if params["output"] == "json":
+        emit_json(report_to_json(report, fail_on))
+    elif params["output"] == "junit":
+        click.echo(report_to_junit(report, fail_on))
+    else:
+        click.echo(report_to_text(report, fail_on, show_all=params["show_all"]))
+    failed = [f"{report.count(k)} {k.value}" for k in fail_on if report.count(k)]
+    if failed:
+        raise AuditFailed(
+            "audit found " + ", ".join(failed),
+            hint="see the report above; --fail-on chooses which findings fail the run",
+        )
+
+
+def _progress() -> Callable[[int], None] | None:
+    stream = sys.stderr
+    if not stream.isatty():
+        return None
+
+    def report(count: int) -> None:
+        stream.write(f"\r{count} keys read")
+        stream.flush()
+
+    return report
+
+
+@click.group(
+    invoke_without_command=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+@scan_options
+@click.pass_context
+def audit(ctx: click.Context, /, **params: Any) -> None:
+    """Prove what etcd really holds: plaintext, stale, undecryptable values.
+
+    Without a subcommand this runs the scan (same as `secretkit audit scan`).
+
+    \b
+    Examples:
+      secretkit audit --endpoints https://10.0.0.5:2379 --cacert ca.crt \\
+          --cert etcd-client.crt --key etcd-client.key
+      secretkit audit --config /etc/kubernetes/enc.yaml --kms-socket \\
+          kms-prod=unix:///run/kms.sock --decrypt-check --history
+      secretkit audit --snapshot backup.db --config enc.yaml -o json
+      secretkit audit etcd-access --endpoints https://10.0.0.5:2379 \\
+          --manifest /etc/kubernetes/manifests/etcd.yaml
+      secretkit audit config --apiserver-manifest \\
+          /etc/kubernetes/manifests/kube-apiserver.yaml
+
+    \b
+    Exit codes: 0 nothing listed in --fail-on was found; 1 findings (or an error);
+    2 usage errors.
+    """
+    if ctx.invoked_subcommand is None:
+        _run_scan(params)
+
+
+@audit.command("scan")
+@scan_options
+def scan(**params: Any) -> None:
+    """Classify every value under the prefix (the default `secretkit audit`)."""
+    _run_scan(params)
+
+
+@audit.command("etcd-access")
+@click.option("--endpoints", help="Comma-separated etcd client URLs to probe without credentials.")
+@click.option(
+    "--cacert",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="CA to verify etcd's server certificate (the probe never sends a client cert).",
+)
+@click.option(
+    "--manifest",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="etcd static pod manifest to check flags in (e.g. /etc/kubernetes/manifests/etcd.yaml).",
+)
+@click.option("--etcd-flags", help='etcd\'s flags as one string, e.g. "--client-cert-auth=true".')
+@click.option("--dial-timeout", type=float, default=5.0, show_default=True)
+@click.option("--prefix", default="/registry", show_default=True, help="The --etcd-prefix.")
+@click.option(
+    "--fail-on",
+    type=click.Choice(["critical", "high", "medium", "low", "info", "none"]),
+    default="high",
+    show_default=True,
+    help="Exit 1 when a failed check is at least this severe.",
+)
+@click.option(
+    "-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+def etcd_access(
+    endpoints: str | None,
+    cacert: Path | None,
+    manifest: Path | None,
+    etcd_flags: str | None,
+    dial_timeout: float,
+    prefix: str,
+    fail_on: str,
+    output: str,
+) -> None:
+    """Can someone read or write Secrets in etcd without the apiserver?
+
+    Probes each endpoint like an attacker would (plain HTTP, TLS without a client
+    certificate; a count-only range, no values are fetched) and checks etcd's own
+    flags: client-cert auth, peer TLS, auto-tls.
+    """
+    from secretkit.audit.etcd_access import audit_etcd_access
+    from secretkit.audit.flags import load_manifest_flags, parse_flag_string
+
+    if not endpoints and manifest is None and etcd_flags is None:
+        raise UsageError(
+            "nothing to check",
+            where="secretkit audit etcd-access",
+            hint="pass --endpoints, --manifest or --etcd-flags",
+        )
+    if manifest is not None and etcd_flags is not None:
+        raise UsageError("pass either --manifest or --etcd-flags", where="--etcd-flags")
+    flags = None
+    if manifest is not None:
+        flags = load_manifest_flags(manifest, "etcd")
+    elif etcd_flags is not None:
+        flags = parse_flag_string(etcd_flags)
+    endpoint_list = [e.strip() for e in (endpoints or "").split(",") if e.strip()]
+    report = audit_etcd_access(
+        endpoint_list, flags=flags, cacert=cacert, timeout=dial_timeout, prefix=prefix
+    )
+    _emit_checks(report, output, fail_on)
+
+
+@audit.command("config")
+@click.option(
+    "--apiserver-manifest",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="kube-apiserver static pod manifest.",
+)
+@click.option(
+    "--apiserver-flags", help="kube-apiserver flags as one string (instead of a manifest)."
+)
+@click.option(
+    "--encryption-config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The EncryptionConfiguration (default: the file the manifest names, if readable).",
+)
+@click.option(
+    "--fail-on",
+    type=click.Choice(["critical", "high", "medium", "low", "info", "none"]),
+    default="high",
+    show_default=True,
+    help="Exit 1 when a failed check is at least this severe.",
+)
+@click.option(
+    "-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+def config_check(
+    apiserver_manifest: Path | None,
+    apiserver_flags: str | None,
+    encryption_config: Path | None,
+    fail_on: str,
+    output: str,
+) -> None:
+    """CIS-style checks of encryption at rest, each with severity and a fix.
+
+    Checks: encryption flag present, automatic reload, identity not first for secrets,
+    secrets covered, kms v1 deprecated, aescbc discouraged, config file mode 0600,
+    apiserver->etcd TLS, custom --etcd-prefix noted.
+    """
+    from secretkit.audit.config_check import audit_config
+    from secretkit.audit.flags import load_manifest_flags, parse_flag_string
+
+    if apiserver_manifest is None and apiserver_flags is None and encryption_config is None:
+        raise UsageError(
+            "nothing to check",
+            where="secretkit audit config",
+            hint="pass --apiserver-manifest FILE and/or --encryption-config FILE",
+        )
+    if apiserver_manifest is not None and apiserver_flags is not None:
+        raise UsageError(
+            "pass either --apiserver-manifest or --apiserver-flags", where="--apiserver-flags"
+        )
+    flags = None
+    if apiserver_manifest is not None:
+        flags = load_manifest_flags(apiserver_manifest, "kube-apiserver")
+    elif apiserver_flags is not None:
+        flags = parse_flag_string(apiserver_flags, "--apiserver-flags")
+    report = audit_config(flags, encryption_config)
+    _emit_checks(report, output, fail_on)
+
+
+def _emit_checks(report: Any, output: str, fail_on: str) -> None:
+    from secretkit.audit.checks import Severity
+    from secretkit.audit.run import AuditFailed
+
+    if output == "json":
+        click.echo(report.to_json_text())
+    else:
+        click.echo(report.to_text())
+    if fail_on != "none" and report.fails_at(Severity(fail_on)):
+        worst = report.failed[0]
+        raise AuditFailed(
+            f"{len(report.failed)} check(s) failed, worst: {worst.severity.value}: {worst.title}",
+            hint=f"--fail-on {fail_on} decides which severities fail the run",
+        )
