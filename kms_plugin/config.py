@@ -239,8 +239,7 @@ def build_config(
             return "--" + name.replace("_", "-")
         return f"{source}:{name}"
 
-    backend = _merge_backend(file_data.get("backend"), backend_overrides, f"{source}:backend")
-    kwargs: dict[str, Any] = {"backend": backend, "base_dir": base_dir}
+    kwargs: dict[str, Any] = {"base_dir": base_dir}
     if "listen" in merged:
         if not isinstance(merged["listen"], str):
             raise UsageError("expected a string", where=where("listen"))
@@ -271,6 +270,9 @@ def build_config(
         kwargs["log_format"] = _choice(merged["log_format"], LOG_FORMATS, where("log_format"))
     if "log_level" in merged:
         kwargs["log_level"] = _choice(merged["log_level"], LOG_LEVELS, where("log_level"))
+    kwargs["backend"] = _merge_backend(
+        file_data.get("backend"), backend_overrides, f"{source}:backend"
+    )
     return PluginConfig(**kwargs)
 
 
