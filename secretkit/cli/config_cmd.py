@@ -1,0 +1,230 @@
+"""``secretkit config``: generate, validate and show EncryptionConfiguration files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from secretkit.cli.output import emit_json, output_option
+from secretkit.errors import ConfigError, UsageError
+
+
+@click.group()
+def config() -> None:
+    """Write, check and explain kube-apiserver EncryptionConfiguration files.
+
+    \b
+    Typical use:
+      secretkit config generate --provider aesgcm -f enc.yaml   # new key, file mode 0600
+      secretkit config validate enc.yaml                        # the apiserver's rules
+      secretkit config show enc.yaml                            # providers, key fingerprints
+    """
+
+
+@config.command("generate")
+@click.option(
+    "--provider",
+    type=click.Choice(["aescbc", "aesgcm", "secretbox", "kms"]),
+    default="aesgcm",
+    show_default=True,
+    help="Provider that writes. kms means KMS v2 (needs --kms-name and --kms-endpoint). "
+    "secretbox or kms v2 are the recommended choices; aescbc is weak (no integrity).",
+)
+@click.option(
+    "--resources",
+    default="secrets",
+    show_default=True,
+    help="Comma-separated resources: secrets, configmaps, deployments.apps, *.apps, *. (core), *.*",
+)
+@click.option(
+    "--identity-fallback",
+    is_flag=True,
+    help="Add identity as a read-only second provider, so values still stored in plaintext "
+    "stay readable during a first migration (drop it once everything is re-encrypted).",
+)
+@click.option("--key-name", help="Name of the new key [default: key-<UTC timestamp>].")
+@click.option("--kms-name", help="kms provider name (unique, no ':'; part of every stored value).")
+@click.option("--kms-endpoint", help="Plugin socket, unix:///path/to/plugin.sock.")
+@click.option(
+    "--kms-timeout", default="3s", show_default=True, help="kms call timeout (Go duration)."
+)
+@click.option(
+    "-f",
+    "--file",
+    "file_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the config here (mode 0600, atomically).",
+)
+@click.option("--force", is_flag=True, help="Replace an existing --file.")
+@click.option(
+    "--show-secrets",
+    is_flag=True,
+    help="Allow printing the config, key included, to stdout when no --file is given.",
+)
+@output_option()
+def generate(**params: Any) -> None:
+    """Generate a new EncryptionConfiguration with a fresh 32-byte key.
+
+    The key comes from the OS CSPRNG. The file is validated before it is written.
+    Nothing secret is printed unless you pass --show-secrets (stdout mode); with
+    --file only the key's name and fingerprint are shown.
+
+    \b
+    Examples:
+      secretkit config generate --provider secretbox -f /etc/kubernetes/enc.yaml
+      secretkit config generate --provider aesgcm --resources secrets,configmaps \\
+          --identity-fallback -f enc.yaml
+      secretkit config generate --provider kms --kms-name kms-prod \\
+          --kms-endpoint unix:///var/run/kmsplugin/socket.sock -f enc.yaml
+    """
+    from secretkit.encryption_config import load_encryption_config, parse_duration
+    from secretkit.encryption_config.describe import describe_encryption_config
+    from secretkit.encryption_config.generate import (
+        GenerateOptions,
+        generate_encryption_config,
+        split_resources,
+        write_private_file,
+    )
+
+    try:
+        parse_duration(params["kms_timeout"])
+    except ValueError:
+        raise UsageError(
+            f"--kms-timeout {params['kms_timeout']!r} is not a duration",
+            hint="use e.g. 3s or 500ms",
+        ) from None
+    options = GenerateOptions(
+        provider=params["provider"],
+        resources=split_resources(params["resources"]),
+        key_name=params["key_name"],
+        identity_fallback=params["identity_fallback"],
+        kms_name=params["kms_name"],
+        kms_endpoint=params["kms_endpoint"],
+        kms_timeout=params["kms_timeout"],
+    )
+    data = generate_encryption_config(options)
+    file_path: Path | None = params["file_path"]
+    # self-check: never hand out a file the apiserver would refuse
+    cfg = load_encryption_config(data, source=str(file_path or "<generated>"))
+    holds_key = options.provider != "kms"
+    if file_path is None:
+        if holds_key and not params["show_secrets"]:
+            raise UsageError(
+                "refusing to print a new key to stdout",
+                hint="write it to a file with -f PATH (mode 0600), or pass --show-secrets "
+                "to print it anyway",
+            )
+        click.echo(data.decode(), nl=False)
+        return
+    write_private_file(file_path, data, force=params["force"])
+    summary = describe_encryption_config(cfg)
+    summary["written"] = str(file_path)
+    if params["output"] == "json":
+        emit_json(summary)
+        return
+    provider = summary["rules"][0]["providers"][0]
+    click.echo(f"wrote {file_path} (mode 0600)")
+    if holds_key:
+        key = provider["keys"][0]
+        click.echo(f"  {provider['type']} key {key['name']!r} fingerprint {key['fingerprint']}")
+    else:
+        click.echo(f"  kms v2 provider {provider['name']!r} at {provider['endpoint']}")
+    click.echo(f"  resources: {', '.join(options.resources)}")
+    click.echo(f"  config hash: {cfg.hash}")
+
+
+@config.command("validate")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@output_option()
+def validate(files: tuple[Path, ...], output: str) -> None:
+    """Check EncryptionConfiguration FILES against the apiserver's rules.
+
+    Every problem is listed with its field path (e.g.
+    resources[0].providers[1].aesgcm.keys[0].secret) and a hint. Exit status 0 when
+    every file is valid, 1 otherwise. Key values are never printed.
+    """
+    from secretkit.encryption_config import ConfigProblem, check_encryption_config
+
+    reports: list[dict[str, Any]] = []
+    for path in files:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            problems = [ConfigProblem("(file)", f"cannot read: {exc.strerror}")]
+            reports.append({"path": str(path), "valid": False, "hash": None, "problems": problems})
+            continue
+        cfg, problems = check_encryption_config(data, source=str(path))
+        reports.append(
+            {
+                "path": str(path),
+                "valid": not problems,
+                "hash": cfg.hash if cfg is not None else None,
+                "problems": problems,
+            }
+        )
+    all_valid = all(r["valid"] for r in reports)
+    if output == "json":
+        emit_json(
+            {
+                "valid": all_valid,
+                "files": [
+                    {
+                        **r,
+                        "problems": [
+                            {"path": p.path, "message": p.message, "hint": p.hint}
+                            for p in r["problems"]
+                        ],
+                    }
+                    for r in reports
+                ],
+            }
+        )
+    else:
+        for r in reports:
+            if r["valid"]:
+                click.echo(f"OK       {r['path']}  ({r['hash']})")
+                continue
+            count = len(r["problems"])
+            click.echo(f"INVALID  {r['path']}: {count} problem{'s' if count != 1 else ''}")
+            for p in r["problems"]:
+                click.echo(f"  - {p.path}: {p.message}")
+                if p.hint:
+                    click.echo(f"      fix: {p.hint}")
+    if not all_valid:
+        # an error (not ctx.exit) so the one CLI boundary sets the exit status
+        bad = sum(1 for r in reports if not r["valid"])
+        raise ConfigError(
+            f"{bad} of {len(reports)} file{'s' if len(reports) != 1 else ''} invalid",
+            hint="fix the problems listed above",
+        )
+
+
+@config.command("show")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@output_option()
+def show(file: Path, output: str) -> None:
+    """Explain FILE: per rule, the providers in order, key fingerprints, kms settings.
+
+    The first provider of a rule writes; the others only read. Keys are shown by
+    name and fingerprint (sha256 prefix of the key), never by value. The hash is
+    what the apiserver reports in apiserver_encryption_config_controller_last_config_info.
+    """
+    from secretkit.encryption_config import load_encryption_config_file
+    from secretkit.encryption_config.describe import (
+        describe_encryption_config,
+        provider_summary,
+    )
+
+    cfg = load_encryption_config_file(file)
+    if output == "json":
+        emit_json(describe_encryption_config(cfg))
+        return
+    click.echo(f"config: {cfg.source}")
+    click.echo(f"hash:   {cfg.hash}")
+    for i, rule in enumerate(cfg.rules):
+        click.echo(f"rule {i}: {', '.join(rule.resources)}")
+        for j, provider in enumerate(rule.providers):
+            role = "writes + reads" if j == 0 else "reads"
+            click.echo(f"  {j + 1}. {provider_summary(provider)}  [{role}]")
