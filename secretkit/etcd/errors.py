@@ -11,6 +11,13 @@ import grpc
 from secretkit.errors import EtcdError
 
 _TLS_WORDS = ("ssl", "tls", "handshake", "certificate", "x509")
+# etcd reports these auth failures as INVALID_ARGUMENT, not UNAUTHENTICATED
+_AUTH_MESSAGES = (
+    "authentication failed",
+    "user name is empty",
+    "invalid auth token",
+    "user name not found",
+)
 
 
 class EtcdCompactedError(EtcdError):
@@ -81,7 +88,7 @@ def translate(
             where=endpoint,
             hint="is the endpoint right and etcd healthy? raise --dial-timeout for slow links",
         )
-    if code == grpc.StatusCode.UNAUTHENTICATED:
+    if code == grpc.StatusCode.UNAUTHENTICATED or any(m in lower for m in _AUTH_MESSAGES):
         return EtcdError(
             f"etcd rejected the credentials ({operation}): {details}",
             where=endpoint,

