@@ -1,0 +1,24 @@
+"""A Kubernetes-API stand-in for Secrets and ConfigMaps over a real etcd.
+
+It stores objects exactly as kube-apiserver does (``k8s\\x00`` protobuf envelope,
+EncryptionConfiguration prefix chain, KMS v2 seed life cycle) so that every
+secretkit operation can be rehearsed on one machine. It is a stand-in for the
+parts of the API that matter to encryption at rest, never a Kubernetes replacement.
+"""
+
+from secretkit.sandbox.apiserver.encryption import EncryptionOptions, EncryptionState
+from secretkit.sandbox.apiserver.server import (
+    ApiServer,
+    ApiServerConfig,
+    parse_bind,
+    read_token_file,
+)
+
+__all__ = [
+    "ApiServer",
+    "ApiServerConfig",
+    "EncryptionOptions",
+    "EncryptionState",
+    "parse_bind",
+    "read_token_file",
+]

@@ -1,0 +1,73 @@
+"""PATCH bodies: JSON merge patch (RFC 7386) and strategic merge as kubectl sends it.
+
+For Secrets and ConfigMaps every patched field is a map or a scalar, so a strategic
+merge patch behaves like a merge patch once its ``$``-directives (``$patch``,
+``$setElementOrder/...``, ``$retainKeys``) are dropped. JSON patch (RFC 6902) is
+supported for ``add``, ``remove``, ``replace`` and ``test``.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from secretkit.sandbox.apiserver.status import ApiError, bad_request
+
+MERGE = "application/merge-patch+json"
+STRATEGIC = "application/strategic-merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
+
+
+def merge_patch(target: Any, patch: Any, *, strategic: bool = False) -> Any:
+    """Apply an RFC 7386 merge patch (dropping ``$`` directives when ``strategic``)."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if strategic and key.startswith("$"):
+            continue
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value, strategic=strategic)
+    return result
+
+
+def _pointer(path: str) -> list[str]:
+    if not path.startswith("/"):
+        raise bad_request(f"invalid JSON pointer {path!r}")
+    return [p.replace("~1", "/").replace("~0", "~") for p in path[1:].split("/")]
+
+
+def json_patch(target: Any, ops: Any) -> Any:
+    """Apply an RFC 6902 patch (add/remove/replace/test on object members)."""
+    if not isinstance(ops, list):
+        raise bad_request("a JSON patch must be a list of operations")
+    doc = copy.deepcopy(target)
+    for op in ops:
+        if not isinstance(op, dict) or "path" not in op:
+            raise bad_request("every JSON patch operation needs op and path")
+        parts = _pointer(str(op["path"]))
+        parent = doc
+        for part in parts[:-1]:
+            if not isinstance(parent, dict) or part not in parent:
+                raise ApiError(422, "Invalid", f"JSON patch path {op['path']!r} does not exist")
+            parent = parent[part]
+        if not isinstance(parent, dict):
+            raise ApiError(422, "Invalid", "JSON patch only supports object members here")
+        leaf = parts[-1]
+        kind = op.get("op")
+        if kind in ("add", "replace"):
+            if kind == "replace" and leaf not in parent:
+                raise ApiError(422, "Invalid", f"JSON patch path {op['path']!r} does not exist")
+            parent[leaf] = copy.deepcopy(op.get("value"))
+        elif kind == "remove":
+            if leaf not in parent:
+                raise ApiError(422, "Invalid", f"JSON patch path {op['path']!r} does not exist")
+            del parent[leaf]
+        elif kind == "test":
+            if parent.get(leaf) != op.get("value"):
+                raise ApiError(422, "Invalid", f"JSON patch test failed at {op['path']!r}")
+        else:
+            raise bad_request(f"unsupported JSON patch operation {kind!r}")
+    return doc

@@ -1,0 +1,191 @@
+"""The HTTP/1.1 server of the API stand-in and the :class:`ApiServer` that wires it up."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import ssl
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from secretkit.errors import UsageError
+from secretkit.etcd import EtcdClient, EtcdConfig
+from secretkit.sandbox.apiserver.app import ApiApp, Response
+from secretkit.sandbox.apiserver.encryption import (
+    EncryptionOptions,
+    EncryptionState,
+    KMSFactory,
+    default_kms_factory,
+)
+from secretkit.sandbox.apiserver.store import ObjectStore
+
+log = logging.getLogger(__name__)
+
+#: request bodies larger than this are refused (the apiserver's limit is 3 MiB)
+MAX_BODY = 3 * 1024 * 1024
+
+
+def read_token_file(path: Path) -> frozenset[str]:
+    """Read bearer tokens: one per line, or ``--token-auth-file`` CSV (token first)."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise UsageError(f"cannot read the token file: {exc.strerror}", where=str(path)) from exc
+    tokens = frozenset(
+        line.split(",", 1)[0].strip()
+        for line in text.splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    )
+    if not tokens:
+        raise UsageError("the token file holds no token", where=str(path),
+                         hint="write one token per line")
+    return tokens
+
+
+def parse_bind(bind: str) -> tuple[str, int]:
+    """Parse ``HOST:PORT`` and refuse anything but a loopback address."""
+    host, _, port = bind.rpartition(":")
+    if not host or not port.isdigit():
+        raise UsageError(f"--bind must be HOST:PORT, got {bind!r}")
+    if not (host == "localhost" or host.startswith("127.")):
+        raise UsageError("the sandbox API stand-in only binds loopback addresses",
+                         where=bind, hint="use 127.0.0.1:PORT")
+    return host, int(port)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def _dispatch(self) -> None:
+        url = urlsplit(self.path)
+        query = dict(parse_qsl(url.query, keep_blank_values=True))
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        length = int(headers.get("content-length") or 0)
+        if length > MAX_BODY:
+            self._send(Response(413, b'{"kind":"Status","apiVersion":"v1","status":"Failure",'
+                                b'"reason":"RequestEntityTooLarge","code":413}'))
+            self.close_connection = True
+            return
+        body = self.rfile.read(length) if length else b""
+        self._send(self.server.app.handle(self.command, url.path, query, headers, body))
+
+    def _send(self, response: Response) -> None:
+        self.send_response(response.code)
+        self.send_header("Content-Type", response.content_type)
+        self.send_header("Content-Length", str(len(response.body)))
+        self.send_header("Cache-Control", "no-cache, private")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(response.body)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _dispatch
+
+    def log_message(self, format: str, *args: Any) -> None:
+        # request lines carry names only (never bodies); keep them at debug level
+        log.debug("%s - %s", self.address_string(), format % args)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], app: ApiApp) -> None:
+        self.app = app
+        super().__init__(address, _Handler)
+
+
+@dataclass
+class ApiServerConfig:
+    """Everything ``secretkit sandbox apiserver`` takes on the command line."""
+
+    etcd: EtcdConfig
+    encryption_config: Path
+    tokens: frozenset[str]
+    bind: tuple[str, int] = ("127.0.0.1", 0)
+    etcd_prefix: str = "/registry"
+    options: EncryptionOptions = field(default_factory=EncryptionOptions)
+    kms_factory: KMSFactory = default_kms_factory
+    #: serve HTTPS with this certificate/key (PEM); plain HTTP when unset. kubectl
+    #: sends bearer tokens over HTTPS only, so the sandbox always sets them.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+
+
+class ApiServer:
+    """A running API stand-in: etcd client, encryption state and the HTTP server.
+
+    Use as a context manager or call :meth:`start` / :meth:`close`; :attr:`url` is
+    the base URL once started.
+    """
+
+    def __init__(self, config: ApiServerConfig) -> None:
+        host, port = config.bind
+        if not (host == "localhost" or host.startswith("127.")):
+            raise UsageError("the sandbox API stand-in only binds loopback addresses",
+                             where=f"{host}:{port}")
+        self.config = config
+        self.apiserver_id = f"secretkit-sandbox-{secrets.token_hex(8)}"
+        self.encryption = EncryptionState(
+            config.encryption_config, options=config.options, kms_factory=config.kms_factory
+        )
+        self.etcd = EtcdClient(config.etcd)
+        store = ObjectStore(self.etcd, self.encryption, config.etcd_prefix)
+        self.app = ApiApp(store, self.encryption, config.tokens,
+                          apiserver_id=self.apiserver_id, server_address=f"{host}:{port}")
+        self._httpd = _Server((host, port), self.app)
+        scheme = "http"
+        if config.tls_cert is not None and config.tls_key is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.minimum_version = ssl.TLSVersion.TLSv1_2
+            context.load_cert_chain(config.tls_cert, config.tls_key)
+            # handshake in the handler thread, so a slow client cannot stall accept()
+            self._httpd.socket = context.wrap_socket(
+                self._httpd.socket, server_side=True, do_handshake_on_connect=False
+            )
+            scheme = "https"
+        bound_host, bound_port = str(self._httpd.server_address[0]), self._httpd.server_port
+        self.app.server_address = f"{bound_host}:{bound_port}"
+        self.url = f"{scheme}://{bound_host}:{bound_port}"
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> ApiServer:
+        """Serve in a background thread (and start KMS polling / config reload)."""
+        self.encryption.start()
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name="sandbox-http",
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        """Serve in the calling thread until :meth:`shutdown` (or a signal)."""
+        self.encryption.start()
+        self._httpd.serve_forever()
+
+    def shutdown(self) -> None:
+        """Stop serving (safe from another thread)."""
+        self._httpd.shutdown()
+
+    def close(self) -> None:
+        """Stop everything and release the port, the etcd client and KMS clients."""
+        if self._thread is not None:
+            self._httpd.shutdown()
+            self._thread.join(timeout=10)
+            self._thread = None
+        self._httpd.server_close()
+        self.encryption.stop()
+        self.etcd.close()
+
+    def __enter__(self) -> ApiServer:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
