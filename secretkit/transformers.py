@@ -170,6 +170,12 @@ class _LocalKeys:
         return prefix + secretbox_encrypt(key.secret, plaintext, nonce=self._rng(24))
 
 
+def _dek_failure(exc: SecretkitError) -> str:
+    # the plugin's hint (e.g. "pass --backends") is the actionable part; it holds no secrets
+    hint = f" (hint: {exc.hint})" if exc.hint else ""
+    return f"failed to decrypt DEK, error: {exc.what}{hint}"
+
+
 class _DEKCache:
     """A bounded LRU of decrypted DEK sources, keyed by everything Decrypt received."""
 
@@ -316,7 +322,7 @@ class _KMSv2:
         try:
             source = self._plugin.dek_source(obj)
         except SecretkitError as exc:
-            raise _Attempt(f"failed to decrypt DEK, error: {exc.what}") from None
+            raise _Attempt(_dek_failure(exc)) from None
         try:
             plaintext = kmsv2_decrypt_data(obj, source, aad)
         except (FormatError, DecryptError) as exc:
@@ -367,7 +373,7 @@ class _KMSv1:
         try:
             dek = self._plugin.dek_source(obj)
         except SecretkitError as exc:
-            raise _Attempt(f"failed to decrypt DEK, error: {exc.what}") from None
+            raise _Attempt(_dek_failure(exc)) from None
         try:
             plaintext = kmsv1_decrypt_payload(dek, payload, aad)
         except (FormatError, DecryptError) as exc:
