@@ -26,7 +26,7 @@ from secretkit.encryption_config.model import (
 )
 from secretkit.errors import SecretkitError
 from secretkit.formats import classify_value, match_key_name
-from secretkit.formats.model import DEKSourceType, StoredValue, ValueProvider
+from secretkit.formats.model import DEKSourceType, PlaintextEncoding, StoredValue, ValueProvider
 from secretkit.transformers import TransformerSet
 
 _LOCAL = {
@@ -109,7 +109,8 @@ class Classifier:
         if stored.provider is ValueProvider.IDENTITY and protected:
             findings.append(FindingKind.PLAINTEXT)
             reasons.append("stored unencrypted")
-        if stored.provider is ValueProvider.UNKNOWN:
+        malformed = _malformed(stored)
+        if malformed:
             findings.append(FindingKind.UNKNOWN)
             reasons.append(stored.detail or "bytes match no known storage format")
         if self.policy.config is not None and stored.provider is not ValueProvider.UNKNOWN:
@@ -156,6 +157,10 @@ class Classifier:
         reasons: list[str],
     ) -> None:
         """Staleness and readability from the prefix alone (no decryption)."""
+        if stored.provider is ValueProvider.KMS_V2 and stored.kms_v2 is None:
+            findings.append(FindingKind.UNDECRYPTABLE)
+            reasons.append("kms v2 EncryptedObject does not parse")
+            return
         index = _reader_index(stored, value, key_name, providers)
         if index is None:
             findings.append(FindingKind.UNDECRYPTABLE)
@@ -202,6 +207,17 @@ class Classifier:
 
 
 _KMS = (ValueProvider.KMS_V1, ValueProvider.KMS_V2)
+
+
+def _malformed(stored: StoredValue) -> bool:
+    """True for bytes that are no valid object: unknown prefix, garbage, broken headers."""
+    if stored.provider is ValueProvider.UNKNOWN:
+        return True
+    if stored.provider is ValueProvider.IDENTITY:
+        # only "neither k8s\x00 nor JSON": the envelope itself is not parsed deeper,
+        # since the apiserver stores whatever follows the magic
+        return stored.encoding is PlaintextEncoding.OTHER
+    return stored.provider is ValueProvider.KMS_V2 and stored.kms_v2 is None
 
 
 def _identify(
