@@ -147,7 +147,9 @@ def test_history_finds_plaintext_left_in_older_revisions(
     # after compaction the old values are gone and the audit says so
     etcd_client.compact(etcd_client.current_revision())
     after = json.loads(
-        run_cli(["audit", "--config", str(config_file), "--history", "-o", "json"], etcd_server).stdout
+        run_cli(
+            ["audit", "--config", str(config_file), "--history", "-o", "json"], etcd_server
+        ).stdout
     )
     assert after["totals"]["historical_values"] == 0
     assert any("compaction" in note for note in after["notes"])

@@ -86,7 +86,7 @@ def backends_yaml(directory: Path, *, rotate: str | None = None) -> Path:
             new_kek.write_bytes(bytes(range(32)))
             new_kek.chmod(0o600)
             lines += [f"    - kek_file: {new_kek}", f'      key_id: "{name}-rotated"']
-        lines += [f"    - kek_file: {kek_file}", f"      key_id: \"{spec['key_id']}\""]
+        lines += [f"    - kek_file: {kek_file}", f'      key_id: "{spec["key_id"]}"']
     path = directory / "backends.yaml"
     path.write_text("\n".join(lines) + "\n")
     return path

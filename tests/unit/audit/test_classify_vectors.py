@@ -52,9 +52,7 @@ def test_plaintext_is_a_finding_only_for_protected_resources() -> None:
     assert FindingKind.PLAINTEXT in widened.findings
 
 
-@pytest.mark.parametrize(
-    "v", [v for v in POSITIVE if v in ALL_PROVIDERS], ids=lambda v: v["id"]
-)
+@pytest.mark.parametrize("v", [v for v in POSITIVE if v in ALL_PROVIDERS], ids=lambda v: v["id"])
 def test_classification_only_stale_verdict_matches_upstream(v: dict[str, Any]) -> None:
     """No decryption: prefix, key name and provider order decide staleness like upstream."""
     record = _classify(classifier(config()), v)
