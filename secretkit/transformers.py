@@ -227,6 +227,8 @@ class _KMSPlugin:
         self._rng = rng
         self._service: KMSService | None = None
         self._lock = threading.Lock()
+        # one Status+Encrypt at a time, so concurrent first writes share one seed
+        self._refresh_lock = threading.Lock()
         self.cache = _DEKCache()
         self.current_key_id: str | None = None
         self.write_state: _WriteState | None = None
@@ -274,8 +276,22 @@ class _KMSPlugin:
             self.current_key_id = status.key_id
         return status.key_id
 
+    def ensure_write_state(self) -> _WriteState:
+        """The current write state, creating it (Status + one Encrypt) on first use."""
+        with self._refresh_lock:
+            if self.write_state is None:
+                self._refresh_locked()
+        state = self.write_state
+        if state is None:  # pragma: no cover - _refresh_locked either sets it or raises
+            raise BackendError(f"kms provider {self.provider.name!r} has no write key")
+        return state
+
     def refresh(self) -> None:
         """Poll Status; draw and wrap a new seed when the key_id changed (v2 only)."""
+        with self._refresh_lock:
+            self._refresh_locked()
+
+    def _refresh_locked(self) -> None:
         key_id = self.poll_status()
         with self._lock:
             state = self.write_state
@@ -341,11 +357,7 @@ class _KMSv2:
         return ReadResult(plaintext, stale, ValueProvider.KMS_V2, name, None, obj.key_id)
 
     def write(self, plaintext: bytes, aad: bytes) -> bytes:
-        if self._plugin.write_state is None:
-            self._plugin.refresh()
-        state = self._plugin.write_state
-        if state is None:  # pragma: no cover - refresh either sets it or raises
-            raise BackendError(f"kms provider {self._plugin.provider.name!r} has no write key")
+        state = self._plugin.ensure_write_state()
         obj = EncryptedObject(
             encrypted_data=kmsv2_encrypt_data(
                 state.seed, plaintext, aad, info=self._rng(32), nonce=self._rng(12)

@@ -122,7 +122,7 @@ def _read_value(source: str) -> bytes:
         raise UsageError(f"cannot read the value file ({exc.strerror})", where=source) from None
 
 
-@click.command("inspect")
+@click.command("inspect", short_help="What wrote one etcd value; decrypt it offline.")
 @click.option(
     "--etcd-key",
     required=True,
@@ -167,7 +167,8 @@ def inspect_cmd(
 
     \b
     Example:
-      etcdctl get --print-value-only /registry/secrets/default/db > v.bin
+      etcdctl get -w json /registry/secrets/default/db \\
+          | jq -r '.kvs[0].value' | base64 -d > v.bin   # exact bytes
       secretkit inspect --etcd-key /registry/secrets/default/db \\
           --config enc.yaml --backends backends.yaml -o json v.bin
     """

@@ -29,7 +29,7 @@ GENERATE_PROVIDERS = (*LOCAL_PROVIDERS, "kms")
 class GenerateOptions:
     """What ``secretkit config generate`` was asked for."""
 
-    provider: str = "aesgcm"
+    provider: str = "secretbox"
     resources: tuple[str, ...] = ("secrets",)
     key_name: str | None = None
     identity_fallback: bool = False
