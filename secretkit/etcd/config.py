@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -62,7 +62,8 @@ class EtcdConfig:
     etcd's own authentication. ``timeout`` bounds every request, in seconds.
     """
 
-    endpoints: tuple[str, ...] = (DEFAULT_ENDPOINT,)
+    #: normalised to a tuple; a comma-separated string is accepted too
+    endpoints: Sequence[str] = (DEFAULT_ENDPOINT,)
     cacert: Path | None = None
     cert: Path | None = None
     key: Path | None = None
