@@ -81,3 +81,76 @@ def test_bad_backends_files(tmp_path: Path, text: str, match: str) -> None:
 def test_missing_backends_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not found"):
         load_backends_file(tmp_path / "nope.yaml")
+
+
+VAULT = {"type": "vault", "address": "http://127.0.0.1:8200", "key": "k8s"}
+
+
+@pytest.mark.parametrize(
+    ("extra", "where", "match"),
+    [
+        ({}, "b.yaml:kms.auth", "missing required field 'auth'"),
+        ({"auth": {"method": "token"}}, "b.yaml:kms.auth", "exactly one of token or token_file"),
+        ({"auth": {"method": "token", "token": "t", "token_file": "f"}}, "b.yaml:kms.auth",
+         "exactly one"),
+        ({"auth": {"method": "ldap"}}, "b.yaml:kms.auth.method", "unknown auth method"),
+        ({"auth": {"method": "approle"}}, "b.yaml:kms.auth.role_id", "missing required"),
+        ({"auth": {"method": "jwt", "role": "r"}}, "b.yaml:kms.auth.token_file", "missing"),
+        ({"auth": {"method": "kubernetes"}}, "b.yaml:kms.auth.role", "missing required"),
+        ({"auth": {"method": "cert"}}, "b.yaml:kms.auth", "client_cert"),
+        ({"auth": {"method": "token", "token": "t"}, "tls": {"client_cert": "c"}},
+         "b.yaml:kms.tls", "both client_cert and client_key"),
+        ({"auth": {"method": "token", "token": "t"}, "address": "127.0.0.1:8200"},
+         "b.yaml:kms.address", "http"),
+        ({"auth": {"method": "token", "token": "t"}, "key": "a:b"}, "b.yaml:kms.key", "invalid"),
+        ({"auth": {"method": "token", "token": "t"}, "batch": {"max_items": 0}},
+         "b.yaml:kms.batch.max_items", "integer >= 1"),
+        ({"auth": {"method": "token", "token": "t"}, "timeout_seconds": "2"},
+         "b.yaml:kms.timeout_seconds", "number"),
+    ],
+)
+def test_vault_validation(extra: dict[str, Any], where: str, match: str) -> None:
+    _expect({**VAULT, **extra}, where, match)
+
+
+def test_vault_relative_paths_and_secret_free_repr(tmp_path: Path) -> None:
+    from secretkit.backends.vault import VaultTransitBackend
+
+    backend = build_backend(
+        {**VAULT, "auth": {"method": "approle", "role_id": "rid", "secret_id": "s3cr3t-id"},
+         "tls": {"ca_file": "ca.pem"}},
+        where="b.yaml:kms",
+        base_dir=tmp_path,
+    )
+    assert isinstance(backend, VaultTransitBackend)
+    assert backend.cfg.tls.ca_file == tmp_path / "ca.pem"
+    assert "s3cr3t-id" not in repr(backend.cfg)
+
+
+@pytest.mark.parametrize(
+    ("defn", "where", "match"),
+    [
+        ({"type": "aws", "key": "alias/x"}, "b.yaml:kms.region", "missing required field"),
+        ({"type": "aws", "key": "arn:aws:kms:eu-west-1:111122223333:key/abc",
+          "region": "us-east-1"}, "b.yaml:kms.region", "differs"),
+        ({"type": "aws", "key": "arn:aws:s3:::bucket", "region": "us-east-1"},
+         "b.yaml:kms.key", "not a KMS key"),
+        ({"type": "aws", "key": "alias/x", "region": "us-east-1", "assume_role": {}},
+         "b.yaml:kms.assume_role.role_arn", "missing required"),
+        ({"type": "aws", "key": "alias/x", "region": "us-east-1",
+          "encryption_context": {"a": 1}}, "b.yaml:kms.encryption_context", "strings"),
+    ],
+)
+def test_aws_validation(defn: dict[str, Any], where: str, match: str) -> None:
+    _expect(defn, where, match)
+
+
+def test_aws_region_comes_from_the_key_arn() -> None:
+    from secretkit.backends.aws import DEFAULT_CONTEXT, AwsKmsBackend
+
+    backend = build_backend(
+        {"type": "aws", "key": "arn:aws:kms:eu-west-1:111122223333:key/abc"}, where="b"
+    )
+    assert isinstance(backend, AwsKmsBackend)
+    assert backend.cfg.region == "eu-west-1"
+    assert dict(backend.cfg.encryption_context) == DEFAULT_CONTEXT
