@@ -93,7 +93,7 @@ class CheckReport:
         lines = [f"{self.command}: {self.subject}", ""]
         for f in self.failed:
             lines.append(
-                f"[{f.severity.value.upper()}] {f.title}"
+                f"[{f.severity.value.upper()}] FAIL: {f.title}"
                 + ("  (apiserver bypass)" if f.bypass else "")
             )
             if f.where:
