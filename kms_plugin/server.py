@@ -29,7 +29,7 @@ from kms_plugin.config import ListenAddress, PluginConfig
 from kms_plugin.health import HealthServer
 from kms_plugin.metrics import PluginMetrics
 from kms_plugin.service import PluginService
-from kms_plugin.servicer import V1beta1Servicer, V2Servicer
+from kms_plugin.servicer import RequestTracker, V1beta1Servicer, V2Servicer
 from secretkit._proto.kms.v1beta1 import api_pb2_grpc as v1beta1_grpc
 from secretkit._proto.kms.v2 import api_pb2_grpc as v2_grpc
 from secretkit.errors import UsageError
@@ -113,6 +113,7 @@ class PluginServer:
         self._socket_inode: int | None = None
         self._stopping = threading.Event()
         self._stop_requested = threading.Event()
+        self._tracker = RequestTracker()
 
     @property
     def health_port(self) -> int | None:
@@ -128,12 +129,12 @@ class PluginServer:
             options=[("grpc.max_receive_message_length", 256 * 1024)],
         )
         v2_grpc.add_KeyManagementServiceServicer_to_server(
-            V2Servicer(self._service, self._metrics), server
+            V2Servicer(self._service, self._metrics, self._tracker), server
         )
         services = [V2_SERVICE]
         if not cfg.disable_v1beta1:
             v1beta1_grpc.add_KeyManagementServiceServicer_to_server(
-                V1beta1Servicer(self._service, self._metrics), server
+                V1beta1Servicer(self._service, self._metrics, self._tracker), server
             )
             services.append(V1BETA1_SERVICE)
         health_pb2_grpc.add_HealthServicer_to_server(self._health_grpc, server)
@@ -214,13 +215,23 @@ class PluginServer:
             return
         self._stopping.set()
         started = time.monotonic()
+        in_flight = self._tracker.in_flight
         self._health_grpc.enter_graceful_shutdown()
         if self._grpc is not None:
+            # refuses new calls at once; running handlers get `grace` seconds, then are
+            # cancelled. Calls that reached the socket but no handler yet are refused
+            # unprocessed by gRPC (UNAVAILABLE or CANCELLED): safe for the caller to retry.
             self._grpc.stop(grace).wait()
         self._remove_socket()
         if self._http is not None:
             self._http.stop()
-        log.info("stopped", extra={"seconds": round(time.monotonic() - started, 3)})
+        log.info(
+            "stopped",
+            extra={"seconds": round(time.monotonic() - started, 3),
+                   "in_flight_at_signal": in_flight,
+                   "handled": self._tracker.finished,
+                   "abandoned": self._tracker.in_flight},
+        )
 
     def _remove_socket(self) -> None:
         path = self._config.listen.path

@@ -18,6 +18,7 @@ logged by class name only.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -60,12 +61,52 @@ def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     return grpc.StatusCode.INTERNAL, "internal error in secretkit-kms-plugin (see its log)"
 
 
+class RequestTracker:
+    """Counts requests our handlers started and finished (shutdown reports the gap)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.started = 0
+        self.finished = 0
+
+    def begin(self) -> None:
+        """A handler started."""
+        with self._lock:
+            self.started += 1
+
+    def end(self) -> None:
+        """A handler returned (answer or error)."""
+        with self._lock:
+            self.finished += 1
+
+    @property
+    def in_flight(self) -> int:
+        """Handlers running right now."""
+        with self._lock:
+            return self.started - self.finished
+
+
 class _Base:
-    def __init__(self, service: PluginService, metrics: PluginMetrics | None) -> None:
+    def __init__(
+        self,
+        service: PluginService,
+        metrics: PluginMetrics | None,
+        tracker: RequestTracker | None = None,
+    ) -> None:
         self._service = service
         self._metrics = metrics
+        self._tracker = tracker or RequestTracker()
 
     def _handle(
+        self, operation: str, context: grpc.ServicerContext, fn: Callable[[], _R]
+    ) -> _R:
+        self._tracker.begin()
+        try:
+            return self._handle_tracked(operation, context, fn)
+        finally:
+            self._tracker.end()
+
+    def _handle_tracked(
         self, operation: str, context: grpc.ServicerContext, fn: Callable[[], _R]
     ) -> _R:
         start = time.perf_counter()
