@@ -212,3 +212,34 @@ def test_dek_cache_is_bounded_lru() -> None:
     cache.put(("c",), b"3")
     assert cache.get(("b",)) is None and cache.get(("a",)) == b"1" and len(cache) == 2
     assert DEK_CACHE_SIZE >= 100
+
+
+def test_kms_v1_reads_gcm_fresh_and_legacy_cbc_stale() -> None:
+    # no upstream kms v1 vectors exist: built from the documented layout (storage-formats §0)
+    from secretkit.formats import aescbc_encrypt, aesgcm_encrypt, encode_kmsv1
+
+    service = FakeKMS(b"K" * 32, "", {})  # v1 plugins wrap without a key_id
+    dek = b"D" * 32
+    wrapped = service.encrypt(dek, "uid").ciphertext
+    prefix = b"k8s:enc:kms:v1:old:"
+    gcm_value = prefix + encode_kmsv1(wrapped, aesgcm_encrypt(dek, b"gcm", ETCD_KEY.encode()))
+    cbc_value = prefix + encode_kmsv1(wrapped, aescbc_encrypt(dek, b"cbc"))
+    data = _cfg(
+        _local("aesgcm", "k0")
+        + "      - kms:\n          name: old\n          endpoint: unix:///tmp/k.sock\n"
+    )
+    chain = _build(data, {"old": service}).for_resource("secrets")
+    gcm = chain.read(gcm_value, ETCD_KEY)
+    assert (gcm.plaintext, gcm.provider, gcm.provider_name) == (b"gcm", ValueProvider.KMS_V1, "old")
+    assert gcm.stale  # not provider #0
+    first = _build(
+        _cfg("      - kms:\n          name: old\n          endpoint: unix:///k.sock\n"),
+        {"old": service},
+    )
+    v1_chain = first.for_resource("secrets")
+    service.decrypt_calls = 0
+    assert v1_chain.read(gcm_value, ETCD_KEY).stale is False
+    assert v1_chain.read(cbc_value, ETCD_KEY).stale is True
+    assert service.decrypt_calls == 1  # one Decrypt, then the DEK is cached
+    with pytest.raises(DecryptError, match="kms v1 'old'"):
+        v1_chain.read(gcm_value, ETCD_KEY + "-moved")
