@@ -161,7 +161,7 @@ class _Parser:
 
     def mapping(self, value: Any, path: str, allowed: tuple[str, ...]) -> Mapping[str, Any] | None:
         if not isinstance(value, Mapping):
-            self.problem(path, f"must be a mapping, got {_type_name(value)}")
+            self.problem(path or "(document)", f"must be a mapping, got {_type_name(value)}")
             return None
         for name in value:
             if name not in allowed:

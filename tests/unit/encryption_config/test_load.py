@@ -197,3 +197,21 @@ def test_config_hash_is_sha256_of_the_raw_bytes() -> None:
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         load_encryption_config_file(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize(
+    ("data", "path", "words"),
+    [
+        (b"- a\n- b\n", "(document)", "must be a mapping"),
+        (b"kind: [\n", "(file)", "cannot decode"),
+        (b"\xff\xfe", "(file)", "UTF-8"),
+        (
+            b"apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\n",
+            "resources",
+            "at least one resources",
+        ),
+    ],
+)
+def test_undecodable_or_empty_documents(data: bytes, path: str, words: str) -> None:
+    _, problems = check_encryption_config(data)
+    assert any(p.path == path and words in p.message for p in problems), problems
