@@ -228,6 +228,9 @@ def _make_client(cfg: VaultConfig) -> hvac.Client:
     cert = None
     if cfg.tls.client_cert is not None and cfg.tls.client_key is not None:
         cert = (str(cfg.tls.client_cert), str(cfg.tls.client_key))
+    # hvac ignores its verify/cert arguments when given a session: set them here
+    session.verify = verify
+    session.cert = cert
     return hvac.Client(
         url=cfg.address,
         verify=verify,
