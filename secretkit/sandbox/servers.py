@@ -143,13 +143,20 @@ def _cmdline(pid: int) -> list[str] | None:
 
 
 def _pid_alive(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie (exited, waiting to be reaped)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc: existence is all we can tell
+    # the state letter follows the parenthesised command name, which may contain spaces
+    state = stat.rpartition(")")[2].split()[:1]
+    return state != ["Z"]
 
 
 @dataclass
@@ -170,10 +177,18 @@ class ManagedProcess:
 
     def _is_ours(self) -> bool:
         """Guard against PID reuse when we did not spawn the process ourselves."""
+        if not self.argv:
+            return True
+        expected = Path(self.argv[0]).name
         cmdline = _cmdline(self.pid)
-        if cmdline is None or not self.argv:
+        if cmdline:
+            return Path(cmdline[0]).name == expected
+        try:
+            # cmdline can read empty for a moment after exec; comm is the name, cut at 15
+            comm = Path(f"/proc/{self.pid}/comm").read_text().strip()
+        except OSError:
             return True  # no /proc: trust the PID we recorded
-        return bool(cmdline) and Path(cmdline[0]).name == Path(self.argv[0]).name
+        return comm == expected[:15]
 
     def _signal(self, sig: signal.Signals) -> None:
         # The child leads its own process group (start_new_session), so the group id
@@ -670,6 +685,36 @@ def enable_transit(address: str, token: str, mount: str = "transit") -> None:
             f"could not enable transit at {mount!r}: {type(exc).__name__}",
             where=address,
             hint="is the OpenBao server running and the token a root token?",
+        ) from None
+    finally:
+        session.close()
+
+
+def create_transit_key(
+    address: str,
+    token: str,
+    name: str,
+    *,
+    mount: str = "transit",
+    key_type: str = "aes256-gcm96",
+) -> None:
+    """Create the transit key ``name`` (kept as is when it already exists)."""
+    import hvac
+    import requests
+    from hvac import exceptions as hvac_exceptions
+
+    session = requests.Session()
+    session.trust_env = False
+    client = hvac.Client(url=address, token=token, session=session)
+    try:
+        client.secrets.transit.create_key(  # type: ignore[no-untyped-call]
+            name=name, key_type=key_type, mount_point=mount
+        )
+    except (hvac_exceptions.VaultError, requests.RequestException) as exc:
+        raise ServerStartError(
+            f"could not create transit key {name!r}: {type(exc).__name__}",
+            where=f"{address} ({mount})",
+            hint="is transit enabled at that mount and the token allowed to write keys?",
         ) from None
     finally:
         session.close()

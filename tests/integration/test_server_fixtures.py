@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,12 @@ from tests.fixtures.servers import EtcdServer, MotoServer, OpenBaoServer
 
 
 def _etcdctl(server: EtcdServer, *args: str, tls: bool = True) -> subprocess.CompletedProcess[str]:
-    argv = [str(find_binary("etcdctl")), f"--endpoints={server.endpoint}", "--dial-timeout=2s"]
+    argv = [
+        str(find_binary("etcdctl")),
+        f"--endpoints={server.endpoint}",
+        "--dial-timeout=2s",
+        "--command-timeout=2s",
+    ]
     if server.ca_cert is not None:
         argv.append(f"--cacert={server.ca_cert}")
         if tls:
@@ -92,3 +98,113 @@ def test_moto_kms_round_trip(moto_server: MotoServer) -> None:
     out = kms.decrypt(CiphertextBlob=blob)
     assert out["Plaintext"] == b"moto smoke"
     assert key_id in out["KeyId"]
+
+
+# -- the process helpers themselves (no server marker: they need no server) ------------
+
+
+def test_stop_kills_the_whole_process_group(tmp_path: Path) -> None:
+    from secretkit.sandbox.servers import spawn
+
+    script = "sleep 300 & echo $! > child.pid; wait"
+    proc = spawn("sh", ["/bin/sh", "-c", script], log_path=tmp_path / "sh.log", cwd=tmp_path)
+    pid_file = tmp_path / "child.pid"
+    for _ in range(100):
+        if pid_file.exists() and pid_file.read_text().strip():
+            break
+        time.sleep(0.05)
+    child = int(pid_file.read_text())
+    assert os.getpgid(child) == proc.pid  # the grandchild is in the server's group
+    proc.stop(timeout=5)
+    assert not proc.is_running()
+    for _ in range(100):
+        if not _alive(child):
+            break
+        time.sleep(0.05)
+    assert not _alive(child), "a child of the stopped server was orphaned"
+    proc.stop()  # idempotent
+
+
+def test_stop_by_pid_only(tmp_path: Path) -> None:
+    """The sandbox stops servers started by an earlier command: only the PID is known."""
+    from secretkit.sandbox.servers import ManagedProcess
+
+    popen = subprocess.Popen(["/bin/sleep", "300"], start_new_session=True)
+    try:
+        handle = ManagedProcess("sleep", popen.pid, ["/bin/sleep", "300"], None)
+        assert handle.is_running()
+        handle.stop(timeout=5)
+        assert popen.wait(5) == -15  # SIGTERM, not SIGKILL
+        assert not handle.is_running()
+    finally:
+        if popen.poll() is None:
+            popen.kill()
+            popen.wait()
+
+
+def test_pid_reuse_guard(tmp_path: Path) -> None:
+    """A recorded PID now running another program is not ours: never signalled."""
+    from secretkit.sandbox.servers import ManagedProcess
+
+    popen = subprocess.Popen(["/bin/sleep", "300"], start_new_session=True)
+    try:
+        stale = ManagedProcess("etcd", popen.pid, ["/opt/bin/etcd"], None)
+        assert not stale.is_running()
+        stale.stop(timeout=1)
+        assert popen.poll() is None
+    finally:
+        popen.kill()
+        popen.wait()
+
+
+def test_find_binary_names_the_pip_package() -> None:
+    from secretkit.errors import SecretkitError
+    from secretkit.sandbox.servers import find_binary
+
+    assert find_binary("etcd").is_file()
+    assert find_binary("bao").is_file()
+    assert find_binary("moto_server").is_file()
+    assert find_binary("kubectl").is_file()
+    with pytest.raises(SecretkitError) as info:
+        find_binary("definitely-not-a-secretkit-binary")
+    assert "not found" in info.value.what
+
+
+def test_generate_test_pki(tmp_path: Path) -> None:
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    from secretkit.sandbox.servers import generate_test_pki
+
+    pki = generate_test_pki(tmp_path / "pki")
+    ca = x509.load_pem_x509_certificate(pki.ca_cert.read_bytes())
+    server = x509.load_pem_x509_certificate(pki.server_cert.read_bytes())
+    client = x509.load_pem_x509_certificate(pki.client_cert.read_bytes())
+    server.verify_directly_issued_by(ca)
+    client.verify_directly_issued_by(ca)
+    san = server.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert ipaddress.IPv4Address("127.0.0.1") in san.get_values_for_type(x509.IPAddress)
+    assert "localhost" in san.get_values_for_type(x509.DNSName)
+    eku = client.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert ExtendedKeyUsageOID.CLIENT_AUTH in eku
+    for key in (pki.ca_key, pki.server_key, pki.client_key):
+        assert key.stat().st_mode & 0o777 == 0o600
+    assert sorted(p.name for p in (tmp_path / "pki").iterdir()) == [
+        "ca.crt",
+        "ca.key",
+        "client.crt",
+        "client.key",
+        "server.crt",
+        "server.key",
+    ]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().rpartition(")")[2].split()[0] == "Z")
