@@ -449,11 +449,12 @@ class ResourceTransformer:
                 hint="the matching providers' keys do not open it: wrong key, tampered value, "
                 "or a value copied from another etcd key (aesgcm and kms v2 bind the key)",
             )
+        tried = ", ".join(link.label for link in self._links)
         raise DecryptError(
-            f"{NO_MATCHING_PREFIX} (tried: {', '.join(link.label for link in self._links)})",
+            f"{NO_MATCHING_PREFIX} (resource {self.resource!r}; tried: {tried})",
             where=etcd_key,
-            hint="the value was written by a provider that is not in this resource's "
-            "configuration; add that provider (with its key) to read it",
+            hint="the value was written by a provider that is not configured for this "
+            "resource; add that provider (with its key) to the resource's rule to read it",
         )
 
     def write(self, plaintext: bytes, etcd_key: str) -> bytes:
