@@ -61,6 +61,9 @@ class SandboxOptions:
     plugin_status_ttl: float = 30.0
     api_port: int | None = None
     start_timeout: float = 60.0
+    #: a custom EncryptionConfiguration (YAML bytes) instead of ``encryption``'s;
+    #: ``{kms_endpoint}`` is replaced by the sandbox plugin's ``unix://`` endpoint
+    encryption_config: bytes | None = None
 
 
 def _env() -> dict[str, str]:
@@ -286,8 +289,13 @@ def up(directory: Path, options: SandboxOptions | None = None) -> SandboxState:
         write_private(Path(state.backends_file), configs.backends_file(
             vault_address=bao_address, token_file=bao_token_file, mount=TRANSIT_MOUNT,
             key=TRANSIT_KEY))
-        write_private(Path(state.encryption_config), configs.encryption_config(
-            options.encryption, kms_endpoint=f"unix://{socket_path}"))
+        kms_endpoint = f"unix://{socket_path}"
+        if options.encryption_config is not None:
+            config_bytes = options.encryption_config.replace(
+                b"{kms_endpoint}", kms_endpoint.encode())
+        else:
+            config_bytes = configs.encryption_config(options.encryption, kms_endpoint=kms_endpoint)
+        write_private(Path(state.encryption_config), config_bytes)
         state.processes = {p.name: _info(p) for p in started}
         state.save()
 
