@@ -141,3 +141,28 @@ def test_abstract_socket(tmp_path: Path) -> None:
         # a second plugin on the same abstract name is refused
         with pytest.raises(AssertionError, match="exited with 2"):
             start_plugin(tmp_path, args, listen=f"unix:@{name}", log_name="second.log")
+
+
+def test_log_hygiene(tmp_path: Path) -> None:
+    """Debug logs of a busy plugin hold no plaintext, ciphertext or key material."""
+    kek_bytes = os.urandom(32)
+    kek = write_kek(tmp_path / "kek.bin", kek_bytes)
+    seeds = [os.urandom(32) for _ in range(5)]
+    secrets: list[bytes] = [kek_bytes, *seeds]
+    with running_plugin(tmp_path, ["--backend", "local", "--local-kek-file", str(kek)]) as p:
+        for seed in seeds:
+            enc = p.encrypt(seed)
+            secrets.append(enc.ciphertext)
+            assert p.decrypt(enc) == seed
+            secrets.append(p.v1_encrypt(seed))
+            # errors carrying secret-looking inputs must not echo them either
+            with pytest.raises(grpc.RpcError):
+                p.v2().Decrypt(api_pb2.DecryptRequest(
+                    ciphertext=seed, key_id=enc.key_id), timeout=10)
+        p.http("/metrics")
+    log = p.log_path.read_bytes()
+    assert b'"level": "debug"' in log or b'"level": "info"' in log
+    for secret in secrets:
+        for form in (secret, secret.hex().encode(), base64.b64encode(secret),
+                     repr(secret)[2:-1].encode()):
+            assert form not in log
