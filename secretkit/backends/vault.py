@@ -327,7 +327,12 @@ class _Auth:
                 jwt = _read_secret_file(auth.token_file or DEFAULT_SA_TOKEN, "JWT")
                 c.auth.jwt.jwt_login(role=auth.role, jwt=jwt, path=mount or "jwt")
             elif auth.method == "cert":
-                c.auth.cert.login(name=auth.role or "", mount_point=mount or "cert")
+                # hvac's cert.login second-guesses verify/cert; the session already
+                # presents the client certificate, so post the login directly
+                c.adapter.login(
+                    url=f"/v1/auth/{mount or 'cert'}/login",
+                    json={"name": auth.role} if auth.role else {},
+                )
             else:  # pragma: no cover - validated at config time
                 raise ConfigError(f"unknown auth method {auth.method!r}")
             self._load_token_info()

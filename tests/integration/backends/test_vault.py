@@ -243,3 +243,113 @@ def test_unreachable_vault_is_unavailable() -> None:
     with pytest.raises(BackendUnavailable) as err:
         backend.encrypt(b"seed")
     assert "dev-not-a-real-token" not in err.value.diagnostics()
+
+
+def test_token_file_is_reread_after_a_403(openbao_server: OpenBaoServer, tmp_path: Path) -> None:
+    key = _key(openbao_server)
+    first = _policy_token(openbao_server, key)
+    token_file = tmp_path / "token"
+    token_file.write_text(first)
+    backend = _backend(
+        openbao_server, key, auth={"method": "token", "token_file": str(token_file)}
+    )
+    wrapped = backend.encrypt(b"seed-a")
+    # an agent rotates the token: the old one is revoked, the file gets the new one
+    openbao_server.client().auth.token.revoke(first)
+    token_file.write_text(_policy_token(openbao_server, key))
+    assert backend.decrypt(wrapped.ciphertext, key_id=wrapped.key_id) == b"seed-a"
+    assert backend.auth_stats[0] == 2  # one re-login after the 403
+
+
+def test_namespace_changes_the_cluster_part_of_key_ids(openbao_server: OpenBaoServer) -> None:
+    client = openbao_server.client()
+    ns = f"team-{uuid.uuid4().hex[:6]}"
+    client.adapter.post(f"/v1/sys/namespaces/{ns}")
+    import hvac
+    import requests
+
+    session = requests.Session()
+    session.trust_env = False
+    ns_client = hvac.Client(
+        url=openbao_server.address, token=openbao_server.token, namespace=ns, session=session
+    )
+    ns_client.sys.enable_secrets_engine("transit", path="transit")
+    ns_client.secrets.transit.create_key(name="nskey", mount_point="transit")
+    backend = _backend(openbao_server, "nskey", namespace=ns)
+    wrapped = backend.encrypt(b"ns-seed")
+    ns_cluster = cluster_id_for(openbao_server.address, ns)
+    assert wrapped.key_id == f"vault:{ns_cluster}:transit:nskey:v1"
+    assert ns_cluster != cluster_id_for(openbao_server.address, None)
+    assert backend.decrypt(wrapped.ciphertext, key_id=wrapped.key_id) == b"ns-seed"
+    root_ns = _backend(openbao_server, "nskey")
+    with pytest.raises(BackendInvalidRequest, match="another Vault cluster or namespace"):
+        root_ns.decrypt(wrapped.ciphertext, key_id=wrapped.key_id)
+
+
+def _es256_jwt(private_key: Any, claims: dict[str, Any]) -> str:
+    import json
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    header = b64(json.dumps({"alg": "ES256", "typ": "JWT"}).encode())
+    payload = b64(json.dumps(claims).encode())
+    der = private_key.sign(f"{header}.{payload}".encode(), ec.ECDSA(hashes.SHA256()))
+    r, s = decode_dss_signature(der)
+    return f"{header}.{payload}.{b64(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
+
+
+def test_jwt_auth_login(openbao_server: OpenBaoServer, tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = _key(openbao_server)
+    client = openbao_server.client()
+    mount = f"jwt-{key}"
+    client.sys.enable_auth_method("jwt", path=mount)
+    signer = ec.generate_private_key(ec.SECP256R1())
+    pub_pem = signer.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()
+    client.adapter.post(f"/v1/auth/{mount}/config", json={"jwt_validation_pubkeys": [pub_pem]})
+    policy = f"p-{key}"
+    client.sys.create_or_update_policy(name=policy, policy=TRANSIT_POLICY.format(key=key))
+    client.adapter.post(
+        f"/v1/auth/{mount}/role/kms-plugin",
+        json={
+            "role_type": "jwt",
+            "user_claim": "sub",
+            "bound_audiences": ["secretkit"],
+            "token_policies": [policy],
+            "token_ttl": "1m",
+        },
+    )
+    now = int(time.time())
+    token_file = tmp_path / "sa-token"
+    token_file.write_text(
+        _es256_jwt(
+            signer,
+            {"sub": "system:serviceaccount:kube-system:kms", "aud": "secretkit",
+             "iat": now, "nbf": now - 5, "exp": now + 300},
+        )
+    )
+    backend = _backend(
+        openbao_server,
+        key,
+        auth={"method": "jwt", "role": "kms-plugin", "token_file": str(token_file), "mount": mount},
+    )
+    wrapped = backend.encrypt(b"jwt-seed")
+    assert backend.decrypt(wrapped.ciphertext, key_id=wrapped.key_id) == b"jwt-seed"
+    token_file.write_text("not-a-jwt")
+    other = _backend(
+        openbao_server,
+        key,
+        auth={"method": "jwt", "role": "kms-plugin", "token_file": str(token_file), "mount": mount},
+    )
+    with pytest.raises((BackendInvalidRequest, BackendPermissionDenied)) as err:
+        other.status()
+    assert "not-a-jwt" not in err.value.diagnostics()

@@ -102,3 +102,35 @@ def test_unknown_ca_is_refused(tls_bao: TLSBao) -> None:
     backend = build_backend(_definition(tls_bao, {}), where="t")  # system CAs only
     with pytest.raises(BackendUnavailable, match="SSLError"):
         backend.status()
+
+
+def test_cert_auth_with_a_client_certificate(tls_bao: TLSBao, tmp_path: Path) -> None:
+    from secretkit.sandbox.servers import generate_test_pki
+
+    pki = generate_test_pki(tmp_path / "pki", client_cn="kms-plugin")
+    client = _hvac(tls_bao)
+    client.sys.enable_auth_method("cert")
+    client.sys.create_or_update_policy(
+        name="tls-transit",
+        policy='path "transit/*" { capabilities = ["update", "read"] }',
+    )
+    client.adapter.post(
+        "/v1/auth/cert/certs/kms-plugin",
+        json={"certificate": pki.ca_cert.read_text(), "token_policies": ["tls-transit"]},
+    )
+    backend = build_backend(
+        {
+            "type": "vault",
+            "address": tls_bao.address,
+            "key": "tls-key",
+            "tls": {
+                "ca_file": str(tls_bao.ca_file),
+                "client_cert": str(pki.client_cert),
+                "client_key": str(pki.client_key),
+            },
+            "auth": {"method": "cert", "role": "kms-plugin"},
+        },
+        where="t",
+    )
+    wrapped = backend.encrypt(b"cert-auth-seed")
+    assert backend.decrypt(wrapped.ciphertext, key_id=wrapped.key_id) == b"cert-auth-seed"
