@@ -42,8 +42,7 @@ def _parse(data: bytes) -> tuple[str, str, memoryview | None, str, str]:
         raise FormatError("value does not start with the k8s\\x00 protobuf magic", where=_WHERE)
     api_version = kind = content_encoding = content_type = ""
     raw: memoryview | None = None
-    body = memoryview(data)[len(PROTOBUF_MAGIC) :]
-    for number, wire_type, value in iter_fields(body, where=_WHERE):
+    for number, wire_type, value in iter_fields(data, start=len(PROTOBUF_MAGIC), where=_WHERE):
         if number > 4:
             continue
         if wire_type != WIRE_LEN or not isinstance(value, memoryview):

@@ -13,8 +13,12 @@ Payload (``encryptedData``):
 
 from __future__ import annotations
 
+import functools
 import os
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
@@ -28,6 +32,7 @@ from secretkit.formats.protowire import (
     encode_len_field,
     encode_varint_field,
     iter_fields,
+    read_varint,
 )
 
 KEY_ID_MAX_SIZE = 1024
@@ -47,10 +52,12 @@ def _shown(text: str) -> str:
     return repr(text[:64] + ("…" if len(text) > 64 else ""))
 
 
+@functools.lru_cache(maxsize=1024)
 def is_fully_qualified_domain_name(name: str) -> bool:
     """Upstream ``IsFullyQualifiedDomainName``: RFC 1123 subdomain with ≥ 2 labels.
 
-    One trailing dot is allowed, as upstream strips it before checking.
+    One trailing dot is allowed, as upstream strips it before checking. Cached: every
+    value an apiserver writes carries the same few annotation keys (public metadata).
     """
     if name.endswith("."):
         name = name[:-1]
@@ -122,9 +129,19 @@ def _decode_annotation(entry: memoryview) -> tuple[str, bytes]:
     return key, value
 
 
-def decode_encrypted_object(data: bytes) -> EncryptedObject:
-    """Decode and validate an ``EncryptedObject``; :class:`FormatError` on any problem."""
-    encrypted_data = b""
+@dataclass(frozen=True)
+class _Fields:
+    """The raw fields of one EncryptedObject message, before validation."""
+
+    encrypted_data: bytes | None  # None: field 1 absent
+    key_id: str
+    dek_source: bytes
+    annotations: Mapping[str, bytes]
+    source_type: int
+
+
+def _parse_fields(data: bytes) -> _Fields:
+    encrypted_data: bytes | None = None
     key_id = ""
     dek_source = b""
     annotations: dict[str, bytes] = {}
@@ -151,17 +168,66 @@ def decode_encrypted_object(data: bytes) -> EncryptedObject:
         else:
             key, item = _decode_annotation(value)
             annotations[key] = item
-    if source_type not in (0, 1):
-        raise FormatError(f"unknown encryptedDEKSourceType {source_type}", where=_WHERE)
+    return _Fields(encrypted_data, key_id, dek_source, MappingProxyType(annotations), source_type)
+
+
+def _build(fields: _Fields, encrypted_data: bytes) -> EncryptedObject:
+    if fields.source_type not in (0, 1):
+        raise FormatError(f"unknown encryptedDEKSourceType {fields.source_type}", where=_WHERE)
     obj = EncryptedObject(
         encrypted_data=encrypted_data,
-        key_id=key_id,
-        encrypted_dek_source=dek_source,
-        annotations=annotations,
-        encrypted_dek_source_type=DEKSourceType(source_type),
+        key_id=fields.key_id,
+        encrypted_dek_source=fields.dek_source,
+        annotations=fields.annotations,
+        encrypted_dek_source_type=DEKSourceType(fields.source_type),
     )
     validate_encrypted_object(obj)
     return obj
+
+
+@functools.lru_cache(maxsize=256)
+def _validated_tail(tail: bytes) -> _Fields | None:
+    """Parse and validate fields 2-5, given non-empty encryptedData; None if field 1 recurs.
+
+    Cached because every value one apiserver writes between two KMS key changes carries
+    the same keyID, encryptedDEKSource and annotations (all public metadata); only the
+    leading encryptedData differs. The result is immutable.
+    """
+    fields = _parse_fields(tail)
+    if fields.encrypted_data is not None:
+        return None
+    _build(fields, b"\x00")  # validation only; non-empty data keeps upstream's error order
+    return fields
+
+
+def decode_encrypted_object(data: bytes) -> EncryptedObject:
+    """Decode and validate an ``EncryptedObject``; :class:`FormatError` on any problem.
+
+    ``annotations`` of the result is a read-only mapping.
+    """
+    if not isinstance(data, bytes):
+        data = bytes(data)  # bytearray/memoryview callers: the cache needs hashable bytes
+    # Fast path for the apiserver's field order: non-empty field 1 first, metadata after.
+    if data[:1] == b"\x0a":
+        length, start = read_varint(data, 1, where=_WHERE)
+        end = start + length
+        if length > 0 and end <= len(data):
+            fields = _validated_tail(data[end:])
+            if fields is not None:
+                return _with_data(fields, data[start:end])
+    fields = _parse_fields(data)
+    return _build(fields, fields.encrypted_data or b"")
+
+
+def _with_data(fields: _Fields, encrypted_data: bytes) -> EncryptedObject:
+    """Build an already validated object around new encryptedData."""
+    return EncryptedObject(
+        encrypted_data=encrypted_data,
+        key_id=fields.key_id,
+        encrypted_dek_source=fields.dek_source,
+        annotations=fields.annotations,
+        encrypted_dek_source_type=DEKSourceType(fields.source_type),
+    )
 
 
 def encode_encrypted_object(obj: EncryptedObject) -> bytes:

@@ -44,28 +44,37 @@ def read_varint(buf: bytes | memoryview, pos: int, *, where: str = "protobuf") -
 
 
 def iter_fields(
-    buf: bytes | memoryview, *, where: str = "protobuf"
+    buf: bytes | memoryview, *, start: int = 0, where: str = "protobuf"
 ) -> Iterator[tuple[int, int, int | memoryview]]:
     """Yield ``(field_number, wire_type, value)`` for each field of a message.
 
+    The message is ``buf[start:]`` (an offset avoids copying the outer value).
     ``value`` is an ``int`` for varint/fixed32/fixed64 fields and a memoryview slice of
     ``buf`` for length-delimited ones. Groups (wire types 3 and 4, unused by proto3)
     and any other malformation raise :class:`FormatError`.
     """
-    view = buf if isinstance(buf, memoryview) else memoryview(buf)
-    pos = 0
-    end = len(view)
+    # Index a bytes object (much faster than indexing a memoryview) and slice a view
+    # of it (no copies of large payloads).
+    data = bytes(buf) if isinstance(buf, memoryview) else buf
+    view = memoryview(data)
+    pos = start
+    end = len(data)
     while pos < end:
-        tag, pos = read_varint(view, pos, where=where)
+        tag = data[pos]
+        if tag < 0x80:  # one-byte tags are the common case: skip the generic reader
+            pos += 1
+        else:
+            tag, pos = read_varint(data, pos, where=where)
         field_number = tag >> 3
         wire_type = tag & 0x7
         if field_number < 1 or field_number > _MAX_FIELD_NUMBER:
             raise FormatError(f"invalid field number {field_number}", where=where)
-        if wire_type == WIRE_VARINT:
-            value, pos = read_varint(view, pos, where=where)
-            yield field_number, wire_type, value
-        elif wire_type == WIRE_LEN:
-            length, pos = read_varint(view, pos, where=where)
+        if wire_type == WIRE_LEN:
+            if pos < end and data[pos] < 0x80:
+                length = data[pos]
+                pos += 1
+            else:
+                length, pos = read_varint(data, pos, where=where)
             if length > end - pos:
                 raise FormatError(
                     f"field {field_number} claims {length} bytes, only {end - pos} left",
@@ -73,15 +82,18 @@ def iter_fields(
                 )
             yield field_number, wire_type, view[pos : pos + length]
             pos += length
+        elif wire_type == WIRE_VARINT:
+            value, pos = read_varint(data, pos, where=where)
+            yield field_number, wire_type, value
         elif wire_type == WIRE_FIXED64:
             if end - pos < 8:
                 raise FormatError(f"truncated fixed64 field {field_number}", where=where)
-            yield field_number, wire_type, int.from_bytes(view[pos : pos + 8], "little")
+            yield field_number, wire_type, int.from_bytes(data[pos : pos + 8], "little")
             pos += 8
         elif wire_type == WIRE_FIXED32:
             if end - pos < 4:
                 raise FormatError(f"truncated fixed32 field {field_number}", where=where)
-            yield field_number, wire_type, int.from_bytes(view[pos : pos + 4], "little")
+            yield field_number, wire_type, int.from_bytes(data[pos : pos + 4], "little")
             pos += 4
         else:
             raise FormatError(

@@ -245,3 +245,41 @@ def test_repr_hides_ciphertexts() -> None:
     obj = decode_encrypted_object(_encode())
     assert "\\x01" not in repr(obj)
     assert "\\x02" not in repr(obj)
+
+
+def test_fast_and_slow_decoding_paths_agree() -> None:
+    tail = _encode(encrypted_data=b"")  # fields 2-5 only
+    # Field 1 first (the apiserver's order, cached metadata path) and field 1 last.
+    first = decode_encrypted_object(encode_len_field(1, b"payload") + tail)
+    last = decode_encrypted_object(tail + encode_len_field(1, b"payload"))
+    assert first == last
+    assert first.encrypted_data == b"payload"
+    # Field 1 twice: the last one wins on both paths.
+    twice = encode_len_field(1, b"old") + tail + encode_len_field(1, b"new")
+    assert decode_encrypted_object(twice).encrypted_data == b"new"
+    # Same cached metadata, different payloads.
+    assert decode_encrypted_object(encode_len_field(1, b"other") + tail).encrypted_data == b"other"
+
+
+def test_error_order_follows_upstream_on_every_path() -> None:
+    bad_type_tail = _encode(encrypted_data=b"", source_type=3)
+    for data in (encode_len_field(1, b"") + bad_type_tail, bad_type_tail):
+        with pytest.raises(FormatError, match="unknown encryptedDEKSourceType"):
+            decode_encrypted_object(data)
+    empty_both = _encode(encrypted_data=b"", encrypted_dek_source=b"")
+    with pytest.raises(FormatError, match="encryptedData is empty"):
+        decode_encrypted_object(encode_len_field(1, b"") + empty_both)
+
+
+def test_decoded_annotations_are_read_only() -> None:
+    obj = decode_encrypted_object(_encode())
+    with pytest.raises(TypeError):
+        obj.annotations["x.y"] = b"1"  # type: ignore[index]
+    again = decode_encrypted_object(_encode())
+    assert dict(again.annotations) == {"version.kms.example.com": b"7"}
+
+
+def test_bytes_like_input_is_accepted() -> None:
+    data = _encode()
+    assert decode_encrypted_object(bytearray(data)) == decode_encrypted_object(data)  # type: ignore[arg-type]
+    assert decode_encrypted_object(memoryview(data)) == decode_encrypted_object(data)  # type: ignore[arg-type]
