@@ -206,3 +206,14 @@ def test_unreachable_endpoint_fails_fast_and_clearly() -> None:
 def test_fixture_keyspace_is_empty(etcd_client: EtcdClient) -> None:
     # other tests leave keys behind; the fixture must have wiped them
     assert _all_keys(etcd_client, b"") == []
+
+
+def test_fixture_leaves_no_history(etcd_client: EtcdClient) -> None:
+    # writes nothing: the next etcd_client setup must cope with "already compacted"
+    rev = etcd_client.current_revision()
+    with pytest.raises(EtcdCompactedError):
+        etcd_client.get(b"/anything", revision=rev - 1)
+
+
+def test_fixture_after_a_test_that_wrote_nothing(etcd_client: EtcdClient) -> None:
+    assert _all_keys(etcd_client, b"") == []
