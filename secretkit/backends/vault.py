@@ -583,6 +583,24 @@ class VaultTransitBackend(KeyBackend):
         info = self._key_info(mount, key, fresh=True)
         return TransitKeyRef(self.cluster_id, mount, key, info.latest_version).key_id()
 
+    def retire_old_versions(self) -> int:
+        """Make every version but the latest undecryptable (transit min_decryption_version).
+
+        Irreversible for the data: only call it once an audit shows no value left under
+        an older key_id. Returns the minimum version that still decrypts.
+        """
+        mount, key = self.cfg.mount, self.cfg.key
+        latest = self._key_info(mount, key, fresh=True).latest_version
+        self._call(
+            "retire old versions",
+            f"{mount}/keys/{key}/config",
+            lambda: self._client.secrets.transit.update_key_configuration(  # type: ignore[no-untyped-call]
+                name=key, min_decryption_version=latest, mount_point=mount
+            ),
+        )
+        log.info("vault: %s/%s now decrypts only v%d and later", mount, key, latest)
+        return latest
+
     def close(self) -> None:
         """Close the HTTP session."""
         session = getattr(self._client.adapter, "session", None)

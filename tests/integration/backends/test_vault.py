@@ -353,3 +353,17 @@ def test_jwt_auth_login(openbao_server: OpenBaoServer, tmp_path: Path) -> None:
     with pytest.raises((BackendInvalidRequest, BackendPermissionDenied)) as err:
         other.status()
     assert "not-a-jwt" not in err.value.diagnostics()
+
+
+def test_retire_old_versions_makes_old_ciphertexts_undecryptable(
+    openbao_server: OpenBaoServer,
+) -> None:
+    key = _key(openbao_server)
+    backend = _backend(openbao_server, key)
+    old = backend.encrypt(b"old")
+    backend.rotate()
+    new = backend.encrypt(b"new")
+    assert backend.retire_old_versions() == 2
+    assert backend.decrypt(new.ciphertext, key_id=new.key_id) == b"new"
+    with pytest.raises(BackendInvalidRequest):
+        backend.decrypt(old.ciphertext, key_id=old.key_id)
