@@ -55,7 +55,8 @@ def test_reading_garbage_raises_only_decrypt_error(prefix: bytes, body: bytes) -
     try:
         result = chain.read(prefix + body, "/registry/secrets/default/x")
     except DecryptError as exc:
-        assert body.hex() not in str(exc) or not body  # never echoes the value
+        if len(body) >= 8:  # shorter hex strings occur in any text by chance
+            assert body.hex() not in str(exc) and repr(body)[2:-1] not in str(exc)
     else:
         # only values that authenticate can be read; random bytes practically never do,
         # except aescbc (no MAC) whose padding check random data can pass
