@@ -8,6 +8,7 @@ the current key_id (key_ids are not secret: etcd stores them in plaintext).
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -83,17 +84,31 @@ class PluginMetrics:
         )
         self._key_id_lock = threading.Lock()
         self._key_id: str | None = None
+        # labels() takes a lock and builds a key on every call; the hot path reuses
+        # the children (label sets are bounded, so these dicts stay small)
+        self._request_children: dict[tuple[str, str], tuple[Any, Any]] = {}
+        self._backend_children: dict[tuple[str, str], Any] = {}
 
     def observe_request(self, operation: str, status_class: str, seconds: float) -> None:
         """Count one gRPC request and its latency."""
-        self.requests.labels(operation, status_class).inc()
-        self.request_seconds.labels(operation, status_class).observe(seconds)
+        key = (operation, status_class)
+        children = self._request_children.get(key)
+        if children is None:
+            children = (self.requests.labels(*key), self.request_seconds.labels(*key))
+            self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def observe_backend(
         self, backend: str, operation: str, seconds: float, error_class: str | None
     ) -> None:
         """Record one backend call; ``error_class`` is None on success."""
-        self.backend_seconds.labels(backend, operation).observe(seconds)
+        key = (backend, operation)
+        child = self._backend_children.get(key)
+        if child is None:
+            child = self.backend_seconds.labels(*key)
+            self._backend_children[key] = child
+        child.observe(seconds)
         if error_class is not None:
             self.backend_errors.labels(backend, operation, error_class).inc()
 
