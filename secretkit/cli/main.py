@@ -62,7 +62,7 @@ def cli(ctx: click.Context, verbose: int) -> None:
 
     \b
     Typical runbook:
-      secretkit config generate --provider aesgcm -o enc.yaml   # write a config
+      secretkit config generate --provider secretbox -f enc.yaml  # write a config
       secretkit config validate enc.yaml                        # check it
       secretkit audit --endpoints https://127.0.0.1:2379 ...    # what does etcd hold?
       secretkit reencrypt                                       # rewrite every Secret
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> Any:
         1 for a in (argv or sys.argv[1:]) if a == "--verbose"
     )
     try:
-        cli.main(args=argv, prog_name="secretkit", standalone_mode=False)
+        rc = cli.main(args=argv, prog_name="secretkit", standalone_mode=False)
     except SecretkitError as exc:
         if verbose >= 2:
             import traceback
@@ -100,7 +100,8 @@ def main(argv: list[str] | None = None) -> Any:
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)
-    sys.exit(0)
+    # with standalone_mode=False, ctx.exit(n) comes back as the return value
+    sys.exit(rc if isinstance(rc, int) else 0)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -58,8 +58,12 @@ class RotationState:
         return STAGES[index + 1] if index + 1 < len(STAGES) else None
 
     def require_next(self, stage: str) -> None:
-        """Refuse to run ``stage`` out of order, explaining what to run instead."""
-        if stage == self.next_stage:
+        """Refuse to run ``stage`` out of order, explaining what to run instead.
+
+        ``reencrypt`` may be repeated (it is idempotent): that is how objects written
+        during the rotation by a lagging apiserver are caught before ``prune``.
+        """
+        if stage == self.next_stage or (stage == "reencrypt" == self.last_stage):
             return
         if self.next_stage is None:
             raise SafetyError(

@@ -68,3 +68,14 @@ def test_parse_config_info_metric() -> None:
         "other_metric 2\n"
     )
     assert parse_config_info_hashes(text) == {"sha256:bb"}
+
+
+def test_reencrypt_may_be_repeated_before_prune() -> None:
+    state = RotationState(kind="local-key", resources=["secrets"], provider_type="aesgcm")
+    for stage in ("prepare", "promote", "reencrypt"):
+        state.require_next(stage)
+        state.record(stage, {})
+    state.require_next("reencrypt")  # again: allowed
+    state.require_next("prune")
+    with pytest.raises(SafetyError):
+        state.require_next("promote")
