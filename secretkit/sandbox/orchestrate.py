@@ -406,7 +406,7 @@ def status(state: SandboxState) -> dict[str, Any]:
         config_hash = ""
         for line in metrics.decode(errors="replace").splitlines():
             if line.startswith("apiserver_encryption_config_controller_last_config_info"):
-                config_hash = line.split('hash="', 2)[-1].split('"', 1)[0]
+                config_hash = line.split(',hash="', 1)[-1].split('"', 1)[0]
         return code == 200, f"{state.api_url} config {config_hash}"
 
     check("etcd", etcd)
