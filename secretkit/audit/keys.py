@@ -75,17 +75,40 @@ def split_etcd_key(key: str, prefix: str = "/registry") -> KeyParts:
     Resource and group come from :func:`resource_for_etcd_key`, so they match what
     the EncryptionConfiguration lookup uses.
     """
-    base = normalize_prefix(prefix)
-    if not key.startswith(base + "/"):
-        return KeyParts(OTHER_RESOURCE, "", None, key)
-    segments = key[len(base) + 1 :].split("/")
-    try:
-        resource, group = resource_for_etcd_key(key, base or "/")
-    except SecretkitError:
-        return KeyParts(OTHER_RESOURCE, "", None, key)
-    first = segments[0]
-    consumed = 2 if (first == "services" or "." in first) and len(segments) > 2 else 1
-    return _with_name(resource, group, [s for s in segments[consumed:] if s])
+    return KeySplitter(prefix).split(key)
+
+
+class KeySplitter:
+    """:func:`split_etcd_key` with a cache of the resource path segments (scan hot path)."""
+
+    def __init__(self, prefix: str = "/registry") -> None:
+        self.base = normalize_prefix(prefix)
+        self._root = self.base + "/"
+        self._resources: dict[tuple[str, str], tuple[str, str, int] | None] = {}
+
+    def split(self, key: str) -> KeyParts:
+        """Split one key."""
+        if not key.startswith(self._root):
+            return KeyParts(OTHER_RESOURCE, "", None, key)
+        segments = key[len(self._root) :].split("/")
+        first = segments[0]
+        second = segments[1] if len(segments) > 2 and (first == "services" or "." in first) else ""
+        cache_key = (first, second)
+        if cache_key in self._resources:
+            found = self._resources[cache_key]
+        else:
+            found = self._resources[cache_key] = self._resource(key, first, second)
+        if found is None:
+            return KeyParts(OTHER_RESOURCE, "", None, key)
+        resource, group, consumed = found
+        return _with_name(resource, group, [s for s in segments[consumed:] if s])
+
+    def _resource(self, key: str, first: str, second: str) -> tuple[str, str, int] | None:
+        try:
+            resource, group = resource_for_etcd_key(key, self.base or "/")
+        except SecretkitError:
+            return None
+        return resource, group, 2 if second else 1
 
 
 def _with_name(resource: str, group: str, tail: list[str]) -> KeyParts:

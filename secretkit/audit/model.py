@@ -12,12 +12,16 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import NamedTuple
 
 #: version of the ``-o json`` document; bump on any incompatible change
 SCHEMA_VERSION = 1
 
 #: default number of offending objects kept in memory per finding kind
-DEFAULT_FINDINGS_LIMIT = 10_000
+DEFAULT_FINDINGS_LIMIT = 1_000
+
+#: offending objects kept with ``--show-all`` (still bounded: memory must stay flat)
+SHOW_ALL_FINDINGS_LIMIT = 100_000
 
 
 class FindingKind(StrEnum):
@@ -29,7 +33,7 @@ class FindingKind(StrEnum):
     UNKNOWN = "unknown"  # the bytes match no known storage format
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ObjectRecord:
     """The classification of one etcd value, without any secret material.
 
@@ -83,8 +87,7 @@ class ObjectRecord:
         }
 
 
-@dataclass(frozen=True)
-class SummaryKey:
+class SummaryKey(NamedTuple):
     """One row of the summary table: resource x provider x key (x key_id)."""
 
     resource: str
@@ -130,9 +133,11 @@ class AuditReport:
 
     def add(self, record: ObjectRecord) -> None:
         """Count one object; keep it (bounded) when it has findings."""
+        findings = record.findings
         if record.historical:
             self.historical_values += 1
-            self.historical_finding_counts.update(record.findings)
+            if findings:
+                self.historical_finding_counts.update(findings)
         else:
             self.total_objects += 1
             self.total_bytes += record.size
@@ -142,10 +147,11 @@ class AuditReport:
                 row = self.rows[row_key] = SummaryRow()
             row.objects += 1
             row.bytes += record.size
-            for finding in record.findings:
-                setattr(row, finding.value, getattr(row, finding.value) + 1)
-            self.finding_counts.update(record.findings)
-        if record.findings:
+            if findings:
+                for finding in findings:
+                    setattr(row, finding.value, getattr(row, finding.value) + 1)
+                self.finding_counts.update(findings)
+        if findings:
             if len(self.offending) < self.findings_limit:
                 self.offending.append(record)
             else:

@@ -9,16 +9,20 @@ creation or the compaction point).
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from secretkit.audit.classify import Classifier
 from secretkit.audit.keys import normalize_prefix, range_prefix_for
 from secretkit.audit.model import AuditReport
 from secretkit.audit.snapshot import EtcdSnapshot
 from secretkit.etcd.errors import EtcdCompactedError
+
+T = TypeVar("T")
 
 #: called with the number of keys read so far
 Progress = Callable[[int], None]
@@ -87,7 +91,7 @@ def classify_stream(
         if progress is not None and seen % 5000 == 0:
             progress(seen)
         parts = classifier.parts(kv.key.decode("utf-8", "replace"))
-        if not classifier.policy.in_scope(parts):
+        if not classifier.in_scope(parts):
             continue
         report.add(
             classifier.classify(
@@ -114,6 +118,48 @@ def _walk_history(
         revision = older.mod_revision - 1
 
 
+_DONE = object()
+
+
+def prefetch(pages: Iterator[T], depth: int = 2) -> Iterator[T]:
+    """Fetch the next pages in a thread while the caller classifies the current one.
+
+    The gRPC call waits on etcd without holding the GIL, so reading page n+1 overlaps
+    the (CPU-bound) classification of page n. Errors are re-raised in the caller.
+    """
+    slots: queue.Queue[object] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for page in pages:
+                while not stop.is_set():
+                    try:
+                        slots.put(page, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            slots.put(_DONE)
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            slots.put(exc)
+
+    worker = threading.Thread(target=produce, name="audit-prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = slots.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item  # type: ignore[misc]
+    finally:
+        stop.set()
+        worker.join(timeout=5)
+
+
 def _etcd_items(
     client: EtcdReader,
     classifier: Classifier,
@@ -122,10 +168,12 @@ def _etcd_items(
     stats: dict[str, int],
 ) -> Iterator[tuple[KeyValueLike, bool]]:
     for prefix in range_prefixes(classifier, options.prefix):
-        for page in client.range_pages(prefix, revision=revision, page_size=options.page_size):
+        pages = client.range_pages(prefix, revision=revision, page_size=options.page_size)
+        # history walks call etcd from this thread too: keep reads in order, no prefetch
+        for page in pages if options.history else prefetch(iter(pages)):
             for kv in page:
                 yield kv, False
-                if options.history and classifier.policy.in_scope(
+                if options.history and classifier.in_scope(
                     classifier.parts(kv.key.decode("utf-8", "replace"))
                 ):
                     yield from _walk_history(client, kv, stats)

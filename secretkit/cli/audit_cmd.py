@@ -81,7 +81,12 @@ _SCAN_OPTIONS = [
         help="Exit 1 when any of these findings is seen: plaintext, stale, undecryptable, "
         "unknown (or none).",
     ),
-    click.option("--show-all", is_flag=True, help="List every offending object in text output."),
+    click.option(
+        "--show-all",
+        is_flag=True,
+        help="List every offending object (default: the first 20 per finding in text, "
+        "1,000 in JSON; --show-all keeps up to 100,000).",
+    ),
     click.option(
         "-o",
         "--output",
@@ -102,6 +107,7 @@ def scan_options(func: F) -> F:
 
 def _run_scan(params: dict[str, Any]) -> None:
     from secretkit.audit.kms import parse_kms_sockets
+    from secretkit.audit.model import DEFAULT_FINDINGS_LIMIT, SHOW_ALL_FINDINGS_LIMIT
     from secretkit.audit.render import report_to_json, report_to_junit, report_to_text
     from secretkit.audit.run import AuditFailed, AuditRequest, fail_on_kinds, run_audit
     from secretkit.cli.output import emit_json
@@ -121,6 +127,7 @@ def _run_scan(params: dict[str, Any]) -> None:
         decrypt_check=params["decrypt_check"],
         history=params["history"],
         snapshot=params["snapshot"],
+        findings_limit=SHOW_ALL_FINDINGS_LIMIT if params["show_all"] else DEFAULT_FINDINGS_LIMIT,
     )
     request.check()
     etcd_config = None if request.snapshot else etcd_config_from(params)
