@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from secretkit.backends import BackendKMSService, load_backends_file
 from secretkit.encryption_config import load_encryption_config_file
 from secretkit.formats import classify_value, match_key_name
@@ -143,3 +145,18 @@ def kms_key_ids(values: dict[str, bytes]) -> set[str]:
         if stored.kms_v2 is not None:
             ids.add(stored.kms_v2.key_id)
     return ids
+
+
+def switch_to_aesgcm(sb: Sandbox, name: str) -> Path:
+    old = sb.dir / f"{name}-old.yaml"
+    old.write_bytes(sb.config_path.read_bytes())
+    path = sb.write_config(config_yaml(AESGCM_K1, *old_providers(sb), IDENTITY), name=name)
+    sb.restart_apiserver(path)
+    return old
+
+
+def old_providers(sb: Sandbox) -> list[str]:
+    # the sandbox's own aescbc key must stay readable
+    doc = yaml.safe_load(sb.config_path.read_text())
+    providers = doc["resources"][0]["providers"]
+    return [json.dumps(p) for p in providers if "identity" not in p]

@@ -17,39 +17,20 @@ import pytest
 from secretkit.formats.model import ValueProvider
 from secretkit.sandbox.seed import seed
 from tests.e2e.reencrypt.helpers import (
-    AESGCM_K1,
-    IDENTITY,
     assert_all,
     cli_argv,
     cli_env,
-    config_yaml,
     mod_revisions,
     plaintexts,
     run_cli,
     stored_values,
+    switch_to_aesgcm,
 )
 from tests.fixtures.sandbox import Sandbox, SandboxFactory
 
 pytestmark = pytest.mark.e2e
 
 SECRETS_PATH = "/api/v1/namespaces/default/secrets"
-
-
-def switch_to_aesgcm(sb: Sandbox, name: str) -> Path:
-    old = sb.dir / f"{name}-old.yaml"
-    old.write_bytes(sb.config_path.read_bytes())
-    path = sb.write_config(config_yaml(AESGCM_K1, *_old_providers(sb), IDENTITY), name=name)
-    sb.restart_apiserver(path)
-    return old
-
-
-def _old_providers(sb: Sandbox) -> list[str]:
-    # the sandbox's own aescbc key must stay readable
-    import yaml
-
-    doc = yaml.safe_load(sb.config_path.read_text())
-    providers = doc["resources"][0]["providers"]
-    return [json.dumps(p) for p in providers if "identity" not in p]
 
 
 def update_secret(sb: Sandbox, name: str, password: bytes) -> None:
