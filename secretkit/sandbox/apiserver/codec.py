@@ -195,6 +195,10 @@ def decode_object(rtype: ResourceType, raw: bytes | memoryview) -> dict[str, Any
             text = _text(field, where)
             if text:
                 obj["type"] = text
+        elif rtype is SECRETS and number == 4 and wire == WIRE_LEN:
+            # only in requests: the apiserver merges stringData into data before storing
+            key, item = _entry(field, where)
+            string_data[key] = item.decode("utf-8", "replace")
         elif (rtype is SECRETS and number == 5) or (rtype is not SECRETS and number == 4):
             obj["immutable"] = bool(field)
         elif rtype is not SECRETS and number == 3 and wire == WIRE_LEN:
