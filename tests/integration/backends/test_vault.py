@@ -182,7 +182,7 @@ def test_permission_denied_names_key_but_never_the_token(openbao_server: OpenBao
 
 def test_short_ttl_token_is_renewed(openbao_server: OpenBaoServer, tmp_path: Path) -> None:
     key = _key(openbao_server)
-    token = _policy_token(openbao_server, key, ttl="4s", renewable=True)
+    token = _policy_token(openbao_server, key, ttl="3s", renewable=True)
     token_file = tmp_path / "token"
     token_file.write_text(token)
     backend = _backend(
@@ -193,7 +193,7 @@ def test_short_ttl_token_is_renewed(openbao_server: OpenBaoServer, tmp_path: Pat
         key_cache_seconds=0.01,
     )
     first = backend.encrypt(b"one")
-    deadline = time.monotonic() + 9  # well past the token's original 4s TTL
+    deadline = time.monotonic() + 6  # twice the token's original 3s TTL
     while time.monotonic() < deadline:
         assert backend.decrypt(first.ciphertext, key_id=first.key_id) == b"one"
         time.sleep(0.5)
@@ -222,7 +222,7 @@ def test_approle_logs_in_again_when_renewal_hits_max_ttl(openbao_server: OpenBao
         key_cache_seconds=0.01,
     )
     wrapped = backend.encrypt(b"approle-seed")
-    deadline = time.monotonic() + 7
+    deadline = time.monotonic() + 5  # past the 4s max TTL of the first login
     while time.monotonic() < deadline:
         assert backend.decrypt(wrapped.ciphertext, key_id=wrapped.key_id) == b"approle-seed"
         time.sleep(0.4)

@@ -24,7 +24,6 @@ from secretkit._proto.kms.v2 import api_pb2 as v2_pb2
 from secretkit._proto.kms.v2 import api_pb2_grpc as v2_grpc
 from secretkit.backends import LocalBackend, LocalKey
 from secretkit.errors import (
-    BackendError,
     BackendInvalidRequest,
     BackendPermissionDenied,
     BackendTimeout,
@@ -159,6 +158,3 @@ def test_grpc_target_refuses_others(endpoint: str) -> None:
     with pytest.raises(ConfigError):
         grpc_target(endpoint)
 
-
-def test_all_backend_errors_are_secretkit_errors() -> None:
-    assert issubclass(BackendTimeout, BackendError)
