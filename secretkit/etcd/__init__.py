@@ -6,7 +6,11 @@ package; see docs/adr/0001-etcd-grpc-stubs.md.
 
 from secretkit.etcd.client import EtcdClient, grpc_target
 from secretkit.etcd.config import DEFAULT_ENDPOINT, EtcdConfig, parse_duration
-from secretkit.etcd.errors import EtcdCompactedError, EtcdUnavailableError
+from secretkit.etcd.errors import (
+    EtcdCompactedError,
+    EtcdResponseTooLargeError,
+    EtcdUnavailableError,
+)
 from secretkit.etcd.keys import prefix_range_end
 from secretkit.etcd.model import EtcdStatus, KeyValue
 
@@ -15,6 +19,7 @@ __all__ = [
     "EtcdClient",
     "EtcdCompactedError",
     "EtcdConfig",
+    "EtcdResponseTooLargeError",
     "EtcdStatus",
     "EtcdUnavailableError",
     "KeyValue",

@@ -22,7 +22,12 @@ import grpc
 from secretkit._proto.etcd import kv_pb2, rpc_pb2, rpc_pb2_grpc
 from secretkit.errors import ConfigError, EtcdError
 from secretkit.etcd.config import EtcdConfig
-from secretkit.etcd.errors import is_tls_failure, rpc_code, translate
+from secretkit.etcd.errors import (
+    EtcdResponseTooLargeError,
+    is_tls_failure,
+    rpc_code,
+    translate,
+)
 from secretkit.etcd.keys import ALL_KEYS, next_key, prefix_range_end
 from secretkit.etcd.model import EtcdStatus, KeyValue
 
@@ -33,12 +38,14 @@ T = TypeVar("T")
 #: large enough for a page of big objects; range_pages halves its page when exceeded
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
-_CHANNEL_OPTIONS: list[tuple[str, Any]] = [
-    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-    # etcd endpoints are dialled directly; an HTTP(S)_PROXY meant for the web must not apply
-    ("grpc.enable_http_proxy", 0),
-]
+
+def _channel_options(max_message_bytes: int) -> list[tuple[str, Any]]:
+    return [
+        ("grpc.max_receive_message_length", max_message_bytes),
+        ("grpc.max_send_message_length", max_message_bytes),
+        # etcd endpoints are dialled directly; an HTTP(S)_PROXY meant for the web must not apply
+        ("grpc.enable_http_proxy", 0),
+    ]
 
 
 @dataclass
@@ -98,8 +105,11 @@ class EtcdClient:
     re-read on conflict anyway, so this errs on the safe side.
     """
 
-    def __init__(self, config: EtcdConfig | None = None) -> None:
+    def __init__(
+        self, config: EtcdConfig | None = None, *, max_message_bytes: int = MAX_MESSAGE_BYTES
+    ) -> None:
         self._config = config if config is not None else EtcdConfig.from_env()
+        self._options = _channel_options(max_message_bytes)
         self._targets = [grpc_target(e) for e in self._config.endpoints]
         self._credentials = self._channel_credentials()
         self._lock = threading.Lock()
@@ -151,9 +161,9 @@ class EtcdClient:
             if self._conn is None:
                 target = self._targets[self._index]
                 if self._credentials is not None:
-                    channel = grpc.secure_channel(target, self._credentials, _CHANNEL_OPTIONS)
+                    channel = grpc.secure_channel(target, self._credentials, self._options)
                 else:
-                    channel = grpc.insecure_channel(target, _CHANNEL_OPTIONS)
+                    channel = grpc.insecure_channel(target, self._options)
                 self._conn = _Connection(
                     endpoint=self._config.endpoints[self._index],
                     channel=channel,
@@ -273,12 +283,12 @@ class EtcdClient:
             )
             try:
                 resp = self._range(request, "range")
-            except EtcdError as exc:
-                if limit > 1 and "too large" in exc.what:
-                    limit = max(1, limit // 2)
-                    log.debug("etcd page too large; retrying with limit %d", limit)
-                    continue
-                raise
+            except EtcdResponseTooLargeError:
+                if limit == 1:
+                    raise
+                limit = max(1, limit // 2)
+                log.debug("etcd page too large; retrying with limit %d", limit)
+                continue
             if not pinned:
                 pinned = int(resp.header.revision)
             if resp.kvs:

@@ -28,6 +28,10 @@ class EtcdUnavailableError(EtcdError):
     """No endpoint could be reached."""
 
 
+class EtcdResponseTooLargeError(EtcdError):
+    """One response exceeded the client's gRPC message size limit."""
+
+
 def _details(exc: grpc.RpcError) -> str:
     details = exc.details() if isinstance(exc, grpc.Call) else None
     return str(details or "").strip()
@@ -99,6 +103,12 @@ def translate(
             f"etcd denied {operation}: {details}",
             where=endpoint,
             hint="the etcd user (or client certificate CN) needs a role with access to these keys",
+        )
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED and "larger than max" in lower:
+        return EtcdResponseTooLargeError(
+            f"etcd's answer to {operation} is larger than the message limit: {details}",
+            where=endpoint,
+            hint="use a smaller page size",
         )
     if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
         return EtcdError(

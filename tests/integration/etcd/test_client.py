@@ -217,3 +217,19 @@ def test_fixture_leaves_no_history(etcd_client: EtcdClient) -> None:
 
 def test_fixture_after_a_test_that_wrote_nothing(etcd_client: EtcdClient) -> None:
     assert _all_keys(etcd_client, b"") == []
+
+
+def test_page_too_large_for_one_message_is_split(
+    etcd_client: EtcdClient, etcd_server: object
+) -> None:
+    value = b"z" * 10_000
+    keys = [f"/big/{i:02d}".encode() for i in range(20)]
+    for key in keys:
+        etcd_client.put(key, value)
+    cfg = etcd_server.client_config()  # type: ignore[attr-defined]
+    # a 45 KB message cap: at most 4 values of 10 KB fit in one response
+    with EtcdClient(cfg, max_message_bytes=45_000) as small:
+        pages = list(small.range_pages(b"/big/", page_size=20))
+    assert [kv.key for p in pages for kv in p] == keys
+    assert all(kv.value == value for p in pages for kv in p)
+    assert len(pages) >= 5 and max(len(p) for p in pages) <= 4
