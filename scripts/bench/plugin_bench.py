@@ -235,6 +235,23 @@ def plugin_process(
         proc.wait(30)
 
 
+@contextmanager
+def echo_process(work: Path) -> Iterator[str]:
+    """A do-nothing v2 server (scripts/bench/plugin_echo.py): the Python gRPC floor."""
+    sock = work / "echo.sock"
+    proc = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("plugin_echo.py")), f"unix://{sock}"],
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not sock.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        yield f"unix://{sock}"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+
+
 def plugin_calls(endpoint: str, op: str) -> Callable[[], Callable[[], object]]:
     """A factory of per-client call closures (each client its own channel)."""
     channels: list[grpc.Channel] = []
@@ -327,9 +344,16 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[str] = []
     verdicts: list[str] = []
     batching: list[str] = []
+    floor: list[str] = []
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="secretkit-bench-") as tmp:
         work = Path(tmp)
+        with echo_process(work) as ep:
+            for c in levels:
+                r = run_load(plugin_calls(ep, "encrypt"), c, args.duration, args.warmup)
+                floor.append(f"| {c} | {fmt(r.p50)} | {fmt(r.pct(0.99))} | {r.ops:,.0f} |")
+                print("echo " + floor[-1], file=sys.stderr, flush=True)
         for name in wanted:
             bwork = work / name
             bwork.mkdir()
@@ -378,7 +402,8 @@ def main(argv: list[str] | None = None) -> int:
                         else:
                             os.environ[k] = v
     command = "scripts/bench/plugin " + " ".join(argv if argv is not None else sys.argv[1:])
-    report = _report(started, command.strip(), rows, verdicts, batching, args)
+    report = _report(started, command.strip(), rows, verdicts, batching, floor, load_before,
+                     args)
     if args.output != "-":
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         Path(args.output).write_text(report)
@@ -412,7 +437,8 @@ def _batching(work: Path, setup: BackendSetup, args: argparse.Namespace) -> list
 
 
 def _report(started: str, command: str, rows: list[str], verdicts: list[str],
-            batching: list[str], args: argparse.Namespace) -> str:
+            batching: list[str], floor: list[str], load_before: tuple[float, float, float],
+            args: argparse.Namespace) -> str:
     lines = [
         "# Benchmark: secretkit-kms-plugin",
         "",
@@ -426,6 +452,8 @@ def _report(started: str, command: str, rows: list[str], verdicts: list[str],
         "`plugin` = Encrypt/Decrypt of a 32-byte seed over the plugin's unix socket, "
         "one gRPC channel per client. Latencies in ms, throughput in successful calls/s.",
         *machine_info(),
+        "- Load average when the run started: "
+        + "/".join(f"{x:.1f}" for x in load_before),
         "",
         "## Targets",
         "",
@@ -437,6 +465,18 @@ def _report(started: str, command: str, rows: list[str], verdicts: list[str],
         "plugin p99 | plugin ops/s | overhead p50 | errors |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         *rows,
+        "",
+        "## The Python gRPC floor",
+        "",
+        "A do-nothing v2 server (`scripts/bench/plugin_echo.py`, the same synchronous",
+        "grpcio server the plugin uses, no backend, no validation, no metrics) under the",
+        "same client. The difference between this and the plugin is the plugin's own cost;",
+        "the difference between this and `direct` is the price of any out-of-process",
+        "Python gRPC hop on this machine.",
+        "",
+        "| clients | Encrypt p50 | p99 | ops/s |",
+        "|---:|---:|---:|---:|",
+        *floor,
         "",
     ]
     if batching:
