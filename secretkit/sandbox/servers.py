@@ -170,10 +170,22 @@ class ManagedProcess:
     _popen: subprocess.Popen[bytes] | None = field(default=None, repr=False, compare=False)
 
     def is_running(self) -> bool:
-        """Return True while the process exists (and is not a reaped zombie of ours)."""
+        """Return True while the process runs (an exited, unreaped child counts as stopped)."""
         if self._popen is not None:
-            return self._popen.poll() is None
+            return not self._child_exited()
         return _pid_alive(self.pid) and self._is_ours()
+
+    def _child_exited(self) -> bool:
+        """For a child we spawned: has it exited? Does NOT reap it (WNOWAIT), so its PID,
+        and with it the process group id, cannot be reused while we still signal it."""
+        assert self._popen is not None
+        if self._popen.returncode is not None:
+            return True
+        try:
+            info = os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:
+            return True
+        return info is not None
 
     def _is_ours(self) -> bool:
         """Guard against PID reuse when we did not spawn the process ourselves."""
@@ -190,7 +202,7 @@ class ManagedProcess:
             return True  # no /proc: trust the PID we recorded
         return comm == expected[:15]
 
-    def _signal(self, sig: signal.Signals) -> None:
+    def _signal_group(self, sig: signal.Signals) -> None:
         # The child leads its own process group (start_new_session), so the group id
         # is its PID: signalling the group also reaches anything it forked.
         try:
@@ -199,43 +211,36 @@ class ManagedProcess:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, sig)
         except PermissionError:
-            os.kill(self.pid, sig)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, sig)
 
     def stop(self, timeout: float = 10.0) -> None:
-        """SIGTERM the process (and its group), wait ``timeout`` s, then SIGKILL. Idempotent."""
-        if not self.is_running():
-            self._reap()
-            return
-        log.debug("stopping %s (pid %d)", self.name, self.pid)
-        self._signal(signal.SIGTERM)
-        if not self._wait(timeout):
-            log.warning("%s (pid %d) ignored SIGTERM; killing it", self.name, self.pid)
-            self._signal(signal.SIGKILL)
-            self._wait(5.0)
-        else:
-            # Leftover children in the group (if any) must not outlive the server.
+        """SIGTERM the process group, wait ``timeout`` s, then SIGKILL. Idempotent."""
+        if self._popen is not None and self._popen.returncode is not None:
+            return  # reaped earlier: its PID may belong to someone else by now
+        if self.is_running():
+            log.debug("stopping %s (pid %d)", self.name, self.pid)
+            self._signal_group(signal.SIGTERM)
+            if not self._wait(timeout):
+                log.warning("%s (pid %d) ignored SIGTERM; killing it", self.name, self.pid)
+                self._signal_group(signal.SIGKILL)
+                self._wait(5.0)
+        if self._popen is not None:
+            # The leader is an unreaped zombie, so the group id is still ours: make sure
+            # nothing it forked outlives it, then reap.
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.pid, signal.SIGKILL)
-        self._reap()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._popen.wait(5.0)
 
     def _wait(self, timeout: float) -> bool:
-        if self._popen is not None:
-            try:
-                self._popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                return False
-            return True
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not _pid_alive(self.pid):
+        while True:
+            if not self.is_running():
                 return True
-            time.sleep(0.05)
-        return not _pid_alive(self.pid)
-
-    def _reap(self) -> None:
-        if self._popen is not None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self._popen.wait(0.5)
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.02)
 
     def __enter__(self) -> ManagedProcess:
         return self
