@@ -75,7 +75,7 @@ def rotate(reencrypt_args: tuple[str, ...], **params: Any) -> None:
         argv = [sys.executable, "-m", "secretkit.cli.main", "reencrypt", *reencrypt_args]
         if not any(a.startswith("--resources") for a in reencrypt_args):
             argv += ["--resources", ",".join(resources)]
-        proc = subprocess.run(argv, check=False)
+        proc = subprocess.run(argv, check=False, stdout=sys.stderr)  # keep our stdout for -o json
         if proc.returncode != 0:
             raise SafetyError(f"re-encryption failed (exit {proc.returncode})")
 

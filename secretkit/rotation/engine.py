@@ -200,7 +200,7 @@ class StageEngine:
         if self.options.dry_run:
             argv.append("--dry-run")
         self.echo("running: secretkit " + " ".join(argv[3:]))
-        proc = subprocess.run(argv, check=False)
+        proc = subprocess.run(argv, check=False, stdout=sys.stderr)  # keep our stdout for -o json
         if proc.returncode != 0:
             raise SafetyError(
                 f"re-encryption failed (exit {proc.returncode}); the stage is not recorded",

@@ -74,7 +74,7 @@ class RotationState:
             f"cannot run `{stage}` now: the last completed stage is "
             f"`{self.last_stage or 'none'}`, the next one is `{self.next_stage}`",
             hint="stages run in order: prepare → promote → reencrypt → prune; "
-            "`secretkit rotate status` shows where this rotation stands",
+            "the procedure's `status` command shows where it stands",
         )
 
     def record(self, stage: str, hashes: dict[str, str]) -> None:
