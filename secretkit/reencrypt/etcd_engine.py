@@ -2,9 +2,11 @@
 
 Each value is read with the config's read chain and, when stale, written with the
 write provider (kms v2: one fresh seed per run and key_id, like the apiserver), with
-a compare-and-swap on the key's mod_revision: a concurrent writer always wins. On a
-lost swap the key is read again and, if still stale, swapped once more; a second
-loss is counted as ``conflicts_skipped`` (the other writer's value stays).
+a compare-and-swap on the key's mod_revision: a concurrent writer always wins. Swaps are
+batched (one all-or-nothing etcd transaction per chunk of keys); when a batch loses,
+its keys are swapped one by one. On a lost single swap the key is read again and,
+if still stale, swapped once more; a second loss is counted as
+``conflicts_skipped`` (the other writer's value stays).
 
 Only safe while no apiserver writes with an *older* config: the CLI gates this mode
 behind ``--i-understand-the-apiserver-is-stopped`` or an interactive confirmation.
@@ -18,8 +20,9 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
-from secretkit.errors import DecryptError, EtcdError, FormatError, SecretkitError
+from secretkit.errors import EtcdError, SecretkitError
 from secretkit.reencrypt.checkpoint import Checkpoint, CheckpointFile, ResourceProgress
+from secretkit.reencrypt.etcd_batch import MAX_BATCH, compare_and_swap_many
 from secretkit.reencrypt.ports import EtcdStore, StoredKeyValue, TransformerChain
 from secretkit.reencrypt.summary import ObjectError, Summary
 
@@ -45,6 +48,8 @@ class EtcdRunOptions:
     #: seconds between kms v2 Status polls during the run (the apiserver polls every 60 s)
     kms_refresh_seconds: float = 60.0
     etcd_prefix: str = "/registry"
+    #: keys per etcd transaction (at most etcd's --max-txn-ops, 128 by default)
+    batch_size: int = 100
 
 
 class EtcdReencryptor:
@@ -99,7 +104,9 @@ class EtcdReencryptor:
             if not batch:
                 continue
             self._maybe_refresh()
-            chunk = max(len(batch) // (self._opts.concurrency * 2), 1)
+            # one transaction per chunk; enough chunks to keep every worker busy
+            per_worker = -(-len(batch) // max(self._opts.concurrency, 1))
+            chunk = max(min(self._opts.batch_size, per_worker, MAX_BATCH), 1)
             futures: list[Future[None]] = [
                 pool.submit(self._process_chunk, scope, batch[i : i + chunk])
                 for i in range(0, len(batch), chunk)
@@ -121,44 +128,69 @@ class EtcdReencryptor:
             self._last_refresh = self._clock()
 
     def _process_chunk(self, scope: EtcdScope, chunk: Sequence[StoredKeyValue]) -> None:
+        pending: list[tuple[StoredKeyValue, bytes]] = []
         for kv in chunk:
-            self._process(scope, kv)
+            self._summary.add(scope.label, "seen")
+            new_value = self._prepare(scope, kv)
+            if new_value is not None:
+                pending.append((kv, new_value))
+        if not pending:
+            return
+        items = [(kv.key, value, kv.mod_revision) for kv, value in pending]
+        if compare_and_swap_many(self._store, items):
+            self._summary.add(scope.label, "rewritten", len(pending))
+            return
+        # somebody wrote one of these keys meanwhile: go key by key, they win per key
+        for kv, value in pending:
+            self._swap_one(scope, kv, value)
 
-    def _process(self, scope: EtcdScope, kv: StoredKeyValue) -> None:
-        label = scope.label
+    def _prepare(self, scope: EtcdScope, kv: StoredKeyValue) -> bytes | None:
+        """The new value of a stale ``kv`` (None when there is nothing to write)."""
         key = kv.key.decode("utf-8", "surrogateescape")
-        self._summary.add(label, "seen")
-        current: StoredKeyValue | None = kv
-        for attempt in (1, 2):
-            if current is None:
-                self._summary.add(label, "gone")
+        try:
+            transformer = self._chain.for_etcd_key(key, self._opts.etcd_prefix)
+            result = transformer.read(kv.value, key)
+            if not result.stale and not self._opts.force:
+                self._summary.add(scope.label, "unchanged")
+                return None
+            if self._opts.dry_run:
+                self._summary.add(scope.label, "rewritten")
+                return None
+            return transformer.write(result.plaintext, key)
+        except EtcdError:
+            raise
+        except SecretkitError as exc:  # undecryptable value, kms backend failure
+            self._fail(scope, key, type(exc).__name__)
+            return None
+
+    def _swap_one(self, scope: EtcdScope, kv: StoredKeyValue, new_value: bytes) -> None:
+        label = scope.label
+        if self._store.compare_and_swap(kv.key, new_value, mod_revision=kv.mod_revision):
+            self._summary.add(label, "rewritten")
+            return
+        # lost the race: read the newer value and convert it once more if still stale
+        self._summary.add(label, "conflicts_retried")
+        current = self._store.get(kv.key)
+        if current is None:
+            self._summary.add(label, "gone")
+            return
+        key = kv.key.decode("utf-8", "surrogateescape")
+        try:
+            transformer = self._chain.for_etcd_key(key, self._opts.etcd_prefix)
+            result = transformer.read(current.value, key)
+            if not result.stale and not self._opts.force:
+                self._summary.add(label, "unchanged")
                 return
-            try:
-                transformer = self._chain.for_etcd_key(key, self._opts.etcd_prefix)
-                result = transformer.read(current.value, key)
-                if not result.stale and not self._opts.force:
-                    self._summary.add(label, "unchanged")
-                    return
-                if self._opts.dry_run:
-                    self._summary.add(label, "rewritten")
-                    return
-                new_value = transformer.write(result.plaintext, key)
-            except (DecryptError, FormatError) as exc:
-                self._fail(scope, key, type(exc).__name__)
-                return
-            except EtcdError:
-                raise
-            except SecretkitError as exc:  # a kms backend failure for this value
-                self._fail(scope, key, type(exc).__name__)
-                return
-            if self._store.compare_and_swap(kv.key, new_value, mod_revision=current.mod_revision):
-                self._summary.add(label, "rewritten")
-                return
-            # somebody wrote (or deleted) the key since we read it: their value wins
-            if attempt == 1:
-                self._summary.add(label, "conflicts_retried")
-                current = self._store.get(kv.key)
-        self._summary.add(label, "conflicts_skipped")
+            value = transformer.write(result.plaintext, key)
+        except EtcdError:
+            raise
+        except SecretkitError as exc:
+            self._fail(scope, key, type(exc).__name__)
+            return
+        if self._store.compare_and_swap(kv.key, value, mod_revision=current.mod_revision):
+            self._summary.add(label, "rewritten")
+        else:
+            self._summary.add(label, "conflicts_skipped")
 
     def _fail(self, scope: EtcdScope, key: str, reason: str) -> None:
         tail = key[len(scope.key_prefix) :] if key.startswith(scope.key_prefix) else key

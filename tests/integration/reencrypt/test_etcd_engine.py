@@ -17,6 +17,7 @@ from secretkit.formats import classify_value, match_key_name
 from secretkit.formats.model import ValueProvider
 from secretkit.formats.prefixes import AESGCM_PREFIX
 from secretkit.reencrypt.checkpoint import CheckpointFile
+from secretkit.reencrypt.etcd_batch import compare_and_swap_many
 from secretkit.reencrypt.etcd_engine import EtcdRunOptions, EtcdScope
 from secretkit.reencrypt.runner import RunControl, run_etcd
 from secretkit.transformers import TransformerSet, build_transformers
@@ -204,3 +205,48 @@ def test_resume_continues_after_a_crash(etcd_client: EtcdClient, tmp_path: Path)
     assert t["failed"] == 0
     assert_all_aesgcm_key2(etcd_client, plain)
     assert CheckpointFile(ck).load().resources["secrets"].state == "done"  # type: ignore[union-attr]
+
+
+class BatchingInterleavedWriter(InterleavedWriter):
+    """Like InterleavedWriter, but batches go through the real transaction path."""
+
+    def __init__(self, client: EtcdClient, k: bytes, before_batch: Any) -> None:
+        super().__init__(client, {})
+        self.k = k
+        self.before_batch = before_batch
+        self.batches: list[tuple[bool, bool]] = []  # (held k, succeeded)
+
+    def compare_and_swap_many(self, items: Sequence[tuple[bytes, bytes, int]]) -> bool:
+        holds = any(item[0] == self.k for item in items)
+        if holds:
+            self.before_batch()
+        ok = compare_and_swap_many(self.client, items)
+        self.batches.append((holds, ok))
+        return ok
+
+
+def test_a_lost_batch_falls_back_to_single_swaps(etcd_client: EtcdClient) -> None:
+    plain = seed(etcd_client, 120)
+    new = chain(NEW)
+    k = key(0)
+    newer = b"k8s\x00written during the batch"
+    store = BatchingInterleavedWriter(
+        etcd_client,
+        k.encode(),
+        lambda: etcd_client.put(k.encode(), new.for_etcd_key(k).write(newer, k)),
+    )
+    summary = run(store)
+    t = summary.totals()
+    # exactly the batch holding k lost; every other batch committed in one transaction
+    assert sorted(store.batches) == [(False, True)] * (len(store.batches) - 1) + [(True, False)]
+    assert len(store.batches) > 4
+    assert t["conflicts_retried"] == 1
+    assert t["unchanged"] == 1  # the concurrent value was already fresh: kept as is
+    assert t["rewritten"] == 119
+    plain[k] = newer
+    assert_all_aesgcm_key2(etcd_client, plain)
+
+
+def test_batches_are_bounded_by_max_txn_ops() -> None:
+    with pytest.raises(ValueError):
+        compare_and_swap_many(object(), [(b"k", b"v", 1)] * 129)
