@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +119,31 @@ def run_load(
     for t in threads:
         t.join(30)
     return Result([x for lat in per_thread for x in lat], sum(errors), seconds)
+
+
+def merge(results: list[Result]) -> Result:
+    """Pool the latencies and time of several runs of the same measurement."""
+    return Result(
+        [x for r in results for x in r.latencies],
+        sum(r.errors for r in results),
+        sum(r.seconds for r in results),
+    )
+
+
+def interleaved(
+    first: Callable[[], Result], second: Callable[[], Result], repeat: int
+) -> tuple[Result, Result]:
+    """Run A B B A A B ... so that both see the same (drifting) machine load."""
+    a: list[Result] = []
+    b: list[Result] = []
+    for i in range(repeat):
+        if i % 2 == 0:
+            a.append(first())
+            b.append(second())
+        else:
+            b.append(second())
+            a.append(first())
+    return merge(a), merge(b)
 
 
 # --- backends ------------------------------------------------------------------------
@@ -333,7 +359,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--backends", default="local,openbao,aws",
                     help="comma list of local, openbao, aws (default: all)")
     ap.add_argument("--clients", default="1,8,32", help="concurrency levels (default 1,8,32)")
-    ap.add_argument("--duration", type=float, default=3.0, help="seconds per measurement")
+    ap.add_argument("--duration", type=float, default=2.0, help="seconds per measurement")
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="interleaved repetitions of each direct/plugin pair (pooled)")
     ap.add_argument("--warmup", type=float, default=0.5, help="seconds before measuring")
     ap.add_argument("--output", default=str(REPO / "docs" / "benchmarks" / "plugin.md"),
                     help="markdown report path ('-' for stdout only)")
@@ -366,10 +394,13 @@ def main(argv: list[str] | None = None) -> int:
                     with plugin_process(bwork, setup.definition, setup.env, "plugin") as ep:
                         for op in ("encrypt", "decrypt"):
                             for c in levels:
-                                d = run_load(direct_calls(backend, op), c, args.duration,
-                                             args.warmup)
-                                p = run_load(plugin_calls(ep, op), c, args.duration,
-                                             args.warmup)
+                                d, p = interleaved(
+                                    partial(run_load, direct_calls(backend, op), c,
+                                            args.duration, args.warmup),
+                                    partial(run_load, plugin_calls(ep, op), c,
+                                            args.duration, args.warmup),
+                                    args.repeat,
+                                )
                                 over = p.p50 - d.p50
                                 rows.append(
                                     f"| {setup.name} | {op} | {c} | {fmt(d.p50)} | "
@@ -447,7 +478,9 @@ def _report(started: str, command: str, rows: list[str], verdicts: list[str],
         "",
         f"- Date: {started}",
         f"- Command: `{command}`",
-        f"- Each cell: {args.duration:g} s measured after {args.warmup:g} s warm-up; "
+        f"- Each cell: {args.repeat} x {args.duration:g} s measured (each after "
+        f"{args.warmup:g} s warm-up), direct and plugin runs interleaved (A B B A ...) and "
+        "pooled, so both see the same machine load; "
         "`direct` = the backend object called in the benchmark process (no gRPC), "
         "`plugin` = Encrypt/Decrypt of a 32-byte seed over the plugin's unix socket, "
         "one gRPC channel per client. Latencies in ms, throughput in successful calls/s.",

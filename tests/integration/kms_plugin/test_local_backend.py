@@ -166,3 +166,27 @@ def test_log_hygiene(tmp_path: Path) -> None:
         for form in (secret, secret.hex().encode(), base64.b64encode(secret),
                      repr(secret)[2:-1].encode()):
             assert form not in log
+
+
+def test_secretkit_clients_talk_to_the_plugin(tmp_path: Path) -> None:
+    """The project's own gRPC clients (used by the sandbox stand-in) against the daemon."""
+    from secretkit.errors import BackendInvalidRequest
+    from secretkit.kmsapi import GrpcKMSService
+    from secretkit.kmsapi.client import V1Beta1Client
+
+    kek = write_kek(tmp_path / "kek.bin")
+    name = f"secretkit-client-{os.getpid()}-{tmp_path.name}"
+    args = ["--backend", "local", "--local-kek-file", str(kek)]
+    for listen in (None, f"unix:@{name}"):
+        with running_plugin(tmp_path, args, listen=listen) as p:
+            with GrpcKMSService(p.endpoint) as kms:
+                st = kms.status()
+                assert st.healthy and st.version == "v2"
+                res = kms.encrypt(b"c" * 32, "uid")
+                assert res.key_id == st.key_id
+                assert kms.decrypt(res.ciphertext, "uid", res.key_id, res.annotations) == b"c" * 32
+                with pytest.raises(BackendInvalidRequest):
+                    kms.decrypt(res.ciphertext, "uid", "local:unknown", {})
+            with V1Beta1Client(p.endpoint) as v1:
+                assert v1.version()[0] == "v1beta1"
+                assert v1.decrypt(v1.encrypt(b"d" * 32)) == b"d" * 32
