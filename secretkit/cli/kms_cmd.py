@@ -55,6 +55,11 @@ def kms() -> None:
 @click.option(
     "--retire-old", is_flag=True, help="After proof, make old key versions undecryptable (Vault)."
 )
+@click.option(
+    "--to-key",
+    help="AWS KMS: move the backend's alias to this key (ARN or id) instead of rotating "
+    "in place; in-place AWS rotation keeps the key ARN, so the apiserver would not re-seed.",
+)
 @etcd_options
 @output_option()
 @click.argument("reencrypt_args", nargs=-1, type=click.UNPROCESSED)
@@ -92,6 +97,7 @@ def rotate(reencrypt_args: tuple[str, ...], **params: Any) -> None:
             plugin_timeout=params["plugin_timeout"],
             refresh_wait=params["refresh_wait"],
             retire_old=params["retire_old"],
+            to_key=params.get("to_key"),
             echo=lambda m: click.echo(m, err=True),
         )
     finally:

@@ -72,17 +72,39 @@ def rotate_kms_key(
     refresh_wait: float,
     max_reencrypt_runs: int = 2,
     retire_old: bool = False,
+    to_key: str | None = None,
     echo: Callable[[str], None] = print,
 ) -> KMSRotationReport:
-    """Rotate, wait, re-encrypt and prove; raise SafetyError when the proof fails."""
+    """Rotate, wait, re-encrypt and prove; raise SafetyError when the proof fails.
+
+    ``to_key`` switches the backend to another key instead of rotating the current one
+    (AWS KMS: move the configured alias to that key, which changes the key_id).
+    """
     old = plugin.status().key_id
     echo(f"plugin reports key_id {old}")
-    new = backend.rotate()
+    if to_key is not None:
+        move = getattr(backend, "move_alias", None)
+        if move is None:
+            raise SafetyError(
+                f"the {backend.kind} backend cannot switch to another key",
+                hint="--to-key is for AWS KMS backends configured with an alias",
+            )
+        new = move(to_key)
+    elif getattr(backend, "kind", "") == "aws":
+        # refuse before touching the key: in-place rotation keeps the ARN (our key_id)
+        raise SafetyError(
+            "AWS KMS rotation in place keeps the key ARN, which is the key_id, so "
+            "apiservers would never draw a new seed",
+            hint="create a new key and pass --to-key ARN: the backend's alias moves to it",
+        )
+    else:
+        new = backend.rotate()
     report = KMSRotationReport(provider=provider, old_key_id=old, new_key_id=new)
     if new == old:
         raise SafetyError(
             "the backend rotated but its key_id did not change",
-            hint="the key_id must change on rotation, or the apiserver will never re-seed",
+            hint="the key_id must change on rotation, or the apiserver will never re-seed; "
+            "check the backend's key_id scheme (docs/backends.md)",
         )
     report.steps.append(f"backend rotated: new key_id {new}")
     echo(report.steps[-1])
