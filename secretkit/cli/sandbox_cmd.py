@@ -8,6 +8,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 from types import FrameType
 
@@ -122,17 +123,24 @@ def seed(directory: Path, n_secrets: int, n_configmaps: int, namespace: str, pre
     state = SandboxState.load(directory)
     token = Path(state.token_file).read_text().strip()
     total = n_secrets + n_configmaps
-    show = output == "text" and sys.stderr.isatty()
-    with click.progressbar(length=total, label="seeding", file=sys.stderr) as bar:
+    start = time.monotonic()
+    if output == "text" and sys.stderr.isatty():
+        with click.progressbar(length=total, label="seeding", file=sys.stderr) as bar:
+            result = do_seed(state.api_url, token, secrets=n_secrets, configmaps=n_configmaps,
+                             namespace=namespace, prefix=prefix, workers=workers,
+                             progress=bar.update, ca_file=state.ca_file)
+    else:
         result = do_seed(state.api_url, token, secrets=n_secrets, configmaps=n_configmaps,
                          namespace=namespace, prefix=prefix, workers=workers,
-                         progress=bar.update if show else None, ca_file=state.ca_file)
+                         ca_file=state.ca_file)
+    seconds = time.monotonic() - start
     if output == "json":
         emit_json({"secrets": result.secrets, "configmaps": result.configmaps,
-                   "existed": result.existed, "namespace": namespace})
+                   "existed": result.existed, "namespace": namespace,
+                   "seconds": round(seconds, 3)})
     else:
         click.echo(f"seeded {result.secrets} secrets and {result.configmaps} configmaps in "
-                   f"{namespace} ({result.existed} already existed)")
+                   f"{namespace} ({result.existed} already existed) in {seconds:.1f}s")
 
 
 @sandbox.command()

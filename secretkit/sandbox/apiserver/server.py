@@ -60,6 +60,9 @@ def parse_bind(bind: str) -> tuple[str, int]:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # headers and body are separate writes: without TCP_NODELAY, Nagle + delayed ACK
+    # add ~40 ms to every keep-alive request
+    disable_nagle_algorithm = True
     server: _Server
 
     def _dispatch(self) -> None:
