@@ -260,9 +260,11 @@ def spawn(
     """Start ``argv`` in a new session with stdout+stderr appended to ``log_path``."""
     if log_path is not None:
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        out = open(log_path, "ab")  # noqa: SIM115 - handed to the child, closed below
+        # 0600: dev servers print credentials (OpenBao's root token) to their log
+        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        out = os.fdopen(fd, "ab")
     else:
-        out = open(os.devnull, "wb")  # noqa: SIM115
+        out = open(os.devnull, "wb")  # noqa: SIM115 - handed to the child, closed below
     try:
         popen = subprocess.Popen(
             list(argv),

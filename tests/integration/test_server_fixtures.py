@@ -81,6 +81,9 @@ def test_openbao_transit_round_trip(openbao_server: OpenBaoServer) -> None:
         name="smoke", ciphertext=ciphertext, mount_point="transit"
     )
     assert base64.b64decode(dec["data"]["plaintext"]) == plaintext
+    # the dev server prints its root token to its log: the log is private
+    log_file = openbao_server.process.log_path
+    assert log_file is not None and log_file.stat().st_mode & 0o777 == 0o600
     # the user's token file is never touched
     assert not (Path.home() / ".vault-token").exists() or Path.home() == openbao_server.workdir
 
