@@ -211,3 +211,15 @@ def _alive(pid: int) -> bool:
         return False
     stat = Path(f"/proc/{pid}/stat")
     return not (stat.exists() and stat.read_text().rpartition(")")[2].split()[0] == "Z")
+
+
+@pytest.mark.etcd
+def test_wait_for_tcp(etcd_server: EtcdServer) -> None:
+    from secretkit.sandbox.servers import ServerStartError, free_port, wait_for_tcp
+
+    host, port = etcd_server.endpoint.removeprefix("http://").rsplit(":", 1)
+    wait_for_tcp(host, int(port), timeout=5)
+    closed = free_port()
+    with pytest.raises(ServerStartError) as info:
+        wait_for_tcp("127.0.0.1", closed, timeout=0.3)
+    assert info.value.where == f"127.0.0.1:{closed}"
