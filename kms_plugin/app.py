@@ -41,6 +41,8 @@ def run(config: PluginConfig) -> None:
             metrics=metrics,
         )
         server = PluginServer(config, service, metrics)
+        # a signal during start-up must still end in a clean stop, not a default kill
+        server.install_signal_handlers()
         server.start()
         # warm the Status cache (and log the key_id) without delaying the socket:
         # the apiserver may start before the backend is reachable

@@ -201,11 +201,15 @@ class PluginServer:
         log.info("signal received, shutting down", extra={"signal": signal.Signals(signum).name})
         self._stop_requested.set()
 
-    def serve_until_signal(self) -> None:
-        """Block until SIGTERM/SIGINT, then shut down gracefully."""
+    def install_signal_handlers(self) -> None:
+        """Route SIGTERM/SIGINT to a graceful stop (call before :meth:`start`)."""
         signal.signal(signal.SIGTERM, self.request_stop)
         signal.signal(signal.SIGINT, self.request_stop)
-        while not self._stop_requested.wait(timeout=1.0):
+
+    def serve_until_signal(self) -> None:
+        """Block until SIGTERM/SIGINT, then shut down gracefully."""
+        # a short wait keeps the main thread responsive to signals
+        while not self._stop_requested.wait(timeout=0.2):
             pass
         self.stop(self._config.grace_period)
 
