@@ -199,8 +199,16 @@ class EtcdClient:
         invoke: Callable[[_Connection, list[tuple[str, str]] | None], T],
         *,
         revision: int | None = None,
+        read_only: bool = False,
     ) -> T:
-        """Run ``invoke`` on the current endpoint; fail over on UNAVAILABLE; translate errors."""
+        """Run ``invoke`` on the current endpoint, fail over to the next one, translate errors.
+
+        Fails over on UNAVAILABLE; read-only requests also on DEADLINE_EXCEEDED (a
+        silent endpoint), where retrying a write could apply it twice.
+        """
+        failover_codes = {grpc.StatusCode.UNAVAILABLE}
+        if read_only:
+            failover_codes.add(grpc.StatusCode.DEADLINE_EXCEEDED)
         failovers = 0
         reauthenticated = False
         while True:
@@ -209,7 +217,7 @@ class EtcdClient:
                 return invoke(conn, self._metadata(conn))
             except grpc.RpcError as exc:
                 code = rpc_code(exc)
-                if code == grpc.StatusCode.UNAVAILABLE and failovers + 1 < len(self._targets):
+                if code in failover_codes and failovers + 1 < len(self._targets):
                     failovers += 1
                     self._rotate(conn)
                     continue
@@ -239,6 +247,7 @@ class EtcdClient:
             operation,
             lambda c, md: c.kv.Range(request, timeout=timeout, metadata=md),
             revision=request.revision or None,
+            read_only=True,
         )
         return resp
 
@@ -406,7 +415,7 @@ class EtcdClient:
                 errors=tuple(resp.errors),
             )
 
-        return self._call("status", invoke)
+        return self._call("status", invoke, read_only=True)
 
     def snapshot(self, dest: Path, *, timeout: float = 600.0) -> None:
         """Stream a full backend snapshot into ``dest`` (0600; temp file, fsync, rename).

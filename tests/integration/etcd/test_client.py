@@ -233,3 +233,23 @@ def test_page_too_large_for_one_message_is_split(
     assert [kv.key for p in pages for kv in p] == keys
     assert all(kv.value == value for p in pages for kv in p)
     assert len(pages) >= 5 and max(len(p) for p in pages) <= 4
+
+
+def test_reads_fail_over_from_a_silent_endpoint(etcd_server: object) -> None:
+    """An endpoint that accepts TCP but never answers: reads move on after the timeout."""
+    import socket
+
+    live = etcd_server.endpoint  # type: ignore[attr-defined]
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # the kernel completes handshakes; nobody ever speaks
+        dead = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        with EtcdClient(EtcdConfig(endpoints=(dead, live), timeout=1)) as client:
+            assert client.current_revision() > 0
+            assert client.endpoint == live
+        with (
+            EtcdClient(EtcdConfig(endpoints=(dead,), timeout=1)) as client,
+            pytest.raises(EtcdError) as info,
+        ):
+            client.get(b"/x")
+        assert "did not answer" in info.value.what
