@@ -113,3 +113,12 @@ def test_wrong_password_is_refused_without_echoing_it(etcd_with_auth: str) -> No
     assert "wrong-pw-123" not in info.value.diagnostics()
     assert info.value.hint is not None and "--user/--password" in info.value.hint
     assert "wrong-pw-123" not in repr(cfg)
+
+
+def test_status_and_snapshot_over_tls(etcd_tls_server: EtcdServer, tmp_path: Path) -> None:
+    with EtcdClient(etcd_tls_server.client_config()) as client:
+        client.put(b"/tls/snap", b"v")
+        st = client.status()
+        assert st.endpoint.startswith("https://127.0.0.1:")
+        client.snapshot(tmp_path / "tls.db")
+    assert (tmp_path / "tls.db").stat().st_size > 0
