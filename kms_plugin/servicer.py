@@ -110,6 +110,11 @@ class _Base:
         self, operation: str, context: grpc.ServicerContext, fn: Callable[[], _R]
     ) -> _R:
         start = time.perf_counter()
+        remaining = context.time_remaining()
+        if remaining is not None and remaining <= 0:
+            # queued behind other work until the caller gave up: don't spend a KMS call
+            self._record(operation, grpc.StatusCode.DEADLINE_EXCEEDED, start)
+            context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline expired before handling")
         try:
             result = fn()
         except Exception as exc:  # the process never crashes on input
