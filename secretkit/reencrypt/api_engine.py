@@ -281,7 +281,7 @@ class ApiReencryptor:
         q = res.qualified
         self._summary.add(q, "seen")
         if self._opts.dry_run:
-            self._summary.add(q, "rewritten")
+            self._summary.candidate(q, order_key(namespace, name))
             return
         path = object_path(res.group, res.version, res.resource, name, namespace)
         obj = item

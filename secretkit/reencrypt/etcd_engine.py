@@ -154,7 +154,7 @@ class EtcdReencryptor:
                 self._summary.add(scope.label, "unchanged")
                 return None
             if self._opts.dry_run:
-                self._summary.add(scope.label, "rewritten")
+                self._summary.candidate(scope.label, key)
                 return None
             return transformer.write(result.plaintext, key)
         except EtcdError:

@@ -70,6 +70,8 @@ class Summary:
     elapsed_seconds: float = 0.0
     complete: bool = False
     verify: dict[str, Any] | None = None
+    #: --dry-run: the objects that would be rewritten (names only, never data)
+    would_rewrite: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add(self, resource: str, counter: str, n: int = 1) -> None:
@@ -88,6 +90,12 @@ class Summary:
                 self.errors.append(error)
             else:
                 self.errors_dropped += 1
+
+    def candidate(self, resource: str, name: str) -> None:
+        """--dry-run: count ``name`` as would-be rewritten and list it."""
+        self.add(resource, "rewritten")
+        with self._lock:
+            self.would_rewrite.append(f"{resource} {name}")
 
     def ensure(self, resource: str) -> None:
         """Make ``resource`` appear in the summary even when it has no objects."""
@@ -138,6 +146,9 @@ class Summary:
             "elapsed_seconds": round(self.elapsed_seconds, 3),
             "objects_per_second": round(rate, 1),
         }
+        if self.dry_run:
+            with self._lock:
+                data["would_rewrite"] = sorted(self.would_rewrite)
         if self.verify is not None:
             data["verify"] = self.verify
         return data
@@ -146,7 +157,11 @@ class Summary:
         """A short human summary."""
         totals = self.totals()
         verb = "would rewrite" if self.dry_run else "rewritten"
-        lines = [
+        lines = []
+        if self.dry_run:
+            with self._lock:
+                lines += [f"would rewrite: {name}" for name in sorted(self.would_rewrite)]
+        lines += [
             f"reencrypt ({self.mode}{', dry run' if self.dry_run else ''}): "
             f"{'complete' if self.complete else 'INCOMPLETE'} in {self.elapsed_seconds:.1f}s",
         ]

@@ -48,3 +48,15 @@ def test_error_list_is_capped_but_the_count_is_exact() -> None:
 def test_unknown_counter_is_a_programming_error() -> None:
     with pytest.raises(ValueError):
         Summary(mode="api").add("secrets", "bogus")
+
+
+def test_dry_run_lists_candidates_in_text_and_json() -> None:
+    s = Summary(mode="api", dry_run=True)
+    s.candidate("secrets", "ns/b")
+    s.candidate("secrets", "ns/a")
+    assert s.totals()["rewritten"] == 2
+    assert s.to_json()["would_rewrite"] == ["secrets ns/a", "secrets ns/b"]
+    text = s.to_text()
+    assert text.splitlines()[:2] == ["would rewrite: secrets ns/a", "would rewrite: secrets ns/b"]
+    assert "would rewrite" in text.splitlines()[3]  # the column header says so too
+    assert "would_rewrite" not in Summary(mode="api").to_json()
