@@ -12,7 +12,7 @@ from secretkit.formats import classify_value, decode_unknown
 from secretkit.formats.model import ValueProvider
 from secretkit.kmsapi import GrpcKMSService
 from secretkit.transformers import build_transformers
-from tests.fixtures.sandbox import Sandbox
+from tests.fixtures.sandbox import Sandbox, SandboxFactory
 
 pytestmark = pytest.mark.e2e
 
@@ -59,9 +59,15 @@ def test_secret_is_stored_kms_v2_encrypted_and_decodes(sandbox: Sandbox) -> None
     assert dict(secret.metadata.labels) == {"team": "storage"}
 
 
-def test_configmap_with_identity_is_plain_protobuf(sandbox_factory) -> None:  # type: ignore[no-untyped-def]
-    sb = sandbox_factory("none")
+def test_configmap_with_identity_is_plain_protobuf(
+    sandbox: Sandbox, sandbox_factory: SandboxFactory
+) -> None:
+    sb = sandbox_factory("none")  # runs side by side with the module's kms sandbox
+    assert sb.api_url != sandbox.api_url and sb.etcd_endpoint != sandbox.etcd_endpoint
+    assert sb.plugin_socket != sandbox.plugin_socket
     core = sb.core_v1()
+    assert not [s for s in core.list_namespaced_secret("default").items
+                if s.metadata.name == "db"]  # the other sandbox's Secret is not here
     core.create_namespaced_config_map("ops", {
         "metadata": {"name": "settings"},
         "data": {"mode": "fast"},
