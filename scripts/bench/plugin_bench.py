@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import psutil
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
@@ -59,6 +60,15 @@ class Result:
     latencies: list[float]
     errors: int
     seconds: float
+    #: CPU time the server process used while measuring (None: not measured)
+    server_cpu: float | None = None
+
+    @property
+    def cpu_us_per_call(self) -> float:
+        """Server CPU microseconds per successful call (nan when not measured)."""
+        if self.server_cpu is None or not self.latencies:
+            return float("nan")
+        return self.server_cpu / len(self.latencies) * 1e6
 
     @property
     def ops(self) -> float:
@@ -80,9 +90,14 @@ class Result:
 
 def run_load(
     make_call: Callable[[], Callable[[], object]], clients: int, duration: float,
-    warmup: float,
+    warmup: float, server_pid: int | None = None,
 ) -> Result:
-    """Run ``clients`` threads, each calling its own ``make_call()`` in a loop."""
+    """Run ``clients`` threads, each calling its own ``make_call()`` in a loop.
+
+    With ``server_pid``, also measure that process's CPU time while measuring: unlike
+    throughput, CPU per call barely depends on what else the machine is doing.
+    """
+    server = psutil.Process(server_pid) if server_pid is not None else None
     calls = [make_call() for _ in range(clients)]
     start_at = threading.Event()
     stop_at = threading.Event()
@@ -110,23 +125,35 @@ def run_load(
         t.start()
     start_at.set()
     time.sleep(warmup)
+    cpu0 = _cpu(server)
     measuring.set()
     t0 = time.perf_counter()
     time.sleep(duration)
     measuring.clear()
     seconds = time.perf_counter() - t0
+    cpu1 = _cpu(server)
     stop_at.set()
     for t in threads:
         t.join(30)
-    return Result([x for lat in per_thread for x in lat], sum(errors), seconds)
+    cpu = cpu1 - cpu0 if cpu0 is not None and cpu1 is not None else None
+    return Result([x for lat in per_thread for x in lat], sum(errors), seconds, cpu)
+
+
+def _cpu(proc: psutil.Process | None) -> float | None:
+    if proc is None:
+        return None
+    t = proc.cpu_times()
+    return float(t.user + t.system)
 
 
 def merge(results: list[Result]) -> Result:
     """Pool the latencies and time of several runs of the same measurement."""
+    cpus = [r.server_cpu for r in results]
     return Result(
         [x for r in results for x in r.latencies],
         sum(r.errors for r in results),
         sum(r.seconds for r in results),
+        None if any(c is None for c in cpus) else sum(c or 0.0 for c in cpus),
     )
 
 
@@ -225,8 +252,8 @@ def aws_backend(work: Path) -> Iterator[BackendSetup]:
 @contextmanager
 def plugin_process(
     work: Path, definition: dict[str, Any], env: dict[str, str], tag: str
-) -> Iterator[str]:
-    """Start the plugin with ``definition``; yield its ``unix://`` endpoint."""
+) -> Iterator[tuple[str, int]]:
+    """Start the plugin with ``definition``; yield its ``unix://`` endpoint and PID."""
     sock = work / f"{tag}.sock"
     config = work / f"{tag}.yaml"
     config.write_text(json.dumps({"backend": definition}))
@@ -255,14 +282,14 @@ def plugin_process(
                 except grpc.RpcError:
                     pass
             time.sleep(0.1)
-        yield endpoint
+        yield endpoint, proc.pid
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
 
 
 @contextmanager
-def echo_process(work: Path) -> Iterator[str]:
+def echo_process(work: Path) -> Iterator[tuple[str, int]]:
     """A do-nothing v2 server (scripts/bench/plugin_echo.py): the Python gRPC floor."""
     sock = work / "echo.sock"
     proc = subprocess.Popen(
@@ -272,7 +299,7 @@ def echo_process(work: Path) -> Iterator[str]:
         deadline = time.monotonic() + 30
         while not sock.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
-        yield f"unix://{sock}"
+        yield f"unix://{sock}", proc.pid
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
@@ -377,10 +404,11 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="secretkit-bench-") as tmp:
         work = Path(tmp)
-        with echo_process(work) as ep:
+        with echo_process(work) as (ep, pid):
             for c in levels:
-                r = run_load(plugin_calls(ep, "encrypt"), c, args.duration, args.warmup)
-                floor.append(f"| {c} | {fmt(r.p50)} | {fmt(r.pct(0.99))} | {r.ops:,.0f} |")
+                r = run_load(plugin_calls(ep, "encrypt"), c, args.duration, args.warmup, pid)
+                floor.append(f"| {c} | {fmt(r.p50)} | {fmt(r.pct(0.99))} | {r.ops:,.0f} | "
+                             f"{r.cpu_us_per_call:.0f} |")
                 print("echo " + floor[-1], file=sys.stderr, flush=True)
         for name in wanted:
             bwork = work / name
@@ -391,37 +419,11 @@ def main(argv: list[str] | None = None) -> int:
                 old_env = {k: os.environ.get(k) for k in setup.env}
                 os.environ.update(setup.env)
                 try:
-                    with plugin_process(bwork, setup.definition, setup.env, "plugin") as ep:
-                        for op in ("encrypt", "decrypt"):
-                            for c in levels:
-                                d, p = interleaved(
-                                    partial(run_load, direct_calls(backend, op), c,
-                                            args.duration, args.warmup),
-                                    partial(run_load, plugin_calls(ep, op), c,
-                                            args.duration, args.warmup),
-                                    args.repeat,
-                                )
-                                over = p.p50 - d.p50
-                                rows.append(
-                                    f"| {setup.name} | {op} | {c} | {fmt(d.p50)} | "
-                                    f"{fmt(d.pct(0.99))} | {d.ops:,.0f} | {fmt(p.p50)} | "
-                                    f"{fmt(p.pct(0.99))} | {p.ops:,.0f} | {fmt(over)} | "
-                                    f"{d.errors + p.errors} |"
-                                )
-                                print(rows[-1], file=sys.stderr, flush=True)
-                                if c == 1:
-                                    ok = over <= 0.5
-                                    verdicts.append(
-                                        f"- plugin overhead at p50, {setup.name} {op}, 1 client: "
-                                        f"{fmt(over)} ms (target <= 0.5 ms): "
-                                        f"{'met' if ok else 'NOT met'}"
-                                    )
-                                if name == "local" and op == "encrypt" and c == 8:
-                                    ok = p.ops >= 2500
-                                    verdicts.append(
-                                        f"- local Encrypt with 8 clients: {p.ops:,.0f}/s "
-                                        f"(target >= 2,500/s): {'met' if ok else 'NOT met'}"
-                                    )
+                    with plugin_process(bwork, setup.definition, setup.env,
+                                        "plugin") as (ep, pid):
+                        r, v = _bench_backend(name, setup, backend, ep, pid, levels, args)
+                        rows.extend(r)
+                        verdicts.extend(v)
                     if name == "openbao":
                         batching.extend(_batching(bwork, setup, args))
                         verdicts.append(batching[-1])
@@ -444,14 +446,51 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _bench_backend(
+    name: str, setup: BackendSetup, backend: KeyBackend, endpoint: str, pid: int,
+    levels: list[int], args: argparse.Namespace,
+) -> tuple[list[str], list[str]]:
+    """Every op x concurrency cell for one backend: table rows and target verdicts."""
+    rows: list[str] = []
+    verdicts: list[str] = []
+    for op in ("encrypt", "decrypt"):
+        for c in levels:
+            d, p = interleaved(
+                partial(run_load, direct_calls(backend, op), c, args.duration, args.warmup),
+                partial(run_load, plugin_calls(endpoint, op), c, args.duration, args.warmup,
+                        pid),
+                args.repeat,
+            )
+            over = p.p50 - d.p50
+            rows.append(
+                f"| {setup.name} | {op} | {c} | {fmt(d.p50)} | {fmt(d.pct(0.99))} | "
+                f"{d.ops:,.0f} | {fmt(p.p50)} | {fmt(p.pct(0.99))} | {p.ops:,.0f} | "
+                f"{p.cpu_us_per_call:.0f} | {fmt(over)} | {d.errors + p.errors} |"
+            )
+            print(rows[-1], file=sys.stderr, flush=True)
+            if c == 1:
+                verdicts.append(
+                    f"- plugin overhead at p50, {setup.name} {op}, 1 client: {fmt(over)} ms "
+                    f"(target <= 0.5 ms): {'met' if over <= 0.5 else 'NOT met'}"
+                )
+            if name == "local" and op == "encrypt" and c == 8:
+                verdicts.append(
+                    f"- local Encrypt with 8 clients: {p.ops:,.0f}/s (target >= 2,500/s): "
+                    f"{'met' if p.ops >= 2500 else 'NOT met'}; the plugin spent "
+                    f"{p.cpu_us_per_call:.0f} µs of CPU per call, i.e. one core would "
+                    f"serve ~{1e6 / p.cpu_us_per_call:,.0f}/s if the client had its own cores"
+                )
+    return rows, verdicts
+
+
 def _batching(work: Path, setup: BackendSetup, args: argparse.Namespace) -> list[str]:
     """32 concurrent Decrypts through the plugin, transit batching on vs off."""
     out = []
     results: dict[str, Result] = {}
     for label, definition in (("on", setup.definition),
                               ("off", vault_unbatched(setup.definition))):
-        with plugin_process(work, definition, setup.env, f"batch-{label}") as ep:
-            r = run_load(plugin_calls(ep, "decrypt"), 32, args.duration, args.warmup)
+        with plugin_process(work, definition, setup.env, f"batch-{label}") as (ep, pid):
+            r = run_load(plugin_calls(ep, "decrypt"), 32, args.duration, args.warmup, pid)
         results[label] = r
         out.append(
             f"| batching {label} | 32 | {fmt(r.p50)} | {fmt(r.pct(0.99))} | {r.ops:,.0f} | "
@@ -495,8 +534,8 @@ def _report(started: str, command: str, rows: list[str], verdicts: list[str],
         "## Results",
         "",
         "| backend | op | clients | direct p50 | direct p99 | direct ops/s | plugin p50 | "
-        "plugin p99 | plugin ops/s | overhead p50 | errors |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "plugin p99 | plugin ops/s | plugin CPU µs/call | overhead p50 | errors |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         *rows,
         "",
         "## The Python gRPC floor",
@@ -507,8 +546,8 @@ def _report(started: str, command: str, rows: list[str], verdicts: list[str],
         "the difference between this and `direct` is the price of any out-of-process",
         "Python gRPC hop on this machine.",
         "",
-        "| clients | Encrypt p50 | p99 | ops/s |",
-        "|---:|---:|---:|---:|",
+        "| clients | Encrypt p50 | p99 | ops/s | server CPU µs/call |",
+        "|---:|---:|---:|---:|---:|",
         *floor,
         "",
     ]
