@@ -16,7 +16,6 @@ import binascii
 import hashlib
 import os
 import stat
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from secretkit.backends.interface import BackendStatus, KeyBackend, WrapResult
 from secretkit.errors import BackendError, BackendInvalidRequest, ConfigError
+from secretkit.fileio import write_private
 
 KEK_SIZE = 32
 NONCE_SIZE = 12
@@ -188,21 +188,5 @@ def write_kek_file(path: Path, *, kek: bytes | None = None, overwrite: bool = Fa
             where=str(path),
             hint="choose a new file name (old data needs the old KEK)",
         )
-    directory = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(kek)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)  # make the rename itself durable
-    finally:
-        os.close(dir_fd)
+    write_private(path, kek)
     return default_key_id(kek)

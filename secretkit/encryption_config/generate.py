@@ -7,9 +7,7 @@ the rendered file holds the key, so callers must only print it when asked to.
 from __future__ import annotations
 
 import base64
-import os
 import secrets
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,7 +16,8 @@ from typing import Any
 
 import yaml
 
-from secretkit.errors import ConfigError, UsageError
+from secretkit.errors import UsageError
+from secretkit.fileio import write_private
 
 KEY_SIZE = 32
 LOCAL_PROVIDERS = ("aescbc", "aesgcm", "secretbox")
@@ -119,26 +118,4 @@ def write_private_file(path: Path, data: bytes, *, force: bool = False) -> None:
             where=str(path),
             hint="pass --force to replace it, or choose another path",
         )
-    directory = path.parent if str(path.parent) else Path(".")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot create a file in the target directory ({exc.strerror})",
-            where=str(directory),
-        ) from None
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)  # make the rename itself durable
-    finally:
-        os.close(dir_fd)
+    write_private(path, data)

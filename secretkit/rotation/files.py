@@ -11,36 +11,19 @@ import base64
 import binascii
 import difflib
 import hashlib
-import os
 import re
-import tempfile
 import time
 from pathlib import Path
 
 from secretkit.errors import UsageError
+from secretkit.fileio import write_private
 
 _SECRET_LINE = re.compile(r"^(?P<lead>\s*(?:-\s*)?secret:\s*)(?P<value>\S+)\s*$")
 
 
 def atomic_write(path: Path, data: bytes, *, mode: int = 0o600) -> None:
     """Write ``data`` to ``path`` atomically with ``mode`` (default 0600)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=str(path.parent))
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(str(path.parent), os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    write_private(path, data, mode=mode)
 
 
 def backup(path: Path, label: str) -> Path:
