@@ -181,8 +181,10 @@ def check_update(rtype: ResourceType, old: dict[str, Any], new: dict[str, Any]) 
             new["metadata"][field] = old["metadata"][field]
         else:
             new["metadata"].pop(field, None)
+    name = old["metadata"]["name"]
+    if rtype is SECRETS and old.get("type", "Opaque") != new.get("type", "Opaque"):
+        raise invalid(rtype.kind, name, "type", "field is immutable")
     if old.get("immutable"):
-        name = old["metadata"]["name"]
         for field in ("data", "binaryData", "type"):
             if old.get(field) != new.get(field):
                 raise invalid(rtype.kind, name, field, "field is immutable when `immutable` is set")

@@ -157,3 +157,15 @@ def test_requests_without_the_token_are_refused(plain: Sandbox) -> None:
     code, body = plain.request("GET", "/api/v1/secrets",
                                headers={"Authorization": "Bearer wrong"})
     assert code == 401 and body["reason"] == "Unauthorized"
+
+
+def test_secret_type_is_immutable(plain: Sandbox) -> None:
+    core = plain.core_v1()
+    core.create_namespaced_secret("crud", {"metadata": {"name": "typed"},
+                                           "type": "example.com/custom"})
+    got = core.read_namespaced_secret("typed", "crud")
+    got.type = "Opaque"
+    with pytest.raises(ApiException) as err:
+        core.replace_namespaced_secret("typed", "crud", got)
+    assert err.value.status == 422
+    assert '"reason":"Invalid"' in err.value.body
