@@ -143,3 +143,28 @@ def test_help_teaches() -> None:
                  "--disable-v1beta1", "--local-kek-file", "--vault-token-file",
                  "--aws-endpoint-url", "SECRETKIT_PLUGIN_LISTEN", "Examples:"):
         assert text in result.stdout
+
+
+def test_unknown_socket_group_exits_2_and_cleans_up(tmp_path: Path) -> None:
+    sock = tmp_path / "run" / "kms.sock"
+    with pytest.raises(PluginExited, match="exited with 2") as info:
+        start_plugin(tmp_path, [*_local(tmp_path), "--socket-group", "no-such-group-4711"],
+                     listen=f"unix://{sock}")
+    assert "--socket-group" in str(info.value)
+    assert not sock.exists()
+
+
+def test_busy_health_port_exits_2_and_cleans_up(tmp_path: Path) -> None:
+    busy = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    port = busy.getsockname()[1]
+    sock = tmp_path / "run" / "kms.sock"
+    try:
+        with pytest.raises(PluginExited, match="exited with 2") as info:
+            start_plugin(tmp_path, [*_local(tmp_path), "--health-addr", f"127.0.0.1:{port}"],
+                         listen=f"unix://{sock}", health=False)
+        assert "cannot serve health" in str(info.value)
+        assert not sock.exists()
+    finally:
+        busy.close()
