@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,6 +21,10 @@ from kms_plugin.metrics import PluginMetrics
 from kms_plugin.service import PluginService
 
 log = logging.getLogger("kms_plugin.health")
+
+
+class _IPv6Server(ThreadingHTTPServer):
+    address_family = socket.AF_INET6
 
 
 class HealthServer:
@@ -34,7 +39,8 @@ class HealthServer:
         alive: Callable[[], bool],
     ) -> None:
         handler = _make_handler(service, metrics, alive)
-        self._httpd = ThreadingHTTPServer((address.host, address.port), handler)
+        server_class = _IPv6Server if ":" in address.host else ThreadingHTTPServer
+        self._httpd = server_class((address.host, address.port), handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, name="health-http", daemon=True
