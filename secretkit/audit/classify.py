@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from secretkit.audit.keys import KeyParts, KeySplitter, resource_matches
+from secretkit.audit.keys import OTHER_RESOURCE, KeyParts, KeySplitter, resource_matches
 from secretkit.audit.model import FindingKind, ObjectRecord
 from secretkit.encryption_config import providers_for
 from secretkit.encryption_config.model import (
@@ -68,6 +68,16 @@ class ScopePolicy:
         return self.all_resources or self.protected(parts)
 
 
+@dataclass(frozen=True)
+class _Scope:
+    """What the classifier needs to know about one resource (cached per resource)."""
+
+    qualified: str
+    in_scope: bool
+    protected: bool
+    providers: tuple[Provider, ...]
+
+
 @dataclass
 class Classifier:
     """Classify values one by one against an optional config, key_ids and transformers.
@@ -83,28 +93,53 @@ class Classifier:
     _provider_cache: dict[tuple[str, str], tuple[Provider, ...]] = field(
         default_factory=dict, repr=False
     )
-    _scope_cache: dict[tuple[str, str], tuple[bool, bool]] = field(default_factory=dict, repr=False)
+    _scope_cache: dict[tuple[str, str], _Scope] = field(default_factory=dict, repr=False)
     _splitter: KeySplitter | None = field(default=None, repr=False)
 
-    def _scope(self, parts: KeyParts) -> tuple[bool, bool]:
-        """(in scope, protected), computed once per resource: the policy walks the config."""
-        cache_key = (parts.resource, parts.group)
-        scope = self._scope_cache.get(cache_key)
+    def _scope(self, resource: str, group: str) -> _Scope:
+        """Scope facts of one resource, computed once: the policy walks the config."""
+        scope = self._scope_cache.get((resource, group))
         if scope is None:
-            scope = (self.policy.in_scope(parts), self.policy.protected(parts))
-            self._scope_cache[cache_key] = scope
+            parts = KeyParts(resource, group, None, "")
+            scope = _Scope(
+                qualified=parts.qualified_resource,
+                in_scope=self.policy.in_scope(parts),
+                protected=self.policy.protected(parts),
+                providers=self._providers(parts),
+            )
+            self._scope_cache[(resource, group)] = scope
         return scope
 
     def in_scope(self, parts: KeyParts) -> bool:
-        """True when the audit counts this key (cached :meth:`ScopePolicy.in_scope`)."""
-        return self._scope(parts)[0]
+        """True when the audit counts keys of this resource."""
+        return self._scope(parts.resource, parts.group).in_scope
+
+    @property
+    def splitter(self) -> KeySplitter:
+        """The key splitter for the configured prefix."""
+        if self._splitter is None:
+            self._splitter = KeySplitter(self.prefix)
+        return self._splitter
 
     def parts(self, key: str) -> KeyParts:
         """Split ``key`` below the configured prefix."""
-        splitter = self._splitter
-        if splitter is None:
-            splitter = self._splitter = KeySplitter(self.prefix)
-        return splitter.split(key)
+        return self.splitter.split(key)
+
+    def classify_in_scope(
+        self, key: bytes, value: bytes, mod_revision: int, *, historical: bool = False
+    ) -> ObjectRecord | None:
+        """Classify one value, or return None when its resource is out of scope.
+
+        The scan's hot path: namespace and name are only split out for objects with
+        findings (the only ones ever listed).
+        """
+        key_text = key.decode("utf-8", "replace")
+        head = self.splitter.resource(key_text)
+        resource, group = head if head is not None else (OTHER_RESOURCE, "")
+        scope = self._scope(resource, group)
+        if not scope.in_scope:
+            return None
+        return self._classify(key_text, value, mod_revision, scope, None, historical)
 
     def classify(
         self,
@@ -115,42 +150,63 @@ class Classifier:
         parts: KeyParts | None = None,
         historical: bool = False,
     ) -> ObjectRecord:
-        """Classify one value; never raises for any input bytes."""
+        """Classify one value (in scope or not); never raises for any input bytes."""
         key_text = key.decode("utf-8", "replace")
         if parts is None:
             parts = self.parts(key_text)
+        scope = self._scope(parts.resource, parts.group)
+        return self._classify(key_text, value, mod_revision, scope, parts, historical)
+
+    def _classify(
+        self,
+        key_text: str,
+        value: bytes,
+        mod_revision: int,
+        scope: _Scope,
+        parts: KeyParts | None,
+        historical: bool,
+    ) -> ObjectRecord:
         stored = _classify_fast(value)
+        provider = stored.provider
         findings: list[FindingKind] = []
         reasons: list[str] = []
-        protected = self._scope(parts)[1]
-        key_name, key_id, dek_type = _identify(stored, value, self._providers(parts))
-        if stored.provider is ValueProvider.IDENTITY and protected:
+        providers = scope.providers
+        key_name, key_id, dek_type = _identify(stored, value, providers)
+        if provider is _IDENTITY and scope.protected:
             findings.append(FindingKind.PLAINTEXT)
             reasons.append("stored unencrypted")
-        malformed = _malformed(stored)
-        if malformed:
+        if _malformed(stored):
             findings.append(FindingKind.UNKNOWN)
             reasons.append(stored.detail or "bytes match no known storage format")
-        if self.policy.config is not None and stored.provider is not ValueProvider.UNKNOWN:
-            providers = self._providers(parts)
+        if self.policy.config is not None and provider is not _UNKNOWN:
             self._judge(stored, value, key_name, providers, findings, reasons)
         if self.transformers is not None and FindingKind.UNDECRYPTABLE not in findings:
+            if parts is None:
+                parts = self.parts(key_text)
             self._decrypt_check(key_text, value, parts, findings, reasons)
+        namespace: str | None = None
+        name = ""
+        if findings:
+            if parts is None:
+                parts = self.parts(key_text)
+            namespace, name = parts.namespace, parts.name
+        elif parts is not None:
+            namespace, name = parts.namespace, parts.name
         return ObjectRecord(
             key=key_text,
-            resource=parts.qualified_resource,
-            namespace=parts.namespace,
-            name=parts.name,
-            provider=stored.provider.value,
+            resource=scope.qualified,
+            namespace=namespace,
+            name=name,
+            provider=provider.value,
             size=len(value),
             mod_revision=mod_revision,
-            provider_name=stored.name if stored.provider in _KMS else None,
+            provider_name=stored.name if provider in _KMS else None,
             key_name=key_name,
             key_id=key_id,
             dek_source_type=dek_type,
             encoding=stored.encoding.value if stored.encoding is not None else None,
-            protected=protected,
-            findings=tuple(dict.fromkeys(findings)),
+            protected=scope.protected,
+            findings=tuple(dict.fromkeys(findings)) if findings else (),
             reasons=tuple(reasons),
             historical=historical,
         )
@@ -225,6 +281,9 @@ class Classifier:
 
 
 _KMS = (ValueProvider.KMS_V1, ValueProvider.KMS_V2)
+# enum member lookups are descriptor calls; the hot path uses plain module constants
+_IDENTITY = ValueProvider.IDENTITY
+_UNKNOWN = ValueProvider.UNKNOWN
 _PROTOBUF = StoredValue(ValueProvider.IDENTITY, 0, encoding=PlaintextEncoding.PROTOBUF)
 _JSON = StoredValue(ValueProvider.IDENTITY, 0, encoding=PlaintextEncoding.JSON)
 

@@ -103,6 +103,25 @@ class KeySplitter:
         resource, group, consumed = found
         return _with_name(resource, group, [s for s in segments[consumed:] if s])
 
+    def resource(self, key: str) -> tuple[str, str] | None:
+        """``(resource, group)`` of ``key`` (None outside the prefix); the cheap hot path."""
+        if not key.startswith(self._root):
+            return None
+        start = len(self._root)
+        slash = key.find("/", start)
+        first = key[start:slash] if slash >= 0 else key[start:]
+        second = ""
+        if slash >= 0 and (first == "services" or "." in first):
+            end = key.find("/", slash + 1)
+            if end >= 0:
+                second = key[slash + 1 : end]
+        cache_key = (first, second)
+        try:
+            found = self._resources[cache_key]
+        except KeyError:
+            found = self._resources[cache_key] = self._resource(key, first, second)
+        return None if found is None else (found[0], found[1])
+
     def _resource(self, key: str, first: str, second: str) -> tuple[str, str, int] | None:
         try:
             resource, group = resource_for_etcd_key(key, self.base or "/")

@@ -19,6 +19,7 @@ from typing import Protocol, TypeVar
 from secretkit.audit.classify import Classifier
 from secretkit.audit.keys import normalize_prefix, range_prefix_for
 from secretkit.audit.model import AuditReport
+from secretkit.audit.reader import linear_pages
 from secretkit.audit.snapshot import EtcdSnapshot
 from secretkit.etcd.errors import EtcdCompactedError
 
@@ -86,18 +87,15 @@ def classify_stream(
 ) -> None:
     """Classify ``(kv, historical)`` pairs into ``report`` (the shared core of every source)."""
     seen = 0
+    classify = classifier.classify_in_scope
+    add = report.add
     for kv, historical in items:
         seen += 1
         if progress is not None and seen % 5000 == 0:
             progress(seen)
-        parts = classifier.parts(kv.key.decode("utf-8", "replace"))
-        if not classifier.in_scope(parts):
-            continue
-        report.add(
-            classifier.classify(
-                kv.key, kv.value, kv.mod_revision, parts=parts, historical=historical
-            )
-        )
+        record = classify(kv.key, kv.value, kv.mod_revision, historical=historical)
+        if record is not None:
+            add(record)
     if progress is not None:
         progress(seen)
 
@@ -168,7 +166,7 @@ def _etcd_items(
     stats: dict[str, int],
 ) -> Iterator[tuple[KeyValueLike, bool]]:
     for prefix in range_prefixes(classifier, options.prefix):
-        pages = client.range_pages(prefix, revision=revision, page_size=options.page_size)
+        pages = linear_pages(client, prefix, revision=revision, page_size=options.page_size)
         # history walks call etcd from this thread too: keep reads in order, no prefetch
         for page in pages if options.history else prefetch(iter(pages)):
             for kv in page:
