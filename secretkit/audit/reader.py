@@ -81,6 +81,8 @@ def linear_pages(
         yield from client.range_pages(prefix, revision=revision, page_size=page_size)
         return
     bounds = _boundaries(client, prefix, revision, page_size)
+    if not bounds:
+        return
     ends = [*bounds[1:], prefix_range_end(prefix)]
     for low, high in zip(bounds, ends, strict=True):
         yield from _bounded(call, low, high, revision, page_size)

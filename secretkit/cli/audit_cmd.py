@@ -131,7 +131,12 @@ def _run_scan(params: dict[str, Any]) -> None:
     )
     request.check()
     etcd_config = None if request.snapshot else etcd_config_from(params)
-    report = run_audit(request, etcd_config=etcd_config, progress=_progress())
+    progress = _progress()
+    try:
+        report = run_audit(request, etcd_config=etcd_config, progress=progress)
+    finally:
+        if progress is not None:
+            sys.stderr.write("\n")
     if params["output"] == "json":
         emit_json(report_to_json(report, fail_on))
     elif params["output"] == "junit":
