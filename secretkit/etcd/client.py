@@ -13,7 +13,7 @@ import os
 import secrets
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -55,7 +55,7 @@ class _Connection:
     kv: rpc_pb2_grpc.KVStub
     maintenance: rpc_pb2_grpc.MaintenanceStub
     auth: rpc_pb2_grpc.AuthStub
-    token: str | None = None
+    token: str | None = field(default=None, repr=False)
 
 
 def grpc_target(endpoint: str) -> str:

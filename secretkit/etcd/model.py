@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True, slots=True)
 class KeyValue:
-    """One stored key at one revision."""
+    """One stored key at one revision. ``value`` (plaintext or ciphertext) is not in the repr."""
 
     key: bytes
-    value: bytes
+    value: bytes = field(repr=False)
     create_revision: int
     mod_revision: int
     version: int

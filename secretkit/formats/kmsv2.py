@@ -17,7 +17,7 @@ import functools
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from cryptography.hazmat.primitives import hashes
@@ -133,9 +133,9 @@ def _decode_annotation(entry: memoryview) -> tuple[str, bytes]:
 class _Fields:
     """The raw fields of one EncryptedObject message, before validation."""
 
-    encrypted_data: bytes | None  # None: field 1 absent
+    encrypted_data: bytes | None = field(repr=False)  # None: field 1 absent
     key_id: str
-    dek_source: bytes
+    dek_source: bytes = field(repr=False)
     annotations: Mapping[str, bytes]
     source_type: int
 

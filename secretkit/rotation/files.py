@@ -14,11 +14,16 @@ import hashlib
 import re
 import time
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from secretkit.errors import UsageError
 from secretkit.fileio import write_private
 
 _SECRET_LINE = re.compile(r"^(?P<lead>\s*(?:-\s*)?secret:\s*)(?P<value>\S+)\s*$")
+#: ``secret: |`` or ``secret: >-``: the value follows on more-indented lines
+_BLOCK_SECRET = re.compile(r"^\s*(?:-\s*)?[\"']?secret[\"']?:\s*[|>][-+0-9]*\s*(?:#.*)?$")
 
 
 def atomic_write(path: Path, data: bytes, *, mode: int = 0o600) -> None:
@@ -49,23 +54,80 @@ def file_hash(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
+def _fingerprint(value: str) -> str:
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raw = value.encode()
+    return "sha256:" + hashlib.sha256(raw).hexdigest()[:16]
+
+
 def _mask(line: str) -> str:
     match = _SECRET_LINE.match(line.rstrip("\n"))
     if not match:
         return line
     value = match.group("value").strip("'\"")
+    return f"{match.group('lead')}<redacted {_fingerprint(value)}>\n"
+
+
+def _secret_values(data: bytes) -> set[str]:
+    """Every ``secret`` value in a YAML/JSON document (empty when it does not parse)."""
+    found: set[str] = set()
     try:
-        raw = base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        raw = value.encode()
-    fingerprint = "sha256:" + hashlib.sha256(raw).hexdigest()[:16]
-    return f"{match.group('lead')}<redacted {fingerprint}>\n"
+        docs = list(yaml.safe_load_all(data))
+    except yaml.YAMLError:
+        return found
+    stack: list[Any] = docs
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "secret" and isinstance(value, str | int | float) and str(value):
+                    found.add(str(value))
+                else:
+                    stack.append(value)
+        elif isinstance(node, list):
+            stack.extend(node)
+    return found
+
+
+def _redact_lines(text: str, secrets_: set[str]) -> list[str]:
+    """Mask secrets in every layout YAML allows: plain, quoted, flow, block scalars.
+
+    The ``secret: value`` regex covers the common case even for a document that does
+    not parse; values found by parsing catch flow mappings (``{name: k, secret: ...}``),
+    JSON and trailing comments; block scalars (``secret: |``) mask their continuation
+    lines, where a long value may be split.
+    """
+    # longest first: a longer value may contain a shorter one; values too short to be a
+    # key (an invalid config) would garble the diff and are left to the line regex
+    ordered = sorted((v for v in secrets_ if len(v) >= 8), key=len, reverse=True)
+    out: list[str] = []
+    block_indent: int | None = None
+    for line in text.splitlines(True):
+        indent = len(line) - len(line.lstrip(" "))
+        if block_indent is not None:
+            if line.strip() and indent > block_indent:
+                out.append(" " * indent + "<redacted>\n")
+                continue
+            block_indent = None
+        if _BLOCK_SECRET.match(line):
+            block_indent = indent
+            out.append(line)
+            continue
+        masked = _mask(line)
+        for value in ordered:
+            if value in masked:
+                masked = masked.replace(value, f"<redacted {_fingerprint(value)}>")
+        out.append(masked)
+    return out
 
 
 def redacted_diff(old: bytes, new: bytes, name: str) -> str:
     """A unified diff of two config versions with every secret value redacted."""
-    old_lines = [_mask(line) for line in old.decode("utf-8", "replace").splitlines(True)]
-    new_lines = [_mask(line) for line in new.decode("utf-8", "replace").splitlines(True)]
+    secrets_ = _secret_values(old) | _secret_values(new)
+    old_lines = _redact_lines(old.decode("utf-8", "replace"), secrets_)
+    new_lines = _redact_lines(new.decode("utf-8", "replace"), secrets_)
     return "".join(
         difflib.unified_diff(
             old_lines, new_lines, fromfile=f"{name} (before)", tofile=f"{name} (after)"

@@ -90,7 +90,8 @@ class LocalKeyRotation:
 class EnableEncryption:
     """identity → a real provider (identity kept as read fallback until proven)."""
 
-    provider: Document = field(default_factory=dict)  # e.g. {"aesgcm": {"keys": [...]}}
+    # e.g. {"aesgcm": {"keys": [...]}}: holds the new key, so it stays out of the repr
+    provider: Document = field(default_factory=dict, repr=False)
     kind: str = "enable"
 
     def start(self, doc: Document, resources: Sequence[str], key_name: str | None) -> RotationState:

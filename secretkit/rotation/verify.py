@@ -15,7 +15,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +61,7 @@ class MetricsEndpoint:
     """An apiserver /metrics URL with optional bearer token and CA file."""
 
     url: str
-    token: str | None = None
+    token: str | None = field(default=None, repr=False)
     cafile: str | None = None
     insecure: bool = False
 
