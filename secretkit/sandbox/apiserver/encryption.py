@@ -47,10 +47,36 @@ class EncryptionOptions:
     reload_interval: float | None = None
 
 
+class _V1Beta1Service:
+    """A kms v1 (v1beta1) plugin in the KMSService shape, for reading kms v1 data."""
+
+    def __init__(self, endpoint: str, timeout: float) -> None:
+        from secretkit.kmsapi import V1Beta1Client
+
+        self._client = V1Beta1Client(endpoint, timeout=timeout)
+
+    def status(self) -> KMSStatus:
+        version, _runtime, _runtime_version = self._client.version()
+        return KMSStatus(version=version, healthz="ok", key_id="")
+
+    def encrypt(self, plaintext: bytes, uid: str) -> KMSEncryptResult:
+        return KMSEncryptResult(ciphertext=self._client.encrypt(plaintext), key_id="")
+
+    def decrypt(
+        self, ciphertext: bytes, uid: str, key_id: str, annotations: Mapping[str, bytes]
+    ) -> bytes:
+        return self._client.decrypt(ciphertext)
+
+    def close(self) -> None:
+        self._client.close()
+
+
 def default_kms_factory(provider: KMSProvider) -> KMSService:
-    """Connect to a kms v2 plugin over its unix socket (``secretkit.kmsapi``)."""
+    """Connect to a kms plugin over its unix socket (v2, or v1beta1 for kms v1 providers)."""
     from secretkit.kmsapi import GrpcKMSService
 
+    if provider.api_version == "v1":
+        return _V1Beta1Service(provider.endpoint, provider.timeout_seconds)
     return GrpcKMSService(provider.endpoint, timeout=provider.timeout_seconds)
 
 

@@ -113,3 +113,45 @@ def test_secret_written_by_generated_protobuf_reads_back(sandbox: Sandbox) -> No
     assert got.type == "kubernetes.io/opaque-test"
     assert got.metadata.uid == "0b6c3bd4-0000-4000-8000-000000000001"
     assert got.metadata.creation_timestamp.year == 2023
+
+
+KMS_V1_CONFIG = b"""apiVersion: apiserver.config.k8s.io/v1
+kind: EncryptionConfiguration
+resources:
+- resources: [secrets]
+  providers:
+  - kms: {apiVersion: v2, name: sandbox-kms, endpoint: "{kms_endpoint}"}
+  - kms: {name: legacy-v1, endpoint: "{kms_endpoint}", cachesize: 10}
+  - identity: {}
+"""
+
+
+def test_kms_v1_values_are_read_and_rewritten(sandbox_factory: SandboxFactory) -> None:
+    """A kms v1 value (written here through the plugin's v1beta1 API) reads as stale."""
+    import os
+
+    from secretkit.formats import aesgcm_encrypt, encode_unknown, prefix_for
+    from secretkit.kmsapi import V1Beta1Client
+
+    sb = sandbox_factory(config=KMS_V1_CONFIG)
+    secret = core_v1_pb2.Secret()
+    secret.metadata.name = "old"
+    secret.metadata.namespace = "default"
+    secret.data["k"] = b"from-v1"
+    secret.type = "Opaque"
+    key = "/registry/secrets/default/old"
+    dek = os.urandom(32)
+    with V1Beta1Client(sb.plugin_endpoint) as v1:
+        wrapped = v1.encrypt(dek)
+    value = (prefix_for("kms-v1", "legacy-v1") + len(wrapped).to_bytes(2, "big") + wrapped
+             + aesgcm_encrypt(dek, encode_unknown("v1", "Secret", secret.SerializeToString()),
+                              key.encode()))
+    with sb.etcd_client() as etcd:
+        assert etcd.compare_and_swap(key.encode(), value, mod_revision=0)
+    core = sb.core_v1()
+    got = core.read_namespaced_secret("old", "default")
+    assert got.data == {"k": base64.b64encode(b"from-v1").decode()}
+    core.replace_namespaced_secret("old", "default", got)  # stale: rewritten with kms v2
+    with sb.etcd_client() as etcd:
+        kv = etcd.get(key.encode())
+    assert kv is not None and classify_value(kv.value).provider is ValueProvider.KMS_V2
