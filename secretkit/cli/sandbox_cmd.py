@@ -54,21 +54,25 @@ def sandbox() -> None:
                    "plugin and OpenBao transit) or a local-key provider with a fresh key.")
 @click.option("--kms-poll-interval", type=float, default=60.0, show_default=True,
               help="Seconds between KMS Status polls while healthy (apiserver: 60).")
+@click.option("--kms-unhealthy-grace", type=float, default=180.0, show_default=True,
+              help="Refuse kms v2 writes once the plugin has been unhealthy this long "
+                   "(apiserver: 180).")
 @click.option("--reload-interval", type=float, default=None,
               help="Enable automatic config reload, re-reading the file every N seconds.")
 @click.option("--plugin-status-ttl", type=float, default=30.0, show_default=True,
               help="How long the plugin caches a healthy Status (lower: key rotations show "
                    "up sooner).")
 @output_option()
-def up(directory: Path, encryption: str, kms_poll_interval: float, reload_interval: float | None,
-       plugin_status_ttl: float, output: str) -> None:
+def up(directory: Path, encryption: str, kms_poll_interval: float, kms_unhealthy_grace: float,
+       reload_interval: float | None, plugin_status_ttl: float, output: str) -> None:
     """Start a sandbox and write its kubeconfig, configs and state file."""
     from secretkit.sandbox.orchestrate import SandboxOptions
     from secretkit.sandbox.orchestrate import up as do_up
 
     state = do_up(directory, SandboxOptions(
         encryption=encryption, kms_poll_healthy=kms_poll_interval,
-        reload_interval=reload_interval, plugin_status_ttl=plugin_status_ttl))
+        kms_unhealthy_grace=kms_unhealthy_grace, reload_interval=reload_interval,
+        plugin_status_ttl=plugin_status_ttl))
     if output == "json":
         emit_json(state.to_json())
         return
