@@ -314,8 +314,6 @@ class ApiApp:
             raise ApiError(415, "UnsupportedMediaType",
                            f"the body of the request was in an unknown format - accepted media "
                            f"types include: {patch.JSON_PATCH}, {patch.MERGE}, {patch.STRATEGIC}")
-        precondition: list[str | None] = [None]
-
         def mutate(current: dict[str, Any]) -> dict[str, Any]:
             if ctype == patch.JSON_PATCH:
                 patched = patch.json_patch(current, doc)
@@ -332,7 +330,9 @@ class ApiApp:
 
         placeholder = {"metadata": {"name": name, "namespace": namespace}}
         try:
-            result = self.store.update(rtype, placeholder, precondition=precondition[0],
+            # a resourceVersion inside the patch is checked by mutate() against the
+            # object it patches, so the store needs no separate precondition
+            result = self.store.update(rtype, placeholder, precondition=None,
                                        dry_run=dry_run, mutate=mutate)
         except ApiError as err:
             if err.code == 404:

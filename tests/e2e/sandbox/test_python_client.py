@@ -169,3 +169,32 @@ def test_secret_type_is_immutable(plain: Sandbox) -> None:
         core.replace_namespaced_secret("typed", "crud", got)
     assert err.value.status == 422
     assert '"reason":"Invalid"' in err.value.body
+
+
+def test_concurrent_read_modify_write_loses_no_update(plain: Sandbox) -> None:
+    """Optimistic concurrency: with retries on 409, every increment lands exactly once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    core = plain.core_v1()  # one client (a thread-safe urllib3 pool) for all workers
+    core.create_namespaced_config_map(
+        "race", {"metadata": {"name": "counter"}, "data": {"n": "0"}})
+    conflicts = 0
+
+    def bump(_: int) -> None:
+        nonlocal conflicts
+        for _attempt in range(200):
+            cm = core.read_namespaced_config_map("counter", "race")
+            cm.data["n"] = str(int(cm.data["n"]) + 1)
+            try:
+                core.replace_namespaced_config_map("counter", "race", cm)
+                return
+            except ApiException as exc:
+                assert exc.status == 409
+                conflicts += 1
+        raise AssertionError("too many conflicts")
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        list(pool.map(bump, range(30)))
+    final = core.read_namespaced_config_map("counter", "race")
+    assert final.data["n"] == "30"
+    assert int(final.metadata.resource_version) > 0
