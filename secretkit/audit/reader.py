@@ -25,8 +25,8 @@ from secretkit._proto.etcd import rpc_pb2
 from secretkit.etcd.errors import EtcdResponseTooLargeError
 from secretkit.etcd.keys import prefix_range_end
 
-#: keys per page of the keys-only boundary pass (keys are small: ~3 MB per page)
-BOUNDARY_PAGE = 50_000
+#: keys per page of the keys-only boundary pass (keys are small: ~1 MB per page)
+BOUNDARY_PAGE = 20_000
 
 RangeCall = Callable[[rpc_pb2.RangeRequest, str], Any]
 
