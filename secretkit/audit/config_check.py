@@ -99,7 +99,18 @@ def encryption_config_findings(cfg: EncryptionConfig, path: Path | None) -> list
     """Checks on the EncryptionConfiguration (and its file mode when ``path`` is local)."""
     where = cfg.source
     out: list[CheckFinding] = []
-    for problem in validate_encryption_config(cfg):
+    problems = validate_encryption_config(cfg)
+    if not problems:
+        out.append(
+            CheckFinding(
+                "config.valid",
+                Severity.HIGH,
+                "the encryption config passes the apiserver's validation rules",
+                True,
+                where=where,
+            )
+        )
+    for problem in problems:
         out.append(
             CheckFinding(
                 "config.valid",
