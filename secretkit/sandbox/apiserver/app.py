@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +25,7 @@ from secretkit.sandbox.apiserver.resources import (
 from secretkit.sandbox.apiserver.selectors import field_selector, label_selector
 from secretkit.sandbox.apiserver.status import ApiError, bad_request, not_found, status_body
 from secretkit.sandbox.apiserver.store import ObjectStore
+from secretkit.sandbox.apiserver.watch import watch_events
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,8 @@ class Response:
     code: int
     body: bytes
     content_type: str = JSON
+    #: a streamed body (watch): sent with chunked transfer encoding instead of ``body``
+    stream: Iterator[bytes] | None = None
 
 
 def _json(code: int, doc: Any) -> Response:
@@ -146,12 +149,14 @@ class ApiApp:
         body: bytes,
     ) -> Response:
         as_table = "as=Table" in headers.get("accept", "")
-        if query.get("watch") in ("1", "true"):
-            raise ApiError(405, "MethodNotAllowed", "watch is not supported by the secretkit "
-                           "sandbox stand-in")
+        watching = query.get("watch") in ("1", "true")
+        if watching and (method != "GET" or len(parts) in (2, 4)):
+            raise ApiError(405, "MethodNotAllowed", "watch is only served on collections")
         # /api/v1/<plural> (all namespaces)
         if len(parts) == 1 and parts[0] in STORED:
             self._only(method, "GET")
+            if watching:
+                return self._watch(STORED[parts[0]], None, query, as_table)
             return self._list(STORED[parts[0]], None, query, as_table)
         if parts[0] != "namespaces":
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
@@ -168,6 +173,8 @@ class ApiApp:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         dry_run = bool(query.get("dryRun"))
         if len(parts) == 3:
+            if method == "GET" and watching:
+                return self._watch(rtype, namespace, query, as_table)
             if method == "GET":
                 return self._list(rtype, namespace, query, as_table)
             self._only(method, "POST")
@@ -262,6 +269,38 @@ class ApiApp:
             items.append(item)
         return _json(200, {"kind": rtype.list_kind, "apiVersion": "v1", "metadata": meta,
                            "items": items})
+
+    def _watch(
+        self, rtype: ResourceType, namespace: str | None, query: Mapping[str, str], as_table: bool
+    ) -> Response:
+        labels = label_selector(query.get("labelSelector"))
+        fields = field_selector(query.get("fieldSelector"))
+
+        def accept(obj: dict[str, Any]) -> bool:
+            return (labels is None or labels(obj)) and (fields is None or fields(obj))
+
+        try:
+            timeout = float(query.get("timeoutSeconds") or 1800)
+        except ValueError as exc:
+            raise bad_request("timeoutSeconds must be a number") from exc
+        events = watch_events(self.store, rtype, namespace,
+                              resource_version=query.get("resourceVersion"), timeout=timeout,
+                              accept=accept if labels or fields else None,
+                              initial_events_bookmark=query.get("sendInitialEvents") == "true")
+
+        def lines() -> Iterator[bytes]:
+            for event in events:
+                if event is None:
+                    yield b""  # idle tick: lets the server check the client is still there
+                    continue
+                obj = event.object
+                if as_table and event.type not in ("ERROR", "BOOKMARK"):
+                    rv = str(obj["metadata"].get("resourceVersion", ""))
+                    obj = self._table(rtype.plural, [obj], rv, None)
+                yield json.dumps({"type": event.type, "object": obj},
+                                 separators=(",", ":")).encode() + b"\n"
+
+        return Response(200, b"", JSON, stream=lines())
 
     @staticmethod
     def _table(plural: str, objs: list[dict[str, Any]], rv: str, token: str | None

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import secrets
+import select
 import ssl
 import threading
 from dataclasses import dataclass, field
@@ -22,6 +25,7 @@ from secretkit.sandbox.apiserver.encryption import (
     KMSFactory,
     default_kms_factory,
 )
+from secretkit.sandbox.apiserver.status import ApiError
 from secretkit.sandbox.apiserver.store import ObjectStore
 
 log = logging.getLogger(__name__)
@@ -79,6 +83,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(self.server.app.handle(self.command, url.path, query, headers, body))
 
     def _send(self, response: Response) -> None:
+        if response.stream is not None:
+            self._send_stream(response)
+            return
         self.send_response(response.code)
         self.send_header("Content-Type", response.content_type)
         self.send_header("Content-Length", str(len(response.body)))
@@ -86,6 +93,43 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(response.body)
+
+    def _send_stream(self, response: Response) -> None:
+        assert response.stream is not None
+        self.send_response(response.code)
+        self.send_header("Content-Type", response.content_type)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("Cache-Control", "no-cache, private")
+        self.end_headers()
+        try:
+            for chunk in response.stream:
+                if not chunk:
+                    if self._client_gone():
+                        return
+                    continue
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+        except (ConnectionError, OSError):
+            # the client went away (kubectl get -w interrupted): end this watch
+            self.close_connection = True
+        except ApiError as err:
+            # a failure after the headers went out: say so in an ERROR event, then end
+            event = json.dumps({"type": "ERROR", "object": err.body()}).encode() + b"\n"
+            with contextlib.suppress(OSError):
+                self.wfile.write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(event), event))
+            self.close_connection = True
+
+    def _client_gone(self) -> bool:
+        # during a watch the client sends nothing: a readable socket means EOF/close
+        try:
+            readable, _, _ = select.select([self.connection], [], [], 0)
+        except (OSError, ValueError):
+            return True
+        if readable:
+            self.close_connection = True
+            return True
+        return False
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _dispatch
 

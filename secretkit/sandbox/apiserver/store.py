@@ -249,6 +249,21 @@ class ObjectStore:
             token_out = encode_continue(revision, last_key[len(base):])
         return ListResult(items, revision, token_out)
 
+    def current_revision(self) -> int:
+        """etcd's current revision (500 when etcd cannot be reached)."""
+        return int(self._call(self._etcd.current_revision))
+
+    def list_at(self, rtype: ResourceType, namespace: str | None, revision: int
+                ) -> builtins.list[dict[str, Any]]:
+        """Every object of ``rtype`` at one etcd revision (410 once it is compacted)."""
+        prefix = self._resource_prefix(rtype) + (f"{namespace}/" if namespace else "")
+        try:
+            return [self._decode(rtype, kv).obj for kv in self._scan(prefix, None, revision, 0)]
+        except SecretkitError as exc:
+            if isinstance(exc, EtcdCompactedError) or "compacted" in exc.what:
+                raise gone_expired(f"too old resource version: {revision}") from exc
+            raise internal_error(f"etcd: {exc.what}") from exc
+
     def _scan(self, prefix: str, start: str | None, revision: int, limit: int
               ) -> Iterator[KeyValue]:
         page = max(min(limit + 1 if limit else 500, 1000), 1)

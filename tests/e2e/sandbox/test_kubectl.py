@@ -78,3 +78,32 @@ def test_apply_and_conflict_messages(sandbox: Sandbox) -> None:
                         "--from-literal=a=b")
     assert duplicate.returncode != 0
     assert 'secrets "kc-applied" already exists' in duplicate.stderr
+
+
+def test_watch_based_commands(sandbox: Sandbox) -> None:
+    """``kubectl wait --for=delete`` (WatchList informer) and ``kubectl get -w``."""
+    import threading
+    import time
+
+    assert kubectl(sandbox, "create", "secret", "generic", "kc-wait",
+                   "--from-literal=a=b").returncode == 0
+    deleter = threading.Timer(1.0, lambda: kubectl(sandbox, "delete", "secret", "kc-wait",
+                                                   "--wait=false"))
+    deleter.start()
+    waited = kubectl(sandbox, "wait", "--for=delete", "secret/kc-wait", "--timeout=30s")
+    deleter.join()
+    assert waited.returncode == 0, waited.stderr
+    assert "condition met" in waited.stdout
+
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    env.update(KUBECONFIG=str(sandbox.kubeconfig), HOME=str(sandbox.dir))
+    with subprocess.Popen([str(find_binary("kubectl")), "get", "secrets", "-n", "kc-watch",
+                           "-w", "--output-watch-events"], env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True) as proc:
+        time.sleep(2.0)
+        kubectl(sandbox, "create", "secret", "generic", "kc-seen", "-n", "kc-watch",
+                "--from-literal=a=b")
+        time.sleep(1.5)
+        proc.terminate()
+        out, _err = proc.communicate(timeout=10)
+    assert any(line.split()[:2] == ["ADDED", "kc-seen"] for line in out.splitlines()), out

@@ -198,3 +198,41 @@ def test_concurrent_read_modify_write_loses_no_update(plain: Sandbox) -> None:
     final = core.read_namespaced_config_map("counter", "race")
     assert final.data["n"] == "30"
     assert int(final.metadata.resource_version) > 0
+
+
+def test_watch_streams_changes(plain: Sandbox) -> None:
+    import threading
+    import time
+
+    from kubernetes import watch
+
+    core = plain.core_v1()
+    core.create_namespaced_secret("watched", _body("existing"))
+    listed = core.list_namespaced_secret("watched")
+
+    def change() -> None:
+        # pauses longer than the stand-in's poll interval, so no two changes merge
+        writer = plain.core_v1()
+        writer.create_namespaced_secret("watched", _body("fresh"))
+        time.sleep(1.0)
+        got = writer.read_namespaced_secret("existing", "watched")
+        got.data["k"] = base64.b64encode(b"changed").decode()
+        writer.replace_namespaced_secret("existing", "watched", got)
+        time.sleep(1.0)
+        writer.delete_namespaced_secret("fresh", "watched")
+
+    events: list[tuple[str, str]] = []
+    timer = threading.Timer(0.5, change)
+    timer.start()
+    stream = watch.Watch()
+    for event in stream.stream(core.list_namespaced_secret, "watched", timeout_seconds=10,
+                               resource_version=listed.metadata.resource_version):
+        events.append((event["type"], event["object"].metadata.name))
+        if len(events) == 3:
+            stream.stop()
+    timer.join()
+    assert events == [("ADDED", "fresh"), ("MODIFIED", "existing"), ("DELETED", "fresh")]
+    # without a resourceVersion every existing object is first sent as ADDED
+    initial = [e["type"] for e in watch.Watch().stream(
+        core.list_namespaced_secret, "watched", timeout_seconds=1)]
+    assert initial == ["ADDED"]
