@@ -150,7 +150,7 @@ class ApiApp:
     ) -> Response:
         as_table = "as=Table" in headers.get("accept", "")
         watching = query.get("watch") in ("1", "true")
-        if watching and (method != "GET" or len(parts) in (2, 4)):
+        if watching and (method != "GET" or len(parts) in (2, 4) or parts == ["namespaces"]):
             raise ApiError(405, "MethodNotAllowed", "watch is only served on collections")
         # /api/v1/<plural> (all namespaces)
         if len(parts) == 1 and parts[0] in STORED:

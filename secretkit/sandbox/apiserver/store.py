@@ -48,7 +48,6 @@ class ListResult:
     items: builtins.list[dict[str, Any]]
     resource_version: int
     continue_token: str | None
-    remaining: int | None = None
 
 
 @dataclass(frozen=True)
