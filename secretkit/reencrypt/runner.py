@@ -121,6 +121,14 @@ def scopes_for(resources: Sequence[ApiResource], etcd_prefix: str) -> list[EtcdS
     return scopes
 
 
+def _count_keys(store: EtcdStore, scopes: Sequence[EtcdScope]) -> int:
+    return sum(
+        len(page)
+        for scope in scopes
+        for page in store.range_pages(scope.key_prefix.encode(), keys_only=True)
+    )
+
+
 def run_etcd(
     store: EtcdStore,
     transformers: TransformerChain,
@@ -148,6 +156,9 @@ def run_etcd(
         checkpoint_file=handle,
     )
     start = time.monotonic()
+    if control.show_progress:
+        # a keys-only count is cheap (~100k keys/s) and gives the bar its ETA
+        progress.set_total(_count_keys(store, scopes))
     progress.start()
     try:
         engine.run(scopes)
