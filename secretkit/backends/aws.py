@@ -42,6 +42,23 @@ from secretkit.errors import (
 
 log = logging.getLogger(__name__)
 
+#: SDK loggers whose DEBUG records carry request/response bodies (KMS ``Plaintext`` is a
+#: DEK seed) and signed headers (the session token)
+_SDK_LOGGERS = ("botocore", "boto3", "s3transfer")
+
+
+def quiet_sdk_debug_logging() -> None:
+    """Cap the AWS SDK loggers at INFO unless the application set their level itself.
+
+    A ``-vv`` run turns the root logger to DEBUG; botocore then logs every KMS
+    Decrypt response, DEK seed included, and the canonical request with the session
+    token. Secrets never reach a log line, so the SDK's DEBUG output is off by default.
+    """
+    for name in _SDK_LOGGERS:
+        logger = logging.getLogger(name)
+        if logger.level == logging.NOTSET:
+            logger.setLevel(logging.INFO)
+
 DEFAULT_CONTEXT = {"purpose": "kubernetes-kms-v2-dek"}
 _MAX_DETAIL = 200
 
@@ -179,6 +196,7 @@ class AwsKmsBackend(KeyBackend):
     kind = "aws"
 
     def __init__(self, cfg: AwsConfig, *, session: boto3.Session | None = None) -> None:
+        quiet_sdk_debug_logging()
         self.cfg = cfg
         self._session = session
         self._client: Any = None
