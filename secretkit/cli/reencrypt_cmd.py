@@ -214,16 +214,18 @@ def reencrypt(**params: Any) -> None:
         from secretkit.encryption_config import load_encryption_config_file
 
         config = load_encryption_config_file(config_path)
-    names = _split(params["resources"])
+    explicit = _split(params["resources"])
+    from_config: list[str] = []
     if params["from_config"] is not None:
         from secretkit.encryption_config import load_encryption_config_file
 
-        names = names + [
+        from_config = [
             n for n in _config_resources(load_encryption_config_file(params["from_config"]))
-            if n not in names
+            if n not in explicit
         ]
-    if not names:
-        names = ["secrets"]
+    if not explicit and not from_config:
+        explicit = ["secrets"]
+    names = explicit + from_config
     needs_config = params["only_stale"] or params["verify"] or params["via"] == "etcd"
     if needs_config and config is None:
         raise UsageError(
@@ -234,7 +236,7 @@ def reencrypt(**params: Any) -> None:
     if params["via"] == "etcd":
         summary = _run_etcd(params, names, config, factory, control)
     else:
-        summary = _run_api(params, names, config, factory, control)
+        summary = _run_api(params, explicit, from_config, config, factory, control)
     if params["output"] == "json":
         emit_json(summary.to_json())
     else:
@@ -254,7 +256,8 @@ def reencrypt(**params: Any) -> None:
 
 def _run_api(
     params: dict[str, Any],
-    names: list[str],
+    explicit: list[str],
+    from_config: list[str],
     config: Any,
     factory: Callable[[Any], Any],
     control: Any,
@@ -272,9 +275,21 @@ def _run_api(
     )
     with ExitStack() as stack:
         client = stack.enter_context(KubeClient(options))
-        resources = resolve(names, discover(client))
+        available = discover(client)
+        resources = resolve(explicit, available)
+        # a config may name resources this cluster does not serve (CRD not installed)
+        missing: list[str] = []
+        for res in resolve(from_config, available, missing=missing):
+            if res not in resources:
+                resources.append(res)
+        if missing:
+            click.echo(
+                "warning: not served by this cluster, skipped: " + ", ".join(missing), err=True
+            )
         if not resources:
-            raise UsageError("no resource to re-encrypt", where=",".join(names))
+            raise UsageError(
+                "no resource to re-encrypt", where=",".join(explicit + from_config)
+            )
         key_ids: dict[str, str] = {}
         store = None
         if params["only_stale"] or params["verify"]:

@@ -94,11 +94,17 @@ def split_name(name: str) -> tuple[str, str]:
     return resource, group
 
 
-def resolve(names: Iterable[str], available: Iterable[ApiResource]) -> list[ApiResource]:
+def resolve(
+    names: Iterable[str],
+    available: Iterable[ApiResource],
+    *,
+    missing: list[str] | None = None,
+) -> list[ApiResource]:
     """Match ``names`` (exact, ``*.<group>``, ``*.`` for core, ``*.*``) against discovery.
 
-    Unknown exact names are a :class:`UsageError` naming them; wildcards may match
-    nothing. The result keeps the order of ``names`` and has no duplicates.
+    Unknown exact names are a :class:`UsageError` naming them, or, when a ``missing``
+    list is given, appended to it and skipped. Wildcards may match nothing. The result
+    keeps the order of ``names`` and has no duplicates.
     """
     pool = list(available)
     chosen: list[ApiResource] = []
@@ -117,7 +123,9 @@ def resolve(names: Iterable[str], available: Iterable[ApiResource]) -> list[ApiR
         for match in matches:
             if match not in chosen:
                 chosen.append(match)
-    if unknown:
+    if unknown and missing is not None:
+        missing.extend(unknown)
+    elif unknown:
         raise UsageError(
             f"unknown resource(s): {', '.join(sorted(unknown))}",
             where="--resources",

@@ -89,3 +89,10 @@ def test_unknown_names_are_a_usage_error_naming_them() -> None:
         resolve(["secrets", "gizmos.example.com", "Nope"], discover(Docs()))
     assert "gizmos.example.com" in info.value.what
     assert "Nope" in info.value.what
+
+
+def test_missing_list_collects_unknown_names_instead_of_raising() -> None:
+    missing: list[str] = []
+    got = resolve(["secrets", "gizmos.example.com"], discover(Docs()), missing=missing)
+    assert [r.qualified for r in got] == ["secrets"]
+    assert missing == ["gizmos.example.com"]
