@@ -40,8 +40,8 @@ def test_verbose_cli_does_not_log_the_dek_seed(moto_server: MotoServer, tmp_path
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     creds = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
              "AWS_SESSION_TOKEN": c.TOKEN, "AWS_DEFAULT_REGION": moto_server.region}
-    for name, value in creds.items():
-        monkeypatch.setenv(name, value)
+    for name, setting in creds.items():
+        monkeypatch.setenv(name, setting)
     key_arn = moto_server.kms_client().create_key()["KeyMetadata"]["Arn"]
     backends_file = tmp_path / "backends.yaml"
     backends_file.write_text(f"aws-kms:\n  type: aws\n  key: {key_arn}\n"
