@@ -429,7 +429,10 @@ class EtcdClient:
         def invoke(c: _Connection, md: list[tuple[str, str]] | None) -> int:
             written = 0
             remaining: int | None = None
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            # O_EXCL: never write the snapshot through a file or link someone else made
+            # (a retry on another endpoint starts from scratch)
+            tmp.unlink(missing_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as out:
                 stream = c.maintenance.Snapshot(
                     rpc_pb2.SnapshotRequest(), timeout=timeout, metadata=md
