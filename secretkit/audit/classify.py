@@ -25,7 +25,14 @@ from secretkit.encryption_config.model import (
     Provider,
 )
 from secretkit.errors import SecretkitError
-from secretkit.formats import PROTOBUF_MAGIC, classify_value, match_key_name
+from secretkit.formats import (
+    AESCBC_PREFIX,
+    AESGCM_PREFIX,
+    PROTOBUF_MAGIC,
+    SECRETBOX_PREFIX,
+    classify_value,
+    match_key_name,
+)
 from secretkit.formats.model import DEKSourceType, PlaintextEncoding, StoredValue, ValueProvider
 from secretkit.transformers import TransformerSet
 
@@ -284,6 +291,14 @@ _KMS = (ValueProvider.KMS_V1, ValueProvider.KMS_V2)
 # enum member lookups are descriptor calls; the hot path uses plain module constants
 _IDENTITY = ValueProvider.IDENTITY
 _UNKNOWN = ValueProvider.UNKNOWN
+_LOCAL_PREFIXES = tuple(
+    (base, provider, base.decode("ascii"))
+    for provider, base in (
+        (ValueProvider.AESGCM, AESGCM_PREFIX),
+        (ValueProvider.AESCBC, AESCBC_PREFIX),
+        (ValueProvider.SECRETBOX, SECRETBOX_PREFIX),
+    )
+)
 _PROTOBUF = StoredValue(ValueProvider.IDENTITY, 0, encoding=PlaintextEncoding.PROTOBUF)
 _JSON = StoredValue(ValueProvider.IDENTITY, 0, encoding=PlaintextEncoding.JSON)
 
@@ -298,6 +313,16 @@ def _classify_fast(value: bytes) -> StoredValue:
         return _PROTOBUF
     if value.startswith(b"{"):
         return _JSON
+    for base, provider, text in _LOCAL_PREFIXES:
+        if value.startswith(base):
+            # provider + a name guess is all the audit reads; with a config the exact
+            # name comes from match_key_name, so the layout checks are not needed here
+            start = len(base)
+            end = value.find(b":", start, start + 512)
+            if end > start:
+                name = value[start:end].decode("ascii", "replace")
+                return StoredValue(provider, 0, prefix=text, name=name)
+            break
     return classify_value(value)
 
 

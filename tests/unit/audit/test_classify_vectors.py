@@ -141,3 +141,17 @@ def test_valid_plaintext_objects_are_not_unknown() -> None:
     for vector_id in ("identity-01", "identity-02", "identity-03"):
         record = classifier().classify(b"/registry/secrets/a/b", stored(vector(vector_id)), 1)
         assert FindingKind.UNKNOWN not in record.findings, vector_id
+
+
+@pytest.mark.parametrize("v", VECTORS, ids=lambda v: v["id"])
+def test_fast_path_agrees_with_classify_value(v: dict[str, Any]) -> None:
+    from secretkit.audit.classify import _classify_fast
+    from secretkit.formats import classify_value
+
+    fast, full = _classify_fast(stored(v)), classify_value(stored(v))
+    assert (fast.provider, fast.encoding, fast.prefix) == (
+        full.provider,
+        full.encoding,
+        full.prefix,
+    )
+    assert fast.name == full.name
