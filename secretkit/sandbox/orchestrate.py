@@ -397,6 +397,7 @@ def status(state: SandboxState) -> dict[str, Any]:
 
         with GrpcKMSService(f"unix://{state.plugin_socket}", timeout=2.0) as service:
             st = service.status()
+        parts.setdefault("kms-plugin", {})["key_id"] = st.key_id
         return st.healthy, f"key_id={st.key_id}"
 
     def api() -> tuple[bool, str]:
@@ -407,6 +408,7 @@ def status(state: SandboxState) -> dict[str, Any]:
         for line in metrics.decode(errors="replace").splitlines():
             if line.startswith("apiserver_encryption_config_controller_last_config_info"):
                 config_hash = line.split(',hash="', 1)[-1].split('"', 1)[0]
+        parts.setdefault("apiserver", {}).update(url=state.api_url, config_hash=config_hash)
         return code == 200, f"{state.api_url} config {config_hash}"
 
     check("etcd", etcd)

@@ -42,6 +42,9 @@ def test_sandbox_life_cycle_via_cli(tmp_path: Path) -> None:
         report = json.loads(status.stdout)
         assert report["healthy"] is True
         assert set(report["parts"]) == {"etcd", "openbao", "kms-plugin", "apiserver"}
+        assert report["parts"]["kms-plugin"]["key_id"].startswith("vault:")
+        config_hash = report["parts"]["apiserver"]["config_hash"]
+        assert config_hash.startswith("sha256:")
 
         seeded = secretkit("sandbox", "seed", "--dir", str(directory), "--secrets", "30",
                            "--configmaps", "5", "-o", "json")
@@ -59,6 +62,7 @@ def test_sandbox_life_cycle_via_cli(tmp_path: Path) -> None:
         report = json.loads(secretkit("sandbox", "status", "--dir", str(directory), "-o",
                                       "json").stdout)
         assert report["healthy"] is True
+        assert report["parts"]["apiserver"]["config_hash"] != config_hash
         assert (directory / "encryption-config.yaml").read_bytes() == new_config.read_bytes()
 
         broken = tmp_path / "broken.yaml"
