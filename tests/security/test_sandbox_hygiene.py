@@ -68,6 +68,16 @@ AESGCM_WRITER = (_HEAD + _AESGCM).encode()
 PLANTED = "/registry/secrets/hygiene/s0"
 
 
+JUNK = {
+    "/registry/secrets/hygiene/undecryptable":
+        f"k8s:enc:kms:v2:{KMS_PROVIDER_NAME}:".encode() + c.PLAINTEXT,
+    "/registry/secrets/hygiene/wrong-key": b"k8s:enc:aesgcm:v1:canary:" + bytes(12) + c.PLAINTEXT,
+    "/registry/secrets/hygiene/plaintext": b"k8s\x00\x0a\x0c\x0a\x02v1\x12\x06Secret\x12"
+        + bytes([len(c.PLAINTEXT)]) + c.PLAINTEXT,
+    "/registry/widgets/hygiene/raw": c.PLAINTEXT,
+}
+
+
 @dataclass
 class Scenario:
     """The sandbox after the scenario and everything the CLI printed."""
@@ -165,6 +175,15 @@ def scenario(sandbox_factory: SandboxFactory, tmp_path_factory: pytest.TempPathF
     }
     for name, argv in commands.items():
         run.codes[name], run.outputs[name] = _cli(*argv)
+    # values no provider can read, or stored in plaintext: the audit must flag them
+    # without printing what they hold
+    with sb.etcd_client() as etcd:
+        for key, value in JUNK.items():
+            etcd.put(key.encode(), value)
+    for name, output in (("audit-junk-text", "text"), ("audit-junk-json", "json")):
+        run.codes[name], run.outputs[name] = _cli(
+            "-vv", "audit", *etcd_flags, *decrypt_flags, "--decrypt-check", "--all-resources",
+            "--show-all", "-o", output)
     run.outputs["metrics"] = sb.metrics()
     yield run
 
@@ -189,6 +208,10 @@ def test_commands_did_their_job(scenario: Scenario) -> None:
     assert inspect["decrypted"] is True and inspect["provider"] == "aesgcm"
     assert "DEBUG" in out["reencrypt"] or "DEBUG" in out["audit-text"]  # -vv logged
     assert codes["audit-bad-token"] != 0 and "error" in out["audit-bad-token"].lower()
+    junk = out["audit-junk-json"]
+    assert codes["audit-junk-json"] == 1  # findings
+    for key in JUNK:
+        assert key in junk, f"{key} not reported"
     with scenario.sb.etcd_client() as etcd:
         kv = etcd.get(PLANTED.encode())
         assert kv is not None and classify_value(kv.value).provider is ValueProvider.KMS_V2
