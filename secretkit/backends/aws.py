@@ -16,12 +16,14 @@ makes existing values undecryptable: it is part of the key, not a label.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 import botocore.exceptions as bexc
@@ -386,6 +388,20 @@ def move_alias(client: Any, alias: str, target_key: str, *, where: str = "aws km
         raise map_error(exc, op="UpdateAlias", where=where) from None
 
 
+def _warn_plain_http(url: str | None, where: str) -> None:
+    # KMS Decrypt responses carry DEK seeds: over plain http anyone on the path reads them
+    if not url or urlsplit(url).scheme != "http":
+        return
+    host = urlsplit(url).hostname or ""
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        log.warning("aws kms: %s uses plain http to a non-loopback host; unwrapped DEK "
+                    "seeds travel unencrypted (use https)", where)
+
+
 def parse_aws_config(d: Definition) -> AwsConfig:
     """Validate a ``type: aws`` definition."""
     d.allow(
@@ -425,6 +441,8 @@ def parse_aws_config(d: Definition) -> AwsConfig:
         )
     context = d.str_map("encryption_context") if d.has("encryption_context") else DEFAULT_CONTEXT
     deadline = d.number("deadline_seconds", 2.5)
+    for field_name in ("endpoint_url", "sts_endpoint_url"):
+        _warn_plain_http(d.str_(field_name), d.path_of(field_name))
     return AwsConfig(
         key=key,
         region=region,

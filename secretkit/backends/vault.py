@@ -681,6 +681,10 @@ def parse_vault_config(d: Definition) -> VaultConfig:
     address = d.req_str("address")
     if urlsplit(address).scheme not in ("http", "https") or not urlsplit(address).hostname:
         raise ConfigError("address must be an http(s) URL", where=d.path_of("address"))
+    if urlsplit(address).scheme == "http" and not _is_loopback(address):
+        # the token and every unwrapped DEK seed would cross the network in clear text
+        log.warning("vault: %s uses plain http to a non-loopback host; the token and the "
+                    "unwrapped DEK seeds travel unencrypted (use https)", d.path_of("address"))
     tls = VaultTLS()
     tls_def = d.sub("tls")
     if tls_def is not None:
