@@ -9,6 +9,7 @@ which file content each one has loaded.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import ssl
 import time
@@ -18,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -66,19 +68,51 @@ class MetricsEndpoint:
     insecure: bool = False
 
     def fetch(self, timeout: float = 5.0) -> str:
-        """GET the metrics page."""
+        """GET the metrics page.
+
+        The bearer token is only sent over https or to a loopback host, never through
+        a proxy to a loopback host, and never to a redirect target.
+        """
+        parts = urlsplit(self.url)
+        loopback = _is_loopback_host(parts.hostname or "")
+        if self.token and parts.scheme != "https" and not loopback:
+            raise UsageError(
+                "refusing to send the metrics bearer token over plain http",
+                where=self.url,
+                hint="use the apiserver's https:// URL (with --metrics-cacert)",
+            )
         request = urllib.request.Request(self.url)  # noqa: S310 - operator-given URL
         if self.token:
             request.add_header("Authorization", f"Bearer {self.token}")
-        context = None
-        if self.url.startswith("https://"):
+        handlers: list[urllib.request.BaseHandler] = [_NoRedirect()]
+        if loopback:
+            handlers.append(urllib.request.ProxyHandler({}))
+        if parts.scheme == "https":
             context = ssl.create_default_context(cafile=self.cafile)
             if self.insecure:
                 context.check_hostname = False
                 context.verify_mode = ssl.CERT_NONE
-        with urllib.request.urlopen(request, timeout=timeout, context=context) as resp:  # noqa: S310
+            handlers.append(urllib.request.HTTPSHandler(context=context))
+        with urllib.request.build_opener(*handlers).open(request, timeout=timeout) as resp:
             body: bytes = resp.read()
         return body.decode("utf-8", "replace")
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Fail on a redirect: urllib would replay the Authorization header to the new URL."""
+
+    def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str,
+                         headers: Any, newurl: str) -> None:
+        return None
+
+
+def _is_loopback_host(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def wait_for_hash(
