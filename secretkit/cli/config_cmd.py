@@ -136,6 +136,24 @@ def generate(**params: Any) -> None:
     click.echo(f"  config hash: {cfg.hash}")
 
 
+def _loose_key_file_warnings(path: Path, cfg: Any) -> list[str]:
+    """A warning when a file holding local keys is readable by group or others."""
+    from secretkit.encryption_config import LocalKeyProvider
+
+    if cfg is None or not any(
+        isinstance(p, LocalKeyProvider) and p.keys for rule in cfg.rules for p in rule.providers
+    ):
+        return []
+    try:
+        mode = path.stat().st_mode & 0o777
+    except OSError:
+        return []
+    if not mode & 0o077:
+        return []
+    return [f"holds keys but is readable by group or others (mode {mode:04o}); "
+            f"run: chmod 600 {path}"]
+
+
 @config.command("validate", short_help="Check configs against the apiserver's rules.")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 @output_option()
@@ -163,6 +181,7 @@ def validate(files: tuple[Path, ...], output: str) -> None:
                 "valid": not problems,
                 "hash": cfg.hash if cfg is not None else None,
                 "problems": problems,
+                "warnings": _loose_key_file_warnings(path, cfg),
             }
         )
     all_valid = all(r["valid"] for r in reports)
@@ -186,6 +205,8 @@ def validate(files: tuple[Path, ...], output: str) -> None:
         for r in reports:
             if r["valid"]:
                 click.echo(f"OK       {r['path']}  ({r['hash']})")
+                for warning in r["warnings"]:
+                    click.echo(f"  warning: {warning}")
                 continue
             count = len(r["problems"])
             click.echo(f"INVALID  {r['path']}: {count} problem{'s' if count != 1 else ''}")

@@ -304,3 +304,23 @@ def test_rotate_and_enable_write_0600_files_and_never_print_keys(
                  if "secretbox" in p)
     _clean(res, fresh)
     assert all(_mode(p) == 0o600 for p in plain.parent.iterdir() if p.is_file())
+
+
+def test_validate_warns_about_a_key_file_others_can_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "enc.yaml"
+    path.write_text(_config(_aesgcm("k1", f"              secret: {c.KEY_B64}\n")))
+    path.chmod(0o644)
+    res = run_cli(capsys, "config", "validate", str(path))
+    assert res.code == 0 and "chmod 600" in res.out and "0644" in res.out
+    _clean(res)
+    report = json.loads(run_cli(capsys, "config", "validate", str(path), "-o", "json").out)
+    assert report["valid"] is True and report["files"][0]["warnings"]
+    path.chmod(0o600)
+    report = json.loads(run_cli(capsys, "config", "validate", str(path), "-o", "json").out)
+    assert report["files"][0]["warnings"] == []
+    kms = tmp_path / "kms.yaml"  # no key material: no warning whatever the mode
+    kms.write_text(_config('      - kms: {apiVersion: v2, name: p, endpoint: "unix:///s.sock"}\n'))
+    kms.chmod(0o644)
+    assert "warning" not in run_cli(capsys, "config", "validate", str(kms)).out
