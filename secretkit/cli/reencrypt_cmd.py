@@ -170,11 +170,11 @@ def _confirm_etcd_mode(acknowledged: bool) -> None:
               help="Checkpoint file: created if missing, continued if present.")
 @click.option("--page-size", type=click.IntRange(1, 10000), default=500, show_default=True,
               help="Objects per list page (API) or range page (etcd).")
-@click.option("--concurrency", type=click.IntRange(1, 256), default=8, show_default=True,
+@click.option("--concurrency", type=click.IntRange(1, 256), default=16, show_default=True,
               help="Parallel workers.")
-@click.option("--qps", type=float, default=200.0, show_default=True,
+@click.option("--qps", type=float, default=500.0, show_default=True,
               help="Client-side API request rate limit (0 = unlimited).")
-@click.option("--burst", type=click.IntRange(1), default=400, show_default=True,
+@click.option("--burst", type=click.IntRange(1), default=1000, show_default=True,
               help="Client-side burst size.")
 @click.option("--kms-socket", "kms_sockets", multiple=True, metavar="NAME=ENDPOINT",
               help="KMS v2 plugin endpoint for a kms provider (unix:///path). Repeatable.")
