@@ -13,7 +13,7 @@ import os
 
 import pytest
 
-pytest_plugins = ["tests.fixtures.servers"]
+pytest_plugins = ["tests.fixtures.servers", "tests.fixtures.sandbox"]
 
 REAL_SERVER_MARKERS = frozenset({"etcd", "vault", "aws", "e2e", "kubectl"})
 _skipped_real: list[str] = []

@@ -1,13 +1,15 @@
-"""Quickstart: watch Secrets go from plaintext in etcd to KMS v2 envelope encryption.
+"""Quickstart: the whole encryption-at-rest runbook on a one-machine sandbox.
 
 Run ``scripts/quickstart`` (or ``python -m secretkit.sandbox.quickstart``). It starts
-a sandbox with encryption off, seeds Secrets, shows that etcd holds them in
-plaintext, switches the EncryptionConfiguration to KMS v2 (OpenBao transit through
-the secretkit plugin), restarts the API stand-in and shows that new writes are
-encrypted while old ones stay plaintext until re-encrypted. Then it cleans up.
+a sandbox (etcd, OpenBao, the KMS plugin, the API stand-in) whose Secrets are stored
+in plaintext and whose ConfigMaps are under a local aesgcm key, seeds objects, shows
+the plaintext in etcd, then runs the real ``secretkit`` commands an operator would:
+audit → enable KMS v2 in stages (the prune gate refusing while old plaintext
+revisions remain) → audit clean → rotate the transit key → audit shows only the new
+key_id → rotate the ConfigMaps' local key (prune gate again) → a table of what was
+proved. Then it cleans up.
 
-Steps are plain functions in :data:`STEPS`; later steps (re-encrypt, rotate, audit)
-append to that list.
+Steps are plain functions in :data:`STEPS`.
 """
 
 from __future__ import annotations
@@ -26,8 +28,8 @@ import click
 
 from secretkit.etcd import EtcdClient, EtcdConfig
 from secretkit.formats import classify_value
-from secretkit.sandbox import configs
-from secretkit.sandbox.orchestrate import SandboxOptions, down, restart_apiserver, up
+from secretkit.sandbox.orchestrate import SandboxOptions, down, up
+from secretkit.sandbox.runbook import Runbook, initial_config
 from secretkit.sandbox.seed import seed
 from secretkit.sandbox.state import SandboxState
 
@@ -43,6 +45,15 @@ class Quickstart:
     state: SandboxState
     seed_count: int
     proven: list[str] = field(default_factory=list)
+
+    @property
+    def runbook(self) -> Runbook:
+        """The CLI-driven runbook steps on this sandbox (created on first use)."""
+        if self._runbook is None:
+            self._runbook = Runbook(self.state)
+        return self._runbook
+
+    _runbook: Runbook | None = None
 
     @property
     def token(self) -> str:
@@ -103,10 +114,11 @@ def _show_providers(qs: Quickstart) -> None:
 
 def step_seed(qs: Quickstart) -> None:
     """Seed Secrets through the API while encryption is off."""
-    _title(f"1. seed {qs.seed_count} Secrets through the Kubernetes API (encryption: none)")
+    _title(f"1. seed {qs.seed_count} Secrets (stored in plaintext) and "
+           f"{max(1, qs.seed_count // 4)} ConfigMaps (aesgcm key1) through the Kubernetes API")
     start = time.monotonic()
-    seed(qs.state.api_url, qs.token, secrets=qs.seed_count, configmaps=0,
-         ca_file=qs.state.ca_file)
+    seed(qs.state.api_url, qs.token, secrets=qs.seed_count,
+         configmaps=max(1, qs.seed_count // 4), ca_file=qs.state.ca_file)
     qs.create_demo_secret(DEMO_SECRET)
     click.echo(f"   created {qs.seed_count + 1} Secrets in {time.monotonic() - start:.1f}s")
 
@@ -125,47 +137,50 @@ def step_plaintext(qs: Quickstart) -> None:
                          "backup of it) reads every Secret")
 
 
+def step_audit_plaintext(qs: Quickstart) -> None:
+    """The audit finds the plaintext Secrets."""
+    qs.runbook.find_plaintext()
+
+
 def step_enable_kms(qs: Quickstart) -> None:
-    """Switch the config to KMS v2 and restart the API stand-in."""
-    _title("3. enable KMS v2 encryption (OpenBao transit via the secretkit plugin)")
-    kms_endpoint = f"unix://{qs.state.plugin_socket}"
-    new_config = Path(qs.state.dir) / "encryption-config.kms.yaml"
-    new_config.write_bytes(configs.encryption_config("kms", kms_endpoint=kms_endpoint))
-    new_config.chmod(0o600)
-    click.echo(f"   providers for secrets, configmaps: kms v2 {configs.KMS_PROVIDER_NAME!r} "
-               "(writes), identity (reads old plaintext)")
-    restart_apiserver(qs.state, new_config)
-    qs.state.encryption = "kms"
-    qs.state.save()
-    click.echo(f"   API stand-in restarted with {qs.state.encryption_config}")
+    """Enable KMS v2 for Secrets with the staged procedure and its gate."""
+    qs.runbook.enable_kms()
+    value = qs.raw_value(DEMO_SECRET)
+    visible = DEMO_PASSWORD.encode() in value
+    click.echo(f"   /registry/secrets/default/{DEMO_SECRET} now starts with {value[:15]!r}; "
+               f"demo password visible: {visible}")
+    if visible:
+        raise click.ClickException("the demo Secret is still plaintext after re-encryption")
+    qs.proven.append("after the staged enable and re-encryption, the demo Secret's value in "
+                     "etcd no longer contains its password (the audits above cover every Secret)")
 
 
-def step_new_writes_encrypted(qs: Quickstart) -> None:
-    """Write again and show new values are KMS v2 envelopes, old ones untouched."""
-    _title("4. write a new Secret and look at etcd again")
-    name = DEMO_SECRET + "-after"
-    qs.create_demo_secret(name)
-    value = qs.raw_value(name)
-    stored = classify_value(value)
-    key_id = stored.kms_v2.key_id if stored.kms_v2 else "-"
-    click.echo(f"   /registry/secrets/default/{name}: {stored.provider.value}, prefix "
-               f"{stored.prefix}{stored.name}:, key_id {key_id}")
-    click.echo(f"   demo password visible in etcd: {DEMO_PASSWORD.encode() in value}")
-    _show_providers(qs)
-    if stored.kms_v2 is not None and DEMO_PASSWORD.encode() not in value:
-        qs.proven.append("after the switch, new writes are KMS v2 envelopes: AES-GCM data "
-                         "under a seed that only the KMS (OpenBao transit) can unwrap")
-    if DEMO_PASSWORD.encode() in qs.raw_value(DEMO_SECRET):
-        qs.proven.append("changing the config does NOT touch existing data: the old Secrets "
-                         "stay plaintext until each one is rewritten (re-encrypted)")
+def step_audit_clean(qs: Quickstart) -> None:
+    """Audit with decryption: nothing plaintext, stale or undecryptable."""
+    click.secho("\n== audit with --decrypt-check", bold=True)
+    qs.runbook.audit_clean("audit")
+
+
+def step_rotate_kms(qs: Quickstart) -> None:
+    """Rotate the transit key, re-encrypt, prove only the new key_id remains."""
+    qs.runbook.rotate_kms()
+    qs.runbook.audit_clean("audit after rotation")
+
+
+def step_rotate_local_key(qs: Quickstart) -> None:
+    """Rotate the ConfigMaps' aesgcm key with the prune gate."""
+    qs.runbook.rotate_local_key()
 
 
 #: the quickstart's steps, in order (later work streams append re-encrypt/rotate/audit)
 STEPS: list[Callable[[Quickstart], None]] = [
     step_seed,
     step_plaintext,
+    step_audit_plaintext,
     step_enable_kms,
-    step_new_writes_encrypted,
+    step_audit_clean,
+    step_rotate_kms,
+    step_rotate_local_key,
 ]
 
 
@@ -183,7 +198,9 @@ def main(directory: Path | None, count: int, keep: bool) -> None:
     click.secho("secretkit quickstart: etcd + OpenBao + KMS plugin + API stand-in on 127.0.0.1",
                 bold=True)
     started = time.monotonic()
-    state = up(root / "sandbox" if temp else root, SandboxOptions(encryption="none"))
+    state = up(root / "sandbox" if temp else root, SandboxOptions(
+        encryption="none", encryption_config=initial_config(), reload_interval=1.0,
+        kms_poll_healthy=2.0, kms_poll_unhealthy=2.0, plugin_status_ttl=1.0))
     click.echo(f"   sandbox up in {state.dir} ({time.monotonic() - started:.1f}s)")
     qs = Quickstart(state=state, seed_count=count)
     try:
@@ -197,7 +214,8 @@ def main(directory: Path | None, count: int, keep: bool) -> None:
             down(qs.state, purge=True)
             if temp:
                 shutil.rmtree(root, ignore_errors=True)
-    _title("what this proved")
+    if qs._runbook is not None:
+        qs.runbook.summary()
     for fact in qs.proven:
         click.echo(f" - {fact}")
     click.echo(f"\ndone in {time.monotonic() - started:.1f}s")

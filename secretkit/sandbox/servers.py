@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from secretkit.errors import SecretkitError
+from secretkit.fileio import write_private
 
 log = logging.getLogger(__name__)
 
@@ -367,21 +368,6 @@ class TestPKI:
     client_key: Path
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` with mode 0600, atomically (temp file, fsync, rename)."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def generate_test_pki(directory: Path, *, days: int = 7, client_cn: str = "root") -> TestPKI:
     """Create a CA, a server cert (127.0.0.1, localhost) and a client cert in ``directory``.
 
@@ -482,11 +468,11 @@ def generate_test_pki(directory: Path, *, days: int = 7, client_cn: str = "root"
         client_key=directory / "client.key",
     )
     pki.ca_cert.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-    _write_private(pki.ca_key, key_pem(ca_key))
+    write_private(pki.ca_key, key_pem(ca_key))
     pki.server_cert.write_bytes(server_pem)
-    _write_private(pki.server_key, server_key_pem)
+    write_private(pki.server_key, server_key_pem)
     pki.client_cert.write_bytes(client_pem)
-    _write_private(pki.client_key, client_key_pem)
+    write_private(pki.client_key, client_key_pem)
     return pki
 
 
