@@ -85,6 +85,7 @@ class Scenario:
     sb: Sandbox
     outputs: dict[str, str] = field(default_factory=dict)
     codes: dict[str, int] = field(default_factory=dict)
+    checkpoint: Path | None = None
 
     @property
     def secrets(self) -> tuple[bytes | str, ...]:
@@ -164,7 +165,7 @@ def scenario(sandbox_factory: SandboxFactory, tmp_path_factory: pytest.TempPathF
         "reencrypt": ["-vv", "reencrypt", "--kubeconfig", str(sb.kubeconfig),
                       "--resources", "secrets,configmaps", "--config", str(sb.config_path),
                       "--backends", str(sb.backends_file), "--verify", *etcd_flags,
-                      "--no-progress"],
+                      "--no-progress", "--resume", str(work / "checkpoint.json")],
         # etcd auth with a canary password (the sandbox etcd has auth off): never echoed
         "audit-password": ["-vv", "audit", "--endpoints", sb.etcd_endpoint, "--user", "root",
                            "--password", c.TOKEN],
@@ -184,6 +185,10 @@ def scenario(sandbox_factory: SandboxFactory, tmp_path_factory: pytest.TempPathF
         run.codes[name], run.outputs[name] = _cli(
             "-vv", "audit", *etcd_flags, *decrypt_flags, "--decrypt-check", "--all-resources",
             "--show-all", "-o", output)
+    run.codes["reencrypt-etcd-junk"], run.outputs["reencrypt-etcd-junk"] = _cli(
+        "-vv", "reencrypt", "--via", "etcd", "--dry-run", "--resources", "secrets",
+        *decrypt_flags, *etcd_flags, "--i-understand-the-apiserver-is-stopped", "--no-progress")
+    run.checkpoint = work / "checkpoint.json"
     run.outputs["metrics"] = sb.metrics()
     yield run
 
@@ -212,6 +217,9 @@ def test_commands_did_their_job(scenario: Scenario) -> None:
     assert codes["audit-junk-json"] == 1  # findings
     for key in JUNK:
         assert key in junk, f"{key} not reported"
+    # bad input gets a clear error and a non-zero exit
+    assert codes["reencrypt-etcd-junk"] != 0
+    assert "could not be re-encrypted" in out["reencrypt-etcd-junk"]
     with scenario.sb.etcd_client() as etcd:
         kv = etcd.get(PLANTED.encode())
         assert kv is not None and classify_value(kv.value).provider is ValueProvider.KMS_V2
@@ -221,6 +229,12 @@ def test_no_cli_output_or_metrics_page_holds_a_secret(scenario: Scenario) -> Non
     for name, text in scenario.outputs.items():
         found = c.leaks(text, *scenario.secrets)
         assert not found, f"{name} leaked {found}:\n{text}"
+
+
+def test_reencrypt_checkpoint_is_private_and_holds_no_secret(scenario: Scenario) -> None:
+    assert scenario.checkpoint is not None and scenario.checkpoint.exists()
+    assert scenario.checkpoint.stat().st_mode & 0o777 == 0o600
+    assert not c.leaks(scenario.checkpoint.read_bytes(), *scenario.secrets)
 
 
 def test_no_sandbox_log_holds_a_secret(scenario: Scenario) -> None:
@@ -284,4 +298,5 @@ def test_sandbox_listens_on_loopback_only(scenario: Scenario) -> None:
         if conn.raddr and not _is_loopback(conn.raddr.ip)
     ]
     assert remote == []
+
 
