@@ -148,9 +148,10 @@ class AuditReport:
             row.objects += 1
             row.bytes += record.size
             if findings:
+                counts = self.finding_counts
                 for finding in findings:
                     setattr(row, finding.value, getattr(row, finding.value) + 1)
-                self.finding_counts.update(findings)
+                    counts[finding] += 1
         if findings:
             if len(self.offending) < self.findings_limit:
                 self.offending.append(record)
