@@ -136,6 +136,9 @@ def run_load(
     stop_at.set()
     for t in threads:
         t.join(30)
+    close = getattr(make_call, "close", None)
+    if close is not None:
+        close()
     cpu = cpu1 - cpu0 if cpu0 is not None and cpu1 is not None else None
     return Result([x for lat in per_thread for x in lat], sum(errors), seconds, cpu)
 
@@ -306,15 +309,24 @@ def echo_process(work: Path) -> Iterator[tuple[str, int]]:
         proc.wait(30)
 
 
-def plugin_calls(endpoint: str, op: str) -> Callable[[], Callable[[], object]]:
-    """A factory of per-client call closures (each client its own channel)."""
-    channels: list[grpc.Channel] = []
+class PluginCalls:
+    """A factory of per-client call closures, each client with its own gRPC channel.
 
-    def make() -> Callable[[], object]:
-        ch = grpc.insecure_channel(endpoint)
-        channels.append(ch)
+    :func:`run_load` closes the channels after each run, so idle channels of earlier
+    runs never share the benchmark process with later ones.
+    """
+
+    def __init__(self, endpoint: str, op: str) -> None:
+        self.endpoint = endpoint
+        self.op = op
+        self._channels: list[grpc.Channel] = []
+
+    def __call__(self) -> Callable[[], object]:
+        """One client's call."""
+        ch = grpc.insecure_channel(self.endpoint)
+        self._channels.append(ch)
         stub = api_pb2_grpc.KeyManagementServiceStub(ch)
-        if op == "encrypt":
+        if self.op == "encrypt":
             req = api_pb2.EncryptRequest(plaintext=SEED, uid="bench")
             return lambda: stub.Encrypt(req, timeout=30)
         enc = stub.Encrypt(api_pb2.EncryptRequest(plaintext=SEED, uid="bench"), timeout=30)
@@ -324,7 +336,16 @@ def plugin_calls(endpoint: str, op: str) -> Callable[[], Callable[[], object]]:
         )
         return lambda: stub.Decrypt(dreq, timeout=30)
 
-    return make
+    def close(self) -> None:
+        """Close every channel made so far."""
+        for ch in self._channels:
+            ch.close()
+        self._channels.clear()
+
+
+def plugin_calls(endpoint: str, op: str) -> PluginCalls:
+    """Per-client Encrypt/Decrypt calls through the plugin at ``endpoint``."""
+    return PluginCalls(endpoint, op)
 
 
 def direct_calls(backend: KeyBackend, op: str) -> Callable[[], Callable[[], object]]:
