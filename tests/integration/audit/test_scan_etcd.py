@@ -173,3 +173,22 @@ def test_values_are_never_printed(etcd_server: EtcdServer, etcd_client: EtcdClie
         proc = run_cli(["audit", "--show-all", "-o", output], etcd_server)
         assert marker.decode() not in proc.stdout + proc.stderr
         assert base64.b64encode(marker).decode()[:16] not in proc.stdout
+
+
+def test_etcdctl_environment_is_honoured(etcd_server: EtcdServer, etcd_client: EtcdClient) -> None:
+    import os
+    import subprocess
+    import sys
+
+    load_vectors(etcd_client, ("aesgcm-13",))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ETCDCTL_")}
+    env["ETCDCTL_ENDPOINTS"] = etcd_server.endpoint
+    proc = subprocess.run(
+        [sys.executable, "-m", "secretkit.cli.main", "audit", "-o", "json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["source"] == etcd_server.endpoint
