@@ -16,7 +16,6 @@ reencrypt run through the CLI with ``-vv``. Afterwards:
 from __future__ import annotations
 
 import base64
-import ipaddress
 import json
 import subprocess
 import sys
@@ -36,6 +35,7 @@ from secretkit.transformers import build_transformers
 from tests.e2e.reencrypt.helpers import cli_env
 from tests.fixtures.sandbox import Sandbox, SandboxFactory
 from tests.security import canaries as c
+from tests.security.netcheck import is_loopback, listening, process_tree, remote_peers
 
 pytestmark = pytest.mark.e2e
 
@@ -266,37 +266,16 @@ def test_every_file_holding_a_secret_is_0600(scenario: Scenario) -> None:
     assert (scenario.sb.dir.stat().st_mode & 0o077) == 0  # the directory itself is private
 
 
-def _is_loopback(ip: str) -> bool:
-    address = ipaddress.ip_address(ip)
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped  # ::ffff:127.0.0.1 on a dual-stack socket
-    return address.is_loopback
-
-
 def _sandbox_processes(sb: Sandbox) -> list[psutil.Process]:
-    procs = []
-    for info in sb.state.processes.values():
-        proc = psutil.Process(info.pid)
-        procs += [proc, *proc.children(recursive=True)]
-    return procs
+    return [p for info in sb.state.processes.values() for p in process_tree(info.pid)]
 
 
 def test_sandbox_listens_on_loopback_only(scenario: Scenario) -> None:
     procs = _sandbox_processes(scenario.sb)
-    assert {p.name() for p in procs}  # the sandbox is running
-    listening = []
-    for proc in procs:
-        for conn in proc.net_connections(kind="inet"):
-            if conn.status == psutil.CONN_LISTEN or not conn.raddr:
-                listening.append((proc.pid, conn.laddr.ip, conn.laddr.port))
-    assert len(listening) >= 4  # etcd client+peer, OpenBao, API stand-in
-    outside = [entry for entry in listening if not _is_loopback(entry[1])]
-    assert outside == []
-    # every TCP connection any of them made goes to loopback too
-    remote = [
-        (p.pid, conn.raddr.ip) for p in procs for conn in p.net_connections(kind="inet")
-        if conn.raddr and not _is_loopback(conn.raddr.ip)
-    ]
-    assert remote == []
-
-
+    names = {p.name() for p in procs}
+    assert len(names) >= 3  # etcd, bao, python (plugin, stand-in): the sandbox is running
+    bound = listening(procs)
+    assert len(bound) >= 4  # etcd client+peer, OpenBao, API stand-in
+    assert [entry for entry in bound if not is_loopback(entry[1])] == []
+    # and every connection any of them holds goes to loopback too
+    assert remote_peers(procs) == []
