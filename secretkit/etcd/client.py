@@ -345,11 +345,20 @@ class EtcdClient:
 
         Returns False (and writes nothing) when the key changed in between.
         """
+        return self.put_if(key, value, mod_revision=mod_revision) > 0
+
+    def put_if(self, key: bytes, value: bytes, *, mod_revision: int) -> int:
+        """Like :meth:`compare_and_swap`, but return the write's revision (0: not written).
+
+        The revision comes from the transaction's own header, so it is exactly the new
+        mod_revision of ``key`` (an apiserver's resourceVersion) with no extra read.
+        """
         if mod_revision < 0:
             raise ValueError("mod_revision must be >= 0")
         put = rpc_pb2.RequestOp(request_put=rpc_pb2.PutRequest(key=key, value=value))
         request = rpc_pb2.TxnRequest(compare=[self._guard(key, mod_revision)], success=[put])
-        return bool(self._txn(request, "compare-and-swap").succeeded)
+        resp = self._txn(request, "compare-and-swap")
+        return int(resp.header.revision) if resp.succeeded else 0
 
     def delete(self, key: bytes, *, mod_revision: int | None = None) -> bool:
         """Delete one key (only at ``mod_revision`` when given); True when a key was deleted."""

@@ -98,10 +98,6 @@ class ObjectStore:
             raise internal_error(f'unable to transform key "{key}": {exc.what}') from exc
         return value
 
-    def _revision_of(self, key: str, fallback: int) -> int:
-        kv = self._call(self._etcd.get, key.encode())
-        return kv.mod_revision if kv is not None else fallback
-
     @staticmethod
     def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         try:
@@ -126,9 +122,10 @@ class ObjectStore:
         value = self._write_value(rtype, self._encode(rtype, obj), key)
         if dry_run:
             return obj
-        if not self._call(self._etcd.compare_and_swap, key.encode(), value, mod_revision=0):
+        revision = self._call(self._etcd.put_if, key.encode(), value, mod_revision=0)
+        if not revision:
             raise already_exists(rtype.plural, meta["name"])
-        meta["resourceVersion"] = str(self._revision_of(key, 0))
+        meta["resourceVersion"] = str(revision)
         return obj
 
     def update(
@@ -166,10 +163,11 @@ class ObjectStore:
             if dry_run:
                 new["metadata"]["resourceVersion"] = str(kv.mod_revision)
                 return new
-            if self._call(
-                self._etcd.compare_and_swap, key.encode(), value, mod_revision=kv.mod_revision
-            ):
-                new["metadata"]["resourceVersion"] = str(self._revision_of(key, kv.mod_revision))
+            revision = self._call(
+                self._etcd.put_if, key.encode(), value, mod_revision=kv.mod_revision
+            )
+            if revision:
+                new["metadata"]["resourceVersion"] = str(revision)
                 return new
             if precondition:
                 raise conflict(rtype.plural, meta["name"])
