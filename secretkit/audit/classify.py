@@ -279,6 +279,11 @@ class Classifier:
             result = self.transformers.for_resource(parts.resource, parts.group).read(value, key)
         except SecretkitError as exc:
             # transformer errors name providers and keys, never plaintext or key material
+            # findings and reasons are appended in pairs; an unreadable value is not
+            # "stale" (a rewrite cannot read it either), so drop that verdict
+            while FindingKind.STALE in findings:
+                index = findings.index(FindingKind.STALE)
+                del findings[index], reasons[index]
             findings.append(FindingKind.UNDECRYPTABLE)
             reasons.append(f"decrypt failed: {exc.what}")
             return

@@ -37,9 +37,9 @@ class FindingKind(StrEnum):
 class ObjectRecord:
     """The classification of one etcd value, without any secret material.
 
-    ``revision`` is the etcd revision the value was read at (the scan revision for
-    current values, the historical revision for ``--history`` values); ``historical``
-    marks values that are no longer the live one.
+    ``mod_revision`` is the revision that wrote the value; ``historical`` marks older
+    values (``--history``) that are no longer the live one. ``namespace`` and ``name``
+    are only filled in for objects with findings (the only ones ever listed).
     """
 
     key: str

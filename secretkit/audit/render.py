@@ -84,6 +84,14 @@ def _human_bytes(n: int) -> str:
     return f"{n} B"  # pragma: no cover
 
 
+def _shorten(text: str, width: int = 48) -> str:
+    """Middle-ellipsize long kms key_ids so the table stays readable (JSON has them whole)."""
+    if len(text) <= width:
+        return text
+    keep = (width - 3) // 2
+    return text[:keep] + "..." + text[-keep:]
+
+
 def _describe(record: ObjectRecord) -> str:
     where = record.key
     what = record.provider
@@ -117,7 +125,7 @@ def report_to_text(
         (
             key.resource,
             key.provider,
-            key.key,
+            _shorten(key.key),
             str(row.objects),
             str(row.stale),
             str(row.undecryptable),

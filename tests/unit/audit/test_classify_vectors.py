@@ -155,3 +155,11 @@ def test_fast_path_agrees_with_classify_value(v: dict[str, Any]) -> None:
         full.prefix,
     )
     assert fast.name == full.name
+
+
+@pytest.mark.parametrize("v", [v for v in NEGATIVE if v in ALL_PROVIDERS], ids=lambda v: v["id"])
+def test_undecryptable_values_are_not_also_stale(v: dict[str, Any]) -> None:
+    record = _classify(classifier(config(), decrypt=True), v)
+    assert FindingKind.UNDECRYPTABLE in record.findings
+    assert FindingKind.STALE not in record.findings
+    assert len(record.findings) == len(set(record.findings))
