@@ -40,6 +40,8 @@ class KeyValueLike(Protocol):
     def create_revision(self) -> int: ...
     @property
     def mod_revision(self) -> int: ...
+    @property
+    def version(self) -> int: ...
 
 
 class EtcdReader(Protocol):
@@ -103,8 +105,12 @@ def classify_stream(
 def _walk_history(
     client: EtcdReader, kv: KeyValueLike, stats: dict[str, int]
 ) -> Iterator[tuple[KeyValueLike, bool]]:
+    # ``version`` counts the writes since the key's creation: version 1 has no older
+    # value in this incarnation, so most keys cost no extra request at all
+    if kv.version <= 1:
+        return
     revision = kv.mod_revision - 1
-    while revision > 0:
+    while revision >= kv.create_revision:
         try:
             older = client.get(kv.key, revision=revision)
         except EtcdCompactedError:
@@ -113,6 +119,8 @@ def _walk_history(
         if older is None:
             return
         yield older, True
+        if older.version <= 1:
+            return
         revision = older.mod_revision - 1
 
 
