@@ -13,6 +13,7 @@ import base64
 import http.client
 import json
 import ssl
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -314,6 +315,18 @@ def flag_findings(flags: Flags) -> list[CheckFinding]:
         "remove --peer-auto-tls and use real peer certificates",
         bypass=True,
     )
+    data_dir = flags.get("data-dir")
+    if data_dir and Path(data_dir).is_dir():
+        mode = stat.S_IMODE(Path(data_dir).stat().st_mode)
+        check(
+            "etcd.flags.data-dir-permissions",
+            Severity.HIGH,
+            mode & 0o077 == 0,
+            "etcd data directory is private to its owner (0700)",
+            f"chmod 700 {data_dir}",
+            bypass=True,
+            detail=f"mode {mode:04o}: the bbolt file holds every Secret value",
+        )
     return out
 
 

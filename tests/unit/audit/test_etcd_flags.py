@@ -81,3 +81,17 @@ def test_manifest_errors_are_usage_errors(tmp_path: Path) -> None:
 def test_malformed_endpoint_is_a_usage_error() -> None:
     with pytest.raises(UsageError, match="not an http"):
         audit_etcd_access(["127.0.0.1:2379"])
+
+
+def test_data_dir_permissions_when_the_directory_is_local(tmp_path: Path) -> None:
+    data = tmp_path / "etcd-data"
+    data.mkdir(mode=0o755)
+    data.chmod(0o755)
+    failed = {
+        f.check for f in audit_etcd_access([], flags=parse_flag_string(f"--data-dir={data}")).failed
+    }
+    assert "etcd.flags.data-dir-permissions" in failed
+    data.chmod(0o700)
+    report = audit_etcd_access([], flags=parse_flag_string(f"--data-dir={data}"))
+    checks = {f.check: f.passed for f in report.findings}
+    assert checks["etcd.flags.data-dir-permissions"] is True
