@@ -128,13 +128,20 @@ def run_audit(
             prefix=request.prefix, page_size=request.page_size, history=request.history
         )
         if request.snapshot is not None:
-            return scan_snapshot(request.snapshot, classifier, report, options, progress)
-        from secretkit.etcd import EtcdClient
+            scan_snapshot(request.snapshot, classifier, report, options, progress)
+        else:
+            from secretkit.etcd import EtcdClient
 
-        with EtcdClient(etcd_config) as client:
-            return scan_etcd(client, classifier, report, options, progress)
+            with EtcdClient(etcd_config) as client:
+                scan_etcd(client, classifier, report, options, progress)
     finally:
         services.close()
+    if report.total_objects == 0:
+        report.notes.append(
+            f"no keys matched under {request.prefix!r}: check --prefix (the apiserver's "
+            "--etcd-prefix) and --resources"
+        )
+    return report
 
 
 def _endpoints(etcd_config: Any) -> str:
