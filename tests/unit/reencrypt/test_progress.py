@@ -46,3 +46,21 @@ def test_disabled_progress_writes_nothing() -> None:
     p.start()
     p.stop()
     assert stream.getvalue() == ""
+
+
+class FakeTTY(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_tty_redraws_one_line_and_ends_it() -> None:
+    stream = FakeTTY()
+    p = Progress(stream, lambda: 40, tty_interval=0.01)
+    p.set_total(80)
+    p.start()
+    p.stop()
+    out = stream.getvalue()
+    assert out.startswith("\r\x1b[K[")
+    assert out.endswith("\n")
+    assert out.count("\n") == 1  # redraws in place, one final newline
+    assert "40/80" in out and "ETA" in out
