@@ -1,1 +1,25 @@
-"""secretkit.kube."""
+"""Kubernetes API adapter: kubectl-like configuration over the official client, raw JSON
+requests through its connection pool, and resource discovery.
+
+The ``kubernetes`` package is imported only when a :class:`KubeClient` is created.
+"""
+
+from secretkit.kube.client import (
+    ApiResponse,
+    KubeClient,
+    KubeConnectOptions,
+    collection_path,
+    object_path,
+)
+from secretkit.kube.discovery import ApiResource, discover, resolve
+
+__all__ = [
+    "ApiResource",
+    "ApiResponse",
+    "KubeClient",
+    "KubeConnectOptions",
+    "collection_path",
+    "discover",
+    "object_path",
+    "resolve",
+]
