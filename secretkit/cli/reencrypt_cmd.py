@@ -371,6 +371,9 @@ def _run_etcd(
             control=control,
             config=config,
         )
+        if params["verify"] and not resources:
+            click.echo("warning: --verify needs explicit --resources with --via etcd "
+                       "and a wildcard; skipped", err=True)
         if params["verify"] and resources and not params["dry_run"]:
             key_ids = _kms_key_ids(config, factory)
             summary.verify = verify_no_stale(
