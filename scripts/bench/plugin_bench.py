@@ -553,6 +553,23 @@ def _batching(work: Path, setup: BackendSetup, args: argparse.Namespace) -> list
     return out
 
 
+READING = [
+    "## Reading these numbers",
+    "",
+    "- `overhead p50` is the plugin's p50 minus the direct call's p50. For the local",
+    "  backend it is essentially the price of one Python gRPC round trip over a unix",
+    "  socket (compare the floor table); the plugin's own work (validation, metrics,",
+    "  logging) is the difference between `plugin CPU µs/call` and the floor's CPU per call.",
+    "- For OpenBao and moto, a single call takes milliseconds and varies with machine load;",
+    "  small or negative overheads at 1 client are within the noise of one run.",
+    "- `plugin CPU µs/call` (CPU time of the plugin process per successful call) is the",
+    "  number that depends least on what else runs on the machine; one core divided by it",
+    "  bounds the plugin's throughput (the sync gRPC server runs Python under one GIL).",
+    "- The load generator is Python too and shares the cores; kube-apiserver's Go client",
+    "  costs a fraction of that, so a real control plane sees lower latencies than here.",
+]
+
+
 def _report(started: str, command: str, rows: list[str], verdicts: list[str],
             batching: list[str], floor: list[str], load_before: tuple[float, float, float],
             args: argparse.Namespace) -> str:
@@ -577,6 +594,8 @@ def _report(started: str, command: str, rows: list[str], verdicts: list[str],
         "## Targets",
         "",
         *verdicts,
+        "",
+        *READING,
         "",
         "## Results",
         "",
