@@ -39,7 +39,13 @@ def load_identical_configs(paths: Sequence[Path]) -> tuple[dict[str, bytes], Any
         try:
             docs[name] = yaml.safe_load(raw)
         except yaml.YAMLError as exc:
-            raise UsageError(f"{name} is not valid YAML: {exc}") from exc
+            # str(exc) quotes the offending source line, which may be a key's line:
+            # report the problem and its position only, and do not chain the exception
+            mark = getattr(exc, "problem_mark", None)
+            problem = getattr(exc, "problem", None) or type(exc).__name__
+            at = f"{name}:{mark.line + 1}:{mark.column + 1}" if mark is not None else name
+            raise UsageError(f"not valid YAML: {problem}", where=at,
+                             hint="`secretkit config validate FILE` explains it") from None
     first_name, first = next(iter(docs.items()))
     differing = [n for n, d in docs.items() if d != first]
     if differing:

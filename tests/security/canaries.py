@@ -23,18 +23,26 @@ TOKEN = "CANARY-TOKEN-s3cr3t-7f9a2c"
 assert len(KEY) == 32 and len(KEY2) == 32
 
 
+#: a leak of this many consecutive characters of any encoding is a leak (a YAML error
+#: snippet, a truncated log field or a prefix shows part of a key, not all of it)
+WINDOW = 16
+
+
 def forms(secret: bytes | str) -> list[str]:
-    """Every textual form of ``secret`` worth searching output for."""
+    """Every textual form of ``secret`` worth searching output for, partial ones included."""
     raw = secret.encode() if isinstance(secret, str) else secret
-    out = [base64.b64encode(raw).decode(), raw.hex(), repr(raw)[2:-1]]
+    whole = [base64.b64encode(raw).decode(), raw.hex(), repr(raw)[2:-1]]
     with contextlib.suppress(UnicodeDecodeError):
-        out.append(raw.decode("ascii"))
+        whole.append(raw.decode("ascii"))
     # inside a longer base64 stream (e.g. a whole object) the value starts at any of
     # three byte alignments; the characters that encode only its own bytes are fixed
     for shift in range(3):
         embedded = base64.b64encode(bytes(shift) + raw).decode()
-        out.append(embedded[4 if shift else 0 : -4])
-    return [f for f in out if len(f) >= 8]
+        whole.append(embedded[4 if shift else 0 : -4])
+    out = [f for f in whole if len(f) >= 8]
+    for text in whole:
+        out += [text[i : i + WINDOW] for i in range(len(text) - WINDOW + 1)]
+    return list(dict.fromkeys(out))
 
 
 def leaks(text: str | bytes, *secrets: bytes | str) -> list[str]:

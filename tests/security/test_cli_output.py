@@ -324,3 +324,29 @@ def test_validate_warns_about_a_key_file_others_can_read(
     kms.write_text(_config('      - kms: {apiVersion: v2, name: p, endpoint: "unix:///s.sock"}\n'))
     kms.chmod(0o644)
     assert "warning" not in run_cli(capsys, "config", "validate", str(kms)).out
+
+
+BROKEN_KEY_LINE = _config(_aesgcm("k1", f"              secret: {c.KEY_B64}: x\n"))
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["config", "validate"],
+        ["config", "show"],
+        ["rotate", "prepare", "--dry-run", "--config"],
+        ["encryption", "disable", "prepare", "--dry-run", "--config"],
+        ["-vv", "rotate", "prepare", "--dry-run", "--config"],
+    ],
+    ids=["validate", "show", "rotate", "disable", "rotate-vv"],
+)
+def test_yaml_errors_on_a_key_line_quote_no_part_of_the_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    """PyYAML's messages quote the offending source line; a key must not ride along."""
+    path = tmp_path / "enc.yaml"
+    path.write_text(BROKEN_KEY_LINE)
+    res = run_cli(capsys, *argv, str(path))
+    assert res.code != 0 and "error" in res.err.lower()
+    assert "9" in res.out + res.err  # the line number is what points the operator at it
+    _clean(res)

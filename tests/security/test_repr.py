@@ -99,4 +99,5 @@ def test_canary_detector_works() -> None:
     assert c.leaks(f"secret: {c.KEY_B64}", c.KEY)
     assert c.leaks(c.KEY.hex(), c.KEY)
     assert c.leaks(f"Bearer {c.TOKEN}", c.TOKEN)
-    assert not c.leaks("sha256:0123456789abcdef", *c.ALL)
+    assert c.leaks(f"  ... {c.KEY_B64[7:30]}: x", c.KEY)  # part of a key (a YAML snippet)
+    assert not c.leaks("sha256:fedcba9876543210 " + Key("k", c.KEY).fingerprint, *c.ALL)
