@@ -245,9 +245,10 @@ class _KMSPlugin:
             except SecretkitError:
                 raise
             except Exception as exc:
+                # no chaining: an SDK message may quote request data (see backends.interface)
                 raise BackendError(
                     f"cannot set up kms provider {self.provider.name!r} ({type(exc).__name__})"
-                ) from exc
+                ) from None
         return self._service
 
     def dek_source(self, obj: EncryptedObject) -> bytes:

@@ -11,9 +11,25 @@ from __future__ import annotations
 import abc
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from secretkit.errors import BackendError, SecretkitError
 from secretkit.kms_service import KMSEncryptResult, KMSStatus
+
+
+def describe_unexpected(exc: BaseException) -> str:
+    """``ExcType at file.py:line`` of where an unexpected exception was raised.
+
+    SDK exception messages can quote request or response data (plaintexts, wrapped
+    keys), so neither the message nor the chained exception (printed in ``-vv``
+    tracebacks) may travel upward; the type and origin are enough to find the bug.
+    """
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return type(exc).__name__
+    return f"{type(exc).__name__} at {Path(tb.tb_frame.f_code.co_filename).name}:{tb.tb_lineno}"
 
 
 @dataclass(frozen=True)
@@ -48,8 +64,8 @@ class KeyBackend(abc.ABC):
             raise
         except Exception as exc:  # the adapter boundary: never leak SDK types upward
             raise BackendError(
-                f"{self.kind} backend encrypt failed ({type(exc).__name__})"
-            ) from exc
+                f"{self.kind} backend encrypt failed ({describe_unexpected(exc)})"
+            ) from None
 
     def decrypt(
         self,
@@ -66,8 +82,8 @@ class KeyBackend(abc.ABC):
             raise
         except Exception as exc:
             raise BackendError(
-                f"{self.kind} backend decrypt failed ({type(exc).__name__})"
-            ) from exc
+                f"{self.kind} backend decrypt failed ({describe_unexpected(exc)})"
+            ) from None
 
     def status(self) -> BackendStatus:
         """Return the current key_id (cheap; no round trip required)."""
@@ -77,8 +93,8 @@ class KeyBackend(abc.ABC):
             raise
         except Exception as exc:
             raise BackendError(
-                f"{self.kind} backend status failed ({type(exc).__name__})"
-            ) from exc
+                f"{self.kind} backend status failed ({describe_unexpected(exc)})"
+            ) from None
 
     def rotate(self) -> str:
         """Rotate the backend key (where supported) and return the new key_id."""

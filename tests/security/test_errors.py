@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import base64
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
 
 from secretkit.backends import build_backend
+from secretkit.backends.interface import WrapResult
 from secretkit.backends.local import LocalBackend, LocalKey, read_kek_file, write_kek_file
 from secretkit.encryption_config import load_encryption_config
 from secretkit.errors import (
@@ -49,9 +50,10 @@ AAD = ETCD_KEY.encode()
 def _assert_clean(exc: BaseException, *secrets: bytes | str) -> None:
     chain = []
     current: BaseException | None = exc
-    while current is not None:
+    while current is not None:  # what a traceback prints: causes, unsuppressed contexts
         chain.append(current)
-        current = current.__cause__ or current.__context__
+        current = current.__cause__ or (
+            None if current.__suppress_context__ else current.__context__)
     texts = []
     for item in chain:
         texts += [str(item), repr(item)]
@@ -247,3 +249,25 @@ def test_openbao_refusals_hold_no_token_plaintext_or_ciphertext(
     finally:
         wrong.close()
         right.close()
+
+
+class _LeakyBackend(LocalBackend):
+    """A backend whose SDK fails with a message quoting the request (as SDKs do)."""
+
+    def _encrypt(self, plaintext: bytes, *, uid: str) -> WrapResult:
+        raise RuntimeError(f"request failed: {{'Plaintext': {plaintext!r}}}")
+
+    def _decrypt(self, ciphertext: bytes, *, key_id: str, annotations: Mapping[str, bytes],
+                 uid: str) -> bytes:
+        raise ValueError(f"bad response body {base64.b64encode(c.PLAINTEXT).decode()}")
+
+
+def test_unexpected_backend_failures_keep_no_message_and_no_chain() -> None:
+    backend = _LeakyBackend([LocalKey(kek=c.KEY)])
+    exc = _raises(lambda: backend.encrypt(c.PLAINTEXT), BackendError)
+    _assert_clean(exc)
+    assert "RuntimeError at test_errors.py:" in str(exc)  # the origin, for debugging
+    assert exc.__cause__ is None and exc.__suppress_context__
+    exc = _raises(lambda: backend.decrypt(b"x", key_id="k", annotations={}), BackendError)
+    _assert_clean(exc)
+    assert "ValueError" in str(exc)
