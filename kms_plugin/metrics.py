@@ -73,6 +73,10 @@ class PluginMetrics:
             "(failed but within the grace window) or failed.",
             ["result"], registry=r,
         )
+        self.in_flight = Gauge(
+            "secretkit_kms_plugin_requests_in_flight",
+            "gRPC requests being handled right now.", registry=r,
+        )
         self.healthy = Gauge(
             "secretkit_kms_plugin_healthy",
             "1 when the last Status probe reported healthy, else 0.", registry=r,

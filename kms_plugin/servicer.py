@@ -101,10 +101,14 @@ class _Base:
         self, operation: str, context: grpc.ServicerContext, fn: Callable[[], _R]
     ) -> _R:
         self._tracker.begin()
+        if self._metrics is not None:
+            self._metrics.in_flight.inc()
         try:
             return self._handle_tracked(operation, context, fn)
         finally:
             self._tracker.end()
+            if self._metrics is not None:
+                self._metrics.in_flight.dec()
 
     def _handle_tracked(
         self, operation: str, context: grpc.ServicerContext, fn: Callable[[], _R]

@@ -150,7 +150,9 @@ def test_sigterm_lets_in_flight_requests_finish(openbao_server: Any, tmp_path: P
             threads = [threading.Thread(target=call) for _ in range(8)]
             for t in threads:
                 t.start()
-            time.sleep(0.5)  # all eight are now inside the plugin, waiting on OpenBao
+            # all eight are inside the plugin, waiting on OpenBao
+            wait_for(lambda: "secretkit_kms_plugin_requests_in_flight 8.0"
+                     in plugin.http("/metrics")[1], timeout=10)
             signaled = time.monotonic()
             plugin.signal()
             for t in threads:
