@@ -56,7 +56,7 @@ def test_round_trip_and_alias_switch(moto_server: Any, tmp_path: Path) -> None:
         assert len(old.ciphertext) < 1024
         assert p.decrypt(old) == seed
         kms.update_alias(AliasName=alias, TargetKeyId=key2)
-        wait_for(lambda: p.status().key_id == key2, timeout=5)
+        wait_for(lambda: p.status().key_id == key2, timeout=15)
         new = p.encrypt(b"n" * 32)
         assert new.key_id == key2
         assert p.decrypt(old) == seed

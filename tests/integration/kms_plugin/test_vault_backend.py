@@ -57,7 +57,7 @@ def test_round_trip_and_rotation_within_one_ttl(openbao_server: Any, tmp_path: P
         assert old.key_id == st.key_id
         assert p.decrypt(old) == seed
         openbao_server.client().secrets.transit.rotate_key(name=key, mount_point="transit")
-        wait_for(lambda: p.status().key_id.endswith(":v2"), timeout=5)
+        wait_for(lambda: p.status().key_id.endswith(":v2"), timeout=15)
         new = p.encrypt(b"n" * 32)
         assert new.key_id.endswith(":v2")
         assert p.decrypt(old) == seed
