@@ -241,11 +241,17 @@ def _make_client(cfg: VaultConfig) -> hvac.Client:
     )
 
 
-def _read_secret_file(path: Path, what: str) -> str:
+def _read_secret_file(path: Path, what: str, *, private: bool = False) -> str:
     try:
         value = path.read_text(encoding="utf-8").strip()
+        mode = path.stat().st_mode & 0o777
     except OSError as exc:
         raise ConfigError(f"cannot read {what} file ({exc.strerror})", where=str(path)) from None
+    if private and mode & 0o077:
+        # a long-lived credential others can read; (SA/JWT token files are mounted 0644
+        # by the kubelet and short-lived, so they are not checked)
+        log.warning("vault: the %s file %s is readable by group or others (mode %04o); "
+                    "chmod 600 it", what, path, mode)
     if not value:
         raise ConfigError(f"{what} file is empty", where=str(path))
     return value
@@ -310,13 +316,14 @@ class _Auth:
         try:
             if auth.method == "token":
                 if auth.token_file is not None:
-                    c.token = _read_secret_file(auth.token_file, "Vault token")
+                    c.token = _read_secret_file(auth.token_file, "Vault token", private=True)
                 else:
                     c.token = auth.token or ""
             elif auth.method == "approle":
                 secret_id = auth.secret_id
                 if auth.secret_id_file is not None:
-                    secret_id = _read_secret_file(auth.secret_id_file, "AppRole secret_id")
+                    secret_id = _read_secret_file(
+                        auth.secret_id_file, "AppRole secret_id", private=True)
                 c.auth.approle.login(
                     role_id=auth.role_id, secret_id=secret_id, mount_point=mount or "approle"
                 )

@@ -8,6 +8,7 @@ temporary file may be left behind.
 
 from __future__ import annotations
 
+import logging
 import os
 import stat
 from collections.abc import Callable, Iterator
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from secretkit.backends import build_backend
 from secretkit.backends.local import write_kek_file
 from secretkit.encryption_config.generate import write_private_file
 from secretkit.etcd import EtcdClient
@@ -22,7 +24,7 @@ from secretkit.fileio import write_private
 from secretkit.reencrypt.checkpoint import Checkpoint, CheckpointFile
 from secretkit.rotation.files import atomic_write, backup
 from secretkit.rotation.state import RotationState, save_state
-from tests.fixtures.servers import EtcdServer
+from tests.fixtures.servers import EtcdServer, OpenBaoServer
 from tests.security import canaries as c
 
 
@@ -94,3 +96,27 @@ def test_etcd_snapshot_is_private(etcd_server: EtcdServer, tmp_path: Path) -> No
     assert _mode(dest) == 0o600
     assert c.PLAINTEXT in dest.read_bytes()  # it does hold Secrets: hence 0600
     assert [p.name for p in tmp_path.iterdir()] == ["snap.db"]
+
+
+@pytest.mark.vault
+@pytest.mark.parametrize(("mode", "warned"), [(0o644, True), (0o600, False)])
+def test_loose_vault_token_file_is_warned_about(
+    openbao_server: OpenBaoServer, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+    mode: int, warned: bool,
+) -> None:
+    openbao_server.create_transit_key("security-modes")
+    token_file = tmp_path / "token"
+    token_file.write_text(openbao_server.token)
+    token_file.chmod(mode)
+    backend = build_backend({"type": "vault", "address": openbao_server.address,
+                             "key": "security-modes",
+                             "auth": {"method": "token", "token_file": str(token_file)}},
+                            where="backends.yaml:p")
+    try:
+        with caplog.at_level(logging.WARNING, logger="secretkit.backends"):
+            assert backend.status().key_id.startswith("vault:")
+    finally:
+        backend.close()
+    messages = "\n".join(r.getMessage() for r in caplog.records)
+    assert ("readable by group or others" in messages) is warned
+    assert not c.leaks(messages, openbao_server.token)
