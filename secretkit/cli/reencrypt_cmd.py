@@ -348,6 +348,8 @@ def _run_etcd(
     if not params["dry_run"]:
         _confirm_etcd_mode(params["acknowledged"])
     prefix = params["etcd_prefix"]
+    # a KMS outage would fail every object one by one: check every plugin first
+    _kms_key_ids(config, factory)
     if any(n.startswith("*.") for n in names):
         # a wildcard covers keys of unknown paths: scan everything, the chain decides
         scopes = [EtcdScope("*", prefix.rstrip("/") + "/", True)]
