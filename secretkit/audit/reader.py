@@ -6,10 +6,10 @@ visits ~20 million index entries (measured: the first page costs 20x the last; s
 docs/benchmarks/audit.md). This reader avoids that in two passes at one pinned
 revision:
 
-1. a keys-only pass in large pages records every ``page_size``-th key (a boundary);
-   only the boundaries are kept, so memory stays at ``n / page_size`` keys;
-2. values are read as bounded ranges ``[boundary_i, boundary_i+1)``, so each request
-   walks only its own ``page_size`` keys.
+1. a keys-only pass in large pages finds every ``page_size``-th key (a boundary);
+2. values are read as bounded ranges ``[boundary_i, boundary_i+1)`` as soon as both
+   ends are known, so each request walks only its own ``page_size`` keys and memory
+   holds one keys-only page plus one value page.
 
 Both passes read the same revision, so they see the same keys. Pass 2 needs a range
 with an explicit end, which :meth:`EtcdClient.range_pages` does not offer yet; it uses
@@ -31,29 +31,22 @@ BOUNDARY_PAGE = 20_000
 RangeCall = Callable[[rpc_pb2.RangeRequest, str], Any]
 
 
-def _boundaries(client: Any, prefix: bytes, revision: int, page_size: int) -> list[bytes]:
-    """Every ``page_size``-th key under ``prefix`` at ``revision`` (first key included)."""
-    found: list[bytes] = []
-    seen = 0
-    pages = client.range_pages(
-        prefix, revision=revision, page_size=max(BOUNDARY_PAGE, page_size), keys_only=True
-    )
-    for page in pages:
-        for kv in page:
-            if seen % page_size == 0:
-                found.append(kv.key)
-            seen += 1
-    return found
-
-
 def _bounded(
-    call: RangeCall, low: bytes, high: bytes, revision: int, page_size: int
+    call: RangeCall,
+    low: bytes,
+    high: bytes,
+    revision: int,
+    page_size: int,
+    *,
+    keys_only: bool = False,
 ) -> Iterator[Sequence[Any]]:
     """Pages of ``[low, high)``; halves the page when a response is too large."""
     key = low
     limit = page_size
     while True:
-        request = rpc_pb2.RangeRequest(key=key, range_end=high, limit=limit, revision=revision)
+        request = rpc_pb2.RangeRequest(
+            key=key, range_end=high, limit=limit, revision=revision, keys_only=keys_only
+        )
         try:
             response = call(request, "range")
         except EtcdResponseTooLargeError:
@@ -73,16 +66,25 @@ def linear_pages(
 ) -> Iterator[Sequence[Any]]:
     """Every key/value under ``prefix`` at ``revision``, in key order, page by page.
 
-    Items have ``key``, ``value``, ``create_revision`` and ``mod_revision`` (etcd
-    ``mvccpb.KeyValue`` messages on the fast path).
+    Items have ``key``, ``value``, ``create_revision``, ``mod_revision`` and
+    ``version`` (etcd ``mvccpb.KeyValue`` messages on the fast path). The keys-only
+    pass is interleaved with the value reads, so values start flowing after the first
+    keys-only page instead of after the whole pass.
     """
     call: RangeCall | None = getattr(client, "_range", None)
     if call is None:
         yield from client.range_pages(prefix, revision=revision, page_size=page_size)
         return
-    bounds = _boundaries(client, prefix, revision, page_size)
-    if not bounds:
-        return
-    ends = [*bounds[1:], prefix_range_end(prefix)]
-    for low, high in zip(bounds, ends, strict=True):
-        yield from _bounded(call, low, high, revision, page_size)
+    end = prefix_range_end(prefix)
+    low: bytes | None = None  # start of the value range not read yet
+    seen = 0
+    keys = _bounded(call, prefix, end, revision, max(BOUNDARY_PAGE, page_size), keys_only=True)
+    for page in keys:
+        for kv in page:
+            if seen % page_size == 0:
+                if low is not None:
+                    yield from _bounded(call, low, kv.key, revision, page_size)
+                low = kv.key
+            seen += 1
+    if low is not None:
+        yield from _bounded(call, low, end, revision, page_size)
