@@ -24,10 +24,16 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
-from secretkit.errors import KubeError, SecretkitError
-from secretkit.kube.client import AUTH_STATUSES, ApiResponse, collection_path, object_path
+from secretkit.errors import KubeError
+from secretkit.kube.client import (
+    AUTH_STATUSES,
+    ApiResponse,
+    collection_path,
+    object_path,
+    raise_for_status,
+)
 from secretkit.kube.discovery import ApiResource
 from secretkit.reencrypt.checkpoint import Checkpoint, CheckpointFile, ResourceProgress
 from secretkit.reencrypt.ratelimit import RateLimiter
@@ -368,7 +374,7 @@ class ApiReencryptor:
 _STATUS_TEXT = {409: "Conflict", 422: "Invalid", 400: "BadRequest", 500: "InternalError"}
 
 
-def _raise_auth(resp: ApiResponse, host: str) -> None:
+def _raise_auth(resp: ApiResponse, host: str) -> NoReturn:
     if resp.status == 401:
         raise KubeError(
             "the Kubernetes API rejected the credentials (401 Unauthorized)",
@@ -382,10 +388,9 @@ def _raise_auth(resp: ApiResponse, host: str) -> None:
     )
 
 
-def _raise_list_error(resp: ApiResponse, where: str) -> None:
-    from secretkit.kube.client import raise_for_status
-
+def _raise_list_error(resp: ApiResponse, where: str) -> NoReturn:
     if resp.status in AUTH_STATUSES:
         _raise_auth(resp, where)
     raise_for_status(resp, where=where)
-    raise SecretkitError("unreachable")  # pragma: no cover - raise_for_status raised
+    # only reached for a 2xx answer, which callers never pass
+    raise KubeError(f"unexpected list answer {resp.status}", where=where)
