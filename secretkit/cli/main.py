@@ -73,6 +73,10 @@ def cli(ctx: click.Context, verbose: int) -> None:
     logging.basicConfig(
         level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
+    # SDK loggers print request and response bodies at debug level (a KMS Decrypt
+    # response holds a DEK seed): never below INFO, whatever -v says
+    for noisy in ("botocore", "boto3", "s3transfer", "urllib3", "hvac", "kubernetes"):
+        logging.getLogger(noisy).setLevel(max(level, logging.INFO))
 
 
 def main(argv: list[str] | None = None) -> Any:

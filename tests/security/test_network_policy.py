@@ -134,9 +134,6 @@ def test_sandbox_api_bind_refuses_non_loopback(bind: str) -> None:
         parse_bind(bind)
 
 
-@pytest.mark.xfail(strict=True, reason="secretkit/sandbox/apiserver/server.py:59 accepts any "
-                   "host name starting with '127.' (resolved by DNS at bind time); reported "
-                   "to the sandbox owner: check ipaddress.ip_address(host).is_loopback")
 def test_sandbox_api_bind_refuses_host_names_that_only_look_loopback() -> None:
     with pytest.raises(UsageError):
         parse_bind("127.0.0.1.nip.io:6443")

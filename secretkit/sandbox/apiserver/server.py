@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import logging
 import secrets
@@ -51,12 +52,20 @@ def read_token_file(path: Path) -> frozenset[str]:
     return tokens
 
 
+def _is_loopback_ip(host: str) -> bool:
+    # a literal address only: "127.0.0.1.nip.io" starts with "127." but resolves anywhere
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def parse_bind(bind: str) -> tuple[str, int]:
     """Parse ``HOST:PORT`` and refuse anything but a loopback address."""
     host, _, port = bind.rpartition(":")
     if not host or not port.isdigit():
         raise UsageError(f"--bind must be HOST:PORT, got {bind!r}")
-    if not (host == "localhost" or host.startswith("127.")):
+    if not (host == "localhost" or _is_loopback_ip(host)):
         raise UsageError("the sandbox API stand-in only binds loopback addresses",
                          where=bind, hint="use 127.0.0.1:PORT")
     return host, int(port)
@@ -173,7 +182,7 @@ class ApiServer:
 
     def __init__(self, config: ApiServerConfig) -> None:
         host, port = config.bind
-        if not (host == "localhost" or host.startswith("127.")):
+        if not (host == "localhost" or _is_loopback_ip(host)):
             raise UsageError("the sandbox API stand-in only binds loopback addresses",
                              where=f"{host}:{port}")
         self.config = config

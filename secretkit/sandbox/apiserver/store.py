@@ -12,7 +12,7 @@ import builtins
 import logging
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from secretkit.errors import SecretkitError
@@ -52,8 +52,8 @@ class ListResult:
 
 @dataclass(frozen=True)
 class _Stored:
-    obj: dict[str, Any]
-    plaintext: bytes
+    obj: dict[str, Any] = field(repr=False)
+    plaintext: bytes = field(repr=False)
     stale: bool
     mod_revision: int
 
