@@ -135,11 +135,27 @@ def _create_transit_key(address: str, token: str) -> None:
         session.close()
 
 
-def rotate_transit_key(state: SandboxState) -> None:
-    """Rotate the sandbox's OpenBao transit key (a new key version, hence a new key_id)."""
+def _plugin_key_id(state: SandboxState) -> str:
+    from secretkit.kmsapi import GrpcKMSService
+
+    plugin = GrpcKMSService(f"unix://{state.plugin_socket}")
+    try:
+        return plugin.status().key_id
+    finally:
+        plugin.close()
+
+
+def rotate_transit_key(state: SandboxState, *, wait: float = 60.0) -> str:
+    """Rotate the sandbox's OpenBao transit key and return the plugin's new key_id.
+
+    Waits (up to ``wait`` seconds) until the plugin's Status reports a key_id other
+    than before: the backend caches key metadata and the plugin caches its probe, so
+    callers that go on at once could still see the old key_id.
+    """
     import hvac
     import requests
 
+    before = _plugin_key_id(state)
     token = Path(state.openbao_token_file).read_text().strip()
     session = requests.Session()
     session.trust_env = False
@@ -153,6 +169,18 @@ def rotate_transit_key(state: SandboxState) -> None:
                              where=state.openbao_address) from None
     finally:
         session.close()
+    deadline = time.monotonic() + wait
+    while True:
+        current = _plugin_key_id(state)
+        if current != before:
+            return current
+        if time.monotonic() > deadline:
+            raise SecretkitError(
+                f"the plugin still reports key_id {before} {wait:.0f}s after the rotation",
+                where=state.plugin_socket,
+                hint="check the plugin log in the sandbox directory",
+            )
+        time.sleep(0.2)
 
 
 def _socket_path(directory: Path) -> tuple[Path, bool]:
