@@ -31,6 +31,7 @@ from kms_plugin.service import RUNTIME_NAME, V1BETA1_VERSION, PluginService
 from secretkit import __version__
 from secretkit._proto.kms.v1beta1 import api_pb2 as v1beta1_pb2
 from secretkit._proto.kms.v2 import api_pb2 as v2_pb2
+from secretkit.backends.interface import describe_unexpected
 from secretkit.errors import (
     BackendInvalidRequest,
     BackendPermissionDenied,
@@ -125,13 +126,13 @@ class _Base:
             code, message = status_for(exc)
             self._record(operation, code, start)
             if code is grpc.StatusCode.INTERNAL:
-                # class names and our own `what` texts only: SDK messages may echo input
-                what = exc.what if isinstance(exc, SecretkitError) else ""
-                cause = type(exc.__cause__).__name__ if exc.__cause__ is not None else None
+                # our own `what` texts and type/origin only: SDK messages may echo input
+                # (backends already name the unexpected SDK error's type and origin)
+                what = exc.what if isinstance(exc, SecretkitError) else describe_unexpected(exc)
                 log.error(
                     "request failed unexpectedly",
                     extra={"operation": operation, "error_type": type(exc).__name__,
-                           "cause_type": cause, "what": what},
+                           "what": what},
                 )
             else:
                 log.info(
