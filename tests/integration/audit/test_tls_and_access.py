@@ -94,3 +94,12 @@ def test_etcd_access_unreachable_endpoint_is_reported() -> None:
     doc = json.loads(proc.stdout)
     assert doc["checks"][0]["check"] == "etcd.reachable"
     assert doc["checks"][0]["passed"] is False
+
+
+def test_etcd_access_without_ca_still_sees_the_client_cert_requirement(
+    etcd_tls_server: EtcdServer,
+) -> None:
+    proc = run_cli(["audit", "etcd-access", "--endpoints", etcd_tls_server.endpoint, "-o", "json"])
+    checks = {c["check"]: c for c in json.loads(proc.stdout)["checks"]}
+    assert checks["etcd.client-cert-auth"]["passed"] is True
+    assert proc.returncode == 0
