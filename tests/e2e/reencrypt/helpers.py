@@ -160,3 +160,24 @@ def old_providers(sb: Sandbox) -> list[str]:
     doc = yaml.safe_load(sb.config_path.read_text())
     providers = doc["resources"][0]["providers"]
     return [json.dumps(p) for p in providers if "identity" not in p]
+
+
+def wait_for_plugin_key_id_change(sb: Sandbox, old: str, timeout: float = 60.0) -> str:
+    """Poll the plugin until Status reports a key_id other than ``old``; then give the
+    API stand-in (Status every second in the fixture) time to follow."""
+    import time
+
+    from secretkit.kmsapi import GrpcKMSService
+
+    service = GrpcKMSService(sb.plugin_endpoint)
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            key_id = service.status().key_id
+            if key_id != old:
+                time.sleep(3.0)
+                return key_id
+            time.sleep(0.2)
+    finally:
+        service.close()
+    raise AssertionError("the plugin never reported a new key_id")

@@ -7,8 +7,6 @@ every value and comparing it with the plaintext stored before the first step.
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from secretkit.formats.model import ValueProvider
@@ -25,6 +23,7 @@ from tests.e2e.reencrypt.helpers import (
     plaintexts,
     run_cli,
     stored_values,
+    wait_for_plugin_key_id_change,
 )
 from tests.fixtures.sandbox import SandboxFactory
 
@@ -80,7 +79,7 @@ def test_every_provider_step_rewrites_every_object(sandbox_factory: SandboxFacto
     # transit rotation: the plugin's key_id changes; --only-stale finds every value
     # stale from etcd alone, and --verify proves nothing stale is left
     sb.rotate_transit_key()
-    time.sleep(3)  # the stand-in polls Status every second, the plugin caches it 1 s
+    wait_for_plugin_key_id_change(sb, old_key_id)
     etcd_flags = ("--only-stale", "--verify", "--config", str(sb.config_path),
                   "--backends", str(sb.backends_file), "--endpoints", sb.etcd_endpoint)
     res = run_cli(sb, "--resources", "secrets,configmaps", "-o", "json", *etcd_flags)

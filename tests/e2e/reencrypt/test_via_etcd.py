@@ -4,8 +4,6 @@ all; and ``--from-config`` on the API path."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from secretkit.formats.model import ValueProvider
@@ -20,6 +18,7 @@ from tests.e2e.reencrypt.helpers import (
     plaintexts,
     run_cli,
     stored_values,
+    wait_for_plugin_key_id_change,
 )
 from tests.fixtures.sandbox import SandboxFactory
 
@@ -54,7 +53,7 @@ def test_via_etcd_then_the_apiserver_reads_everything(sandbox_factory: SandboxFa
 
     # a transit rotation, re-encrypted through the running plugin's socket
     sb.rotate_transit_key()
-    time.sleep(2)
+    wait_for_plugin_key_id_change(sb, first_key_id)
     res = run_cli(sb, *common, ACK, "--kms-socket", f"sandbox-kms={sb.plugin_endpoint}")
     assert res.rc == 0, res.stderr
     assert res.summary()["totals"]["rewritten"] == 220
