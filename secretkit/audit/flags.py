@@ -75,9 +75,10 @@ def load_manifest_flags(path: Path, container: str) -> Flags:
     except OSError as exc:
         raise UsageError(f"cannot read manifest: {exc.strerror}", where=str(path)) from exc
     except yaml.YAMLError as exc:
-        raise UsageError(
-            "manifest is not valid YAML", where=str(path), hint=str(exc).splitlines()[0]
-        ) from exc
+        # PyYAML's message quotes the offending line, which may hold a flag value: say where only
+        mark = getattr(exc, "problem_mark", None)
+        position = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise UsageError(f"manifest is not valid YAML{position}", where=str(path)) from None
     containers = (
         (document or {}).get("spec", {}).get("containers") if isinstance(document, dict) else None
     )

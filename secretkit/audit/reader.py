@@ -71,7 +71,7 @@ def linear_pages(
     pass is interleaved with the value reads, so values start flowing after the first
     keys-only page instead of after the whole pass.
     """
-    call: RangeCall | None = getattr(client, "_range", None)
+    call: RangeCall | None = getattr(client, "range_raw", None)
     if call is None:
         yield from client.range_pages(prefix, revision=revision, page_size=page_size)
         return

@@ -117,7 +117,12 @@ def report_to_text(
     lines.append(
         f"{report.total_objects} objects, {_human_bytes(report.total_bytes)}"
         + (f"; {report.historical_values} older values checked" if report.history else "")
-        + ("; every value decrypted" if report.decrypt_checked else "")
+        + (
+            "; every value decrypted ("
+            f"{report.finding_counts[FindingKind.UNDECRYPTABLE]} failed)"
+            if report.decrypt_checked
+            else ""
+        )
     )
     lines.append("")
     header = ("RESOURCE", "PROVIDER", "KEY", "OBJECTS", "STALE", "UNDECRYPTABLE", "PLAINTEXT")

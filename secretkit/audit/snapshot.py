@@ -13,7 +13,7 @@ are live (and, for ``--history``, the older ones too).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from secretkit.audit.bbolt import BboltReader
@@ -27,7 +27,7 @@ class SnapshotKeyValue:
     """One ``mvccpb.KeyValue`` from a snapshot (same fields as the etcd adapter's)."""
 
     key: bytes
-    value: bytes
+    value: bytes = field(repr=False)
     create_revision: int
     mod_revision: int
     version: int

@@ -10,6 +10,8 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import logging
+import os
+import platform
 import sys
 from typing import Any
 
@@ -77,10 +79,16 @@ def cli(ctx: click.Context, verbose: int) -> None:
     # response holds a DEK seed): never below INFO, whatever -v says
     for noisy in ("botocore", "boto3", "s3transfer", "urllib3", "hvac", "kubernetes"):
         logging.getLogger(noisy).setLevel(max(level, logging.INFO))
+    logging.getLogger("secretkit").debug(
+        "secretkit %s on Python %s", __version__, platform.python_version()
+    )
 
 
 def main(argv: list[str] | None = None) -> Any:
     """Entry point: run the CLI and map every error to a message and an exit code."""
+    # gRPC's C core logs TLS handshake failures itself (I1123 ... lines) before we can
+    # explain them; it reads this before grpc is first imported (commands import lazily)
+    os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     verbose = sum(a.count("v") for a in (argv or sys.argv[1:]) if a.startswith("-v")) + sum(
         1 for a in (argv or sys.argv[1:]) if a == "--verbose"
     )

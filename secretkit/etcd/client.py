@@ -251,6 +251,18 @@ class EtcdClient:
         )
         return resp
 
+    def range_raw(
+        self, request: rpc_pb2.RangeRequest, operation: str = "range"
+    ) -> rpc_pb2.RangeResponse:
+        """One Range RPC, with failover and error mapping; for callers that page themselves.
+
+        etcd 3.5 counts the rest of the range on every paged request, so a long scan
+        paged by ``limit`` alone costs O(n²); the audit's reader instead finds page
+        boundaries with a keys-only pass and reads bounded ranges through this call.
+        The response holds raw ``mvccpb.KeyValue`` messages (no copies).
+        """
+        return self._range(request, operation)
+
     def get(self, key: bytes, *, revision: int | None = None) -> KeyValue | None:
         """The key as of ``revision`` (default: now), or None when it did not exist then."""
         resp = self._range(rpc_pb2.RangeRequest(key=key, revision=revision or 0), "get")
