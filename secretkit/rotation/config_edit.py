@@ -153,6 +153,22 @@ def remove_keys(
     return new
 
 
+def covered_resources(doc: Document, resources: Sequence[str]) -> list[str]:
+    """Every resource named by the rules an edit for ``resources`` would change."""
+    names: list[str] = []
+    for _, rule in _rules_for(doc, resources):
+        names += [r for r in rule.get("resources") or [] if r not in names]
+    return names
+
+
+def has_provider(doc: Document, resources: Sequence[str], ptype: str) -> bool:
+    """True when every rule covering ``resources`` already has a ``ptype`` provider."""
+    return all(
+        any(_provider_type(p) == ptype for p in rule.get("providers") or [])
+        for _, rule in _rules_for(doc, resources)
+    )
+
+
 def insert_provider(
     doc: Document, resources: Sequence[str], provider: dict[str, Any], *, position: int
 ) -> Document:
@@ -168,7 +184,9 @@ def insert_provider(
                     f"kms provider {name!r} already present", where=f"resources[{index}]"
                 )
         elif any(_provider_type(p) == ptype for p in providers):
-            raise ConfigError(f"a {ptype} provider is already present", where=f"resources[{index}]")
+            raise ConfigError(
+                f"the rule already has an {ptype!r} provider", where=f"resources[{index}]"
+            )
         providers.insert(min(position, len(providers)), copy.deepcopy(provider))
     return new
 

@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from secretkit.errors import SafetyError, UsageError
-from secretkit.rotation import gates
+from secretkit.rotation import config_edit, gates
 from secretkit.rotation.files import atomic_write, backup, file_hash, redacted_diff
 from secretkit.rotation.plans import Plan
 from secretkit.rotation.state import RotationState, load_state, save_state
@@ -175,7 +175,14 @@ class StageEngine:
         raws, doc = load_identical_configs(self.options.configs)
         state = self.plan.start(doc, resources, key_name)
         state.configs = [str(p) for p in self.options.configs]
-        return self._write_stage("prepare", state, self.plan.prepare(doc, state), raws)
+        report = self._write_stage("prepare", state, self.plan.prepare(doc, state), raws)
+        others = [r for r in config_edit.covered_resources(doc, resources) if r not in resources]
+        if others:
+            report.messages.append(
+                f"the rule for {', '.join(resources)} also covers {', '.join(others)}: "
+                "they follow the same procedure (split the rule first to treat them apart)"
+            )
+        return report
 
     def promote(self) -> StageReport:
         """Stage 2: the new key/provider becomes the writer."""

@@ -145,7 +145,13 @@ class DisableEncryption:
         return RotationState(kind=self.kind, resources=list(resources), provider_type=current)
 
     def prepare(self, doc: Document, state: RotationState) -> Document:
-        """Add identity as a read-only fallback (a no-op for reading, kept for symmetry)."""
+        """Add identity as a read-only fallback, unless the rule already has it.
+
+        Identity reads anything without a ``k8s:enc:`` prefix, so it must be in the
+        chain before any apiserver writes plaintext; most configs already end with it.
+        """
+        if config_edit.has_provider(doc, state.resources, "identity"):
+            return doc
         return config_edit.insert_provider(doc, state.resources, {"identity": {}}, position=1)
 
     def promote(self, doc: Document, state: RotationState) -> Document:

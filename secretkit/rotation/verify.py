@@ -44,8 +44,11 @@ def load_identical_configs(paths: Sequence[Path]) -> tuple[dict[str, bytes], Any
             mark = getattr(exc, "problem_mark", None)
             problem = getattr(exc, "problem", None) or type(exc).__name__
             at = f"{name}:{mark.line + 1}:{mark.column + 1}" if mark is not None else name
-            raise UsageError(f"not valid YAML: {problem}", where=at,
-                             hint="`secretkit config validate FILE` explains it") from None
+            raise UsageError(
+                f"not valid YAML: {problem}",
+                where=at,
+                hint="`secretkit config validate FILE` explains it",
+            ) from None
     first_name, first = next(iter(docs.items()))
     differing = [n for n, d in docs.items() if d != first]
     if differing:
@@ -107,8 +110,9 @@ class MetricsEndpoint:
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     """Fail on a redirect: urllib would replay the Authorization header to the new URL."""
 
-    def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str,
-                         headers: Any, newurl: str) -> None:
+    def redirect_request(
+        self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any, newurl: str
+    ) -> None:
         return None
 
 
