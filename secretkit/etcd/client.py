@@ -12,7 +12,7 @@ import logging
 import os
 import secrets
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -358,6 +358,26 @@ class EtcdClient:
         Returns False (and writes nothing) when the key changed in between.
         """
         return self.put_if(key, value, mod_revision=mod_revision) > 0
+
+    def compare_and_swap_many(self, items: Sequence[tuple[bytes, bytes, int]]) -> bool:
+        """Write every ``(key, value, mod_revision)`` in one transaction, or none of them.
+
+        One raft round trip instead of one per key (etcd allows ``--max-txn-ops``,
+        default 128, per transaction). False when any key changed: nothing was written
+        and the caller retries key by key, so a concurrent writer still wins.
+        """
+        if not items:
+            return True
+        if any(mod_revision < 0 for _, _, mod_revision in items):
+            raise ValueError("mod_revision must be >= 0")
+        request = rpc_pb2.TxnRequest(
+            compare=[self._guard(key, mod_revision) for key, _, mod_revision in items],
+            success=[
+                rpc_pb2.RequestOp(request_put=rpc_pb2.PutRequest(key=key, value=value))
+                for key, value, _ in items
+            ],
+        )
+        return bool(self._txn(request, "compare-and-swap (batch)").succeeded)
 
     def put_if(self, key: bytes, value: bytes, *, mod_revision: int) -> int:
         """Like :meth:`compare_and_swap`, but return the write's revision (0: not written).

@@ -150,6 +150,9 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # the stdlib default backlog of 5 resets connections when many clients connect at
+    # once (reencrypt --concurrency 32, kubectl in parallel)
+    request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], app: ApiApp) -> None:
         self.app = app
