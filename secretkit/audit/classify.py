@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from secretkit.audit.keys import OTHER_RESOURCE, KeyParts, KeySplitter, resource_matches
-from secretkit.audit.model import FindingKind, ObjectRecord
+from secretkit.audit.model import FindingKind, ObjectRecord, SummaryKey
 from secretkit.encryption_config import providers_for
 from secretkit.encryption_config.model import (
     EncryptionConfig,
@@ -83,6 +83,7 @@ class _Scope:
     in_scope: bool
     protected: bool
     providers: tuple[Provider, ...]
+    identity_row: SummaryKey
 
 
 @dataclass
@@ -102,6 +103,61 @@ class Classifier:
     )
     _scope_cache: dict[tuple[str, str], _Scope] = field(default_factory=dict, repr=False)
     _splitter: KeySplitter | None = field(default=None, repr=False)
+    _head_scopes: dict[bytes, _Scope] = field(default_factory=dict, repr=False)
+    _local_rows: dict[tuple[str, bytes], SummaryKey] = field(default_factory=dict, repr=False)
+    _root: bytes | None = field(default=None, repr=False)
+
+    @property
+    def has_quick_path(self) -> bool:
+        """True when :meth:`quick` applies: no config to judge against, no decryption."""
+        return self.policy.config is None and self.transformers is None
+
+    def scope_of(self, key: bytes) -> _Scope:
+        """The scope of ``key``'s resource, cached by the key's first segment (bytes)."""
+        root = self._root
+        if root is None:
+            root = self._root = (self.splitter.base + "/").encode()
+        head = b""
+        if key.startswith(root):
+            slash = key.find(b"/", len(root))
+            head = key[:slash] if slash >= 0 else key
+            scope = self._head_scopes.get(head)
+            if scope is not None:
+                return scope
+        found = self.splitter.resource(key.decode("utf-8", "replace"))
+        resource, group = found if found is not None else (OTHER_RESOURCE, "")
+        scope = self._scope(resource, group)
+        first = head[len(root) :]
+        # a group ("apps") or services/<kind> needs the second segment too: not cached
+        if head and b"." not in first and first != b"services" and len(self._head_scopes) < 4096:
+            self._head_scopes[head] = scope
+        return scope
+
+    def quick(self, scope: _Scope, value: bytes) -> SummaryKey | None:
+        """The summary row of an in-scope value without findings, or None for the full path.
+
+        Only valid when :attr:`has_quick_path`. Gives exactly the row
+        :meth:`classify_in_scope` would give (plaintext of an unprotected resource,
+        a local-key prefix with a key name); anything that may have a finding, and
+        every kms value, goes the full way.
+        """
+        if value.startswith(PROTOBUF_MAGIC) or value.startswith(b"{"):
+            return None if scope.protected else scope.identity_row
+        for base, provider, _text in _LOCAL_PREFIXES:
+            if value.startswith(base):
+                start = len(base)
+                end = value.find(b":", start, start + 512)
+                if end <= start:
+                    return None
+                memo = (scope.qualified, value[:end])
+                row = self._local_rows.get(memo)
+                if row is None:
+                    name = value[start:end].decode("ascii", "replace")
+                    row = SummaryKey(scope.qualified, provider.value, name)
+                    if len(self._local_rows) < 4096:
+                        self._local_rows[memo] = row
+                return row
+        return None
 
     def _scope(self, resource: str, group: str) -> _Scope:
         """Scope facts of one resource, computed once: the policy walks the config."""
@@ -113,6 +169,7 @@ class Classifier:
                 in_scope=self.policy.in_scope(parts),
                 protected=self.policy.protected(parts),
                 providers=self._providers(parts),
+                identity_row=SummaryKey(parts.qualified_resource, _IDENTITY.value, "-"),
             )
             self._scope_cache[(resource, group)] = scope
         return scope
@@ -140,12 +197,10 @@ class Classifier:
         The scan's hot path: namespace and name are only split out for objects with
         findings (the only ones ever listed).
         """
-        key_text = key.decode("utf-8", "replace")
-        head = self.splitter.resource(key_text)
-        resource, group = head if head is not None else (OTHER_RESOURCE, "")
-        scope = self._scope(resource, group)
+        scope = self.scope_of(key)
         if not scope.in_scope:
             return None
+        key_text = key.decode("utf-8", "replace")
         return self._classify(key_text, value, mod_revision, scope, None, historical)
 
     def classify(

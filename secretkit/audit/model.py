@@ -158,6 +158,16 @@ class AuditReport:
             else:
                 self.dropped_offending += 1
 
+    def add_clean(self, row_key: SummaryKey, objects: int, size: int) -> None:
+        """Count ``objects`` live objects without findings (``size`` bytes) in one row."""
+        self.total_objects += objects
+        self.total_bytes += size
+        row = self.rows.get(row_key)
+        if row is None:
+            row = self.rows[row_key] = SummaryRow()
+        row.objects += objects
+        row.bytes += size
+
     def extend(self, records: Iterable[ObjectRecord]) -> None:
         """Add every record of ``records``."""
         for record in records:

@@ -3,17 +3,19 @@
 etcd 3.5 answers a ``Range`` with ``limit`` by walking *every* key from the page start
 to ``range_end`` to fill in ``count``. Paging 200,000 keys 1,000 at a time therefore
 visits ~20 million index entries (measured: the first page costs 20x the last; see
-docs/benchmarks/audit.md). This reader avoids that in two passes at one pinned
-revision:
+docs/benchmarks/audit.md). A keys-only pass to find page boundaries avoids the walk
+but costs nearly a full read, because etcd 3.5 reads every value from bbolt even for
+``keys_only``.
 
-1. a keys-only pass in large pages finds every ``page_size``-th key (a boundary);
-2. values are read as bounded ranges ``[boundary_i, boundary_i+1)`` as soon as both
-   ends are known, so each request walks only its own ``page_size`` keys and memory
-   holds one keys-only page plus one value page.
-
-Both passes read the same revision, so they see the same keys. Pass 2 needs a range
-with an explicit end, which :meth:`EtcdClient.range_pages` does not offer yet; it uses
-the client's request method and falls back to ``range_pages`` when that is absent.
+This reader needs neither: each request asks for ``[start, end)`` with ``limit``,
+where ``end`` is a *guess* that should hold about ``page_size`` keys. Keys are
+treated as big-endian numbers of a fixed width, and the guess is ``start + step``;
+the ``count`` etcd returns for the request says how many keys the guessed range
+held, so ``step`` is rescaled after every page to aim at ``page_size`` keys. The
+guess only affects speed, never the result: each range is read to its end (or, when
+it holds more than ``limit`` keys, up to the last key returned, and the next request
+starts right after it), so consecutive requests cover the prefix without gaps or
+overlap, in key order, all at the one pinned revision.
 """
 
 from __future__ import annotations
@@ -25,40 +27,75 @@ from secretkit._proto.etcd import rpc_pb2
 from secretkit.etcd.errors import EtcdResponseTooLargeError
 from secretkit.etcd.keys import prefix_range_end
 
-#: keys per page of the keys-only boundary pass (keys are small: ~1 MB per page)
-BOUNDARY_PAGE = 20_000
-
 RangeCall = Callable[[rpc_pb2.RangeRequest, str], Any]
 
+#: key width (bytes) of the numeric view of keys; widened when a longer key shows up
+_MIN_WIDTH = 128
+#: how much one page may grow the step when a guessed range held few keys
+_MAX_GROWTH = 16
+#: growth after an empty guess: one byte's worth, so sparse key spaces are crossed fast
+_EMPTY_GROWTH = 4294967296
 
-def _bounded(
-    call: RangeCall,
-    low: bytes,
-    high: bytes,
-    revision: int,
-    page_size: int,
-    *,
-    keys_only: bool = False,
-) -> Iterator[Sequence[Any]]:
-    """Pages of ``[low, high)``; halves the page when a response is too large."""
-    key = low
-    limit = page_size
+
+class _Stepper:
+    """Guesses range ends that hold about ``target`` keys (see the module docstring)."""
+
+    def __init__(self, target: int) -> None:
+        self.target = target
+        self.width = _MIN_WIDTH
+        self.step = 0  # 0: no estimate yet (the first request reads to the real end)
+
+    def _number(self, key: bytes) -> int:
+        if len(key) > self.width:
+            # rescale the step to the wider view so the estimate carries over
+            extra = len(key) + 16 - self.width
+            self.step <<= 8 * extra
+            self.width += extra
+        return int.from_bytes(key.ljust(self.width, b"\x00"), "big")
+
+    def end_after(self, start: bytes, end: bytes) -> bytes:
+        """A range end strictly after ``start``, at most ``end``."""
+        if self.step <= 0:
+            return end
+        guess = self._number(start) + self.step
+        if guess >= 1 << (8 * self.width):
+            return end
+        # padding ``start`` with zero bytes keeps it <= its numeric view, so guess > start
+        candidate = guess.to_bytes(self.width, "big").rstrip(b"\x00")
+        return candidate if candidate < end else end
+
+    def learn(self, start: bytes, stop: bytes, count: int, keys: Sequence[Any]) -> None:
+        """Rescale the step after ``[start, stop)`` held ``count`` keys, ``keys`` read.
+
+        A page cut short by ``limit`` measures the local key density directly (keys
+        cluster: a namespace's names differ only in their last bytes, so the density
+        of a whole guessed range says little about the next page); an empty or
+        short range widens the step.
+        """
+        if len(keys) > 1 and (self.step <= 0 or count > len(keys)):
+            span = self._number(keys[-1].key) - self._number(keys[0].key)
+            self.step = max(1, span * self.target // (len(keys) - 1))
+        elif self.step <= 0:
+            return
+        elif count == 0:
+            self.step *= _EMPTY_GROWTH
+        else:
+            span = self._number(stop) - self._number(start)
+            self.step = max(1, min(span * self.target // count, self.step * _MAX_GROWTH))
+
+
+def _read(
+    call: RangeCall, start: bytes, end: bytes, revision: int, limit: int
+) -> tuple[Any, int]:
+    """One Range of ``[start, end)``; halves ``limit`` while the answer is too large."""
     while True:
-        request = rpc_pb2.RangeRequest(
-            key=key, range_end=high, limit=limit, revision=revision, keys_only=keys_only
-        )
+        request = rpc_pb2.RangeRequest(key=start, range_end=end, limit=limit, revision=revision)
         try:
-            response = call(request, "range")
+            return call(request, "range"), limit
         except EtcdResponseTooLargeError:
             if limit == 1:
                 raise
             limit = max(1, limit // 2)
-            continue
-        if response.kvs:
-            yield response.kvs
-        if not response.more or not response.kvs:
-            return
-        key = response.kvs[-1].key + b"\x00"
 
 
 def linear_pages(
@@ -67,24 +104,27 @@ def linear_pages(
     """Every key/value under ``prefix`` at ``revision``, in key order, page by page.
 
     Items have ``key``, ``value``, ``create_revision``, ``mod_revision`` and
-    ``version`` (etcd ``mvccpb.KeyValue`` messages on the fast path). The keys-only
-    pass is interleaved with the value reads, so values start flowing after the first
-    keys-only page instead of after the whole pass.
+    ``version`` (etcd ``mvccpb.KeyValue`` messages on the fast path); no page holds
+    more than ``page_size`` items.
     """
     call: RangeCall | None = getattr(client, "range_raw", None)
     if call is None:
         yield from client.range_pages(prefix, revision=revision, page_size=page_size)
         return
     end = prefix_range_end(prefix)
-    low: bytes | None = None  # start of the value range not read yet
-    seen = 0
-    keys = _bounded(call, prefix, end, revision, max(BOUNDARY_PAGE, page_size), keys_only=True)
-    for page in keys:
-        for kv in page:
-            if seen % page_size == 0:
-                if low is not None:
-                    yield from _bounded(call, low, kv.key, revision, page_size)
-                low = kv.key
-            seen += 1
-    if low is not None:
-        yield from _bounded(call, low, end, revision, page_size)
+    stepper = _Stepper(page_size)
+    start = prefix
+    limit = page_size
+    while True:
+        stop = stepper.end_after(start, end)
+        response, limit = _read(call, start, stop, revision, limit)
+        kvs = response.kvs
+        if kvs:
+            yield kvs
+        stepper.learn(start, stop, int(response.count), kvs)
+        if response.more and kvs:
+            start = kvs[-1].key + b"\x00"
+        elif stop == end:
+            return
+        else:
+            start = stop

@@ -18,7 +18,7 @@ from typing import Protocol, TypeVar
 
 from secretkit.audit.classify import Classifier
 from secretkit.audit.keys import normalize_prefix, range_prefix_for
-from secretkit.audit.model import AuditReport
+from secretkit.audit.model import AuditReport, SummaryKey
 from secretkit.audit.reader import linear_pages
 from secretkit.audit.snapshot import EtcdSnapshot
 from secretkit.etcd.errors import EtcdCompactedError
@@ -87,17 +87,50 @@ def classify_stream(
     report: AuditReport,
     progress: Progress | None = None,
 ) -> None:
-    """Classify ``(kv, historical)`` pairs into ``report`` (the shared core of every source)."""
+    """Classify ``(kv, historical)`` pairs into ``report`` (the shared core of every source).
+
+    Without a config or decryption, values that cannot have a finding (unprotected
+    plaintext, local-key prefixes) are only counted per summary row, in local
+    counters merged into the report at the end; everything else becomes an
+    :class:`ObjectRecord`. The report is the same either way.
+    """
     seen = 0
     classify = classifier.classify_in_scope
     add = report.add
-    for kv, historical in items:
-        seen += 1
-        if progress is not None and seen % 5000 == 0:
-            progress(seen)
-        record = classify(kv.key, kv.value, kv.mod_revision, historical=historical)
-        if record is not None:
-            add(record)
+    quick = classifier.quick if classifier.has_quick_path else None
+    scope_of = classifier.scope_of
+    clean: dict[SummaryKey, list[int]] = {}
+    clean_historical = 0
+    try:
+        for kv, historical in items:
+            seen += 1
+            if progress is not None and seen % 5000 == 0:
+                progress(seen)
+            key = kv.key
+            value = kv.value
+            if quick is not None:
+                scope = scope_of(key)
+                if not scope.in_scope:
+                    continue
+                row = quick(scope, value)
+                if row is not None:
+                    if historical:
+                        clean_historical += 1
+                        continue
+                    counts = clean.get(row)
+                    if counts is None:
+                        clean[row] = [1, len(value)]
+                    else:
+                        counts[0] += 1
+                        counts[1] += len(value)
+                    continue
+            record = classify(key, value, kv.mod_revision, historical=historical)
+            if record is not None:
+                add(record)
+    finally:
+        for row, (objects, size) in clean.items():
+            report.add_clean(row, objects, size)
+        report.historical_values += clean_historical
     if progress is not None:
         progress(seen)
 
