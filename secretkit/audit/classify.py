@@ -138,8 +138,8 @@ class Classifier:
 
         Only valid when :attr:`has_quick_path`. Gives exactly the row
         :meth:`classify_in_scope` would give (plaintext of an unprotected resource,
-        a local-key prefix with a key name); anything that may have a finding, and
-        every kms value, goes the full way.
+        a local-key prefix with a key name, a kms value whose header parses); anything
+        that may have a finding goes the full way.
         """
         if value.startswith(PROTOBUF_MAGIC) or value.startswith(b"{"):
             return None if scope.protected else scope.identity_row
@@ -157,7 +157,25 @@ class Classifier:
                     if len(self._local_rows) < 4096:
                         self._local_rows[memo] = row
                 return row
+        # kms values: the validated header decode is the cost, the record is skipped
+        stored = classify_value(value)
+        provider = stored.provider
+        if provider is _KMS_V2 and stored.kms_v2 is not None:
+            label = f"{stored.name}/{stored.kms_v2.key_id or '?'}"
+            return SummaryKey(scope.qualified, _KMS_V2.value, label)
+        if provider is _KMS_V1:
+            return SummaryKey(scope.qualified, _KMS_V1.value, stored.name or "-")
         return None
+
+    def classify_scoped(
+        self, scope: _Scope, key: bytes, value: bytes, mod_revision: int, historical: bool
+    ) -> ObjectRecord | None:
+        """:meth:`classify_in_scope` for a key whose :meth:`scope_of` is already known."""
+        if not scope.in_scope:
+            return None
+        return self._classify(
+            key.decode("utf-8", "replace"), value, mod_revision, scope, None, historical
+        )
 
     def _scope(self, resource: str, group: str) -> _Scope:
         """Scope facts of one resource, computed once: the policy walks the config."""
@@ -351,6 +369,8 @@ _KMS = (ValueProvider.KMS_V1, ValueProvider.KMS_V2)
 # enum member lookups are descriptor calls; the hot path uses plain module constants
 _IDENTITY = ValueProvider.IDENTITY
 _UNKNOWN = ValueProvider.UNKNOWN
+_KMS_V1 = ValueProvider.KMS_V1
+_KMS_V2 = ValueProvider.KMS_V2
 _LOCAL_PREFIXES = tuple(
     (base, provider, base.decode("ascii"))
     for provider, base in (

@@ -84,9 +84,7 @@ class _Stepper:
             self.step = max(1, min(span * self.target // count, self.step * _MAX_GROWTH))
 
 
-def _read(
-    call: RangeCall, start: bytes, end: bytes, revision: int, limit: int
-) -> tuple[Any, int]:
+def _read(call: RangeCall, start: bytes, end: bytes, revision: int, limit: int) -> tuple[Any, int]:
     """One Range of ``[start, end)``; halves ``limit`` while the answer is too large."""
     while True:
         request = rpc_pb2.RangeRequest(key=start, range_end=end, limit=limit, revision=revision)

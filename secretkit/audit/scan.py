@@ -99,6 +99,7 @@ def classify_stream(
     add = report.add
     quick = classifier.quick if classifier.has_quick_path else None
     scope_of = classifier.scope_of
+    classify_scoped = classifier.classify_scoped
     clean: dict[SummaryKey, list[int]] = {}
     clean_historical = 0
     try:
@@ -124,7 +125,9 @@ def classify_stream(
                         counts[0] += 1
                         counts[1] += len(value)
                     continue
-            record = classify(key, value, kv.mod_revision, historical=historical)
+                record = classify_scoped(scope, key, value, kv.mod_revision, historical)
+            else:
+                record = classify(key, value, kv.mod_revision, historical=historical)
             if record is not None:
                 add(record)
     finally:
