@@ -10,6 +10,7 @@ creation or the compaction point).
 from __future__ import annotations
 
 import queue
+import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -162,6 +163,9 @@ def _walk_history(
 
 _DONE = object()
 
+#: GIL switch interval while the prefetch thread runs (seconds; Python's default: 0.005)
+SWITCH_INTERVAL = 0.0002
+
 
 def prefetch(pages: Iterator[T], depth: int = 2) -> Iterator[T]:
     """Fetch the next pages in a thread while the caller classifies the current one.
@@ -188,6 +192,10 @@ def prefetch(pages: Iterator[T], depth: int = 2) -> Iterator[T]:
             slots.put(exc)
 
     worker = threading.Thread(target=produce, name="audit-prefetch", daemon=True)
+    # the reader thread wants the GIL back each time a Range answer arrives; at the
+    # default 5 ms switch interval the classifying thread holds it that long per page
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(min(interval, SWITCH_INTERVAL))
     worker.start()
     try:
         while True:
@@ -200,6 +208,7 @@ def prefetch(pages: Iterator[T], depth: int = 2) -> Iterator[T]:
     finally:
         stop.set()
         worker.join(timeout=5)
+        sys.setswitchinterval(interval)
 
 
 def _etcd_items(
