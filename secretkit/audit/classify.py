@@ -79,6 +79,8 @@ class ScopePolicy:
 class _Scope:
     """What the classifier needs to know about one resource (cached per resource)."""
 
+    resource: str
+    group: str
     qualified: str
     in_scope: bool
     protected: bool
@@ -168,13 +170,20 @@ class Classifier:
         return None
 
     def classify_scoped(
-        self, scope: _Scope, key: bytes, value: bytes, mod_revision: int, historical: bool
+        self,
+        scope: _Scope,
+        key: bytes,
+        value: bytes,
+        mod_revision: int,
+        historical: bool,
+        *,
+        names: bool = True,
     ) -> ObjectRecord | None:
         """:meth:`classify_in_scope` for a key whose :meth:`scope_of` is already known."""
         if not scope.in_scope:
             return None
         return self._classify(
-            key.decode("utf-8", "replace"), value, mod_revision, scope, None, historical
+            key.decode("utf-8", "replace"), value, mod_revision, scope, None, historical, names
         )
 
     def _scope(self, resource: str, group: str) -> _Scope:
@@ -183,6 +192,8 @@ class Classifier:
         if scope is None:
             parts = KeyParts(resource, group, None, "")
             scope = _Scope(
+                resource=resource,
+                group=group,
                 qualified=parts.qualified_resource,
                 in_scope=self.policy.in_scope(parts),
                 protected=self.policy.protected(parts),
@@ -208,18 +219,25 @@ class Classifier:
         return self.splitter.split(key)
 
     def classify_in_scope(
-        self, key: bytes, value: bytes, mod_revision: int, *, historical: bool = False
+        self,
+        key: bytes,
+        value: bytes,
+        mod_revision: int,
+        *,
+        historical: bool = False,
+        names: bool = True,
     ) -> ObjectRecord | None:
         """Classify one value, or return None when its resource is out of scope.
 
         The scan's hot path: namespace and name are only split out for objects with
-        findings (the only ones ever listed).
+        findings (the only ones ever listed), and not at all with ``names=False``
+        (for a report whose list of offending objects is already full).
         """
         scope = self.scope_of(key)
         if not scope.in_scope:
             return None
         key_text = key.decode("utf-8", "replace")
-        return self._classify(key_text, value, mod_revision, scope, None, historical)
+        return self._classify(key_text, value, mod_revision, scope, None, historical, names)
 
     def classify(
         self,
@@ -245,6 +263,7 @@ class Classifier:
         scope: _Scope,
         parts: KeyParts | None,
         historical: bool,
+        names: bool = True,
     ) -> ObjectRecord:
         stored = _classify_fast(value)
         provider = stored.provider
@@ -261,12 +280,10 @@ class Classifier:
         if self.policy.config is not None and provider is not _UNKNOWN:
             self._judge(stored, value, key_name, providers, findings, reasons)
         if self.transformers is not None and FindingKind.UNDECRYPTABLE not in findings:
-            if parts is None:
-                parts = self.parts(key_text)
-            self._decrypt_check(key_text, value, parts, findings, reasons)
+            self._decrypt_check(key_text, value, scope, findings, reasons)
         namespace: str | None = None
         name = ""
-        if findings:
+        if findings and names:
             if parts is None:
                 parts = self.parts(key_text)
             namespace, name = parts.namespace, parts.name
@@ -342,14 +359,14 @@ class Classifier:
         self,
         key: str,
         value: bytes,
-        parts: KeyParts,
+        scope: _Scope,
         findings: list[FindingKind],
         reasons: list[str],
     ) -> None:
         """Decrypt through the transformer chain; keep only the verdict."""
         assert self.transformers is not None
         try:
-            result = self.transformers.for_resource(parts.resource, parts.group).read(value, key)
+            result = self.transformers.for_resource(scope.resource, scope.group).read(value, key)
         except SecretkitError as exc:
             # transformer errors name providers and keys, never plaintext or key material
             # findings and reasons are appended in pairs; an unreadable value is not

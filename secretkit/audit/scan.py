@@ -102,6 +102,13 @@ def classify_stream(
     scope_of = classifier.scope_of
     classify_scoped = classifier.classify_scoped
     clean: dict[SummaryKey, list[int]] = {}
+    offending = report.offending
+    limit = report.findings_limit
+
+    def room() -> bool:
+        # names are only split out while the report still keeps offending objects
+        return len(offending) < limit
+
     clean_historical = 0
     try:
         for kv, historical in items:
@@ -126,9 +133,11 @@ def classify_stream(
                         counts[0] += 1
                         counts[1] += len(value)
                     continue
-                record = classify_scoped(scope, key, value, kv.mod_revision, historical)
+                record = classify_scoped(
+                    scope, key, value, kv.mod_revision, historical, names=room()
+                )
             else:
-                record = classify(key, value, kv.mod_revision, historical=historical)
+                record = classify(key, value, kv.mod_revision, historical=historical, names=room())
             if record is not None:
                 add(record)
     finally:

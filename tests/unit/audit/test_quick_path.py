@@ -15,7 +15,7 @@ from secretkit.audit.classify import Classifier, ScopePolicy
 from secretkit.audit.model import AuditReport
 from secretkit.audit.scan import classify_stream
 from secretkit.formats import encode_kmsv1
-from tests.unit.audit.helpers import VECTORS, stored
+from tests.unit.audit.helpers import VECTORS, classifier, config, stored
 
 KEYS = [
     b"/registry/secrets/ns1/a",
@@ -108,3 +108,22 @@ def test_quick_row_matches_each_vector_record() -> None:
             record.key_label,
         )
     assert seen_rows > 0
+
+
+@pytest.mark.parametrize("decrypt", [False, True])
+def test_config_scan_report_equals_record_by_record(decrypt: bool) -> None:
+    # names are split out only while the offending list has room: same report anyway
+    items = _items()
+    expected = AuditReport(source="t", prefix="/registry", findings_limit=20)
+    full = classifier(config(), decrypt=decrypt)
+    for kv, historical in items:
+        record = full.classify_in_scope(kv.key, kv.value, kv.mod_revision, historical=historical)
+        if record is not None:
+            expected.add(record)
+    got = AuditReport(source="t", prefix="/registry", findings_limit=20)
+    scanner = classifier(config(), decrypt=decrypt)
+    assert not scanner.has_quick_path
+    classify_stream(scanner, iter(items), got)
+    assert _shape(got) == _shape(expected)
+    assert expected.dropped_offending > 0
+    assert all(r.name for r in got.offending if r.key.startswith("/registry/secrets/ns"))
