@@ -10,16 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from secretkit.encryption_config import resource_for_etcd_key
+from secretkit.encryption_config import etcd_prefixes_for, resource_for_etcd_key
 from secretkit.errors import SecretkitError
-
-#: core resources whose storage path differs from their name
-_SPECIAL_PATHS = {
-    "services": "services/specs",
-    "endpoints": "services/endpoints",
-    "nodes": "minions",
-    "replicationcontrollers": "controllers",
-}
 
 #: resources stored at ``<prefix>/<resource>/<name>`` (no namespace)
 _CLUSTER_SCOPED = frozenset(
@@ -148,11 +140,10 @@ def resource_matches(parts: KeyParts, wanted: str) -> bool:
 def range_prefix_for(resource: str, prefix: str = "/registry") -> str | None:
     """The etcd key prefix holding every object of ``resource``, or None if unsure.
 
-    Only core resources with a well-known path get a narrow range; anything else is
-    found by scanning the whole prefix and filtering.
+    Resources with one known path (core and built-in groups) get a narrow range; a
+    group resource that could live under two layouts is found by scanning the whole
+    prefix and filtering.
     """
-    base = normalize_prefix(prefix)
-    if "." in resource:
-        return None
-    special = _SPECIAL_PATHS.get(resource)
-    return f"{base}/{special or resource}/"
+    name, _, group = resource.partition(".")
+    candidates = etcd_prefixes_for(name, group, prefix)
+    return candidates[0] if len(candidates) == 1 else None

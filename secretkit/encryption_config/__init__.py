@@ -8,7 +8,11 @@ from secretkit.encryption_config.load import (
     parse_duration,
     parse_encryption_config,
 )
-from secretkit.encryption_config.match import providers_for, resource_for_etcd_key
+from secretkit.encryption_config.match import (
+    etcd_prefixes_for,
+    providers_for,
+    resource_for_etcd_key,
+)
 from secretkit.encryption_config.model import (
     ConfigProblem,
     EncryptionConfig,
@@ -34,6 +38,7 @@ __all__ = [
     "ProviderType",
     "ResourceRule",
     "check_encryption_config",
+    "etcd_prefixes_for",
     "load_encryption_config",
     "load_encryption_config_file",
     "parse_duration",

@@ -115,3 +115,33 @@ def resource_for_etcd_key(etcd_key: str, prefix: str = "/registry") -> tuple[str
     if "." in first and len(parts) > 1 and parts[1]:
         return parts[1], first
     return first, ""
+
+
+#: (resource, group) -> etcd path segment: the inverse of _BUILTIN_SEGMENTS, plus the
+#: two resources that share the ``services`` segment
+_SEGMENT_OF: dict[tuple[str, str], str] = {
+    **{rg: segment for segment, rg in _BUILTIN_SEGMENTS.items()},
+    ("services", ""): "services/specs",
+    ("endpoints", ""): "services/endpoints",
+}
+
+
+def etcd_prefixes_for(resource: str, group: str = "", prefix: str = "/registry") -> list[str]:
+    """Key prefixes (ending in ``/``) that can hold objects of ``resource`` in ``group``.
+
+    The inverse of :func:`resource_for_etcd_key`. Built-in resources of every group
+    are stored without a group segment (``roles.rbac.authorization.k8s.io`` lives
+    under ``<prefix>/roles/``); CRDs and aggregated APIs under ``<prefix>/<group>/``.
+    For a group resource we do not know, both layouts are returned: a safety check
+    that scanned only one could miss objects, and an empty range is cheap to read.
+    A wildcard (``*``) resource or group returns the whole ``prefix``.
+    """
+    base = "/" + prefix.strip("/") if prefix.strip("/") else ""
+    if "*" in (resource, group):
+        return [base + "/"]
+    segment = _SEGMENT_OF.get((resource, group))
+    if segment is not None:
+        return [f"{base}/{segment}/"]
+    if not group:
+        return [f"{base}/{resource}/"]
+    return [f"{base}/{resource}/", f"{base}/{group}/{resource}/"]

@@ -2,32 +2,14 @@
 
 from __future__ import annotations
 
+from secretkit.encryption_config import etcd_prefixes_for
 from secretkit.kube.discovery import ApiResource
-
-#: core resources stored under another path than their name
-_SPECIAL: dict[str, str] = {
-    "services": "services/specs",
-    "endpoints": "services/endpoints",
-    "nodes": "minions",
-    "replicationcontrollers": "controllers",
-}
-
-
-def _base(prefix: str) -> str:
-    stripped = prefix.strip("/")
-    return "/" + stripped if stripped else ""
 
 
 def etcd_prefixes(resource: str, group: str, prefix: str = "/registry") -> list[str]:
-    """Candidate key prefixes (ending in ``/``) of one resource.
-
-    Built-in groups store without a group segment, CRDs and aggregated types with
-    one; for a non-core group both are returned (scanning an empty range is cheap).
-    """
-    base = _base(prefix)
-    if not group:
-        return [f"{base}/{_SPECIAL.get(resource, resource)}/"]
-    return [f"{base}/{resource}/", f"{base}/{group}/{resource}/"]
+    """Candidate key prefixes (ending in ``/``) of one resource (see
+    :func:`secretkit.encryption_config.etcd_prefixes_for`)."""
+    return etcd_prefixes_for(resource, group, prefix)
 
 
 def object_of_key(key: str, key_prefix: str, namespaced: bool) -> tuple[str | None, str] | None:

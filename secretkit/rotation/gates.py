@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
+from secretkit.encryption_config import etcd_prefixes_for as config_prefixes
 from secretkit.errors import EtcdError
 from secretkit.formats import classify_value, match_key_name
 from secretkit.formats.model import StoredValue, ValueProvider
@@ -18,26 +19,17 @@ from secretkit.formats.model import StoredValue, ValueProvider
 #: A predicate returns a short reason when a stored value blocks the removal.
 Predicate = Callable[[StoredValue, bytes], str | None]
 
-# Resources the apiserver stores under another name (storage-formats doc §0).
-_STORAGE_NAMES = {
-    "services": "services/specs",
-    "endpoints": "services/endpoints",
-    "nodes": "minions",
-    "replicationcontrollers": "controllers",
-}
-_GROUPLESS = {"", "apps"}
-
-
 def etcd_prefixes_for(resources: Iterable[str], base: str = "/registry") -> list[bytes]:
-    """etcd key prefixes that hold ``resources`` (wildcards scan the whole ``base``)."""
+    """etcd key prefixes that hold ``resources`` (``secrets``, ``roles.rbac...``, ``*.*``).
+
+    Every prefix an object of the resources can live under is returned (see
+    :func:`secretkit.encryption_config.etcd_prefixes_for`): a gate that scanned too
+    little would pass while values still need the key.
+    """
     prefixes: set[str] = set()
     for resource in resources:
-        if "*" in resource:
-            return [base.rstrip("/").encode() + b"/"]
         name, _, group = resource.partition(".")
-        stored = _STORAGE_NAMES.get(name, name) if group == "" else name
-        segment = stored if group in _GROUPLESS else f"{group}/{stored}"
-        prefixes.add(f"{base.rstrip('/')}/{segment}/")
+        prefixes.update(config_prefixes(name, group, base))
     return sorted(p.encode() for p in prefixes)
 
 
