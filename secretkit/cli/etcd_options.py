@@ -20,7 +20,11 @@ _OPTIONS = [
     click.option("--key", type=click.Path(dir_okay=False), help="Client key for etcd."),
     click.option("--user", help="etcd user (user or user:password)."),
     click.option("--password", help="etcd password (prefer $ETCDCTL_PASSWORD)."),
-    click.option("--dial-timeout", type=float, default=None, help="Seconds to wait for etcd."),
+    click.option(
+        "--dial-timeout",
+        default=None,
+        help="How long to wait for etcd: a Go duration (5s, 500ms) or seconds.",
+    ),
 ]
 
 
@@ -34,20 +38,16 @@ def etcd_options(func: F) -> F:
 def etcd_config_from(params: dict[str, Any]) -> Any:
     """Build an :class:`secretkit.etcd.EtcdConfig` from the flags plus ETCDCTL_* env."""
     from secretkit.etcd import EtcdConfig
+    from secretkit.etcd.config import parse_duration, split_user
 
-    overrides: dict[str, Any] = {}
-    if params.get("endpoints"):
-        overrides["endpoints"] = tuple(e.strip() for e in params["endpoints"].split(",") if e)
+    overrides: dict[str, Any] = {"endpoints": params.get("endpoints") or None}
     for name in ("cacert", "cert", "key"):
         if params.get(name):
             overrides[name] = Path(params[name])
     if params.get("user"):
-        user, _, password = params["user"].partition(":")
-        overrides["user"] = user
-        if password:
-            overrides["password"] = password
+        overrides["user"], overrides["password"] = split_user(params["user"])
     if params.get("password"):
         overrides["password"] = params["password"]
     if params.get("dial_timeout"):
-        overrides["timeout"] = params["dial_timeout"]
+        overrides["timeout"] = parse_duration(params["dial_timeout"], where="--dial-timeout")
     return EtcdConfig.from_env(**overrides)

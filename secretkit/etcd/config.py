@@ -48,6 +48,12 @@ def parse_duration(text: str, *, where: str = "duration") -> float:
     return total
 
 
+def split_user(value: str) -> tuple[str, str | None]:
+    """``user`` or ``user:password`` (etcdctl's ``--user`` form) -> (user, password)."""
+    user, sep, password = value.partition(":")
+    return user, (password if sep else None)
+
+
 def _as_endpoints(value: str | Iterable[str]) -> tuple[str, ...]:
     items = value.split(",") if isinstance(value, str) else list(value)
     return tuple(e.strip() for e in items if e and e.strip())
@@ -128,9 +134,9 @@ class EtcdConfig:
             if environ.get(var):
                 values[name] = Path(environ[var])
         if environ.get("ETCDCTL_USER"):
-            user, sep, password = environ["ETCDCTL_USER"].partition(":")
+            user, password = split_user(environ["ETCDCTL_USER"])
             values["user"] = user
-            if sep:
+            if password is not None:
                 values["password"] = password
         if environ.get("ETCDCTL_PASSWORD"):
             values["password"] = environ["ETCDCTL_PASSWORD"]
