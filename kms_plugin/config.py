@@ -287,10 +287,9 @@ def _merge_backend(
     if new_type is not None and base.get("type") not in (None, new_type):
         base = {}  # switching backend type on the command line: the file's fields don't apply
     for key, value in flags.items():
-        if isinstance(value, Mapping) and isinstance(base.get(key), Mapping):
-            base[key] = {**base[key], **value}
-        else:
-            base[key] = value
+        # a section given by a flag (e.g. auth from --vault-token-file) replaces the
+        # file's: merging an approle section with a token file makes neither valid
+        base[key] = value
     if not base.get("type"):
         raise UsageError(
             "no backend configured", where=where,

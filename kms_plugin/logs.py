@@ -12,6 +12,8 @@ import sys
 import time
 from typing import Any
 
+from secretkit.sdk_logging import cap_sdk_loggers
+
 # attributes every LogRecord has; anything else came from ``extra=``
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
     "message", "asctime", "taskName",
@@ -63,6 +65,5 @@ def configure_logging(fmt: str, level: str) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
-    # SDK loggers can print request bodies at debug level (botocore, urllib3, hvac)
-    for noisy in ("botocore", "boto3", "urllib3", "hvac", "s3transfer"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    # SDK loggers print request and response bodies at debug level
+    cap_sdk_loggers(logging.WARNING)

@@ -41,25 +41,19 @@ from secretkit.errors import (
     BackendUnavailable,
     ConfigError,
 )
+from secretkit.sdk_logging import cap_sdk_loggers
 
 log = logging.getLogger(__name__)
 
-#: SDK loggers whose DEBUG records carry request/response bodies (KMS ``Plaintext`` is a
-#: DEK seed) and signed headers (the session token)
-_SDK_LOGGERS = ("botocore", "boto3", "s3transfer")
-
 
 def quiet_sdk_debug_logging() -> None:
-    """Cap the AWS SDK loggers at INFO unless the application set their level itself.
+    """Cap the SDK loggers at INFO unless the application set their level itself.
 
     A ``-vv`` run turns the root logger to DEBUG; botocore then logs every KMS
-    Decrypt response, DEK seed included, and the canonical request with the session
-    token. Secrets never reach a log line, so the SDK's DEBUG output is off by default.
+    Decrypt response, DEK seed included (see :mod:`secretkit.sdk_logging`).
     """
-    for name in _SDK_LOGGERS:
-        logger = logging.getLogger(name)
-        if logger.level == logging.NOTSET:
-            logger.setLevel(logging.INFO)
+    cap_sdk_loggers(logging.INFO, only_unset=True)
+
 
 DEFAULT_CONTEXT = {"purpose": "kubernetes-kms-v2-dek"}
 _MAX_DETAIL = 200

@@ -19,6 +19,7 @@ import click
 
 from secretkit import __version__
 from secretkit.errors import SecretkitError
+from secretkit.sdk_logging import cap_sdk_loggers
 
 #: command name -> "module:attribute" of a click command or group
 COMMANDS: dict[str, str] = {
@@ -77,8 +78,7 @@ def cli(ctx: click.Context, verbose: int) -> None:
     )
     # SDK loggers print request and response bodies at debug level (a KMS Decrypt
     # response holds a DEK seed): never below INFO, whatever -v says
-    for noisy in ("botocore", "boto3", "s3transfer", "urllib3", "hvac", "kubernetes"):
-        logging.getLogger(noisy).setLevel(max(level, logging.INFO))
+    cap_sdk_loggers(max(level, logging.INFO))
     logging.getLogger("secretkit").debug(
         "secretkit %s on Python %s", __version__, platform.python_version()
     )
