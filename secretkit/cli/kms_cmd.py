@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -12,7 +10,7 @@ import click
 
 from secretkit.cli.etcd_options import etcd_config_from, etcd_options
 from secretkit.cli.output import emit_json, output_option
-from secretkit.errors import SafetyError, UsageError
+from secretkit.errors import UsageError
 
 
 def _backend(path: str, provider: str) -> Any:
@@ -72,17 +70,13 @@ def rotate(reencrypt_args: tuple[str, ...], **params: Any) -> None:
     from secretkit.kmsapi import GrpcKMSService
     from secretkit.rotation import gates
     from secretkit.rotation.kms import rotate_kms_key
+    from secretkit.rotation.reencrypt_step import run_reencrypt
 
     resources = [r.strip() for r in params["resources"].split(",") if r.strip()]
     etcd_config = etcd_config_from(params)
 
-    def run_reencrypt() -> None:
-        argv = [sys.executable, "-m", "secretkit.cli.main", "reencrypt", *reencrypt_args]
-        if not any(a.startswith("--resources") for a in reencrypt_args):
-            argv += ["--resources", ",".join(resources)]
-        proc = subprocess.run(argv, check=False, stdout=sys.stderr)  # keep our stdout for -o json
-        if proc.returncode != 0:
-            raise SafetyError(f"re-encryption failed (exit {proc.returncode})")
+    def reencrypt() -> None:
+        run_reencrypt(reencrypt_args, resources, echo=lambda m: click.echo(m, err=True))
 
     backend = _backend(params["backends_file"], params["provider"])
     plugin = GrpcKMSService(params["kms_socket"])
@@ -93,7 +87,7 @@ def rotate(reencrypt_args: tuple[str, ...], **params: Any) -> None:
             plugin=plugin,
             scan_client_factory=lambda: EtcdClient(etcd_config),
             prefixes=gates.etcd_prefixes_for(resources, params["prefix"]),
-            run_reencrypt=run_reencrypt,
+            run_reencrypt=reencrypt,
             plugin_timeout=params["plugin_timeout"],
             refresh_wait=params["refresh_wait"],
             retire_old=params["retire_old"],

@@ -7,7 +7,7 @@ disable`` are three instances of this group with different plans.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -210,17 +210,10 @@ def make_stage_group(
         """Stage 4: remove the old key/provider, refused while etcd holds anything that needs it."""
         from secretkit.etcd import EtcdClient
         from secretkit.rotation import gates
-        from secretkit.rotation.state import default_state_path, load_state
 
-        configs = _config_paths(params["configs"])
-        state_path = (
-            Path(params["state_path"]) if params.get("state_path") else default_state_path(configs)
-        )
-        state = load_state(state_path)
-        resources = state.resources if state else ["secrets"]
         etcd_config = etcd_config_from(params)
 
-        def scan(predicate: gates.Predicate) -> gates.GateResult:
+        def scan(predicate: gates.Predicate, resources: Sequence[str]) -> gates.GateResult:
             with EtcdClient(etcd_config) as client:
                 return gates.scan(
                     client,

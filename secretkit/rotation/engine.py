@@ -10,8 +10,6 @@ still needs what it removes.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,10 +17,11 @@ from typing import Any
 
 import yaml
 
-from secretkit.errors import SafetyError, UsageError
+from secretkit.errors import SafetyError
 from secretkit.rotation import config_edit, gates
 from secretkit.rotation.files import atomic_write, backup, file_hash, redacted_diff
 from secretkit.rotation.plans import Plan
+from secretkit.rotation.reencrypt_step import run_reencrypt
 from secretkit.rotation.state import RotationState, load_state, save_state
 from secretkit.rotation.verify import MetricsEndpoint, load_identical_configs, wait_for_hash
 
@@ -201,19 +200,9 @@ class StageEngine:
         self._check_unchanged(state, raws)
         report = StageReport(stage="reencrypt", kind=state.kind, dry_run=self.options.dry_run)
         report.messages += self.verify_apiservers(file_hash(next(iter(raws.values()))))
-        argv = [sys.executable, "-m", "secretkit.cli.main", "reencrypt", *reencrypt_args]
-        if not any(a.startswith("--resources") for a in reencrypt_args):
-            argv += ["--resources", ",".join(state.resources)]
-        if self.options.dry_run:
-            argv.append("--dry-run")
-        self.echo("running: secretkit " + " ".join(argv[3:]))
-        proc = subprocess.run(argv, check=False, stdout=sys.stderr)  # keep our stdout for -o json
-        if proc.returncode != 0:
-            raise SafetyError(
-                f"re-encryption failed (exit {proc.returncode}); the stage is not recorded",
-                hint="fix the cause shown above and run this stage again; "
-                "use --resume FILE to continue a long run",
-            )
+        run_reencrypt(
+            reencrypt_args, state.resources, dry_run=self.options.dry_run, echo=self.echo
+        )
         if not self.options.dry_run:
             state.record("reencrypt", {n: file_hash(r) for n, r in raws.items()})
             save_state(self.options.state_path, state)
@@ -222,18 +211,14 @@ class StageEngine:
 
     def prune(
         self,
-        scan: Callable[[gates.Predicate], gates.GateResult],
-        *,
-        force_skip_gate: bool = False,
+        scan: Callable[[gates.Predicate, Sequence[str]], gates.GateResult],
     ) -> StageReport:
         """Stage 4: remove the old key/provider, only if etcd proves nothing needs it."""
         state = self._load_state("prune")
         raws, doc = load_identical_configs(self.options.configs)
         self._check_unchanged(state, raws)
         messages = self.verify_apiservers(file_hash(next(iter(raws.values()))))
-        if force_skip_gate:
-            raise UsageError("the prune gate cannot be skipped")
-        result = scan(self.plan.gate(doc, state))
+        result = scan(self.plan.gate(doc, state), state.resources)
         gate = {
             "scanned": result.scanned,
             "blockers": result.blocker_count,

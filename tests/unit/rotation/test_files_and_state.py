@@ -79,3 +79,14 @@ def test_reencrypt_may_be_repeated_before_prune() -> None:
     state.require_next("prune")
     with pytest.raises(SafetyError):
         state.require_next("promote")
+
+
+def test_echoed_reencrypt_command_masks_credentials() -> None:
+    from secretkit.rotation.reencrypt_step import masked
+
+    args = ["--via", "etcd", "--password", "s3cret", "--user", "root:hunter2",
+            "--password=s3cret2", "--user=admin:pw3", "--endpoints", "http://e:2379"]
+    shown = " ".join(masked(args))
+    for secret in ("s3cret", "hunter2", "s3cret2", "pw3"):
+        assert secret not in shown
+    assert "--user root:***" in shown and "--endpoints http://e:2379" in shown
