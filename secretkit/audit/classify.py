@@ -20,7 +20,6 @@ from secretkit.encryption_config import providers_for
 from secretkit.encryption_config.model import (
     EncryptionConfig,
     IdentityProvider,
-    KMSProvider,
     LocalKeyProvider,
     Provider,
 )
@@ -31,9 +30,10 @@ from secretkit.formats import (
     PROTOBUF_MAGIC,
     SECRETBOX_PREFIX,
     classify_value,
-    match_key_name,
 )
 from secretkit.formats.model import DEKSourceType, PlaintextEncoding, StoredValue, ValueProvider
+from secretkit.staleness import identify as _identify
+from secretkit.staleness import reader_index as _reader_index
 from secretkit.transformers import TransformerSet
 
 _LOCAL = {
@@ -432,47 +432,6 @@ def _malformed(stored: StoredValue) -> bool:
         # since the apiserver stores whatever follows the magic
         return stored.encoding is PlaintextEncoding.OTHER
     return stored.provider is ValueProvider.KMS_V2 and stored.kms_v2 is None
-
-
-def _identify(
-    stored: StoredValue, value: bytes, providers: tuple[Provider, ...]
-) -> tuple[str | None, str | None, int | None]:
-    """(key name, kms key_id, DEK source type) as far as bytes and config tell."""
-    if stored.provider in _LOCAL:
-        names = [
-            k.name
-            for p in providers
-            if isinstance(p, LocalKeyProvider) and p.type.value == _LOCAL[stored.provider]
-            for k in p.keys
-        ]
-        matched = match_key_name(value[len(stored.prefix) :], names) if names else None
-        return matched or stored.name, None, None
-    if stored.provider is ValueProvider.KMS_V2 and stored.kms_v2 is not None:
-        return None, stored.kms_v2.key_id, int(stored.kms_v2.encrypted_dek_source_type)
-    return None, None, None
-
-
-def _reader_index(
-    stored: StoredValue, value: bytes, key_name: str | None, providers: tuple[Provider, ...]
-) -> int | None:
-    """Index of the first provider that would read this value, or None."""
-    for index, provider in enumerate(providers):
-        if stored.provider is ValueProvider.IDENTITY:
-            if isinstance(provider, IdentityProvider):
-                return index
-        elif stored.provider in _LOCAL:
-            if (
-                isinstance(provider, LocalKeyProvider)
-                and provider.type.value == _LOCAL[stored.provider]
-                and match_key_name(value[len(stored.prefix) :], [k.name for k in provider.keys])
-                is not None
-            ):
-                return index
-        elif stored.provider in _KMS and isinstance(provider, KMSProvider):
-            version = "v2" if stored.provider is ValueProvider.KMS_V2 else "v1"
-            if provider.api_version == version and provider.name == stored.name:
-                return index
-    return None
 
 
 def _unreadable_reason(stored: StoredValue, key_name: str | None) -> str:

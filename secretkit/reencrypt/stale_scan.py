@@ -29,7 +29,7 @@ def scan_stale(
     """
     out: dict[str, list[tuple[str | None, str]]] = {}
     for res in resources:
-        write = providers_for(config, res.resource, res.group)[0]
+        chain = providers_for(config, res.resource, res.group)
         stale: list[tuple[str | None, str]] = []
         for key_prefix in prefixes_for(res, prefix):
             for page in store.range_pages(key_prefix.encode(), page_size=page_size):
@@ -38,7 +38,7 @@ def scan_stale(
                     obj = object_of_key(key, key_prefix, res.namespaced)
                     if obj is None:
                         continue
-                    if is_stale(kv.value, write, kms_key_ids=kms_key_ids):
+                    if is_stale(kv.value, chain, kms_key_ids=kms_key_ids):
                         stale.append(obj)
                     else:
                         summary.add(res.qualified, "seen")

@@ -82,3 +82,16 @@ def test_identity_value_is_fresh_only_under_identity(v: dict[str, Any]) -> None:
     assert is_stale(
         value, KMSProvider(name="kms", endpoint="unix:///x.sock", api_version="v2")
     )
+
+
+@pytest.mark.parametrize("v", LOCAL, ids=lambda v: v["id"])
+def test_judged_against_the_whole_chain_like_the_audit(v: dict[str, Any]) -> None:
+    # key "<writer>" writes, a second provider of the same type holds "<writer>:x";
+    # a value written with "<writer>:x" must be stale, not taken for "<writer>"'s
+    from secretkit.formats import prefix_for, secretbox_encrypt
+
+    writer = v["key_name"]
+    chain = (local(v["provider"], writer), local(v["provider"], writer + ":x"))
+    value = prefix_for(v["provider"], writer + ":x") + secretbox_encrypt(b"\x01" * 32, b"x")
+    assert is_stale(value, chain)
+    assert not is_stale(stored(v), chain)

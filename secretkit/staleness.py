@@ -1,0 +1,100 @@
+"""Which provider of a chain would read a stored value, judged from its bytes alone.
+
+Pure and key-free: the local key name is matched against every configured name of
+that provider type (names may contain ``:``, so by prefix, longest first), a kms value
+by its provider name and API version. The audit and ``reencrypt --only-stale`` both
+decide *stale* from this, so they cannot disagree; the transformer chain reaches the
+same verdict by decrypting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from secretkit.encryption_config.model import (
+    IdentityProvider,
+    KMSProvider,
+    LocalKeyProvider,
+    Provider,
+)
+from secretkit.formats import classify_value, match_key_name
+from secretkit.formats.model import DEKSourceType, StoredValue, ValueProvider
+
+_LOCAL = {
+    ValueProvider.AESCBC: "aescbc",
+    ValueProvider.AESGCM: "aesgcm",
+    ValueProvider.SECRETBOX: "secretbox",
+}
+_KMS = (ValueProvider.KMS_V1, ValueProvider.KMS_V2)
+
+
+def identify(
+    stored: StoredValue, value: bytes, providers: tuple[Provider, ...]
+) -> tuple[str | None, str | None, int | None]:
+    """(key name, kms key_id, DEK source type) as far as bytes and config tell."""
+    if stored.provider in _LOCAL:
+        names = [
+            k.name
+            for p in providers
+            if isinstance(p, LocalKeyProvider) and p.type.value == _LOCAL[stored.provider]
+            for k in p.keys
+        ]
+        matched = match_key_name(value[len(stored.prefix) :], names) if names else None
+        return matched or stored.name, None, None
+    if stored.provider is ValueProvider.KMS_V2 and stored.kms_v2 is not None:
+        return None, stored.kms_v2.key_id, int(stored.kms_v2.encrypted_dek_source_type)
+    return None, None, None
+
+
+def reader_index(
+    stored: StoredValue, value: bytes, key_name: str | None, providers: tuple[Provider, ...]
+) -> int | None:
+    """Index of the first provider that would read this value, or None."""
+    for index, provider in enumerate(providers):
+        if stored.provider is ValueProvider.IDENTITY:
+            if isinstance(provider, IdentityProvider):
+                return index
+        elif stored.provider in _LOCAL:
+            if (
+                isinstance(provider, LocalKeyProvider)
+                and provider.type.value == _LOCAL[stored.provider]
+                and match_key_name(value[len(stored.prefix) :], [k.name for k in provider.keys])
+                is not None
+            ):
+                return index
+        elif stored.provider in _KMS and isinstance(provider, KMSProvider):
+            version = "v2" if stored.provider is ValueProvider.KMS_V2 else "v1"
+            if provider.api_version == version and provider.name == stored.name:
+                return index
+    return None
+
+
+def is_stale_value(
+    value: bytes,
+    providers: Sequence[Provider],
+    *,
+    kms_key_ids: Mapping[str, str] | None = None,
+) -> bool:
+    """True when ``providers[0]`` (its first key, the current kms key_id) did not write it.
+
+    A value no provider of the chain can read counts as stale too: a rewrite is the
+    only thing that could help, and attempting it surfaces the error.
+    """
+    stored = classify_value(value)
+    key_name, _, _ = identify(stored, value, tuple(providers))
+    index = reader_index(stored, value, key_name, tuple(providers))
+    if index is None or index != 0:
+        return True
+    write = providers[0]
+    if isinstance(write, LocalKeyProvider):
+        return key_name != write.keys[0].name
+    if stored.provider is ValueProvider.KMS_V2:
+        obj = stored.kms_v2
+        if (
+            obj is None
+            or obj.encrypted_dek_source_type != DEKSourceType.HKDF_SHA256_XNONCE_AES_GCM_SEED
+        ):
+            return True
+        current = (kms_key_ids or {}).get(stored.name or "")
+        return current is not None and obj.key_id != current
+    return False
