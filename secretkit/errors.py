@@ -3,7 +3,7 @@
 Every error knows how to explain itself: *what* went wrong, *where* (a file, a
 field path, an etcd key, an endpoint) and *how to fix it*. The CLI has exactly one
 ``try/except`` boundary that prints :meth:`SecretkitError.diagnostics` and exits
-non-zero; tracebacks only with ``-v``.
+non-zero; tracebacks only with ``-vv``.
 
 Messages must never contain secret material (keys, plaintexts, tokens, ciphertexts).
 """
