@@ -516,10 +516,6 @@ class TransformerSet:
         """The chain for the resource stored under ``etcd_key``."""
         return self.for_resource(*resource_for_etcd_key(etcd_key, prefix))
 
-    def kms_plugins(self) -> tuple[str, ...]:
-        """Names of the kms providers set up so far."""
-        return tuple(self._plugins)
-
     def refresh_kms(self) -> None:
         """Status on every kms v2 provider; a new seed and one Encrypt when key_id changed."""
         for rule in self._config.rules:

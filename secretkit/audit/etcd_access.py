@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from secretkit.audit.checks import CheckFinding, CheckReport, Severity
 from secretkit.audit.flags import Flags
 from secretkit.errors import UsageError
+from secretkit.etcd.keys import prefix_range_end
 
 _LOOPBACK = ("127.", "localhost", "[::1]", "::1")
 
@@ -36,12 +37,6 @@ class ProbeResult:
     auth_required: bool
     version: str | None
     error: str | None = None
-
-
-def _prefix_end(prefix: bytes) -> bytes:
-    end = bytearray(prefix)
-    end[-1] += 1
-    return bytes(end)
 
 
 def _connection(endpoint: str, cacert: Path | None, timeout: float) -> http.client.HTTPConnection:
@@ -76,7 +71,7 @@ def probe_endpoint(
     body = json.dumps(
         {
             "key": base64.b64encode(key).decode(),
-            "range_end": base64.b64encode(_prefix_end(key)).decode(),
+            "range_end": base64.b64encode(prefix_range_end(key)).decode(),
             "count_only": True,
         }
     )

@@ -3,49 +3,38 @@
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from secretkit.encryption_config.load import parse_duration as go_duration
 from secretkit.errors import ConfigError
 
 #: etcdctl's default endpoint
 DEFAULT_ENDPOINT = "http://127.0.0.1:2379"
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
-_UNIT_SECONDS = {
-    "ns": 1e-9,
-    "us": 1e-6,
-    "µs": 1e-6,
-    "ms": 1e-3,
-    "s": 1.0,
-    "m": 60.0,
-    "h": 3600.0,
-}
-
-
 def parse_duration(text: str, *, where: str = "duration") -> float:
-    """Parse a Go duration (``5s``, ``500ms``, ``1m30s``) or plain seconds into seconds."""
+    """Plain seconds (``5``) or a Go duration (``5s``, ``500ms``, ``1m30s``), as etcdctl takes.
+
+    The Go syntax is the EncryptionConfiguration loader's parser, so both accept the
+    same strings; negative values make no sense for a timeout and are refused.
+    """
     raw = text.strip()
     try:
-        return float(raw)
+        seconds = float(raw)
     except ValueError:
-        pass
-    pos, total = 0, 0.0
-    for match in _DURATION_PART.finditer(raw):
-        if match.start() != pos:
-            break
-        total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-        pos = match.end()
-    if pos != len(raw) or not raw:
-        raise ConfigError(
-            f"{raw!r} is not a duration",
-            where=where,
-            hint="use seconds or a Go duration such as 5s, 500ms or 1m30s",
-        )
-    return total
+        try:
+            seconds = go_duration(raw)
+        except ValueError:
+            raise ConfigError(
+                f"{raw!r} is not a duration",
+                where=where,
+                hint="use seconds or a Go duration such as 5s, 500ms or 1m30s",
+            ) from None
+    if seconds < 0:
+        raise ConfigError(f"{raw!r} is negative", where=where, hint="use a positive duration")
+    return seconds
 
 
 def split_user(value: str) -> tuple[str, str | None]:
