@@ -171,12 +171,9 @@ def restart_apiserver(directory: Path, config: Path | None) -> None:
     This is what a control-plane node does in a rotation runbook: change the
     config file, restart kube-apiserver.
     """
-    from secretkit.encryption_config import load_encryption_config_file
     from secretkit.sandbox.orchestrate import restart_apiserver as do_restart
     from secretkit.sandbox.state import SandboxState
 
-    if config is not None:
-        load_encryption_config_file(config)  # refuse a broken config before stopping anything
     state = do_restart(SandboxState.load(directory), config)
     click.echo(f"API stand-in restarted at {state.api_url} with {state.encryption_config}")
 

@@ -351,13 +351,19 @@ def restart_apiserver(state: SandboxState, new_config: Path | None = None,
     """Stop the API stand-in, optionally install ``new_config``, start it again.
 
     The new config's content is copied over the sandbox's config file (0600), so
-    every tool pointed at that path sees the config the stand-in runs with.
+    every tool pointed at that path sees the config the stand-in runs with. It is
+    validated first: a broken config is refused before anything is stopped.
     """
+    from secretkit.encryption_config import load_encryption_config
+
+    data = None
+    if new_config is not None:
+        data = new_config.read_bytes()
+        load_encryption_config(data, source=str(new_config))
     info = state.processes.get("apiserver")
     if info is not None:
         _managed(info).stop()
-    if new_config is not None:
-        data = new_config.read_bytes()
+    if data is not None:
         write_private(Path(state.encryption_config), data)
     proc = start_apiserver(state, timeout)
     state.processes["apiserver"] = _info(proc)
