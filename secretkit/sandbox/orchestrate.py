@@ -31,6 +31,7 @@ from secretkit.sandbox.servers import (
     LOCALHOST,
     ManagedProcess,
     ServerStartError,
+    create_transit_key,
     enable_transit,
     free_port,
     generate_test_pki,
@@ -117,70 +118,29 @@ def _wait(what: str, probe: Callable[[], bool], proc: ManagedProcess | None, tim
                            where=where, hint=f"see its log: {proc.log_path}" if proc else None)
 
 
-def _create_transit_key(address: str, token: str) -> None:
-    import hvac
-    import requests
+def rotate_transit_key(state: SandboxState, *, wait: float = 60.0) -> str:
+    """Rotate the sandbox's OpenBao transit key and return the new key_id.
 
-    session = requests.Session()
-    session.trust_env = False
-    try:
-        client = hvac.Client(url=address, token=token, session=session)
-        client.secrets.transit.create_key(  # type: ignore[no-untyped-call]
-            name=TRANSIT_KEY, mount_point=TRANSIT_MOUNT
-        )
-    except (hvac.exceptions.VaultError, requests.RequestException) as exc:
-        raise ServerStartError(f"could not create the transit key: {type(exc).__name__}",
-                               where=address) from None
-    finally:
-        session.close()
-
-
-def _plugin_key_id(state: SandboxState) -> str:
+    Rotates through the sandbox's backends file (the same backend definition
+    ``secretkit kms rotate`` uses), then waits up to ``wait`` seconds until the plugin's
+    Status reports the new key_id: the plugin caches its probe, so callers that go
+    on at once could still see the old one.
+    """
+    from secretkit.backends import load_backends_file
     from secretkit.kmsapi import GrpcKMSService
+    from secretkit.rotation.kms import wait_for_plugin_key_id
 
+    backend = load_backends_file(Path(state.backends_file))[configs.KMS_PROVIDER_NAME]
+    try:
+        new_key_id = backend.rotate()
+    finally:
+        backend.close()
     plugin = GrpcKMSService(f"unix://{state.plugin_socket}")
     try:
-        return plugin.status().key_id
+        wait_for_plugin_key_id(plugin, new_key_id, timeout=wait, interval=0.2)
     finally:
         plugin.close()
-
-
-def rotate_transit_key(state: SandboxState, *, wait: float = 60.0) -> str:
-    """Rotate the sandbox's OpenBao transit key and return the plugin's new key_id.
-
-    Waits (up to ``wait`` seconds) until the plugin's Status reports a key_id other
-    than before: the backend caches key metadata and the plugin caches its probe, so
-    callers that go on at once could still see the old key_id.
-    """
-    import hvac
-    import requests
-
-    before = _plugin_key_id(state)
-    token = Path(state.openbao_token_file).read_text().strip()
-    session = requests.Session()
-    session.trust_env = False
-    try:
-        client = hvac.Client(url=state.openbao_address, token=token, session=session)
-        client.secrets.transit.rotate_key(  # type: ignore[no-untyped-call]
-            name=state.transit_key, mount_point=state.transit_mount
-        )
-    except (hvac.exceptions.VaultError, requests.RequestException) as exc:
-        raise SecretkitError(f"could not rotate the transit key: {type(exc).__name__}",
-                             where=state.openbao_address) from None
-    finally:
-        session.close()
-    deadline = time.monotonic() + wait
-    while True:
-        current = _plugin_key_id(state)
-        if current != before:
-            return current
-        if time.monotonic() > deadline:
-            raise SecretkitError(
-                f"the plugin still reports key_id {before} {wait:.0f}s after the rotation",
-                where=state.plugin_socket,
-                hint="check the plugin log in the sandbox directory",
-            )
-        time.sleep(0.2)
+    return new_key_id
 
 
 def _socket_path(directory: Path) -> tuple[Path, bool]:
@@ -280,7 +240,7 @@ def up(directory: Path, options: SandboxOptions | None = None) -> SandboxState:
         bao_token_file = directory / "openbao-token"
         write_private(bao_token_file, bao_token.encode() + b"\n")
         enable_transit(bao_address, bao_token, TRANSIT_MOUNT)
-        _create_transit_key(bao_address, bao_token)
+        create_transit_key(bao_address, bao_token, TRANSIT_KEY, mount=TRANSIT_MOUNT)
 
         api_port = options.api_port or free_port()
         token = secrets.token_urlsafe(32)
