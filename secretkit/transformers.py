@@ -51,7 +51,7 @@ from secretkit.formats import (
     decode_encrypted_object,
     decode_kmsv1,
     encode_encrypted_object,
-    kmsv1_decrypt_payload,
+    kmsv1_open,
     kmsv2_decrypt_data,
     kmsv2_encrypt_data,
     matching_key_names,
@@ -60,7 +60,6 @@ from secretkit.formats import (
     secretbox_encrypt,
     validate_encrypted_object,
 )
-from secretkit.formats.aes import gcm_open
 from secretkit.kms_service import KMSService
 
 #: bound of the per-provider cache of decrypted DEK sources (seeds / DEKs)
@@ -388,17 +387,11 @@ class _KMSv1:
             dek = self._plugin.dek_source(obj)
         except SecretkitError as exc:
             raise _Attempt(_dek_failure(exc)) from None
-        legacy_cbc = False
         try:
-            plaintext = gcm_open(dek, payload, aad, "kms v1")
-        except (FormatError, DecryptError):
-            # upstream's union transformer: AES-GCM, else the pre-1.25 AES-CBC layout,
-            # which counts as stale (the second member of the union read it)
-            try:
-                plaintext = kmsv1_decrypt_payload(dek, payload, aad)
-            except (FormatError, DecryptError) as exc:
-                raise _Attempt(exc.what) from None
-            legacy_cbc = True
+            # upstream's union: AES-GCM, else the pre-1.25 AES-CBC layout (stale)
+            plaintext, legacy_cbc = kmsv1_open(dek, payload, aad)
+        except (FormatError, DecryptError) as exc:
+            raise _Attempt(exc.what) from None
         name = self._plugin.provider.name
         return ReadResult(plaintext, legacy_cbc, ValueProvider.KMS_V1, name, None, None)
 

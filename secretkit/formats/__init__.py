@@ -9,7 +9,12 @@ never raises.
 from secretkit.formats.aes import aescbc_decrypt, aescbc_encrypt, aesgcm_decrypt, aesgcm_encrypt
 from secretkit.formats.classify import classify_value
 from secretkit.formats.envelope import PROTOBUF_MAGIC, decode_unknown, encode_unknown
-from secretkit.formats.kmsv1 import decode_kmsv1, encode_kmsv1, kmsv1_decrypt_payload
+from secretkit.formats.kmsv1 import (
+    decode_kmsv1,
+    encode_kmsv1,
+    kmsv1_decrypt_payload,
+    kmsv1_open,
+)
 from secretkit.formats.kmsv2 import (
     decode_encrypted_object,
     encode_encrypted_object,
@@ -64,6 +69,7 @@ __all__ = [
     "encode_kmsv1",
     "encode_unknown",
     "kmsv1_decrypt_payload",
+    "kmsv1_open",
     "kmsv2_decrypt_data",
     "kmsv2_encrypt_data",
     "match_key_name",

@@ -37,12 +37,21 @@ def encode_kmsv1(encrypted_dek: bytes, payload: bytes) -> bytes:
 
 def kmsv1_decrypt_payload(dek: bytes, payload: bytes, aad: bytes) -> bytes:
     """Decrypt a KMS v1 payload with the plaintext DEK: AES-GCM first, then AES-CBC."""
+    return kmsv1_open(dek, payload, aad)[0]
+
+
+def kmsv1_open(dek: bytes, payload: bytes, aad: bytes) -> tuple[bytes, bool]:
+    """Like :func:`kmsv1_decrypt_payload`, also saying whether the legacy CBC layout read it.
+
+    Upstream reads with a union of AES-GCM and (pre-1.25) AES-CBC; a value read by the
+    second member is stale.
+    """
     try:
-        return gcm_open(dek, payload, aad, "kms v1")
+        return gcm_open(dek, payload, aad, "kms v1"), False
     except (DecryptError, FormatError):
         pass  # upstream's union transformer falls back to the legacy CBC layout
     try:
-        return aescbc_decrypt(dek, payload)
+        return aescbc_decrypt(dek, payload), True
     except (DecryptError, FormatError):
         raise DecryptError(
             "kms v1: payload opens neither as AES-GCM nor as AES-CBC with this DEK",
