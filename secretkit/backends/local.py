@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import os
 import stat
 from collections.abc import Mapping, Sequence
@@ -24,6 +23,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from secretkit.backends.interface import BackendStatus, KeyBackend, WrapResult
+from secretkit.encryption_config.model import key_fingerprint
 from secretkit.errors import BackendError, BackendInvalidRequest, ConfigError
 from secretkit.fileio import write_private
 
@@ -34,7 +34,7 @@ TAG_SIZE = 16
 
 def kek_fingerprint(kek: bytes) -> str:
     """A short, non-reversible identifier of a KEK: ``sha256:`` + 16 hex digits."""
-    return "sha256:" + hashlib.sha256(kek).hexdigest()[:16]
+    return key_fingerprint(kek)
 
 
 def default_key_id(kek: bytes) -> str:

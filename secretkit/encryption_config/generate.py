@@ -43,6 +43,11 @@ def default_key_name(now: datetime | None = None) -> str:
     return "key-" + moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
+def new_key_secret(rng: Callable[[int], bytes] = secrets.token_bytes) -> str:
+    """Fresh 32-byte key material, base64 (valid for aescbc, aesgcm and secretbox)."""
+    return base64.b64encode(rng(KEY_SIZE)).decode("ascii")
+
+
 def generate_encryption_config(
     options: GenerateOptions,
     *,
@@ -58,7 +63,7 @@ def generate_encryption_config(
     provider: dict[str, Any]
     if options.provider in LOCAL_PROVIDERS:
         name = options.key_name or default_key_name(now)
-        secret = base64.b64encode(rng(KEY_SIZE)).decode("ascii")
+        secret = new_key_secret(rng)
         provider = {options.provider: {"keys": [{"name": name, "secret": secret}]}}
     elif options.provider == "kms":
         if not options.kms_name or not options.kms_endpoint:

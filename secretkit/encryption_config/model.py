@@ -21,6 +21,20 @@ class ProviderType(StrEnum):
     KMS = "kms"
 
 
+def key_fingerprint(secret: bytes) -> str:
+    """A short, non-reversible identifier of key material: ``sha256:`` + 16 hex digits.
+
+    Every place that shows a key (``config show``, rotation diffs, KEK key_ids) uses
+    this, so the same key always shows the same fingerprint.
+    """
+    return "sha256:" + hashlib.sha256(secret).hexdigest()[:16]
+
+
+def content_hash(data: bytes) -> str:
+    """``sha256:<hex>`` of a config file's bytes, the form the apiserver's metric reports."""
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
 @dataclass(frozen=True)
 class Key:
     """A named local key (aescbc, aesgcm, secretbox). ``secret`` is the decoded bytes."""
@@ -31,7 +45,7 @@ class Key:
     @property
     def fingerprint(self) -> str:
         """A short, non-reversible identifier of the key: ``sha256:`` + 16 hex digits."""
-        return "sha256:" + hashlib.sha256(self.secret).hexdigest()[:16]
+        return key_fingerprint(self.secret)
 
 
 @dataclass(frozen=True)
@@ -110,4 +124,4 @@ class EncryptionConfig:
     @property
     def hash(self) -> str:
         """``sha256:<hex>`` of the raw file content, as the apiserver reports it."""
-        return "sha256:" + hashlib.sha256(self.raw).hexdigest()
+        return content_hash(self.raw)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import binascii
 import difflib
-import hashlib
 import re
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from secretkit.encryption_config.model import content_hash, key_fingerprint
 from secretkit.errors import UsageError
 from secretkit.fileio import write_private
 
@@ -51,7 +51,7 @@ def read_config_bytes(path: Path) -> bytes:
 
 def file_hash(data: bytes) -> str:
     """``sha256:<hex>`` of file content, the form the apiserver's metric reports."""
-    return "sha256:" + hashlib.sha256(data).hexdigest()
+    return content_hash(data)
 
 
 def _fingerprint(value: str) -> str:
@@ -59,7 +59,7 @@ def _fingerprint(value: str) -> str:
         raw = base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
         raw = value.encode()
-    return "sha256:" + hashlib.sha256(raw).hexdigest()[:16]
+    return key_fingerprint(raw)
 
 
 def _mask(line: str) -> str:

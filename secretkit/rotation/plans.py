@@ -7,13 +7,11 @@ checks, diffs, atomic writes, backups, state, apiserver verification, gates).
 
 from __future__ import annotations
 
-import base64
-import secrets
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from secretkit.encryption_config.generate import default_key_name, new_key_secret
 from secretkit.errors import UsageError
 from secretkit.formats.model import ValueProvider
 from secretkit.rotation import config_edit, gates
@@ -24,13 +22,13 @@ Document = dict[str, Any]
 
 def new_key_name() -> str:
     """A fresh key name that sorts by creation time: ``key-20261123T041500Z``."""
-    return "key-" + time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    return default_key_name()
 
 
 def new_secret(provider_type: str) -> str:
-    """Fresh key material from the OS CSPRNG, base64 (32 bytes for every type)."""
+    """Fresh key material from the OS CSPRNG, base64 (32 bytes suit every type)."""
     del provider_type  # aescbc/aesgcm accept 32; secretbox requires it
-    return base64.b64encode(secrets.token_bytes(32)).decode()
+    return new_key_secret()
 
 
 @dataclass

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from secretkit.encryption_config import load_encryption_config_file, providers_for
-from secretkit.encryption_config.model import EncryptionConfig, KMSProvider
+from secretkit.encryption_config.model import EncryptionConfig, KMSProvider, content_hash
 from secretkit.errors import SecretkitError
 from secretkit.kms_service import KMSEncryptResult, KMSService, KMSStatus
 from secretkit.sandbox.apiserver.status import ApiError
@@ -297,7 +297,7 @@ class EncryptionState:
             log.warning("encryption config reload: cannot read %s: %s", self.config_path, exc)
             self.reloads_failure += 1
             return False
-        if "sha256:" + hashlib.sha256(data).hexdigest() == self.config.hash:
+        if content_hash(data) == self.config.hash:
             return False
         try:
             gen = _Generation(
