@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from secretkit.audit.classify import Classifier, ScopePolicy
-from secretkit.audit.kms import KMSServices, current_key_ids, open_kms_services
 from secretkit.audit.model import DEFAULT_FINDINGS_LIMIT, AuditReport, FindingKind
 from secretkit.audit.scan import Progress, ScanOptions, scan_etcd, scan_snapshot
 from secretkit.encryption_config import EncryptionConfig, load_encryption_config_file
 from secretkit.errors import SecretkitError, UsageError
+from secretkit.kmsapi.services import KMSServices, current_key_ids, open_kms_services
 
 DEFAULT_FAIL_ON = (FindingKind.PLAINTEXT, FindingKind.UNDECRYPTABLE)
 

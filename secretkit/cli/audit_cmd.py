@@ -106,11 +106,11 @@ def scan_options(func: F) -> F:
 
 
 def _run_scan(params: dict[str, Any]) -> None:
-    from secretkit.audit.kms import parse_kms_sockets
     from secretkit.audit.model import DEFAULT_FINDINGS_LIMIT, SHOW_ALL_FINDINGS_LIMIT
     from secretkit.audit.render import report_to_json, report_to_junit, report_to_text
     from secretkit.audit.run import AuditFailed, AuditRequest, fail_on_kinds, run_audit
     from secretkit.cli.output import emit_json
+    from secretkit.kmsapi.services import parse_kms_sockets
 
     fail_on = fail_on_kinds(params["fail_on"])
     resources = None

@@ -11,9 +11,8 @@ from typing import Any
 import click
 
 from secretkit.cli.output import emit_json, output_option
-from secretkit.errors import BackendError, UsageError
+from secretkit.errors import UsageError
 from secretkit.formats import PlaintextEncoding, StoredValue, ValueProvider, classify_value
-from secretkit.kms_service import KMSService
 from secretkit.transformers import TransformerSet
 
 
@@ -52,26 +51,6 @@ def describe_stored_value(value: bytes, etcd_key: str) -> dict[str, Any]:
         report["dek_source_type"] = int(sv.kms_v2.encrypted_dek_source_type)
         report["annotation_keys"] = sorted(sv.kms_v2.annotations)
     return report
-
-
-def _kms_factory(backends: Mapping[str, Any] | None, backends_path: str | None) -> Any:
-    from secretkit.backends import BackendKMSService
-
-    def factory(provider: Any) -> KMSService:
-        if backends is None:
-            raise UsageError(
-                f"kms provider {provider.name!r} needs a key backend",
-                hint="pass --backends FILE naming a backend for it",
-            )
-        backend = backends.get(provider.name)
-        if backend is None:
-            raise BackendError(
-                f"no backend for kms provider {provider.name!r} in {backends_path}",
-                hint=f"the file defines: {', '.join(sorted(backends)) or 'nothing'}",
-            )
-        return BackendKMSService(backend)
-
-    return factory
 
 
 def inspect_value(
@@ -178,24 +157,21 @@ def inspect_cmd(
     if backends_path is not None and config_path is None:
         raise UsageError("--backends needs --config", hint="pass the EncryptionConfiguration too")
     value = _read_value(value_file)
-    backends: dict[str, Any] | None = None
+    services = None
     transformers = None
     try:
         if config_path is not None:
-            cfg = load_encryption_config_file(config_path)
-            if backends_path is not None:
-                from secretkit.backends import load_backends_file
+            from secretkit.kmsapi.services import open_kms_services
 
-                backends = dict(load_backends_file(backends_path))
-            transformers = build_transformers(
-                cfg, _kms_factory(backends, str(backends_path) if backends_path else None)
-            )
+            cfg = load_encryption_config_file(config_path)
+            services = open_kms_services(backends_path, {})
+            transformers = build_transformers(cfg, services.factory)
         report = inspect_value(
             value, etcd_key, transformers, prefix=prefix, show_plaintext=show_plaintext
         )
     finally:
-        for backend in (backends or {}).values():
-            backend.close()
+        if services is not None:
+            services.close()
     if output == "json":
         emit_json(report)
         return

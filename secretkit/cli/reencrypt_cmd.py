@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
@@ -37,62 +37,11 @@ def _split(values: tuple[str, ...]) -> list[str]:
     return [p.strip() for v in values for p in v.split(",") if p.strip()]
 
 
-def _kms_factory(sockets: dict[str, str], backends: Path | None) -> Callable[[Any], Any]:
-    """KMS services per provider: --kms-socket, then --backends, then the config endpoint."""
-    loaded: dict[str, Any] = {}
+def _kms_key_ids(config: Any, services: Any) -> dict[str, str]:
+    """Every kms v2 provider's current key_id; an unhealthy plugin stops the run."""
+    from secretkit.kmsapi.services import current_key_ids
 
-    def factory(provider: Any) -> Any:
-        name = provider.name
-        if name in sockets:
-            from secretkit.kmsapi import GrpcKMSService
-
-            return GrpcKMSService(sockets[name], timeout=provider.timeout_seconds)
-        if backends is not None:
-            from secretkit.backends import BackendKMSService, load_backends_file
-
-            if not loaded:
-                loaded.update(load_backends_file(backends))
-            if name in loaded:
-                return BackendKMSService(loaded[name])
-        from secretkit.kmsapi import GrpcKMSService
-
-        return GrpcKMSService(provider.endpoint, timeout=provider.timeout_seconds)
-
-    return factory
-
-
-def _parse_sockets(values: tuple[str, ...]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for value in values:
-        name, sep, endpoint = value.partition("=")
-        if not sep or not name or not endpoint:
-            raise UsageError(
-                f"--kms-socket wants NAME=ENDPOINT, got {value!r}",
-                hint="e.g. --kms-socket kms-prod=unix:///var/run/kms/plugin.sock",
-            )
-        out[name] = endpoint
-    return out
-
-
-def _kms_key_ids(config: Any, factory: Callable[[Any], Any]) -> dict[str, str]:
-    """The current Status key_id of every kms v2 provider of the config."""
-    from secretkit.encryption_config import KMSProvider
-
-    ids: dict[str, str] = {}
-    for rule in config.rules:
-        for provider in rule.providers:
-            if isinstance(provider, KMSProvider) and provider.api_version == "v2":
-                if provider.name in ids:
-                    continue
-                status = factory(provider).status()
-                if not status.healthy:
-                    raise SecretkitError(
-                        f"kms provider {provider.name!r} is not healthy",
-                        where=provider.endpoint,
-                        hint="fix the KMS plugin before re-encrypting",
-                    )
-                ids[provider.name] = status.key_id
-    return ids
+    return current_key_ids(config, services, strict=True)[0]
 
 
 def _config_resources(config: Any) -> list[str]:
@@ -207,7 +156,6 @@ def reencrypt(**params: Any) -> None:
     from secretkit.reencrypt.runner import RunControl
 
     control = RunControl(resume=params["resume"], show_progress=params["progress"])
-    sockets = _parse_sockets(params["kms_sockets"])
     config_path: Path | None = params["config_path"] or params["from_config"]
     config = None
     if config_path is not None:
@@ -232,11 +180,18 @@ def reencrypt(**params: Any) -> None:
             "this mode needs the EncryptionConfiguration",
             hint="pass --config FILE (the same file the API server uses)",
         )
-    factory = _kms_factory(sockets, params["backends"])
-    if params["via"] == "etcd":
-        summary = _run_etcd(params, names, config, factory, control)
-    else:
-        summary = _run_api(params, explicit, from_config, config, factory, control)
+    from secretkit.kmsapi.services import open_kms_services, parse_kms_sockets
+
+    services = open_kms_services(
+        params["backends"], parse_kms_sockets(params["kms_sockets"]), config_endpoints=True
+    )
+    try:
+        if params["via"] == "etcd":
+            summary = _run_etcd(params, names, config, services, control)
+        else:
+            summary = _run_api(params, explicit, from_config, config, services, control)
+    finally:
+        services.close()
     if params["output"] == "json":
         emit_json(summary.to_json())
     else:
@@ -259,7 +214,7 @@ def _run_api(
     explicit: list[str],
     from_config: list[str],
     config: Any,
-    factory: Callable[[Any], Any],
+    services: Any,
     control: Any,
 ) -> Any:
     from secretkit.kube.client import KubeClient, KubeConnectOptions
@@ -293,7 +248,7 @@ def _run_api(
         key_ids: dict[str, str] = {}
         store = None
         if params["only_stale"] or params["verify"]:
-            key_ids = _kms_key_ids(config, factory)
+            key_ids = _kms_key_ids(config, services)
             store = stack.enter_context(_etcd(params))
         summary = run_api(
             client,
@@ -332,7 +287,7 @@ def _run_etcd(
     params: dict[str, Any],
     names: list[str],
     config: Any,
-    factory: Callable[[Any], Any],
+    services: Any,
     control: Any,
 ) -> Any:
     from secretkit.reencrypt.etcd_engine import EtcdRunOptions, EtcdScope
@@ -349,7 +304,7 @@ def _run_etcd(
         _confirm_etcd_mode(params["acknowledged"])
     prefix = params["etcd_prefix"]
     # a KMS outage would fail every object one by one: check every plugin first
-    _kms_key_ids(config, factory)
+    _kms_key_ids(config, services)
     if any(n.startswith("*.") for n in names):
         # a wildcard covers keys of unknown paths: scan everything, the chain decides
         scopes = [EtcdScope("*", prefix.rstrip("/") + "/", True)]
@@ -357,7 +312,7 @@ def _run_etcd(
     else:
         resources = _etcd_resources(names)
         scopes = scopes_for(resources, prefix)
-    transformers = build_transformers(config, factory)
+    transformers = build_transformers(config, services.factory)
     with _etcd(params) as store:
         summary = run_etcd(
             store,
@@ -377,7 +332,7 @@ def _run_etcd(
             click.echo("warning: --verify needs explicit --resources with --via etcd "
                        "and a wildcard; skipped", err=True)
         if params["verify"] and resources and not params["dry_run"]:
-            key_ids = _kms_key_ids(config, factory)
+            key_ids = _kms_key_ids(config, services)
             summary.verify = verify_no_stale(
                 store, resources, config, kms_key_ids=key_ids, prefix=prefix
             )

@@ -1,8 +1,10 @@
-"""KMS services for the audit: key backends in-process or running plugins over gRPC.
+"""Which KMS service serves each kms provider: a key backend in-process or a plugin.
 
-The audit asks each kms v2 provider's service for its current ``key_id`` (Status) to
-judge staleness, and, with ``--decrypt-check``, lets the transformer chain unwrap
-DEK seeds through it.
+Shared by ``audit``, ``reencrypt`` and ``inspect``: ``--backends FILE`` entries and
+``--kms-socket NAME=unix:///path`` plugins (and, where asked, the endpoint the config
+names) become one :class:`KMSServices`, whose ``factory`` the transformer chain uses,
+whose :func:`current_key_ids` judge kms v2 staleness, and whose ``close`` releases
+every backend and channel that was opened.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ class KMSServices:
     """kms provider name -> service, plus what to close when done."""
 
     services: dict[str, KMSService] = field(default_factory=dict)
+    #: fall back to the plugin socket the EncryptionConfiguration names (on a node)
+    config_endpoints: bool = False
     _closers: list[Callable[[], None]] = field(default_factory=list, repr=False)
 
     def close(self) -> None:
@@ -32,6 +36,12 @@ class KMSServices:
     def factory(self, provider: KMSProvider) -> KMSService:
         """The transformer chain's KMS factory; a provider without a service is an error."""
         service = self.services.get(provider.name)
+        if service is None and self.config_endpoints:
+            from secretkit.kmsapi.client import GrpcKMSService
+
+            client = GrpcKMSService(provider.endpoint, timeout=provider.timeout_seconds)
+            self.services[provider.name] = service = client
+            self._closers.append(client.close)
         if service is None:
             raise UsageError(
                 f"no KMS service for kms provider {provider.name!r}",
@@ -57,9 +67,11 @@ def parse_kms_sockets(values: Iterable[str]) -> dict[str, str]:
     return sockets
 
 
-def open_kms_services(backends_file: Path | None, sockets: Mapping[str, str]) -> KMSServices:
-    """Open the backends file's backends and the named plugin sockets."""
-    result = KMSServices()
+def open_kms_services(
+    backends_file: Path | None, sockets: Mapping[str, str], *, config_endpoints: bool = False
+) -> KMSServices:
+    """Open the backends file's backends and the named plugin sockets (sockets win)."""
+    result = KMSServices(config_endpoints=config_endpoints)
     try:
         if backends_file is not None:
             from secretkit.backends import BackendKMSService, load_backends_file
@@ -68,7 +80,7 @@ def open_kms_services(backends_file: Path | None, sockets: Mapping[str, str]) ->
                 result.services[name] = BackendKMSService(backend)
                 result._closers.append(backend.close)
         if sockets:
-            from secretkit.kmsapi import GrpcKMSService
+            from secretkit.kmsapi.client import GrpcKMSService
 
             for name, endpoint in sockets.items():
                 client = GrpcKMSService(endpoint)
@@ -91,12 +103,27 @@ def kms_v2_providers(config: EncryptionConfig) -> list[KMSProvider]:
 
 
 def current_key_ids(
-    config: EncryptionConfig, services: KMSServices
+    config: EncryptionConfig, services: KMSServices, *, strict: bool = False
 ) -> tuple[dict[str, str], list[str]]:
-    """(provider name -> current Status key_id, notes about providers we could not ask)."""
+    """(provider name -> current Status key_id, notes about providers we could not ask).
+
+    ``strict`` (before writing anything): a provider without a service, a failed or
+    unhealthy Status, or an empty key_id is an error instead of a note.
+    """
     key_ids: dict[str, str] = {}
     notes: list[str] = []
     for provider in kms_v2_providers(config):
+        if strict:
+            status = services.factory(provider).status()
+            if not status.healthy or not status.key_id:
+                raise SecretkitError(
+                    f"kms provider {provider.name!r} is not healthy "
+                    f"({status.healthz or 'empty key_id'})",
+                    where=provider.endpoint,
+                    hint="fix the KMS plugin before re-encrypting",
+                )
+            key_ids[provider.name] = status.key_id
+            continue
         service = services.services.get(provider.name)
         if service is None:
             notes.append(
