@@ -76,6 +76,23 @@ def _confirm_etcd_mode(acknowledged: bool) -> None:
         raise SafetyError("not confirmed", hint="run through the API server instead (default)")
 
 
+class UndecryptableValues(SecretkitError):
+    """``--verify`` found values no provider of the config can read.
+
+    Its own exit code (4) so that automation can tell a data-loss risk from a run
+    that merely has to be repeated (1).
+    """
+
+    exit_code = 4
+
+
+def _keys_where(verify: dict[str, Any]) -> str:
+    """The first undecryptable etcd keys, for the error's ``where``."""
+    keys: list[str] = list(verify.get("undecryptable_keys") or [])
+    more = int(verify["undecryptable"]) - len(keys[:3])
+    return ", ".join(keys[:3]) + (f" (and {more} more)" if more > 0 else "")
+
+
 @click.command(
     "reencrypt",
     epilog=_EPILOG,
@@ -113,7 +130,7 @@ def _confirm_etcd_mode(acknowledged: bool) -> None:
 @click.option("--only-stale", is_flag=True, help="Rewrite only objects whose value in etcd is "
               "stale (needs etcd access and --config).")
 @click.option("--verify", is_flag=True, help="Afterwards, read etcd and prove no value of the "
-              "resources is stale (needs etcd access and --config).")
+              "resources is stale or unreadable (needs etcd access and --config).")
 @click.option("--dry-run", is_flag=True, help="Count what would be rewritten; write nothing.")
 @click.option("--resume", type=click.Path(dir_okay=False, path_type=Path),
               help="Checkpoint file: created if missing, continued if present.")
@@ -151,7 +168,9 @@ def reencrypt(**params: Any) -> None:
     \b
     The summary counts: rewritten, unchanged (the API server skipped a no-op),
     skipped_fresh (--only-stale), conflicts_retried/_skipped, gone, failed.
-    Exit status is non-zero when any object failed or --verify found stale values.
+    Exit status: 1 when any object failed or --verify found stale values; 4 when
+    --verify found values no provider of the config can read (data-loss risk: a
+    rewrite cannot fix them; restore the missing key or the objects).
     """
     from secretkit.reencrypt.runner import RunControl
 
@@ -197,14 +216,27 @@ def reencrypt(**params: Any) -> None:
     else:
         click.echo(summary.to_text())
     failed = summary.totals()["failed"]
+    verify = summary.verify
+    # checked before the failures: in etcd mode an unreadable value is also a failed
+    # object, and "run again" is the wrong advice for it
+    if verify is not None and verify.get("undecryptable"):
+        raise UndecryptableValues(
+            f"{verify['undecryptable']} stored value(s) cannot be read by any provider "
+            f"of {config_path} (data-loss risk; a rewrite cannot fix them)"
+            + (f"; {failed} object(s) also failed" if failed else ""),
+            where=_keys_where(verify),
+            hint="add the missing key or provider back to the config (removed too early?) "
+            "or restore these objects from a backup; the summary lists every key "
+            "(verify.undecryptable_keys with -o json), `secretkit audit` explains each",
+        )
     if failed:
         raise SecretkitError(
             f"{failed} object(s) could not be re-encrypted",
             hint="see the summary; fix the cause and run again (only stale objects change)",
         )
-    if summary.verify is not None and summary.verify.get("verdict") != "ok":
+    if verify is not None and verify.get("verdict") != "ok":
         raise SecretkitError(
-            f"{summary.verify.get('stale')} stale value(s) remain after the run",
+            f"{verify.get('stale')} stale value(s) remain after the run",
             hint="run again (objects written by an API server with an older config?)",
         )
 

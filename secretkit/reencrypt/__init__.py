@@ -8,7 +8,7 @@ from secretkit.reencrypt.api_engine import ApiReencryptor, ApiRunOptions
 from secretkit.reencrypt.checkpoint import Checkpoint, CheckpointFile
 from secretkit.reencrypt.etcd_engine import EtcdReencryptor, EtcdRunOptions, EtcdScope
 from secretkit.reencrypt.runner import RunControl, run_api, run_etcd, scopes_for
-from secretkit.reencrypt.stale import is_stale
+from secretkit.reencrypt.stale import is_stale, is_unreadable
 from secretkit.reencrypt.summary import ObjectError, Summary
 from secretkit.reencrypt.verify import verify_no_stale
 
@@ -24,6 +24,7 @@ __all__ = [
     "RunControl",
     "Summary",
     "is_stale",
+    "is_unreadable",
     "run_api",
     "run_etcd",
     "scopes_for",

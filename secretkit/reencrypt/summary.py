@@ -183,5 +183,29 @@ class Summary:
         if more > 0:
             lines.append(f"  ... and {more} more failures (use -o json)")
         if self.verify is not None:
-            lines.append(f"  verify: {self.verify.get('verdict', 'n/a')}")
+            lines += _verify_text(self.verify)
         return "\n".join(lines)
+
+
+def _verify_text(verify: dict[str, Any]) -> list[str]:
+    """The ``--verify`` verdict with its counts, then the objects it names."""
+    lines = [
+        f"  verify: {verify.get('verdict', 'n/a')} ({verify.get('checked', 0)} checked, "
+        f"{verify.get('stale', 0)} stale, {verify.get('undecryptable', 0)} undecryptable)"
+    ]
+    keys = verify.get("undecryptable_keys") or []
+    if keys:
+        # a separate, louder line: these are not fixed by running again
+        lines.append(
+            "  UNDECRYPTABLE (data-loss risk: no provider in the config can read them; "
+            "a rewrite cannot fix them):"
+        )
+        lines += [f"    {key}" for key in keys[:20]]
+        more = len(keys) - 20 + int(verify.get("undecryptable_keys_dropped", 0))
+        if more > 0:
+            lines.append(f"    ... and {more} more (use -o json)")
+    examples = verify.get("stale_examples") or []
+    lines += [f"  stale: {name}" for name in examples]
+    if int(verify.get("stale", 0)) > len(examples):
+        lines.append(f"  ... and {int(verify['stale']) - len(examples)} more stale")
+    return lines

@@ -1,18 +1,31 @@
-"""The ``--verify`` pass: read every value from etcd and prove none is stale."""
+"""The ``--verify`` pass: read every value from etcd and prove none is stale or unreadable.
+
+Three outcomes per value, judged from its bytes against the resource's provider chain:
+*fresh* (the write provider and key wrote it), *stale* (another provider or key
+wrote it; a rewrite fixes that) and *undecryptable* (no provider of the config can
+read it; a rewrite cannot fix that, the data is lost unless the missing key comes
+back). The last is a different problem with a different remedy, so it is counted
+and listed on its own and wins the verdict.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from secretkit.encryption_config import EncryptionConfig
+from secretkit.encryption_config import EncryptionConfig, providers_for
 from secretkit.kube.discovery import ApiResource
+from secretkit.reencrypt.etcd_keys import object_of_key, prefixes_for
 from secretkit.reencrypt.ports import EtcdStore
-from secretkit.reencrypt.stale_scan import scan_stale
-from secretkit.reencrypt.summary import Summary
+from secretkit.reencrypt.stale import is_stale, is_unreadable
 
 #: how many stale object names the verdict lists
 _EXAMPLES = 10
+
+#: at most this many undecryptable etcd keys are listed (the count stays exact);
+#: every one is a data-loss risk the operator has to look at, so list them all
+#: unless something is badly wrong (a whole key missing from the config)
+MAX_UNDECRYPTABLE_KEYS = 1000
 
 
 def verify_no_stale(
@@ -22,24 +35,62 @@ def verify_no_stale(
     *,
     kms_key_ids: Mapping[str, str] | None = None,
     prefix: str = "/registry",
+    page_size: int = 1000,
 ) -> dict[str, Any]:
-    """Classify every stored value of ``resources``; the verdict is ``ok`` or ``stale``.
+    """Classify every stored value of ``resources``; the ``-o json`` ``verify`` section.
 
-    Only prefixes and kms v2 headers are read: no plaintext is touched.
+    The verdict is ``undecryptable`` when any value cannot be read by any provider of
+    ``config`` (``undecryptable`` counts them, ``undecryptable_keys`` names their etcd
+    keys), else ``stale`` when any value was not written by the write provider and
+    key, else ``ok``. Only prefixes and kms v2 headers are read: no plaintext is
+    touched.
     """
-    scratch = Summary(mode="verify")
-    stale = scan_stale(store, resources, config, scratch, kms_key_ids=kms_key_ids, prefix=prefix)
-    fresh = scratch.totals()["skipped_fresh"]
+    checked = 0
+    stale: dict[str, list[tuple[str | None, str]]] = {}
+    n_undecryptable = 0
+    undecryptable_keys: list[str] = []
+    for res in resources:
+        chain = providers_for(config, res.resource, res.group)
+        for key_prefix in prefixes_for(res, prefix):
+            for page in store.range_pages(key_prefix.encode(), page_size=page_size):
+                for kv in page:
+                    key = kv.key.decode("utf-8", "replace")
+                    obj = object_of_key(key, key_prefix, res.namespaced)
+                    if obj is None:
+                        continue
+                    checked += 1
+                    # checked first: an unreadable value is "stale" to is_stale too
+                    if is_unreadable(kv.value, chain):
+                        n_undecryptable += 1
+                        if len(undecryptable_keys) < MAX_UNDECRYPTABLE_KEYS:
+                            undecryptable_keys.append(key)
+                    elif is_stale(kv.value, chain, kms_key_ids=kms_key_ids):
+                        stale.setdefault(res.qualified, []).append(obj)
     n_stale = sum(len(v) for v in stale.values())
     examples = [
         f"{res}:{ns + '/' if ns else ''}{name}"
         for res, objs in sorted(stale.items())
-        for ns, name in objs[:_EXAMPLES]
+        for ns, name in sorted(objs, key=_list_order)[:_EXAMPLES]
     ][:_EXAMPLES]
+    if n_undecryptable:
+        verdict = "undecryptable"
+    elif n_stale:
+        verdict = "stale"
+    else:
+        verdict = "ok"
     return {
-        "checked": fresh + n_stale,
+        "checked": checked,
         "stale": n_stale,
         "stale_examples": examples,
+        "undecryptable": n_undecryptable,
+        "undecryptable_keys": sorted(undecryptable_keys),
+        "undecryptable_keys_dropped": n_undecryptable - len(undecryptable_keys),
         "kms_key_ids_checked": sorted((kms_key_ids or {}).keys()),
-        "verdict": "ok" if n_stale == 0 else "stale",
+        "verdict": verdict,
     }
+
+
+def _list_order(obj: tuple[str | None, str]) -> str:
+    """The API's list order (etcd key order) of a ``(namespace, name)``."""
+    namespace, name = obj
+    return f"{namespace}/{name}" if namespace else name

@@ -1,0 +1,127 @@
+"""Which stored values no provider of a chain can read (``--verify``'s undecryptable
+verdict), on values written by the real apiserver, and how the summary shows it."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from secretkit.encryption_config.model import (
+    IdentityProvider,
+    Key,
+    KMSProvider,
+    LocalKeyProvider,
+    ProviderType,
+)
+from secretkit.reencrypt.stale import is_stale, is_unreadable
+from secretkit.reencrypt.summary import Summary
+
+VECTORS: list[dict[str, Any]] = [
+    v
+    for v in json.loads((Path(__file__).parents[2] / "data" / "upstream-vectors.json").read_text())
+    if not v["id"].startswith("neg-")
+]
+LOCAL = [v for v in VECTORS if v["provider"] in ("aescbc", "aesgcm", "secretbox")]
+KMS = [v for v in VECTORS if v["provider"] == "kms-v2"]
+IDENTITY = [v for v in VECTORS if v["provider"] == "identity"]
+
+
+def stored(v: dict[str, Any]) -> bytes:
+    return base64.b64decode(v["stored_b64"])
+
+
+def local(provider: str, *names: str) -> LocalKeyProvider:
+    return LocalKeyProvider(ProviderType(provider), tuple(Key(n, b"\x00" * 32) for n in names))
+
+
+def kms(name: str, version: str = "v2") -> KMSProvider:
+    return KMSProvider(name=name, endpoint="unix:///x.sock", api_version=version)
+
+
+@pytest.mark.parametrize("v", LOCAL, ids=lambda v: v["id"])
+def test_local_value_under_a_key_absent_from_the_config_is_unreadable(v: dict[str, Any]) -> None:
+    value = stored(v)
+    # the writing key anywhere in the chain, even demoted: readable (merely stale)
+    assert not is_unreadable(value, (local(v["provider"], "new", v["key_name"]),))
+    assert not is_unreadable(value, (IdentityProvider(), local(v["provider"], v["key_name"])))
+    # the key was removed from the config: nothing reads it, and it is stale too
+    # (--only-stale still sends it to the API server, whose error names it)
+    chain = (local(v["provider"], "new"), IdentityProvider())
+    assert is_unreadable(value, chain)
+    assert is_stale(value, chain)
+    # same key name under another provider type does not read it either
+    other = "aesgcm" if v["provider"] != "aesgcm" else "secretbox"
+    assert is_unreadable(value, (local(other, v["key_name"]),))
+    # a name that merely extends the writer's ("<writer>:x") is another key
+    assert is_unreadable(value, (local(v["provider"], v["key_name"] + ":x"),))
+
+
+@pytest.mark.parametrize("v", KMS, ids=lambda v: v["id"])
+def test_kms_v2_value_needs_its_provider_name_and_api_version(v: dict[str, Any]) -> None:
+    value = stored(v)
+    name = v["provider_name"]
+    assert not is_unreadable(value, (IdentityProvider(), kms(name)))
+    assert is_unreadable(value, (kms(name + "-other"), IdentityProvider()))
+    assert is_unreadable(value, (kms(name, "v1"),))
+
+
+def test_kms_v2_value_whose_encrypted_object_does_not_parse_is_unreadable() -> None:
+    v = KMS[0]
+    prefix = f"k8s:enc:kms:v2:{v['provider_name']}:".encode()
+    assert is_unreadable(prefix + b"\xff\x00not a protobuf", (kms(v["provider_name"]),))
+
+
+@pytest.mark.parametrize("v", IDENTITY, ids=lambda v: v["id"])
+def test_plaintext_needs_an_identity_provider(v: dict[str, Any]) -> None:
+    value = stored(v)
+    assert not is_unreadable(value, (local("aesgcm", "k"), IdentityProvider()))
+    assert is_unreadable(value, (local("aesgcm", "k"),))
+
+
+def test_bytes_of_no_known_format_are_unreadable() -> None:
+    chain = (local("aesgcm", "k"), IdentityProvider())
+    assert is_unreadable(b"k8s:enc:rot13:v1:k:abc", chain)
+
+
+def test_text_summary_lists_undecryptable_keys_apart_from_stale_ones() -> None:
+    summary = Summary(mode="etcd", complete=True)
+    keys = [f"/registry/secrets/ns/s-{i:02d}" for i in range(25)]
+    summary.verify = {
+        "checked": 40,
+        "stale": 12,
+        "stale_examples": [f"secrets:ns/t-{i:02d}" for i in range(10)],
+        "undecryptable": 26,
+        "undecryptable_keys": keys,
+        "undecryptable_keys_dropped": 1,
+        "kms_key_ids_checked": [],
+        "verdict": "undecryptable",
+    }
+    text = summary.to_text()
+    assert "verify: undecryptable (40 checked, 12 stale, 26 undecryptable)" in text
+    assert "UNDECRYPTABLE (data-loss risk" in text
+    assert "    /registry/secrets/ns/s-19" in text
+    assert "s-20" not in text  # 20 listed, the rest counted
+    assert "... and 6 more (use -o json)" in text
+    assert "  stale: secrets:ns/t-09" in text
+    assert "... and 2 more stale" in text
+
+
+def test_text_summary_of_a_clean_verify_is_one_line() -> None:
+    summary = Summary(mode="api", complete=True)
+    summary.verify = {
+        "checked": 3,
+        "stale": 0,
+        "stale_examples": [],
+        "undecryptable": 0,
+        "undecryptable_keys": [],
+        "undecryptable_keys_dropped": 0,
+        "kms_key_ids_checked": [],
+        "verdict": "ok",
+    }
+    lines = summary.to_text().splitlines()
+    assert lines[-1] == "  verify: ok (3 checked, 0 stale, 0 undecryptable)"
+    assert "UNDECRYPTABLE" not in summary.to_text()
