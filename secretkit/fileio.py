@@ -1,18 +1,27 @@
-"""Writing files that may hold key material: atomic, private (0600), durable.
+"""Files that may hold key material: atomic private writes, content-free read errors.
 
 One implementation for every writer (generated configs, KEK files, rotation backups
 and state, checkpoints): a temporary file in the same directory is written with mode
 0600, fsynced and renamed over the target, then the directory is fsynced so the
 rename itself survives a crash. Readers never see a half-written key file.
+
+One implementation for every YAML reader too (:func:`read_yaml_file`,
+:func:`load_yaml`, :func:`parse_yaml`): errors say what file, where
+(``file:line:column``) and what is wrong, and never quote the file's content.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import tempfile
+from collections.abc import Hashable
 from pathlib import Path
+from typing import Any
 
-from secretkit.errors import UsageError
+import yaml
+
+from secretkit.errors import SecretkitError, UsageError
 
 
 def write_private(path: Path, data: bytes, *, mode: int = 0o600) -> None:
@@ -42,3 +51,171 @@ def write_private(path: Path, data: bytes, *, mode: int = 0o600) -> None:
         os.fsync(dir_fd)  # make the rename itself durable
     finally:
         os.close(dir_fd)
+
+
+# -- reading ------------------------------------------------------------------------
+#
+# Every YAML file secretkit reads (plugin config, backends files, static-pod
+# manifests, EncryptionConfigurations) may hold key material or tokens, so syntax
+# errors are reported by position and kind only. PyYAML's own ``str(exc)`` quotes the
+# offending source line, and some of its problem texts quote document content (an
+# unknown tag such as ``!Passw0rd`` is the value an operator forgot to quote): those
+# fragments are redacted, only single characters and token names are kept.
+
+#: a quoted fragment in a PyYAML problem text (repr of document content)
+_QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+#: fragments that cannot carry a secret: one (possibly escaped) character, a token name
+_HARMLESS = re.compile(r"^.$|^\\(?:[abfnrtv0\\'\"]|x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4})$|^<[a-z ]+>$")
+
+
+class YAMLSyntaxError(ValueError):
+    """A YAML document could not be parsed; the message holds no document content.
+
+    ``problem`` says what is wrong, ``line`` and ``column`` (1-based, None when
+    unknown) where. ``str()`` is ``"problem (line L, column C)"``.
+    """
+
+    def __init__(self, problem: str, line: int | None = None, column: int | None = None) -> None:
+        self.problem = problem
+        self.line = line
+        self.column = column
+        position = f" (line {line}, column {column})" if line is not None else ""
+        super().__init__(f"{problem}{position}")
+
+    def at(self, source: str) -> str:
+        """``source:line:column`` (just ``source`` when the position is unknown)."""
+        if self.line is None:
+            return source
+        return f"{source}:{self.line}:{self.column}"
+
+
+class _DuplicateKeyError(yaml.constructor.ConstructorError):
+    """A mapping repeats a key (raised only by :class:`_UniqueKeyLoader`)."""
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe loader that rejects duplicate mapping keys, as the apiserver's strict decoder does."""
+
+
+def _construct_unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    loader.flatten_mapping(node)
+    result: dict[Any, Any] = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if isinstance(key, Hashable) and key in result:
+            raise _DuplicateKeyError(None, None, f"duplicate field {key!r}", key_node.start_mark)
+        result[key] = loader.construct_object(value_node, deep=True)
+    return result
+
+
+_UniqueKeyLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping
+)
+
+
+def _redact_quoted(problem: str) -> str:
+    def replace(match: re.Match[str]) -> str:
+        inner = match.group(0)[1:-1]
+        return match.group(0) if _HARMLESS.match(inner) else "(redacted)"
+
+    return _QUOTED.sub(replace, problem)
+
+
+def _syntax_error(exc: yaml.YAMLError, text: str) -> YAMLSyntaxError:
+    if isinstance(exc, yaml.reader.ReaderError):
+        # a non-printable character: report its code point and position, nothing else
+        pos = exc.position
+        line = text.count("\n", 0, pos) + 1
+        column = pos - (text.rfind("\n", 0, pos) + 1) + 1
+        return YAMLSyntaxError(f"unacceptable character #x{exc.character:04x}", line, column)
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    problem = getattr(exc, "problem", None) or type(exc).__name__
+    if isinstance(exc, _DuplicateKeyError):
+        # our own message: it names a field, as every other config error does
+        problem = problem if len(problem) <= 80 else "duplicate field"
+    else:
+        problem = _redact_quoted(problem)
+    if mark is None:
+        return YAMLSyntaxError(problem)
+    return YAMLSyntaxError(problem, mark.line + 1, mark.column + 1)
+
+
+def parse_yaml(data: bytes | str, *, unique_keys: bool = False) -> object:
+    """Parse one YAML document with the safe loader.
+
+    ``bytes`` must be UTF-8. With ``unique_keys`` a repeated mapping key is an error.
+    Raises :class:`YAMLSyntaxError` (a ``ValueError``) whose message holds no content.
+    """
+    if isinstance(data, bytes):
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = data.count(b"\n", 0, exc.start) + 1
+            column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+            raise YAMLSyntaxError("not UTF-8 text", line, column) from None
+    else:
+        text = data
+    loader = _UniqueKeyLoader if unique_keys else yaml.SafeLoader
+    try:
+        return yaml.load(text, Loader=loader)  # noqa: S506 - both loaders are SafeLoader
+    except yaml.YAMLError as exc:
+        # not chained: the original's str() quotes the offending line
+        raise _syntax_error(exc, text) from None
+
+
+def load_yaml(
+    data: bytes | str,
+    *,
+    source: str,
+    what: str,
+    error: type[SecretkitError] = UsageError,
+    hint: str | None = None,
+    unique_keys: bool = False,
+) -> object:
+    """Parse ``data``; a syntax error becomes ``error("<what> is not valid YAML: ...")``.
+
+    ``source`` names the data (a file path) and becomes ``source:line:column``.
+    """
+    try:
+        return parse_yaml(data, unique_keys=unique_keys)
+    except YAMLSyntaxError as exc:
+        raise error(
+            f"{what} is not valid YAML: {exc.problem}", where=exc.at(source), hint=hint
+        ) from None
+
+
+def read_file(
+    path: Path, *, what: str, error: type[SecretkitError] = UsageError, hint: str | None = None
+) -> bytes:
+    """Read ``path``; a missing or unreadable file becomes ``error`` naming ``what``."""
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        raise error(f"{what} not found", where=str(path), hint=hint or "check the path") from None
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise error(
+            f"cannot read {what}: {reason}",
+            where=str(path),
+            hint=hint or "check the path and its permissions",
+        ) from None
+
+
+def read_yaml_file(
+    path: Path,
+    *,
+    what: str,
+    error: type[SecretkitError] = UsageError,
+    hint: str | None = None,
+    unique_keys: bool = False,
+) -> object:
+    """Read and parse a YAML file; every failure is ``error`` with what, where and a hint.
+
+    ``what`` names the file in messages ("backends file", "manifest"). Syntax errors
+    are located as ``path:line:column``; no message ever quotes the file's content.
+    ``hint`` replaces the default hints (not the file's own problem).
+    """
+    data = read_file(path, what=what, error=error, hint=hint)
+    return load_yaml(
+        data, source=str(path), what=what, error=error, hint=hint, unique_keys=unique_keys
+    )
