@@ -34,6 +34,16 @@ _PLAIN = (
 )
 
 
+#: the convenience flags (click parameter names) of each backend kind. Several set the
+#: same field (--vault-key and --aws-key both set backend.key), so a flag of another
+#: kind than the chosen backend would be silently taken for this kind's setting.
+BACKEND_FLAGS: dict[str, tuple[str, ...]] = {
+    "local": ("local_kek_file",),
+    "vault": ("vault_addr", "vault_mount", "vault_key", "vault_token_file"),
+    "aws": ("aws_key", "aws_region", "aws_endpoint_url"),
+}
+
+
 def _env(name: str) -> str:
     return ENV_PREFIX + name.upper().replace("-", "_")
 
@@ -143,6 +153,7 @@ def _config_from(params: dict[str, Any]) -> PluginConfig:
     ctx = click.get_current_context()
     file_path: Path | None = params["config_file"]
     file_data = load_config_file(file_path) if file_path is not None else {}
+    _check_backend_flags(params, file_data, file_path)
     overrides: dict[str, Any] = {}
     for name in _PLAIN:
         source = ctx.get_parameter_source(name)
@@ -165,6 +176,68 @@ def _config_from(params: dict[str, Any]) -> PluginConfig:
         source=str(file_path) if file_path else "config",
         base_dir=file_path.resolve().parent if file_path else None,
     )
+
+
+def _check_backend_flags(
+    params: dict[str, Any], file_data: dict[str, Any], file_path: Path | None
+) -> None:
+    """Refuse a backend flag (or its env variable) that belongs to another backend kind.
+
+    The kind is the one the merge uses: ``--backend`` / ``SECRETKIT_PLUGIN_BACKEND``,
+    else the config file's ``backend.type``. Without any kind there is nothing to
+    compare against (the merge then reports that no backend is configured); an
+    unknown kind is left to the backend's own validation.
+    """
+    ctx = click.get_current_context()
+    kind = params["backend_type"]
+    if kind is not None:
+        kind_from = _origin(ctx, "backend_type")
+    else:
+        section = file_data.get("backend")
+        kind = section.get("type") if isinstance(section, dict) else None
+        kind_from = f"{file_path}:backend.type"
+    if not isinstance(kind, str) or kind not in BACKEND_FLAGS:
+        return
+    for flag_kind, names in BACKEND_FLAGS.items():
+        if flag_kind == kind:
+            continue
+        for name in names:
+            if params[name] in (None, ()):
+                continue
+            flag = _flag(name)
+            origin = _origin(ctx, name)
+            # the same setting under the chosen kind, e.g. --aws-key -> --vault-key
+            same = f"{kind}_{name.removeprefix(flag_kind + '_')}"
+            instead = (
+                f"for the {kind} backend use {_flag(same)}; " if same in BACKEND_FLAGS[kind] else ""
+            )
+            remove = f"unset {_envvar(ctx, name)}" if origin != flag else f"drop {flag}"
+            raise UsageError(
+                f"{flag} is a setting of the {flag_kind} backend, but the backend is {kind} "
+                f"(from {kind_from})",
+                where=origin,
+                hint=f"{instead}{remove}, or choose the {flag_kind} backend "
+                f"(--backend {flag_kind})",
+            )
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _envvar(ctx: click.Context, name: str) -> str:
+    """The environment variable click reads for parameter ``name``."""
+    param = next(p for p in ctx.command.params if p.name == name)
+    return str(param.envvar)
+
+
+def _origin(ctx: click.Context, name: str) -> str:
+    """Where a parameter's value came from: its environment variable, or its flag."""
+    if ctx.get_parameter_source(name) is click.core.ParameterSource.ENVIRONMENT:
+        return f"environment variable {_envvar(ctx, name)}"
+    if name == "backend_type":
+        return "--backend"
+    return _flag(name)
 
 
 def _check(config: PluginConfig) -> None:
