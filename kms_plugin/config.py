@@ -16,9 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from secretkit.errors import UsageError
+from secretkit.fileio import read_yaml_file
 
 #: every field a config file may hold (flag names with ``_`` instead of ``-``)
 FILE_FIELDS = (
@@ -167,18 +166,7 @@ def parse_mode(value: str | int, where: str) -> int:
 def load_config_file(path: Path) -> dict[str, Any]:
     """Read the YAML config file into a plain mapping (unknown fields are errors)."""
     where = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UsageError("config file not found", where=where) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot read config file ({type(exc).__name__})", where=where) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f"{where}:{mark.line + 1}:{mark.column + 1}" if mark is not None else where
-        raise UsageError("config file is not valid YAML", where=at) from None
+    data = read_yaml_file(path, what="config file", error=UsageError)
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -187,17 +187,18 @@ def load_yaml(
 def read_file(
     path: Path, *, what: str, error: type[SecretkitError] = UsageError, hint: str | None = None
 ) -> bytes:
-    """Read ``path``; a missing or unreadable file becomes ``error`` naming ``what``."""
+    """Read ``path``; a missing or unreadable file becomes ``error`` naming ``what``.
+
+    One wording for every file: ``cannot read <what>: <reason>``, ``where`` the path.
+    """
     try:
         return Path(path).read_bytes()
-    except FileNotFoundError:
-        raise error(f"{what} not found", where=str(path), hint=hint or "check the path") from None
     except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
+        missing = isinstance(exc, FileNotFoundError)
+        reason = "file not found" if missing else exc.strerror or type(exc).__name__
+        default_hint = "check the path" if missing else "check the path and its permissions"
         raise error(
-            f"cannot read {what}: {reason}",
-            where=str(path),
-            hint=hint or "check the path and its permissions",
+            f"cannot read {what}: {reason}", where=str(path), hint=hint or default_hint
         ) from None
 
 

@@ -7,9 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from secretkit.errors import UsageError
+from secretkit.fileio import read_yaml_file
 
 
 @dataclass(frozen=True)
@@ -70,15 +69,8 @@ def parse_flag_string(text: str, source: str = "--etcd-flags") -> Flags:
 
 def load_manifest_flags(path: Path, container: str) -> Flags:
     """Flags of the container named ``container`` (or running it) in a static-pod manifest."""
-    try:
-        document: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise UsageError(f"cannot read manifest: {exc.strerror}", where=str(path)) from exc
-    except yaml.YAMLError as exc:
-        # PyYAML's message quotes the offending line, which may hold a flag value: say where only
-        mark = getattr(exc, "problem_mark", None)
-        position = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        raise UsageError(f"manifest is not valid YAML{position}", where=str(path)) from None
+    # manifests carry flag values (passwords, token files): the reader never quotes them
+    document: Any = read_yaml_file(path, what="manifest", error=UsageError)
     containers = (
         (document or {}).get("spec", {}).get("containers") if isinstance(document, dict) else None
     )

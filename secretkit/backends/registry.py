@@ -17,12 +17,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from secretkit.backends._schema import Definition
 from secretkit.backends.interface import KeyBackend
 from secretkit.backends.local import LocalBackend, LocalKey, read_kek_file
 from secretkit.errors import ConfigError
+from secretkit.fileio import read_yaml_file
 
 BACKEND_TYPES = ("local", "vault", "aws")
 
@@ -77,20 +76,7 @@ def load_backends_file(path: Path) -> dict[str, KeyBackend]:
     backends already built are closed before the ConfigError propagates.
     """
     where = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError("backends file not found", where=where) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(
-            f"cannot read backends file ({type(exc).__name__})", where=where
-        ) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f"{where}:{mark.line + 1}:{mark.column + 1}" if mark is not None else where
-        raise ConfigError("backends file is not valid YAML", where=at) from None
+    data = read_yaml_file(path, what="backends file", error=ConfigError)
     if not isinstance(data, Mapping) or not data:
         raise ConfigError(
             "a backends file must be a non-empty mapping of kms provider name to backend",

@@ -14,11 +14,9 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Hashable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from secretkit.encryption_config.model import (
     DEFAULT_KMS_API_VERSION,
@@ -35,6 +33,7 @@ from secretkit.encryption_config.model import (
     ResourceRule,
 )
 from secretkit.errors import ConfigError
+from secretkit.fileio import parse_yaml, read_file
 
 #: (apiVersion, kind) pairs the apiserver decodes as an EncryptionConfiguration
 ACCEPTED_TYPES = (
@@ -102,28 +101,6 @@ def parse_duration(text: str) -> float:
     return sign * total
 
 
-class _StrictYAMLLoader(yaml.SafeLoader):
-    """A safe YAML loader that rejects duplicate mapping keys (the apiserver does)."""
-
-
-def _construct_strict_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    loader.flatten_mapping(node)
-    result: dict[Any, Any] = {}
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        if isinstance(key, Hashable) and key in result:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate field {key!r}", key_node.start_mark
-            )
-        result[key] = loader.construct_object(value_node, deep=True)
-    return result
-
-
-_StrictYAMLLoader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_strict_mapping
-)
-
-
 def _reject_duplicate_json_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for key, value in pairs:
@@ -141,13 +118,9 @@ def _decode_document(data: bytes) -> Any:
             return json.loads(text, object_pairs_hook=_reject_duplicate_json_keys)
         except json.JSONDecodeError:
             pass  # not JSON after all: YAML is a superset, let it report the error
-    try:
-        return yaml.load(text, Loader=_StrictYAMLLoader)  # noqa: S506 - safe loader subclass
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
-        raise ValueError(f"{problem}{where}") from None
+    # duplicate fields are errors, as in the apiserver's strict decoder; a syntax error
+    # is a YAMLSyntaxError (a ValueError) that names its position, never the content
+    return parse_yaml(text, unique_keys=True)
 
 
 class _Parser:
@@ -422,14 +395,7 @@ def load_encryption_config(data: bytes, *, source: str = "<config>") -> Encrypti
 
 def read_config_file(path: Path) -> bytes:
     """Read a config file, turning OS errors into a :class:`ConfigError`."""
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot read the encryption config file ({exc.strerror or type(exc).__name__})",
-            where=str(path),
-            hint="check the path and its permissions",
-        ) from None
+    return read_file(path, what="encryption config file", error=ConfigError)
 
 
 def load_encryption_config_file(path: Path) -> EncryptionConfig:

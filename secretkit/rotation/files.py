@@ -19,7 +19,7 @@ import yaml
 
 from secretkit.encryption_config.model import content_hash, key_fingerprint
 from secretkit.errors import UsageError
-from secretkit.fileio import write_private
+from secretkit.fileio import read_file, write_private
 
 _SECRET_LINE = re.compile(r"^(?P<lead>\s*(?:-\s*)?secret:\s*)(?P<value>\S+)\s*$")
 #: ``secret: |`` or ``secret: >-``: the value follows on more-indented lines
@@ -41,12 +41,7 @@ def backup(path: Path, label: str) -> Path:
 
 def read_config_bytes(path: Path) -> bytes:
     """Read a config file with a clear error when it is missing or unreadable."""
-    try:
-        return Path(path).read_bytes()
-    except OSError as exc:
-        raise UsageError(
-            f"cannot read {path}: {exc.strerror}", hint="check the --config path"
-        ) from exc
+    return read_file(path, what="config file", error=UsageError, hint="check the --config path")
 
 
 def file_hash(data: bytes) -> str:
@@ -71,7 +66,12 @@ def _mask(line: str) -> str:
 
 
 def _secret_values(data: bytes) -> set[str]:
-    """Every ``secret`` value in a YAML/JSON document (empty when it does not parse)."""
+    """Every ``secret`` value in a YAML/JSON document (empty when it does not parse).
+
+    Not :func:`secretkit.fileio.parse_yaml`: this is best-effort redaction over every
+    document in the stream and must never raise (the line regex still masks a file
+    that does not parse).
+    """
     found: set[str] = set()
     try:
         docs = list(yaml.safe_load_all(data))

@@ -21,9 +21,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import yaml
-
 from secretkit.errors import SafetyError, UsageError
+from secretkit.fileio import load_yaml
 from secretkit.rotation.files import file_hash, read_config_bytes
 
 _INFO_LINE = re.compile(
@@ -34,21 +33,17 @@ _INFO_LINE = re.compile(
 def load_identical_configs(paths: Sequence[Path]) -> tuple[dict[str, bytes], Any]:
     """Read every node's config; refuse when their parsed content differs."""
     raws = {str(p): read_config_bytes(p) for p in paths}
-    docs = {}
-    for name, raw in raws.items():
-        try:
-            docs[name] = yaml.safe_load(raw)
-        except yaml.YAMLError as exc:
-            # str(exc) quotes the offending source line, which may be a key's line:
-            # report the problem and its position only, and do not chain the exception
-            mark = getattr(exc, "problem_mark", None)
-            problem = getattr(exc, "problem", None) or type(exc).__name__
-            at = f"{name}:{mark.line + 1}:{mark.column + 1}" if mark is not None else name
-            raise UsageError(
-                f"not valid YAML: {problem}",
-                where=at,
-                hint="`secretkit config validate FILE` explains it",
-            ) from None
+    # the raw bytes are kept for the hashes; parse errors never quote a key's line
+    docs = {
+        name: load_yaml(
+            raw,
+            source=name,
+            what="config file",
+            error=UsageError,
+            hint="`secretkit config validate FILE` explains it",
+        )
+        for name, raw in raws.items()
+    }
     first_name, first = next(iter(docs.items()))
     differing = [n for n, d in docs.items() if d != first]
     if differing:

@@ -28,7 +28,7 @@ def test_missing_file(tmp_path: Path) -> None:
     path = tmp_path / "absent.yaml"
     with pytest.raises(UsageError) as info:
         read_yaml_file(path, what="backends file")
-    assert info.value.what == "backends file not found"
+    assert info.value.what == "cannot read backends file: file not found"
     assert info.value.where == str(path)
     assert info.value.hint
 
