@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from secretkit.errors import UsageError
+from secretkit.errors import ConfigError, UsageError
 from secretkit.fileio import read_yaml_file
+from secretkit.kmsapi.endpoint import UnixEndpoint, parse_endpoint
 
 #: every field a config file may hold (flag names with ``_`` instead of ``-``)
 FILE_FIELDS = (
@@ -30,26 +31,8 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 DEFAULT_LISTEN = "unix:///var/run/secretkit/kms-plugin.sock"
 
 
-@dataclass(frozen=True)
-class ListenAddress:
-    """A unix socket: a filesystem path or a Linux abstract name."""
-
-    path: Path | None = None
-    abstract: str | None = None
-
-    @property
-    def grpc_target(self) -> str:
-        """The address for ``grpc.Server.add_insecure_port``."""
-        if self.abstract is not None:
-            return f"unix-abstract:{self.abstract}"
-        return f"unix:{self.path}"
-
-    @property
-    def endpoint(self) -> str:
-        """The address as an EncryptionConfiguration ``endpoint`` spells it."""
-        if self.abstract is not None:
-            return f"unix:@{self.abstract}"
-        return f"unix://{self.path}"
+#: the plugin listens on exactly the endpoints kube-apiserver can dial (one parser)
+ListenAddress = UnixEndpoint
 
 
 @dataclass(frozen=True)
@@ -81,32 +64,15 @@ class PluginConfig:
 
 
 def parse_listen(value: str, where: str) -> ListenAddress:
-    """Parse ``unix:///abs/path``, ``unix:@name`` or a bare absolute path."""
-    if value.startswith("unix:@"):
-        name = value[len("unix:@"):]
-        if not name:
-            raise UsageError("abstract socket name is empty", where=where)
-        return ListenAddress(abstract=name)
-    if value.startswith("unix://"):
-        raw = value[len("unix://"):]
-    elif value.startswith("unix:"):
-        raw = value[len("unix:"):]
-    elif "://" in value:
-        raise UsageError(
-            f"unsupported listen address {value!r}", where=where,
-            hint="the apiserver talks to KMS plugins over unix sockets: unix:///path or unix:@name",
-        )
-    else:
-        raw = value
-    if not raw.startswith("/"):
-        raise UsageError(
-            f"socket path must be absolute, got {raw!r}", where=where,
-            hint="write unix:///var/run/secretkit/kms-plugin.sock (three slashes)",
-        )
-    if len(raw.encode()) > 107:
-        raise UsageError("socket path is longer than 107 bytes (the unix socket limit)",
-                         where=where)
-    return ListenAddress(path=Path(raw))
+    """Parse a listen address: exactly the endpoints kube-apiserver can dial.
+
+    ``unix:///abs/path`` or ``unix:///@name`` (abstract); the rules and wording are
+    :func:`secretkit.kmsapi.endpoint.parse_endpoint`'s, as a :class:`UsageError`.
+    """
+    try:
+        return parse_endpoint(value, where=where)
+    except ConfigError as exc:
+        raise UsageError(exc.what, where=exc.where, hint=exc.hint) from None
 
 
 def parse_health_addr(value: str, *, allow_remote: bool, where: str) -> HealthAddress | None:

@@ -20,6 +20,7 @@ from secretkit._proto.kms.v1beta1 import api_pb2 as v1beta1_pb2
 from secretkit._proto.kms.v1beta1 import api_pb2_grpc as v1beta1_grpc
 from secretkit._proto.kms.v2 import api_pb2 as v2_pb2
 from secretkit._proto.kms.v2 import api_pb2_grpc as v2_grpc
+from secretkit.kmsapi.endpoint import grpc_target, parse_endpoint
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -55,8 +56,7 @@ class Plugin:
     def channel(self) -> grpc.Channel:
         """A cached gRPC channel to the plugin's socket (what the apiserver holds)."""
         if self._channel is None:
-            target = self.endpoint.replace("unix:@", "unix-abstract:")
-            self._channel = grpc.insecure_channel(target)
+            self._channel = grpc.insecure_channel(grpc_target(self.endpoint))
         return self._channel
 
     def v2(self) -> v2_grpc.KeyManagementServiceStub:
@@ -162,8 +162,9 @@ def start_plugin(
     if listen is None:
         socket_path = workdir / "run" / "kms.sock"
         listen = f"unix://{socket_path}"
-    elif listen.startswith("unix://"):
-        socket_path = Path(listen[len("unix://"):])
+    else:
+        # the plugin's own parser: None for an abstract socket
+        socket_path = parse_endpoint(listen).path
     argv = [sys.executable, "-m", "kms_plugin", "--listen", listen, "--log-level", "debug"]
     if health:
         argv += ["--health-addr", "127.0.0.1:0"]

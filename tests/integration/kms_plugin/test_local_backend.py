@@ -136,11 +136,11 @@ def test_abstract_socket(tmp_path: Path) -> None:
     kek = write_kek(tmp_path / "kek.bin")
     name = f"secretkit-test-{os.getpid()}-{tmp_path.name}"
     args = ["--backend", "local", "--local-kek-file", str(kek)]
-    with running_plugin(tmp_path, args, listen=f"unix:@{name}") as p:
+    with running_plugin(tmp_path, args, listen=f"unix:///@{name}") as p:
         assert p.status().healthz == "ok"
         # a second plugin on the same abstract name is refused
         with pytest.raises(AssertionError, match="exited with 2"):
-            start_plugin(tmp_path, args, listen=f"unix:@{name}", log_name="second.log")
+            start_plugin(tmp_path, args, listen=f"unix:///@{name}", log_name="second.log")
 
 
 def test_log_hygiene(tmp_path: Path) -> None:
@@ -177,7 +177,7 @@ def test_secretkit_clients_talk_to_the_plugin(tmp_path: Path) -> None:
     kek = write_kek(tmp_path / "kek.bin")
     name = f"secretkit-client-{os.getpid()}-{tmp_path.name}"
     args = ["--backend", "local", "--local-kek-file", str(kek)]
-    for listen in (None, f"unix:@{name}"):
+    for listen in (None, f"unix:///@{name}"):
         with running_plugin(tmp_path, args, listen=listen) as p:
             with GrpcKMSService(p.endpoint) as kms:
                 st = kms.status()

@@ -114,7 +114,7 @@ def test_abstract_socket(servicer: _V2) -> None:
     name = f"secretkit-test-{uuid.uuid4().hex[:10]}"
     server = _serve(f"unix-abstract:{name}", servicer)
     try:
-        with GrpcKMSService(f"unix:@{name}") as kms:
+        with GrpcKMSService(f"unix:///@{name}") as kms:
             assert kms.status().key_id == KEY_ID
     finally:
         server.stop(0)
@@ -147,13 +147,15 @@ def test_v1beta1_client(socket_endpoint: str) -> None:
 
 @pytest.mark.parametrize(
     ("endpoint", "target"),
-    [("unix:///run/kms.sock", "unix:///run/kms.sock"), ("unix:@kms", "unix-abstract:kms")],
+    [("unix:///run/kms.sock", "unix:/run/kms.sock"), ("unix:///@kms", "unix-abstract:kms")],
 )
 def test_grpc_target(endpoint: str, target: str) -> None:
     assert grpc_target(endpoint) == target
 
 
-@pytest.mark.parametrize("endpoint", ["tcp://127.0.0.1:1", "unix://relative.sock", "unix:@", ""])
+@pytest.mark.parametrize(
+    "endpoint", ["tcp://127.0.0.1:1", "unix://relative.sock", "unix:@kms", "unix:@", ""]
+)
 def test_grpc_target_refuses_others(endpoint: str) -> None:
     with pytest.raises(ConfigError):
         grpc_target(endpoint)

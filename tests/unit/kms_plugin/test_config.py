@@ -28,7 +28,7 @@ def test_defaults() -> None:
 
 def test_flags_override_file() -> None:
     file_data = {"listen": "unix:///run/a.sock", "status_ttl": 5, "backend": LOCAL}
-    cfg = build_config(file_data, {"listen": "unix:@plugin", "status_ttl": 2.5}, {})
+    cfg = build_config(file_data, {"listen": "unix:///@plugin", "status_ttl": 2.5}, {})
     assert cfg.listen.abstract == "plugin"
     assert cfg.listen.grpc_target == "unix-abstract:plugin"
     assert cfg.status_ttl == 2.5
@@ -54,7 +54,9 @@ def test_missing_backend_is_a_usage_error() -> None:
 
 
 @pytest.mark.parametrize(
-    "value", ["relative.sock", "tcp://127.0.0.1:1", "unix:@", "unix:///" + "x" * 120]
+    "value",
+    ["relative.sock", "/run/p.sock", "tcp://127.0.0.1:1", "unix:@plugin", "unix:///@",
+     "unix:///" + "x" * 120],
 )
 def test_bad_listen(value: str) -> None:
     with pytest.raises(UsageError):
@@ -63,7 +65,8 @@ def test_bad_listen(value: str) -> None:
 
 def test_listen_forms() -> None:
     assert parse_listen("unix:///run/p.sock", "x").path == Path("/run/p.sock")
-    assert parse_listen("/run/p.sock", "x").endpoint == "unix:///run/p.sock"
+    assert parse_listen("unix:/run/p.sock", "x").endpoint == "unix:///run/p.sock"
+    assert parse_listen("unix:///@p", "x").endpoint == "unix:///@p"
 
 
 def test_health_addr_loopback_only_by_default() -> None:
