@@ -87,7 +87,7 @@ Docs: docs/kms-plugin.md. Exit codes: 0 clean shutdown, 2 invalid configuration.
       help="YAML file with any of the settings below (same names, '_' for '-') and a "
       "'backend:' section shaped like one backends-file entry.", envvar=_env("config"))
 @_opt("--listen", metavar="ENDPOINT",
-      help=f"Unix socket to serve: unix:///abs/path or unix:@abstract-name. "
+      help=f"Unix socket to serve: unix:///abs/path or unix:///@abstract-name. "
       f"[default: {DEFAULT_LISTEN}]")
 @_opt("--socket", "socket_path", metavar="PATH",
       help="Same as --listen unix://PATH.", envvar=_env("socket"))
