@@ -24,6 +24,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Final
 
 from secretkit.encryption_config.match import providers_for, resource_for_etcd_key
 from secretkit.encryption_config.model import (
@@ -51,9 +52,12 @@ from secretkit.formats import (
     decode_encrypted_object,
     decode_kmsv1,
     encode_encrypted_object,
+    encrypted_data_span,
+    header_decides_key,
     kmsv1_open,
     kmsv2_decrypt_data,
     kmsv2_encrypt_data,
+    kmsv2_open,
     matching_key_names,
     prefix_for,
     secretbox_decrypt,
@@ -91,6 +95,33 @@ class _Attempt(Exception):
         self.reason = reason
 
 
+@dataclass(frozen=True)
+class HeaderReader:
+    """Reads every value that shares one header the way the chain reads it.
+
+    Built by :meth:`ResourceTransformer.reader_for_header` for a header of
+    :mod:`secretkit.formats.header`: ``read(value, aad)`` runs the provider and key
+    the chain would try first for *any* value with that header, so when it succeeds
+    the chain would have returned the same plaintext with the verdict ``stale``. When
+    it raises, a later provider might still read the value: callers then ask
+    :meth:`ResourceTransformer.read` for the verdict and its error.
+    """
+
+    read: Callable[[bytes, bytes], bytes] = field(repr=False)
+    stale: bool
+
+
+class _Pass:
+    """A link refuses every value of a header without trying a key (the chain goes on)."""
+
+
+#: returned by a link's ``header_reader`` when it refuses the header outright
+_PASS: Final = _Pass()
+#: what a link's ``header_reader`` returns: a reader and its stale verdict, a refusal,
+#: or None when the header does not decide what the link would do
+_HeaderAnswer = tuple[Callable[[bytes, bytes], bytes], bool] | _Pass | None
+
+
 # -- providers ------------------------------------------------------------------------
 
 
@@ -106,6 +137,15 @@ class _Identity:
 
     def write(self, plaintext: bytes, aad: bytes) -> bytes:
         return plaintext
+
+    def header_reader(self, value: bytes, header: bytes) -> _HeaderAnswer:
+        if header.startswith(ENCRYPTED_PREFIX):
+            return _PASS
+        return _identity_read, False
+
+
+def _identity_read(value: bytes, aad: bytes) -> bytes:
+    return value
 
 
 _LOCAL_KINDS = {
@@ -159,6 +199,22 @@ class _LocalKeys:
         if reasons:
             raise _Attempt("; ".join(reasons))
         raise _Attempt(_LOCAL_ERRORS[self._type])
+
+    def header_reader(self, value: bytes, header: bytes) -> _HeaderAnswer:
+        # header: prefix ‖ name ‖ ":" (formats.header); the name holds no ':'
+        name = header[len(self.prefix) : -1]
+        configured = [k.name.encode() for k in self._keys]
+        if not header_decides_key(name, configured):
+            return None
+        start = len(header)
+        for index, key in enumerate(self._keys):
+            if configured[index] == name:
+
+                def read(value: bytes, aad: bytes, key: Key = key) -> bytes:
+                    return self._decrypt(key, value[start:], aad)
+
+                return read, index != 0
+        return _PASS  # no key of this name: read() refuses it the same way
 
     def write(self, plaintext: bytes, aad: bytes) -> bytes:
         key = self._keys[0]
@@ -344,18 +400,41 @@ class _KMSv2:
             plaintext = kmsv2_decrypt_data(obj, source, aad)
         except (FormatError, DecryptError) as exc:
             raise _Attempt(exc.what) from None
+        stale = self._stale(obj)
+        return ReadResult(plaintext, stale, ValueProvider.KMS_V2, name, None, obj.key_id)
+
+    def _stale(self, obj: EncryptedObject) -> bool:
         current = self._plugin.current_key_id
         if current is None:
             try:
                 current = self._plugin.poll_status()
             except SecretkitError:
                 current = None  # unknown current key: a rewrite is the safe verdict
-        stale = (
+        return (
             current is None
             or obj.key_id != current
             or obj.encrypted_dek_source_type != DEKSourceType.HKDF_SHA256_XNONCE_AES_GCM_SEED
         )
-        return ReadResult(plaintext, stale, ValueProvider.KMS_V2, name, None, obj.key_id)
+
+    def header_reader(self, value: bytes, header: bytes) -> _HeaderAnswer:
+        offset = len(self.prefix)
+        try:
+            obj = decode_encrypted_object(value[offset:])
+        except (FormatError, DecryptError):
+            return _PASS  # the header's metadata does not parse: read() refuses it too
+        try:
+            source = self._plugin.dek_source(obj)
+        except SecretkitError:
+            return None  # perhaps transient: leave the value to read() and its error
+        source_type = obj.encrypted_dek_source_type
+
+        def read(value: bytes, aad: bytes) -> bytes:
+            span = encrypted_data_span(value, offset)
+            if span is None:  # pragma: no cover - the header guarantees the span
+                raise FormatError("kms v2 encryptedData is missing")
+            return kmsv2_open(source_type, source, memoryview(value)[span[0] : span[1]], aad)
+
+        return read, self._stale(obj)
 
     def write(self, plaintext: bytes, aad: bytes) -> bytes:
         state = self._plugin.ensure_write_state()
@@ -394,6 +473,9 @@ class _KMSv1:
             raise _Attempt(exc.what) from None
         name = self._plugin.provider.name
         return ReadResult(plaintext, legacy_cbc, ValueProvider.KMS_V1, name, None, None)
+
+    def header_reader(self, value: bytes, header: bytes) -> _HeaderAnswer:
+        return None  # kms v1 values have no header: each carries its own DEK
 
     def write(self, plaintext: bytes, aad: bytes) -> bytes:
         raise ConfigError(
@@ -450,6 +532,27 @@ class ResourceTransformer:
             hint="the value was written by a provider that is not configured for this "
             "resource; add that provider (with its key) to the resource's rule to read it",
         )
+
+    def reader_for_header(self, value: bytes, header: bytes) -> HeaderReader | None:
+        """A reader for every value whose header (``formats.value_header``) is ``header``.
+
+        ``value`` is one such value (kms v2 metadata is decoded from it, and its
+        wrapped DEK source is decrypted once, through the cache). None when no
+        provider would read such values, or when the header does not decide which
+        provider and key the chain tries first (a local key name that is a prefix of
+        another configured name, a KMS call that failed): use :meth:`read` then.
+        """
+        for index, link in enumerate(self._links):
+            if not value.startswith(link.prefix):
+                continue
+            answer = link.header_reader(value, header)
+            if answer is _PASS:
+                continue
+            if answer is None or isinstance(answer, _Pass):
+                return None
+            read, stale = answer
+            return HeaderReader(read, stale or index != 0)
+        return None
 
     def write(self, plaintext: bytes, etcd_key: str) -> bytes:
         """Encrypt ``plaintext`` for ``etcd_key`` with provider #0 (key #0)."""

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Final
 
 from secretkit.audit.keys import OTHER_RESOURCE, KeyParts, KeySplitter, resource_matches
-from secretkit.audit.model import FindingKind, ObjectRecord, SummaryKey
+from secretkit.audit.model import FindingKind, ObjectRecord, SummaryKey, summary_label
 from secretkit.encryption_config import providers_for
 from secretkit.encryption_config.model import (
     EncryptionConfig,
@@ -30,11 +31,13 @@ from secretkit.formats import (
     PROTOBUF_MAGIC,
     SECRETBOX_PREFIX,
     classify_value,
+    header_decides_key,
+    value_header,
 )
 from secretkit.formats.model import DEKSourceType, PlaintextEncoding, StoredValue, ValueProvider
 from secretkit.staleness import identify as _identify
 from secretkit.staleness import reader_index as _reader_index
-from secretkit.transformers import TransformerSet
+from secretkit.transformers import HeaderReader, TransformerSet
 
 _LOCAL = {
     ValueProvider.AESCBC: "aescbc",
@@ -88,6 +91,24 @@ class _Scope:
     identity_row: SummaryKey
 
 
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What every in-scope value with one header gets (see ``formats.header``).
+
+    ``findings`` hold for every such value that ``reader`` (the decrypt check, when
+    one is due) opens; a value it cannot open is classified on its own.
+    """
+
+    row: SummaryKey
+    findings: tuple[FindingKind, ...]
+    reader: HeaderReader | None
+
+
+#: distinct (resource, header) verdicts kept; a cluster has a handful per resource
+_VERDICT_MEMO_LIMIT = 4096
+_MISSING: Final = object()
+
+
 @dataclass
 class Classifier:
     """Classify values one by one against an optional config, key_ids and transformers.
@@ -106,13 +127,8 @@ class Classifier:
     _scope_cache: dict[tuple[str, str], _Scope] = field(default_factory=dict, repr=False)
     _splitter: KeySplitter | None = field(default=None, repr=False)
     _head_scopes: dict[bytes, _Scope] = field(default_factory=dict, repr=False)
-    _local_rows: dict[tuple[str, bytes], SummaryKey] = field(default_factory=dict, repr=False)
+    _verdicts: dict[tuple[str, bytes], Verdict | None] = field(default_factory=dict, repr=False)
     _root: bytes | None = field(default=None, repr=False)
-
-    @property
-    def has_quick_path(self) -> bool:
-        """True when :meth:`quick` applies: no config to judge against, no decryption."""
-        return self.policy.config is None and self.transformers is None
 
     def scope_of(self, key: bytes) -> _Scope:
         """The scope of ``key``'s resource, cached by the key's first segment (bytes)."""
@@ -135,39 +151,50 @@ class Classifier:
             self._head_scopes[head] = scope
         return scope
 
-    def quick(self, scope: _Scope, value: bytes) -> SummaryKey | None:
-        """The summary row of an in-scope value without findings, or None for the full path.
+    def verdict(self, scope: _Scope, value: bytes) -> Verdict | None:
+        """The verdict shared by every value with ``value``'s header, or None.
 
-        Only valid when :attr:`has_quick_path`. Gives exactly the row
-        :meth:`classify_in_scope` would give (plaintext of an unprotected resource,
-        a local-key prefix with a key name, a kms value whose header parses); anything
-        that may have a finding goes the full way.
+        Worked out once per (resource, header) by the same judgement as
+        :meth:`classify_in_scope`; None when the value has no header or its header
+        does not decide the verdict (then the value is classified on its own).
         """
-        if value.startswith(PROTOBUF_MAGIC) or value.startswith(b"{"):
-            return None if scope.protected else scope.identity_row
-        for base, provider, _text in _LOCAL_PREFIXES:
-            if value.startswith(base):
-                start = len(base)
-                end = value.find(b":", start, start + 512)
-                if end <= start:
-                    return None
-                memo = (scope.qualified, value[:end])
-                row = self._local_rows.get(memo)
-                if row is None:
-                    name = value[start:end].decode("ascii", "replace")
-                    row = SummaryKey(scope.qualified, provider.value, name)
-                    if len(self._local_rows) < 4096:
-                        self._local_rows[memo] = row
-                return row
-        # kms values: the validated header decode is the cost, the record is skipped
-        stored = classify_value(value)
+        header = value_header(value)
+        if header is None:
+            return None
+        memo = (scope.qualified, header)
+        found = self._verdicts.get(memo, _MISSING)
+        if found is not _MISSING:
+            return found  # type: ignore[return-value]
+        verdict = self._header_verdict(scope, value, header)
+        if len(self._verdicts) < _VERDICT_MEMO_LIMIT:
+            self._verdicts[memo] = verdict
+        return verdict
+
+    def _header_verdict(self, scope: _Scope, value: bytes, header: bytes) -> Verdict | None:
+        stored = _classify_fast(value)
         provider = stored.provider
-        if provider is _KMS_V2 and stored.kms_v2 is not None:
-            label = f"{stored.name}/{stored.kms_v2.key_id or '?'}"
-            return SummaryKey(scope.qualified, _KMS_V2.value, label)
-        if provider is _KMS_V1:
-            return SummaryKey(scope.qualified, _KMS_V1.value, stored.name or "-")
-        return None
+        if provider in _LOCAL:
+            configured = [
+                k.name.encode()
+                for p in scope.providers
+                if isinstance(p, LocalKeyProvider) and p.type.value == _LOCAL[provider]
+                for k in p.keys
+            ]
+            if not header_decides_key(header[len(stored.prefix or "") : -1], configured):
+                return None
+        findings, _reasons, key_name, key_id, _dek = self._judgement(stored, value, scope)
+        reader = None
+        if self.transformers is not None and FindingKind.UNDECRYPTABLE not in findings:
+            transformer = self.transformers.for_resource(scope.resource, scope.group)
+            reader = transformer.reader_for_header(value, header)
+            if reader is None:
+                return None
+            if reader.stale and FindingKind.STALE not in findings:
+                findings.append(FindingKind.STALE)
+        provider_name = stored.name if provider in _KMS else None
+        label = summary_label(provider.value, provider_name, key_name, key_id)
+        row = SummaryKey(scope.qualified, provider.value, label)
+        return Verdict(row, tuple(dict.fromkeys(findings)), reader)
 
     def classify_scoped(
         self,
@@ -267,18 +294,7 @@ class Classifier:
     ) -> ObjectRecord:
         stored = _classify_fast(value)
         provider = stored.provider
-        findings: list[FindingKind] = []
-        reasons: list[str] = []
-        providers = scope.providers
-        key_name, key_id, dek_type = _identify(stored, value, providers)
-        if provider is _IDENTITY and scope.protected:
-            findings.append(FindingKind.PLAINTEXT)
-            reasons.append("stored unencrypted")
-        if _malformed(stored):
-            findings.append(FindingKind.UNKNOWN)
-            reasons.append(stored.detail or "bytes match no known storage format")
-        if self.policy.config is not None and provider is not _UNKNOWN:
-            self._judge(stored, value, key_name, providers, findings, reasons)
+        findings, reasons, key_name, key_id, dek_type = self._judgement(stored, value, scope)
         if self.transformers is not None and FindingKind.UNDECRYPTABLE not in findings:
             self._decrypt_check(key_text, value, scope, findings, reasons)
         namespace: str | None = None
@@ -307,6 +323,24 @@ class Classifier:
             reasons=tuple(reasons),
             historical=historical,
         )
+
+    def _judgement(
+        self, stored: StoredValue, value: bytes, scope: _Scope
+    ) -> tuple[list[FindingKind], list[str], str | None, str | None, int | None]:
+        """Findings, reasons, key name, key_id and DEK type from the bytes (no decryption)."""
+        findings: list[FindingKind] = []
+        reasons: list[str] = []
+        providers = scope.providers
+        key_name, key_id, dek_type = _identify(stored, value, providers)
+        if stored.provider is _IDENTITY and scope.protected:
+            findings.append(FindingKind.PLAINTEXT)
+            reasons.append("stored unencrypted")
+        if _malformed(stored):
+            findings.append(FindingKind.UNKNOWN)
+            reasons.append(stored.detail or "bytes match no known storage format")
+        if self.policy.config is not None and stored.provider is not _UNKNOWN:
+            self._judge(stored, value, key_name, providers, findings, reasons)
+        return findings, reasons, key_name, key_id, dek_type
 
     def _providers(self, parts: KeyParts) -> tuple[Provider, ...]:
         if self.policy.config is None:
@@ -386,8 +420,6 @@ _KMS = (ValueProvider.KMS_V1, ValueProvider.KMS_V2)
 # enum member lookups are descriptor calls; the hot path uses plain module constants
 _IDENTITY = ValueProvider.IDENTITY
 _UNKNOWN = ValueProvider.UNKNOWN
-_KMS_V1 = ValueProvider.KMS_V1
-_KMS_V2 = ValueProvider.KMS_V2
 _LOCAL_PREFIXES = tuple(
     (base, provider, base.decode("ascii"))
     for provider, base in (

@@ -62,9 +62,7 @@ class ObjectRecord:
     @property
     def key_label(self) -> str:
         """The key column of the summary: key name, kms provider name, or ``-``."""
-        if self.provider == "kms-v2":
-            return f"{self.provider_name}/{self.key_id or '?'}"
-        return self.key_name or self.provider_name or "-"
+        return summary_label(self.provider, self.provider_name, self.key_name, self.key_id)
 
     def to_json(self) -> dict[str, object]:
         """The documented JSON shape of one offending object."""
@@ -85,6 +83,15 @@ class ObjectRecord:
             "findings": [f.value for f in self.findings],
             "reasons": list(self.reasons),
         }
+
+
+def summary_label(
+    provider: str, provider_name: str | None, key_name: str | None, key_id: str | None
+) -> str:
+    """The key column of a summary row: ``<kms name>/<key_id>``, key name, or ``-``."""
+    if provider == "kms-v2":
+        return f"{provider_name}/{key_id or '?'}"
+    return key_name or provider_name or "-"
 
 
 class SummaryKey(NamedTuple):
@@ -134,29 +141,54 @@ class AuditReport:
     def add(self, record: ObjectRecord) -> None:
         """Count one object; keep it (bounded) when it has findings."""
         findings = record.findings
-        if record.historical:
-            self.historical_values += 1
-            if findings:
-                self.historical_finding_counts.update(findings)
-        else:
-            self.total_objects += 1
-            self.total_bytes += record.size
-            row_key = SummaryKey(record.resource, record.provider, record.key_label)
-            row = self.rows.get(row_key)
-            if row is None:
-                row = self.rows[row_key] = SummaryRow()
-            row.objects += 1
-            row.bytes += record.size
-            if findings:
-                counts = self.finding_counts
-                for finding in findings:
-                    setattr(row, finding.value, getattr(row, finding.value) + 1)
-                    counts[finding] += 1
+        row_key = SummaryKey(record.resource, record.provider, record.key_label)
+        self._count(row_key, record.size, findings, record.historical)
         if findings:
             if len(self.offending) < self.findings_limit:
                 self.offending.append(record)
             else:
                 self.dropped_offending += 1
+
+    def add_counted(
+        self,
+        row_key: SummaryKey,
+        size: int,
+        findings: tuple[FindingKind, ...],
+        historical: bool = False,
+    ) -> None:
+        """Count one object of ``row_key`` without keeping it (its findings included).
+
+        For the scan once the list of offending objects is full: an object with
+        findings counts as dropped from that list.
+        """
+        self._count(row_key, size, findings, historical)
+        if findings:
+            self.dropped_offending += 1
+
+    def _count(
+        self,
+        row_key: SummaryKey,
+        size: int,
+        findings: tuple[FindingKind, ...],
+        historical: bool,
+    ) -> None:
+        if historical:
+            self.historical_values += 1
+            if findings:
+                self.historical_finding_counts.update(findings)
+        else:
+            self.total_objects += 1
+            self.total_bytes += size
+            row = self.rows.get(row_key)
+            if row is None:
+                row = self.rows[row_key] = SummaryRow()
+            row.objects += 1
+            row.bytes += size
+            if findings:
+                counts = self.finding_counts
+                for finding in findings:
+                    setattr(row, finding.value, getattr(row, finding.value) + 1)
+                    counts[finding] += 1
 
     def add_clean(self, row_key: SummaryKey, objects: int, size: int) -> None:
         """Count ``objects`` live objects without findings (``size`` bytes) in one row."""

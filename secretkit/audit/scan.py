@@ -22,6 +22,7 @@ from secretkit.audit.keys import normalize_prefix, range_prefix_for
 from secretkit.audit.model import AuditReport, SummaryKey
 from secretkit.audit.reader import linear_pages
 from secretkit.audit.snapshot import EtcdSnapshot
+from secretkit.errors import SecretkitError
 from secretkit.etcd.errors import EtcdCompactedError
 
 T = TypeVar("T")
@@ -90,25 +91,23 @@ def classify_stream(
 ) -> None:
     """Classify ``(kv, historical)`` pairs into ``report`` (the shared core of every source).
 
-    Without a config or decryption, values that cannot have a finding (unprotected
-    plaintext, local-key prefixes) are only counted per summary row, in local
-    counters merged into the report at the end; everything else becomes an
-    :class:`ObjectRecord`. The report is the same either way.
+    Most values share their verdict with every other value of the same header
+    (resource, provider, key, kms metadata: see ``formats.header``): those are judged
+    once per header and then only counted, after the per-value decryption when
+    ``--decrypt-check`` asks for it. An :class:`ObjectRecord` is built only for
+    values with findings while the report still lists offending objects, and for
+    values that must be judged alone (no header, or a decryption that failed). The
+    report is the same as classifying every value on its own.
     """
     seen = 0
-    classify = classifier.classify_in_scope
     add = report.add
-    quick = classifier.quick if classifier.has_quick_path else None
+    add_counted = report.add_counted
+    verdict_of = classifier.verdict
     scope_of = classifier.scope_of
     classify_scoped = classifier.classify_scoped
     clean: dict[SummaryKey, list[int]] = {}
     offending = report.offending
     limit = report.findings_limit
-
-    def room() -> bool:
-        # names are only split out while the report still keeps offending objects
-        return len(offending) < limit
-
     clean_historical = 0
     try:
         for kv, historical in items:
@@ -117,27 +116,35 @@ def classify_stream(
                 progress(seen)
             key = kv.key
             value = kv.value
-            if quick is not None:
-                scope = scope_of(key)
-                if not scope.in_scope:
-                    continue
-                row = quick(scope, value)
-                if row is not None:
+            scope = scope_of(key)
+            if not scope.in_scope:
+                continue
+            # non-ASCII keys: the full path decodes them for messages; judge them alone
+            verdict = verdict_of(scope, value) if key.isascii() else None
+            if verdict is not None and verdict.reader is not None:
+                try:
+                    verdict.reader.read(value, key)  # the plaintext is dropped at once
+                except SecretkitError:
+                    verdict = None  # a later provider may read it: the chain decides
+            if verdict is not None:
+                findings = verdict.findings
+                if not findings:
                     if historical:
                         clean_historical += 1
                         continue
-                    counts = clean.get(row)
+                    counts = clean.get(verdict.row)
                     if counts is None:
-                        clean[row] = [1, len(value)]
+                        clean[verdict.row] = [1, len(value)]
                     else:
                         counts[0] += 1
                         counts[1] += len(value)
                     continue
-                record = classify_scoped(
-                    scope, key, value, kv.mod_revision, historical, names=room()
-                )
-            else:
-                record = classify(key, value, kv.mod_revision, historical=historical, names=room())
+                if len(offending) >= limit:
+                    add_counted(verdict.row, len(value), findings, historical)
+                    continue
+            record = classify_scoped(
+                scope, key, value, kv.mod_revision, historical, names=len(offending) < limit
+            )
             if record is not None:
                 add(record)
     finally:

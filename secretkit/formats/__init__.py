@@ -9,6 +9,7 @@ never raises.
 from secretkit.formats.aes import aescbc_decrypt, aescbc_encrypt, aesgcm_decrypt, aesgcm_encrypt
 from secretkit.formats.classify import classify_value
 from secretkit.formats.envelope import PROTOBUF_MAGIC, decode_unknown, encode_unknown
+from secretkit.formats.header import encrypted_data_span, header_decides_key, value_header
 from secretkit.formats.kmsv1 import (
     decode_kmsv1,
     encode_kmsv1,
@@ -20,6 +21,7 @@ from secretkit.formats.kmsv2 import (
     encode_encrypted_object,
     kmsv2_decrypt_data,
     kmsv2_encrypt_data,
+    kmsv2_open,
     validate_encrypted_object,
 )
 from secretkit.formats.model import (
@@ -68,14 +70,18 @@ __all__ = [
     "encode_encrypted_object",
     "encode_kmsv1",
     "encode_unknown",
+    "encrypted_data_span",
+    "header_decides_key",
     "kmsv1_decrypt_payload",
     "kmsv1_open",
     "kmsv2_decrypt_data",
     "kmsv2_encrypt_data",
+    "kmsv2_open",
     "match_key_name",
     "matching_key_names",
     "prefix_for",
     "secretbox_decrypt",
     "secretbox_encrypt",
     "validate_encrypted_object",
+    "value_header",
 ]

@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 
 from secretkit.errors import DecryptError, FormatError
 from secretkit.formats.aes import GCM_NONCE_SIZE, aesgcm_encrypt, gcm_open
+from secretkit.formats.header import encrypted_data_span
 from secretkit.formats.model import DEKSourceType, EncryptedObject
 from secretkit.formats.protowire import (
     WIRE_LEN,
@@ -32,7 +33,6 @@ from secretkit.formats.protowire import (
     encode_len_field,
     encode_varint_field,
     iter_fields,
-    read_varint,
 )
 
 KEY_ID_MAX_SIZE = 1024
@@ -208,13 +208,12 @@ def decode_encrypted_object(data: bytes) -> EncryptedObject:
     if not isinstance(data, bytes):
         data = bytes(data)  # bytearray/memoryview callers: the cache needs hashable bytes
     # Fast path for the apiserver's field order: non-empty field 1 first, metadata after.
-    if data[:1] == b"\x0a":
-        length, start = read_varint(data, 1, where=_WHERE)
-        end = start + length
-        if length > 0 and end <= len(data):
-            fields = _validated_tail(data[end:])
-            if fields is not None:
-                return _with_data(fields, data[start:end])
+    span = encrypted_data_span(data)
+    if span is not None:
+        start, end = span
+        fields = _validated_tail(data[end:])
+        if fields is not None:
+            return _with_data(fields, data[start:end])
     fields = _parse_fields(data)
     return _build(fields, fields.encrypted_data or b"")
 
@@ -284,8 +283,17 @@ def kmsv2_decrypt_data(obj: EncryptedObject, dek_source: bytes, aad: bytes) -> b
     ``dek_source`` is what the KMS plugin's Decrypt returned for
     ``obj.encrypted_dek_source``; ``aad`` is the full etcd key.
     """
-    data = obj.encrypted_data
-    source_type = obj.encrypted_dek_source_type
+    return kmsv2_open(obj.encrypted_dek_source_type, dek_source, obj.encrypted_data, aad)
+
+
+def kmsv2_open(
+    source_type: DEKSourceType | int, dek_source: bytes, data: bytes | memoryview, aad: bytes
+) -> bytes:
+    """Decrypt one ``encryptedData`` of DEK source type ``source_type`` with ``dek_source``.
+
+    The core of :func:`kmsv2_decrypt_data`, for callers that already hold the DEK
+    source of a header (see :mod:`secretkit.formats.header`) and only slice out the data.
+    """
     if source_type == DEKSourceType.HKDF_SHA256_XNONCE_AES_GCM_SEED:
         if len(dek_source) < SEED_MIN_SIZE:
             raise DecryptError(

@@ -1,7 +1,10 @@
-"""The scan's quick path (rows counted without records) gives the same report as records.
+"""The scan's per-header verdicts give the same report as classifying value by value.
 
 Values are the upstream vectors (written by the real apiserver) plus malformed
-variants, under keys of several resources, with each scope policy the CLI builds.
+variants, under keys of several resources, with each scope policy the CLI builds;
+with a config, with and without the decrypt check. Every value also appears under
+its own etcd key several times and then tampered, so verdicts are reused, and a
+reused verdict meets a value its reader cannot open.
 """
 
 from __future__ import annotations
@@ -12,10 +15,11 @@ from typing import Any
 import pytest
 
 from secretkit.audit.classify import Classifier, ScopePolicy
-from secretkit.audit.model import AuditReport
+from secretkit.audit.model import AuditReport, FindingKind
 from secretkit.audit.scan import classify_stream
+from secretkit.errors import SecretkitError
 from secretkit.formats import encode_kmsv1
-from tests.unit.audit.helpers import VECTORS, classifier, config, stored
+from tests.unit.audit.helpers import VECTORS, classifier, config, plaintext, stored, vector
 
 KEYS = [
     b"/registry/secrets/ns1/a",
@@ -43,11 +47,21 @@ class _KV:
         self.create_revision, self.version = revision, 1
 
 
+def _tampered(value: bytes) -> bytes:
+    return value[:-1] + bytes([value[-1] ^ 1]) if value else value
+
+
 def _items() -> list[tuple[Any, bool]]:
     items = []
     for i, value in enumerate(_values()):
         for j, key in enumerate(KEYS):
             items.append((_KV(key, value, i * 10 + j), (i + j) % 5 == 0))
+    # each vector under its own key (it decrypts there), repeated, then tampered
+    for i, v in enumerate(VECTORS):
+        key = v["etcd_key"].encode()
+        for n in range(3):
+            items.append((_KV(key, stored(v), 10_000 + i * 10 + n), n == 2))
+        items.append((_KV(key, _tampered(stored(v)), 10_000 + i * 10 + 5), False))
     return items
 
 
@@ -70,7 +84,7 @@ POLICIES = {
 
 
 @pytest.mark.parametrize("name", sorted(POLICIES))
-def test_quick_path_report_equals_record_by_record(name: str) -> None:
+def test_no_config_report_equals_record_by_record(name: str) -> None:
     policy = POLICIES[name]
     items = _items()
     expected = AuditReport(source="t", prefix="/registry", findings_limit=50)
@@ -80,29 +94,26 @@ def test_quick_path_report_equals_record_by_record(name: str) -> None:
         if record is not None:
             expected.add(record)
     got = AuditReport(source="t", prefix="/registry", findings_limit=50)
-    quick = Classifier(policy=policy)
-    assert quick.has_quick_path
-    classify_stream(quick, iter(items), got)
+    classify_stream(Classifier(policy=policy), iter(items), got)
     assert _shape(got) == _shape(expected)
     # the comparison means something: clean rows and findings both occur
     assert expected.total_objects > 0 and expected.rows
     assert name == "all-resources" or sum(expected.finding_counts.values()) > 0
 
 
-def test_quick_row_matches_each_vector_record() -> None:
+def test_verdict_row_matches_each_vector_record() -> None:
     c = Classifier(policy=ScopePolicy(all_resources=True))
     seen_rows = 0
     for v in VECTORS:
         key = v["etcd_key"].encode()
         value = stored(v)
-        row = c.quick(c.scope_of(key), value)
+        verdict = c.verdict(c.scope_of(key), value)
         record = c.classify(key, value, 1)
-        if row is None:
-            assert record.findings or record.provider == "identity"
+        if verdict is None:
             continue
         seen_rows += 1
-        assert not record.findings
-        assert (row.resource, row.provider, row.key) == (
+        assert verdict.findings == record.findings
+        assert (verdict.row.resource, verdict.row.provider, verdict.row.key) == (
             record.resource,
             record.provider,
             record.key_label,
@@ -110,20 +121,60 @@ def test_quick_row_matches_each_vector_record() -> None:
     assert seen_rows > 0
 
 
+@pytest.mark.parametrize("limit", [0, 20, 10_000])
 @pytest.mark.parametrize("decrypt", [False, True])
-def test_config_scan_report_equals_record_by_record(decrypt: bool) -> None:
+def test_config_scan_report_equals_record_by_record(decrypt: bool, limit: int) -> None:
     # names are split out only while the offending list has room: same report anyway
     items = _items()
-    expected = AuditReport(source="t", prefix="/registry", findings_limit=20)
+    expected = AuditReport(source="t", prefix="/registry", findings_limit=limit)
     full = classifier(config(), decrypt=decrypt)
     for kv, historical in items:
         record = full.classify_in_scope(kv.key, kv.value, kv.mod_revision, historical=historical)
         if record is not None:
             expected.add(record)
-    got = AuditReport(source="t", prefix="/registry", findings_limit=20)
-    scanner = classifier(config(), decrypt=decrypt)
-    assert not scanner.has_quick_path
-    classify_stream(scanner, iter(items), got)
+    got = AuditReport(source="t", prefix="/registry", findings_limit=limit)
+    classify_stream(classifier(config(), decrypt=decrypt), iter(items), got)
     assert _shape(got) == _shape(expected)
-    assert expected.dropped_offending > 0
+    assert (expected.dropped_offending > 0) is (limit < 10_000)
     assert all(r.name for r in got.offending if r.key.startswith("/registry/secrets/ns"))
+    if decrypt:
+        # tampered values behind a reused verdict are caught, not counted clean
+        assert expected.finding_counts[FindingKind.UNDECRYPTABLE] >= len(VECTORS) // 2
+
+
+def test_decrypt_verdicts_are_reused_and_readers_match_the_chain() -> None:
+    c = classifier(config(), decrypt=True)
+    assert c.transformers is not None
+    reused = 0
+    for v in VECTORS:
+        key = v["etcd_key"].encode()
+        value = stored(v)
+        scope = c.scope_of(key)
+        verdict = c.verdict(scope, value)
+        if verdict is None or verdict.reader is None:
+            continue
+        assert c.verdict(scope, value) is verdict
+        reused += 1
+        transformer = c.transformers.for_resource(scope.resource, scope.group)
+        try:
+            chain = transformer.read(value, key.decode())
+        except SecretkitError:
+            # a negative vector: the first provider's key fails, and so does the reader
+            with pytest.raises(SecretkitError):
+                verdict.reader.read(value, key)
+            continue
+        assert verdict.reader.read(value, key) == chain.plaintext
+        if v["expected_error"] == "False":  # tampered CBC may "decrypt" to garbage
+            assert chain.plaintext == plaintext(v)
+        assert verdict.reader.stale is chain.stale
+        assert (FindingKind.STALE in verdict.findings) is chain.stale
+    # aescbc, aesgcm, secretbox, kms v2 and identity vectors all have readers
+    assert reused >= 20
+
+
+def test_a_key_name_that_prefixes_another_is_judged_value_by_value() -> None:
+    # "gcm:key:3" is configured: a value under header "gcm:" may or may not be its
+    c = classifier(config(), decrypt=True)
+    v = vector(next(x["id"] for x in VECTORS if x["stored_prefix"].endswith("gcm:key:3:")))
+    key = v["etcd_key"].encode()
+    assert c.verdict(c.scope_of(key), stored(v)) is None
