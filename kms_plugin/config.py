@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from secretkit.encryption_config.endpoint import UnixEndpoint, parse_endpoint
 from secretkit.errors import ConfigError, UsageError
 from secretkit.fileio import read_yaml_file
-from secretkit.kmsapi.endpoint import UnixEndpoint, parse_endpoint
 
 #: every field a config file may hold (flag names with ``_`` instead of ``-``)
 FILE_FIELDS = (
@@ -67,7 +67,7 @@ def parse_listen(value: str, where: str) -> ListenAddress:
     """Parse a listen address: exactly the endpoints kube-apiserver can dial.
 
     ``unix:///abs/path`` or ``unix:///@name`` (abstract); the rules and wording are
-    :func:`secretkit.kmsapi.endpoint.parse_endpoint`'s, as a :class:`UsageError`.
+    :func:`secretkit.encryption_config.endpoint.parse_endpoint`'s, as a :class:`UsageError`.
     """
     try:
         return parse_endpoint(value, where=where)

@@ -9,8 +9,7 @@ Follows ``k8s.io/apiserver/pkg/apis/apiserver/validation/validation_encryption.g
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
+from secretkit.encryption_config.endpoint import parse_endpoint
 from secretkit.encryption_config.model import (
     KMS_API_VERSIONS,
     ConfigProblem,
@@ -20,6 +19,7 @@ from secretkit.encryption_config.model import (
     LocalKeyProvider,
     ProviderType,
 )
+from secretkit.errors import ConfigError
 
 AES_KEY_SIZES = (16, 24, 32)
 SECRETBOX_KEY_SIZES = (32,)
@@ -301,22 +301,22 @@ def _kms(provider: KMSProvider, path: str, seen_names: set[str]) -> list[ConfigP
 
 
 def _endpoint(endpoint: str, path: str) -> list[ConfigProblem]:
-    hint = "use unix:///path/to/plugin.sock (abstract socket: unix:///@name)"
+    """The endpoint checks of the plugin and every client (one parser, one wording).
+
+    Upstream's validator only checks the scheme, but kube-apiserver then dials the
+    URL's path: ``unix:@name``, ``unix:relative`` or ``unix://host/path`` pass its
+    validation and reach no socket (or another one), so they are reported here.
+    """
     if not endpoint:
-        return [ConfigProblem(path, "endpoint is a mandatory field for a kms", hint)]
-    try:
-        parts = urlsplit(endpoint)
-    except ValueError as exc:
-        return [ConfigProblem(path, f"invalid endpoint for kms provider, error: {exc}", hint)]
-    if parts.scheme != "unix":
         return [
             ConfigProblem(
                 path,
-                f"unsupported scheme {parts.scheme!r} for KMS provider, only unix is supported",
-                hint,
+                "endpoint is a mandatory field for a kms",
+                "use unix:///path/to/plugin.sock (abstract socket: unix:///@name)",
             )
         ]
-    if not parts.path or parts.path == "/":
-        # upstream only checks the scheme, but dials url.Path: an empty path cannot work
-        return [ConfigProblem(path, "endpoint has no socket path", hint)]
+    try:
+        parse_endpoint(endpoint, where=path)
+    except ConfigError as exc:
+        return [ConfigProblem(path, exc.what, exc.hint)]
     return []

@@ -148,7 +148,7 @@ def test_kms_rules() -> None:
     assert "not supported in v2" in msgs[f"{p}[4].kms.cachesize"]
     assert "negative to disable" in msgs[f"{p}[5].kms.cachesize"]
     assert "only v1 and v2" in msgs[f"{p}[6].kms.apiVersion"]
-    assert "no socket path" in msgs[f"{p}[7].kms.endpoint"]
+    assert "must be absolute" in msgs[f"{p}[7].kms.endpoint"]
 
 
 def test_v2_name_unique_across_v1_and_v2_but_v1_duplicates_pass() -> None:
