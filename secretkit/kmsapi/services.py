@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from secretkit.encryption_config import EncryptionConfig, KMSProvider
-from secretkit.errors import SecretkitError, UsageError
+from secretkit.encryption_config.endpoint import parse_endpoint
+from secretkit.errors import ConfigError, SecretkitError, UsageError
 from secretkit.kms_service import KMSService
 
 
@@ -53,16 +54,26 @@ class KMSServices:
 
 
 def parse_kms_sockets(values: Iterable[str]) -> dict[str, str]:
-    """Parse ``NAME=unix:///path`` (or ``NAME=unix:@abstract``) options."""
+    """Parse ``NAME=ENDPOINT`` options (``NAME=unix:///path`` or ``NAME=unix:///@abstract``).
+
+    Each endpoint goes through the one endpoint parser up front, so a form the plugin
+    and kube-apiserver cannot use (``unix:@name``, a host part, a relative path) is a
+    usage error naming ``--kms-socket`` before anything is opened, not a failed dial
+    later.
+    """
     sockets: dict[str, str] = {}
     for value in values:
         name, sep, endpoint = value.partition("=")
-        if not sep or not name or not endpoint.startswith("unix:"):
+        if not sep or not name or not endpoint:
             raise UsageError(
                 f"--kms-socket expects NAME=unix:///path, got {value!r}",
                 where="--kms-socket",
                 hint="NAME is the kms provider name in the EncryptionConfiguration",
             )
+        try:
+            parse_endpoint(endpoint, where="--kms-socket")
+        except ConfigError as exc:
+            raise UsageError(exc.what, where=exc.where, hint=exc.hint) from None
         sockets[name] = endpoint
     return sockets
 
