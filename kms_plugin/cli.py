@@ -18,6 +18,7 @@ from kms_plugin.config import (
     backend_flags,
     build_config,
     load_config_file,
+    parse_listen,
 )
 from secretkit import __version__
 from secretkit.errors import SecretkitError, UsageError
@@ -90,7 +91,8 @@ Docs: docs/kms-plugin.md. Exit codes: 0 clean shutdown, 2 invalid configuration.
       help=f"Unix socket to serve: unix:///abs/path or unix:///@abstract-name. "
       f"[default: {DEFAULT_LISTEN}]")
 @_opt("--socket", "socket_path", metavar="PATH",
-      help="Same as --listen unix://PATH.", envvar=_env("socket"))
+      help="Shorthand for --listen: the absolute path of a filesystem socket, taken "
+      "literally (%, ? and # need no escaping).", envvar=_env("socket"))
 @_opt("--socket-mode", metavar="OCTAL",
       help="Permissions of the socket file; the apiserver runs as root. [default: 0600]")
 @_opt("--socket-group", metavar="GROUP",
@@ -162,7 +164,7 @@ def _config_from(params: dict[str, Any]) -> PluginConfig:
     if params["socket_path"]:
         if "listen" in overrides:
             raise UsageError("pass either --listen or --socket, not both", where="--socket")
-        overrides["listen"] = "unix://" + params["socket_path"]
+        overrides["listen"] = socket_endpoint(params["socket_path"], _socket_origin(ctx))
     fragment = backend_flags(
         backend=params["backend_type"],
         local_kek_files=tuple(params["local_kek_file"]),
@@ -176,6 +178,44 @@ def _config_from(params: dict[str, Any]) -> PluginConfig:
         source=str(file_path) if file_path else "config",
         base_dir=file_path.resolve().parent if file_path else None,
     )
+
+
+def socket_endpoint(path: str, where: str = "--socket") -> str:
+    """The ``--listen`` endpoint for ``--socket PATH``: a filesystem socket, taken literally.
+
+    ``"unix://" + PATH`` is not enough: the endpoint parser (like kube-apiserver's
+    ``url.Parse``) reads ``%XX`` as an escape, ``?`` as a query and ``#`` as a
+    fragment, so ``/run/a%41.sock`` would listen on ``/run/aA.sock``. Those three are
+    percent-escaped, then the result goes through the one parser (so its limits and
+    wording apply, ``where`` naming the flag). A relative path or one starting with
+    ``/@`` (which kube-apiserver reads as an abstract socket) is refused: the endpoint
+    would not name the file the user gave.
+    """
+    if not path.startswith("/"):
+        raise UsageError(
+            f"--socket needs an absolute path, got {path!r}",
+            where=where,
+            hint="kube-apiserver dials the endpoint's absolute path, e.g. /run/kms/plugin.sock",
+        )
+    if path.startswith("/@"):
+        raise UsageError(
+            f"--socket {path!r}: kube-apiserver reads a path starting with /@ as an abstract "
+            "socket, not as this file",
+            where=where,
+            hint=f"for the abstract socket use --listen unix:///{path[1:]}; "
+            "for a file pick another directory",
+        )
+    escaped = path
+    for char, escape in (("%", "%25"), ("?", "%3F"), ("#", "%23")):  # % first
+        escaped = escaped.replace(char, escape)
+    return parse_listen("unix://" + escaped, where).endpoint
+
+
+def _socket_origin(ctx: click.Context) -> str:
+    """``--socket``, or its environment variable when the value came from there."""
+    if ctx.get_parameter_source("socket_path") is click.core.ParameterSource.ENVIRONMENT:
+        return f"environment variable {_envvar(ctx, 'socket_path')}"
+    return "--socket"
 
 
 def _check_backend_flags(
