@@ -77,8 +77,12 @@ def is_stale_value(
 ) -> bool:
     """True when ``providers[0]`` (its first key, the current kms key_id) did not write it.
 
-    A value no provider of the chain can read counts as stale too: a rewrite is the
-    only thing that could help, and attempting it surfaces the error.
+    A value no provider of the chain can read (``reencrypt.stale.is_unreadable``, the
+    audit's *undecryptable*) also returns True here, on purpose: ``--only-stale`` then
+    sends it to the API server, whose error names the object, instead of skipping it
+    silently. A rewrite does not fix such a value (only the lost key would), which is
+    why ``reencrypt --verify`` checks ``is_unreadable`` first and reports these values
+    as undecryptable, not as stale.
     """
     stored = classify_value(value)
     key_name, _, _ = identify(stored, value, tuple(providers))
