@@ -7,7 +7,11 @@ import hmac
 from dataclasses import replace
 
 import pytest
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
+from hypothesis import given
+from hypothesis import strategies as st
 
 from secretkit.errors import DecryptError, FormatError
 from secretkit.formats import (
@@ -18,7 +22,7 @@ from secretkit.formats import (
     kmsv2_decrypt_data,
     kmsv2_encrypt_data,
 )
-from secretkit.formats.kmsv2 import is_fully_qualified_domain_name
+from secretkit.formats.kmsv2 import _derive_key, is_fully_qualified_domain_name
 from secretkit.formats.protowire import encode_len_field, encode_varint_field
 from tests.unit.formats.proto_reference import reference_decode, reference_encode
 
@@ -283,3 +287,9 @@ def test_bytes_like_input_is_accepted() -> None:
     data = _encode()
     assert decode_encrypted_object(bytearray(data)) == decode_encrypted_object(data)  # type: ignore[arg-type]
     assert decode_encrypted_object(memoryview(data)) == decode_encrypted_object(data)  # type: ignore[arg-type]
+
+
+@given(seed=st.binary(min_size=32, max_size=64), info=st.binary(min_size=32, max_size=32))
+def test_derived_key_is_hkdf_expand_only_with_sha256(seed: bytes, info: bytes) -> None:
+    # upstream's sha256KDFExpandOnly; ours is written as one HMAC block (RFC 5869, L=32)
+    assert _derive_key(seed, info) == HKDFExpand(hashes.SHA256(), 32, info).derive(seed)
