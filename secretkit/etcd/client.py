@@ -257,8 +257,8 @@ class EtcdClient:
         """One Range RPC, with failover and error mapping; for callers that page themselves.
 
         etcd 3.5 counts the rest of the range on every paged request, so a long scan
-        paged by ``limit`` alone costs O(n²); the audit's reader instead finds page
-        boundaries with a keys-only pass and reads bounded ranges through this call.
+        paged by ``limit`` alone costs O(n²); the audit's reader instead reads guessed,
+        bounded ranges through this call (``secretkit.audit.reader``). Thread-safe.
         The response holds raw ``mvccpb.KeyValue`` messages (no copies).
         """
         return self._range(request, operation)
