@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from secretkit.encryption_config.endpoint import UnixEndpoint
 from secretkit.errors import UsageError
 
 #: the kms v2 provider name the sandbox configures (also the backends-file entry)
@@ -23,11 +24,21 @@ ENCRYPTION_MODES = ("none", "kms", "aesgcm", "aescbc", "secretbox")
 RESOURCES = ("secrets", "configmaps")
 
 
+def plugin_endpoint(socket_path: str | Path) -> str:
+    """The ``unix://`` endpoint of the sandbox plugin's socket at ``socket_path``.
+
+    Built by the one endpoint module rather than ``f"unix://{path}"``: kube-apiserver
+    (and our parser) percent-decode the path and cut it at ``?`` or ``#``, so a
+    directory holding one of ``%?#`` must be escaped to name the same socket.
+    """
+    return UnixEndpoint(path=Path(socket_path)).endpoint
+
+
 def encryption_config(mode: str, *, kms_endpoint: str | None = None,
                       key: bytes | None = None) -> bytes:
     """Build an EncryptionConfiguration (YAML bytes) for one ``--encryption`` mode.
 
-    ``kms`` needs ``kms_endpoint`` (``unix:///path``); local-key modes draw a fresh
+    ``kms`` needs ``kms_endpoint`` (see :func:`plugin_endpoint`); local-key modes draw a fresh
     32-byte key unless ``key`` is given.
     """
     providers: list[dict[str, Any]]

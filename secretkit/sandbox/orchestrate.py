@@ -64,6 +64,7 @@ class SandboxOptions:
     start_timeout: float = 60.0
     #: a custom EncryptionConfiguration (YAML bytes) instead of ``encryption``'s;
     #: ``{kms_endpoint}`` is replaced by the sandbox plugin's ``unix://`` endpoint
+    #: (:func:`configs.plugin_endpoint`: already %-escaped, and free of YAML's ``#``)
     encryption_config: bytes | None = None
 
 
@@ -135,7 +136,7 @@ def rotate_transit_key(state: SandboxState, *, wait: float = 60.0) -> str:
         new_key_id = backend.rotate()
     finally:
         backend.close()
-    plugin = GrpcKMSService(f"unix://{state.plugin_socket}")
+    plugin = GrpcKMSService(configs.plugin_endpoint(state.plugin_socket))
     try:
         wait_for_plugin_key_id(plugin, new_key_id, timeout=wait, interval=0.2)
     finally:
@@ -161,21 +162,27 @@ def _plugin_ready(endpoint: str) -> Callable[[], bool]:
     return probe
 
 
+def plugin_argv(state: SandboxState, ttl: float) -> list[str]:
+    """The command line of the sandbox's KMS plugin (OpenBao transit, ``--status-ttl ttl``)."""
+    return [
+        sys.executable, "-m", "kms_plugin",
+        "--listen", configs.plugin_endpoint(state.plugin_socket),
+        "--backend", "vault", "--vault-addr", state.openbao_address,
+        "--vault-mount", state.transit_mount, "--vault-key", state.transit_key,
+        "--vault-token-file", state.openbao_token_file,
+        "--status-ttl", str(ttl), "--log-format", "text",
+    ]
+
+
 def start_plugin(state: SandboxState, ttl: float, timeout: float) -> ManagedProcess:
     """Start ``python -m kms_plugin`` on the sandbox socket, backed by OpenBao transit."""
     directory = Path(state.dir)
     sock = Path(state.plugin_socket)
     with contextlib.suppress(FileNotFoundError):
         sock.unlink()
-    argv = [
-        sys.executable, "-m", "kms_plugin", "--listen", f"unix://{sock}",
-        "--backend", "vault", "--vault-addr", state.openbao_address,
-        "--vault-mount", state.transit_mount, "--vault-key", state.transit_key,
-        "--vault-token-file", state.openbao_token_file,
-        "--status-ttl", str(ttl), "--log-format", "text",
-    ]
-    proc = spawn("kms-plugin", argv, log_path=directory / "kms-plugin.log", env=_env())
-    _wait("kms plugin", _plugin_ready(f"unix://{sock}"), proc, timeout, str(sock))
+    proc = spawn("kms-plugin", plugin_argv(state, ttl), log_path=directory / "kms-plugin.log",
+                 env=_env())
+    _wait("kms plugin", _plugin_ready(configs.plugin_endpoint(sock)), proc, timeout, str(sock))
     return proc
 
 
@@ -210,6 +217,17 @@ def start_apiserver(state: SandboxState, timeout: float) -> ManagedProcess:
 
     _wait("API stand-in", probe, proc, timeout, state.api_url)
     return proc
+
+
+def sandbox_encryption_config(options: SandboxOptions, socket_path: Path) -> bytes:
+    """The EncryptionConfiguration ``up`` writes: ``options``' own or its mode's.
+
+    Either way the kms endpoint names the plugin socket at ``socket_path``.
+    """
+    kms_endpoint = configs.plugin_endpoint(socket_path)
+    if options.encryption_config is not None:
+        return options.encryption_config.replace(b"{kms_endpoint}", kms_endpoint.encode())
+    return configs.encryption_config(options.encryption, kms_endpoint=kms_endpoint)
 
 
 def up(directory: Path, options: SandboxOptions | None = None) -> SandboxState:
@@ -277,13 +295,8 @@ def up(directory: Path, options: SandboxOptions | None = None) -> SandboxState:
         write_private(Path(state.backends_file), configs.backends_file(
             vault_address=bao_address, token_file=bao_token_file, mount=TRANSIT_MOUNT,
             key=TRANSIT_KEY))
-        kms_endpoint = f"unix://{socket_path}"
-        if options.encryption_config is not None:
-            config_bytes = options.encryption_config.replace(
-                b"{kms_endpoint}", kms_endpoint.encode())
-        else:
-            config_bytes = configs.encryption_config(options.encryption, kms_endpoint=kms_endpoint)
-        write_private(Path(state.encryption_config), config_bytes)
+        write_private(Path(state.encryption_config),
+                      sandbox_encryption_config(options, socket_path))
         state.processes = {p.name: _info(p) for p in started}
         state.save()
 
@@ -389,7 +402,7 @@ def status(state: SandboxState) -> dict[str, Any]:
     def plugin() -> tuple[bool, str]:
         from secretkit.kmsapi import GrpcKMSService
 
-        with GrpcKMSService(f"unix://{state.plugin_socket}", timeout=2.0) as service:
+        with GrpcKMSService(configs.plugin_endpoint(state.plugin_socket), timeout=2.0) as service:
             st = service.status()
         parts.setdefault("kms-plugin", {})["key_id"] = st.key_id
         return st.healthy, f"key_id={st.key_id}"

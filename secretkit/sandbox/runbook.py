@@ -66,7 +66,9 @@ class Runbook:
 
     # -- plumbing ---------------------------------------------------------------
     def _short(self, arg: str) -> str:
-        return arg.replace(str(self.state.dir), "$SB")
+        # endpoints hold the directory %-escaped (see configs.plugin_endpoint)
+        escaped = configs.plugin_endpoint(self.state.dir).removeprefix("unix://")
+        return arg.replace(escaped, "$SB").replace(str(self.state.dir), "$SB")
 
     def secretkit(self, *args: str, expect: tuple[int, ...] = (0,)) -> tuple[int, Any, str]:
         """Run ``secretkit ARGS``; return (exit code, parsed JSON or None, stderr)."""
@@ -107,6 +109,11 @@ class Runbook:
             "--metrics-cacert",
             self.state.ca_file,
         ]
+
+    @property
+    def kms_endpoint(self) -> str:
+        """The plugin's endpoint, for ``--kms-endpoint`` and ``--kms-socket``."""
+        return configs.plugin_endpoint(self.state.plugin_socket)
 
     @property
     def config(self) -> list[str]:
@@ -160,7 +167,6 @@ class Runbook:
         click.secho(
             "\n== enable KMS v2 for Secrets: prepare → promote → reencrypt → prune", bold=True
         )
-        endpoint = f"unix://{self.state.plugin_socket}"
         stage = ["encryption", "enable"]
         self.secretkit(
             *stage,
@@ -174,7 +180,7 @@ class Runbook:
             "--kms-name",
             configs.KMS_PROVIDER_NAME,
             "--kms-endpoint",
-            endpoint,
+            self.kms_endpoint,
         )
         self.secretkit(*stage, "promote", *self.config, *self.metrics_flags)
         self.secretkit(
@@ -239,7 +245,7 @@ class Runbook:
             "--provider",
             configs.KMS_PROVIDER_NAME,
             "--kms-socket",
-            f"unix://{self.state.plugin_socket}",
+            self.kms_endpoint,
             *self.etcd_flags,
             "--refresh-wait",
             "3",
