@@ -10,7 +10,7 @@ import click
 
 from secretkit.cli.etcd_options import etcd_config_from, etcd_options
 from secretkit.cli.output import emit_json, output_option
-from secretkit.errors import UsageError
+from secretkit.errors import ConfigError, UsageError
 
 
 def _backend(path: str, provider: str) -> Any:
@@ -23,6 +23,23 @@ def _backend(path: str, provider: str) -> Any:
             hint=f"the file defines: {', '.join(sorted(backends)) or 'nothing'}",
         )
     return backends[provider]
+
+
+def _kms_socket(endpoint: str) -> str:
+    """Check ``--kms-socket ENDPOINT`` with the one endpoint parser; return it as given.
+
+    Done first, before the backend, etcd or the plugin is touched, so a form the
+    plugin cannot listen on (``unix:@name``, a host part, a relative path) is a usage
+    error naming the flag, with the parser's message and hint, as ``audit
+    --kms-socket NAME=ENDPOINT`` reports it, not a failed dial later.
+    """
+    from secretkit.encryption_config.endpoint import parse_endpoint
+
+    try:
+        parse_endpoint(endpoint, where="--kms-socket")
+    except ConfigError as exc:
+        raise UsageError(exc.what, where=exc.where, hint=exc.hint) from None
+    return endpoint
 
 
 @click.group()
@@ -66,6 +83,7 @@ def rotate(reencrypt_args: tuple[str, ...], **params: Any) -> None:
 
     Arguments after ``--`` go to ``secretkit reencrypt`` (e.g. ``-- --kubeconfig F``).
     """
+    kms_socket = _kms_socket(params["kms_socket"])
     from secretkit.etcd import EtcdClient
     from secretkit.kmsapi import GrpcKMSService
     from secretkit.rotation import gates
@@ -79,7 +97,7 @@ def rotate(reencrypt_args: tuple[str, ...], **params: Any) -> None:
         run_reencrypt(reencrypt_args, resources, echo=lambda m: click.echo(m, err=True))
 
     backend = _backend(params["backends_file"], params["provider"])
-    plugin = GrpcKMSService(params["kms_socket"])
+    plugin = GrpcKMSService(kms_socket)
     try:
         report = rotate_kms_key(
             provider=params["provider"],
@@ -116,10 +134,11 @@ def rotate(reencrypt_args: tuple[str, ...], **params: Any) -> None:
 @output_option()
 def status(**params: Any) -> None:
     """Plugin health and key_id, backend key, and objects per key_id in etcd."""
+    kms_socket = _kms_socket(params["kms_socket"])
     from secretkit.kmsapi import GrpcKMSService
 
     result: dict[str, Any] = {}
-    plugin = GrpcKMSService(params["kms_socket"])
+    plugin = GrpcKMSService(kms_socket)
     try:
         st = plugin.status()
     finally:
