@@ -1,9 +1,14 @@
-"""Where a resource's objects live in etcd, and which object a key names (pure)."""
+"""Where a resource's objects live in etcd, and which object a key names."""
 
 from __future__ import annotations
 
-from secretkit.encryption_config import etcd_prefixes_for
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+from secretkit.encryption_config import EncryptionConfig, etcd_prefixes_for, providers_for
+from secretkit.encryption_config.model import Provider
 from secretkit.kube.discovery import ApiResource
+from secretkit.reencrypt.ports import EtcdStore
 
 
 def etcd_prefixes(resource: str, group: str, prefix: str = "/registry") -> list[str]:
@@ -30,3 +35,44 @@ def object_of_key(key: str, key_prefix: str, namespaced: bool) -> tuple[str | No
 def prefixes_for(res: ApiResource, prefix: str = "/registry") -> list[str]:
     """:func:`etcd_prefixes` of a discovered resource."""
     return etcd_prefixes(res.resource, res.group, prefix)
+
+
+def list_order(obj: tuple[str | None, str]) -> str:
+    """The API's list order (etcd key order) of a ``(namespace, name)``."""
+    namespace, name = obj
+    return f"{namespace}/{name}" if namespace else name
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """One object's stored value, with its resource and that resource's provider chain."""
+
+    resource: ApiResource
+    chain: tuple[Provider, ...]
+    key: str
+    name: tuple[str | None, str]
+    value: bytes = field(repr=False)
+
+
+def stored_objects(
+    store: EtcdStore,
+    resources: Sequence[ApiResource],
+    config: EncryptionConfig,
+    *,
+    prefix: str = "/registry",
+    page_size: int = 1000,
+) -> Iterator[StoredObject]:
+    """Every stored object of ``resources``, resource by resource, in etcd key order.
+
+    Keys below a resource's prefixes that name no object (deeper paths, other
+    layouts) are skipped.
+    """
+    for res in resources:
+        chain = providers_for(config, res.resource, res.group)
+        for key_prefix in prefixes_for(res, prefix):
+            for page in store.range_pages(key_prefix.encode(), page_size=page_size):
+                for kv in page:
+                    key = kv.key.decode("utf-8", "replace")
+                    name = object_of_key(key, key_prefix, res.namespaced)
+                    if name is not None:
+                        yield StoredObject(res, chain, key, name, kv.value)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from secretkit.encryption_config import EncryptionConfig, providers_for
+from secretkit.encryption_config import EncryptionConfig
 from secretkit.kube.discovery import ApiResource
-from secretkit.reencrypt.etcd_keys import object_of_key, prefixes_for
+from secretkit.reencrypt.etcd_keys import list_order, stored_objects
 from secretkit.reencrypt.ports import EtcdStore
 from secretkit.reencrypt.stale import is_stale
 from secretkit.reencrypt.summary import Summary
@@ -27,22 +27,14 @@ def scan_stale(
     Fresh values are counted as ``seen`` + ``skipped_fresh`` in ``summary``; stale
     ones are counted later by the API engine when it replaces them.
     """
-    out: dict[str, list[tuple[str | None, str]]] = {}
-    for res in resources:
-        chain = providers_for(config, res.resource, res.group)
-        stale: list[tuple[str | None, str]] = []
-        for key_prefix in prefixes_for(res, prefix):
-            for page in store.range_pages(key_prefix.encode(), page_size=page_size):
-                for kv in page:
-                    key = kv.key.decode("utf-8", "replace")
-                    obj = object_of_key(key, key_prefix, res.namespaced)
-                    if obj is None:
-                        continue
-                    if is_stale(kv.value, chain, kms_key_ids=kms_key_ids):
-                        stale.append(obj)
-                    else:
-                        summary.add(res.qualified, "seen")
-                        summary.add(res.qualified, "skipped_fresh")
-        stale.sort(key=lambda o: f"{o[0]}/{o[1]}" if o[0] else o[1])
-        out[res.qualified] = stale
+    out: dict[str, list[tuple[str | None, str]]] = {res.qualified: [] for res in resources}
+    for stored in stored_objects(store, resources, config, prefix=prefix, page_size=page_size):
+        qualified = stored.resource.qualified
+        if is_stale(stored.value, stored.chain, kms_key_ids=kms_key_ids):
+            out[qualified].append(stored.name)
+        else:
+            summary.add(qualified, "seen")
+            summary.add(qualified, "skipped_fresh")
+    for stale in out.values():
+        stale.sort(key=list_order)
     return out

@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from secretkit.encryption_config import EncryptionConfig, providers_for
+from secretkit.encryption_config import EncryptionConfig
 from secretkit.kube.discovery import ApiResource
-from secretkit.reencrypt.etcd_keys import object_of_key, prefixes_for
+from secretkit.reencrypt.etcd_keys import list_order, stored_objects
 from secretkit.reencrypt.ports import EtcdStore
 from secretkit.reencrypt.stale import is_stale, is_unreadable
 
@@ -49,28 +49,20 @@ def verify_no_stale(
     stale: dict[str, list[tuple[str | None, str]]] = {}
     n_undecryptable = 0
     undecryptable_keys: list[str] = []
-    for res in resources:
-        chain = providers_for(config, res.resource, res.group)
-        for key_prefix in prefixes_for(res, prefix):
-            for page in store.range_pages(key_prefix.encode(), page_size=page_size):
-                for kv in page:
-                    key = kv.key.decode("utf-8", "replace")
-                    obj = object_of_key(key, key_prefix, res.namespaced)
-                    if obj is None:
-                        continue
-                    checked += 1
-                    # checked first: an unreadable value is "stale" to is_stale too
-                    if is_unreadable(kv.value, chain):
-                        n_undecryptable += 1
-                        if len(undecryptable_keys) < MAX_UNDECRYPTABLE_KEYS:
-                            undecryptable_keys.append(key)
-                    elif is_stale(kv.value, chain, kms_key_ids=kms_key_ids):
-                        stale.setdefault(res.qualified, []).append(obj)
+    for stored in stored_objects(store, resources, config, prefix=prefix, page_size=page_size):
+        checked += 1
+        # checked first: an unreadable value is "stale" to is_stale too
+        if is_unreadable(stored.value, stored.chain):
+            n_undecryptable += 1
+            if len(undecryptable_keys) < MAX_UNDECRYPTABLE_KEYS:
+                undecryptable_keys.append(stored.key)
+        elif is_stale(stored.value, stored.chain, kms_key_ids=kms_key_ids):
+            stale.setdefault(stored.resource.qualified, []).append(stored.name)
     n_stale = sum(len(v) for v in stale.values())
     examples = [
         f"{res}:{ns + '/' if ns else ''}{name}"
         for res, objs in sorted(stale.items())
-        for ns, name in sorted(objs, key=_list_order)[:_EXAMPLES]
+        for ns, name in sorted(objs, key=list_order)[:_EXAMPLES]
     ][:_EXAMPLES]
     if n_undecryptable:
         verdict = "undecryptable"
@@ -89,8 +81,3 @@ def verify_no_stale(
         "verdict": verdict,
     }
 
-
-def _list_order(obj: tuple[str | None, str]) -> str:
-    """The API's list order (etcd key order) of a ``(namespace, name)``."""
-    namespace, name = obj
-    return f"{namespace}/{name}" if namespace else name

@@ -2,42 +2,16 @@
 
 from __future__ import annotations
 
-import base64
-import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from secretkit.encryption_config.model import (
     IdentityProvider,
-    Key,
     KMSProvider,
-    LocalKeyProvider,
-    ProviderType,
 )
 from secretkit.reencrypt.stale import is_stale
-
-VECTORS: list[dict[str, Any]] = [
-    v
-    for v in json.loads(
-        (Path(__file__).parents[2] / "data" / "upstream-vectors.json").read_text()
-    )
-    if not v["id"].startswith("neg-")
-]
-LOCAL = [v for v in VECTORS if v["provider"] in ("aescbc", "aesgcm", "secretbox")]
-KMS = [v for v in VECTORS if v["provider"] == "kms-v2"]
-IDENTITY = [v for v in VECTORS if v["provider"] == "identity"]
-
-
-def stored(v: dict[str, Any]) -> bytes:
-    return base64.b64decode(v["stored_b64"])
-
-
-def local(provider: str, *names: str) -> LocalKeyProvider:
-    return LocalKeyProvider(
-        ProviderType(provider), tuple(Key(n, b"\x00" * 32) for n in names)
-    )
+from tests.unit.reencrypt.vectors import IDENTITY, KMS, LOCAL, local, stored
 
 
 def test_vectors_cover_every_provider() -> None:
