@@ -119,6 +119,21 @@ def _wait(what: str, probe: Callable[[], bool], proc: ManagedProcess | None, tim
                            where=where, hint=f"see its log: {proc.log_path}" if proc else None)
 
 
+def _wait_or_stop(what: str, probe: Callable[[], bool], proc: ManagedProcess, timeout: float,
+                  where: str) -> None:
+    """:func:`_wait` for a process just spawned; stop it if it never becomes ready.
+
+    Callers (``up``'s clean-up, ``restart_*``) only learn of a process once its start
+    function returns, so one that fails its readiness check would otherwise outlive
+    the failed command in its own session, with no state file naming its PID.
+    """
+    try:
+        _wait(what, probe, proc, timeout, where)
+    except BaseException:
+        proc.stop()
+        raise
+
+
 def rotate_transit_key(state: SandboxState, *, wait: float = 60.0) -> str:
     """Rotate the sandbox's OpenBao transit key and return the new key_id.
 
@@ -182,7 +197,8 @@ def start_plugin(state: SandboxState, ttl: float, timeout: float) -> ManagedProc
         sock.unlink()
     proc = spawn("kms-plugin", plugin_argv(state, ttl), log_path=directory / "kms-plugin.log",
                  env=_env())
-    _wait("kms plugin", _plugin_ready(configs.plugin_endpoint(sock)), proc, timeout, str(sock))
+    _wait_or_stop("kms plugin", _plugin_ready(configs.plugin_endpoint(sock)), proc, timeout,
+                  str(sock))
     return proc
 
 
@@ -215,7 +231,7 @@ def start_apiserver(state: SandboxState, timeout: float) -> ManagedProcess:
     def probe() -> bool:
         return _http_status(f"{state.api_url}/healthz", ca_file=state.ca_file)[0] == 200
 
-    _wait("API stand-in", probe, proc, timeout, state.api_url)
+    _wait_or_stop("API stand-in", probe, proc, timeout, state.api_url)
     return proc
 
 
