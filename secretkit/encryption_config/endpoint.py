@@ -51,20 +51,25 @@ class UnixEndpoint:
     def grpc_target(self) -> str:
         """The gRPC target (channel or ``add_insecure_port``) for this socket.
 
-        gRPC percent-decodes unix targets, so a literal ``%`` is escaped.
+        gRPC parses unix targets as URIs (percent-decoded, ``?`` and ``#`` start a
+        query and a fragment), for servers and clients alike, so those are escaped.
         """
         if self.abstract is not None:
-            return "unix-abstract:" + self.abstract.replace("%", "%25")
-        return "unix:" + str(self.path).replace("%", "%25")
+            return "unix-abstract:" + _escape(self.abstract)
+        return "unix:" + _escape(str(self.path))
 
     @property
     def endpoint(self) -> str:
         """The canonical EncryptionConfiguration ``endpoint`` (parses back to ``self``)."""
         raw = "@" + self.abstract if self.abstract is not None else str(self.path).lstrip("/")
-        # characters Go's url.Parse would read as escapes, a query or a fragment
-        for char, escaped in (("%", "%25"), ("?", "%3F"), ("#", "%23")):
-            raw = raw.replace(char, escaped)
-        return "unix:///" + raw
+        return "unix:///" + _escape(raw)
+
+
+def _escape(path: str) -> str:
+    """Escape what a URI parser (Go's url.Parse, gRPC's) reads as escapes, query, fragment."""
+    for char, escaped in (("%", "%25"), ("?", "%3F"), ("#", "%23")):
+        path = path.replace(char, escaped)
+    return path
 
 
 def _invalid(endpoint: str, reason: str, where: str | None, hint: str | None = None) -> ConfigError:

@@ -31,6 +31,7 @@ from secretkit.errors import (
     ConfigError,
 )
 from secretkit.kmsapi import GrpcKMSService, V1Beta1Client, grpc_target
+from secretkit.kmsapi.endpoint import UnixEndpoint
 
 KEY_ID = "test-kek-1"
 
@@ -115,6 +116,20 @@ def test_abstract_socket(servicer: _V2) -> None:
     server = _serve(f"unix-abstract:{name}", servicer)
     try:
         with GrpcKMSService(f"unix:///@{name}") as kms:
+            assert kms.status().key_id == KEY_ID
+    finally:
+        server.stop(0)
+
+
+@pytest.mark.parametrize("name", ["a%41b.sock", "q?x.sock", "h#y.sock", "all %?#.sock"])
+def test_socket_paths_with_uri_characters(tmp_path: Path, servicer: _V2, name: str) -> None:
+    # the server binds and the client dials through the same parsed endpoint, and
+    # both reach the file the path names (gRPC parses targets as URIs)
+    endpoint = UnixEndpoint(path=tmp_path / name)
+    server = _serve(endpoint.grpc_target, servicer)
+    try:
+        assert (tmp_path / name).exists()
+        with GrpcKMSService(endpoint.endpoint) as kms:
             assert kms.status().key_id == KEY_ID
     finally:
         server.stop(0)
