@@ -96,6 +96,22 @@ def _read(call: RangeCall, start: bytes, end: bytes, revision: int, limit: int) 
             limit = max(1, limit // 2)
 
 
+#: bytes one page should hold: values vary from a few hundred bytes to the ~1.5 MiB
+#: etcd allows (Helm release Secrets are often hundreds of KB), so the keys per
+#: request follow the measured value size and memory stays flat whatever the sizes
+PAGE_BYTES = 6 * 1024 * 1024
+#: keys in the first request, before any value size is known (etcd allows ~1.5 MiB
+#: values, so this keeps even a first page of the largest ones small)
+FIRST_PAGE_KEYS = 10
+
+
+def page_limit(response_bytes: int, keys: int, page_size: int) -> int:
+    """Keys per request so that a page holds about :data:`PAGE_BYTES` (at most ``page_size``)."""
+    if keys <= 0 or response_bytes <= 0:
+        return page_size
+    return max(1, min(page_size, PAGE_BYTES * keys // response_bytes))
+
+
 def linear_pages(
     client: Any, prefix: bytes, *, revision: int, page_size: int
 ) -> Iterator[Sequence[Any]]:
@@ -103,22 +119,26 @@ def linear_pages(
 
     Items have ``key``, ``value``, ``create_revision``, ``mod_revision`` and
     ``version`` (etcd ``mvccpb.KeyValue`` messages on the fast path); no page holds
-    more than ``page_size`` items.
+    more than ``page_size`` items, and pages of large values hold fewer (about
+    :data:`PAGE_BYTES` each).
     """
     call: RangeCall | None = getattr(client, "range_raw", None)
     if call is None:
         yield from client.range_pages(prefix, revision=revision, page_size=page_size)
         return
     end = prefix_range_end(prefix)
-    stepper = _Stepper(page_size)
+    limit = min(page_size, FIRST_PAGE_KEYS)
+    stepper = _Stepper(limit)
     start = prefix
-    limit = page_size
     while True:
         stop = stepper.end_after(start, end)
         response, limit = _read(call, start, stop, revision, limit)
         kvs = response.kvs
         if kvs:
             yield kvs
+        if kvs:
+            # the next guesses aim at a page of the measured size
+            limit = stepper.target = page_limit(response.ByteSize(), len(kvs), page_size)
         stepper.learn(start, stop, int(response.count), kvs)
         if response.more and kvs:
             start = kvs[-1].key + b"\x00"

@@ -8,7 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from secretkit.audit.classify import Classifier, ScopePolicy
-from secretkit.audit.model import DEFAULT_FINDINGS_LIMIT, AuditReport, FindingKind
+from secretkit.audit.model import (
+    DEFAULT_FINDINGS_LIMIT,
+    DEFAULT_PAGE_SIZE,
+    AuditReport,
+    FindingKind,
+)
 from secretkit.audit.scan import Progress, ScanOptions, scan_etcd, scan_snapshot
 from secretkit.encryption_config import EncryptionConfig, load_encryption_config_file
 from secretkit.errors import SecretkitError, UsageError
@@ -26,7 +31,7 @@ class AuditRequest:
     """Everything one audit needs; built by the CLI from flags."""
 
     prefix: str = "/registry"
-    page_size: int = 1000
+    page_size: int = DEFAULT_PAGE_SIZE
     resources: tuple[str, ...] | None = None
     all_resources: bool = False
     config: Path | None = None

@@ -19,7 +19,7 @@ from typing import Protocol, TypeVar
 
 from secretkit.audit.classify import Classifier
 from secretkit.audit.keys import normalize_prefix, range_prefix_for
-from secretkit.audit.model import AuditReport, SummaryKey
+from secretkit.audit.model import DEFAULT_PAGE_SIZE, AuditReport, SummaryKey
 from secretkit.audit.reader import linear_pages
 from secretkit.audit.snapshot import EtcdSnapshot
 from secretkit.errors import SecretkitError
@@ -68,7 +68,7 @@ class ScanOptions:
     """How to read: key prefix, page size, and whether to walk older revisions."""
 
     prefix: str = "/registry"
-    page_size: int = 1000
+    page_size: int = DEFAULT_PAGE_SIZE
     history: bool = False
 
 

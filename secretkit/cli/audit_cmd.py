@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import click
 
+from secretkit.audit.model import DEFAULT_PAGE_SIZE
 from secretkit.cli.etcd_options import etcd_config_from, etcd_options
 from secretkit.errors import UsageError
 
@@ -70,9 +71,10 @@ _SCAN_OPTIONS = [
     click.option(
         "--page-size",
         type=int,
-        default=1000,
+        default=DEFAULT_PAGE_SIZE,
         show_default=True,
-        help="Keys per etcd range request.",
+        help="Most keys per etcd range request; pages of large values hold fewer "
+        "(about 6 MiB each), so memory stays flat.",
     ),
     click.option(
         "--fail-on",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from secretkit.audit import reader
 from secretkit.audit.reader import linear_pages
 from secretkit.etcd import EtcdClient
 
@@ -35,3 +36,35 @@ def test_same_keys_values_and_order_as_range_pages(etcd_client: EtcdClient, page
 def test_empty_range_yields_nothing(etcd_client: EtcdClient) -> None:
     revision = etcd_client.current_revision()
     assert list(linear_pages(etcd_client, b"/nothing/", revision=revision, page_size=10)) == []
+
+
+def test_pages_of_large_values_stay_near_the_byte_budget(
+    etcd_client: EtcdClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 10 KB values against a 64 KB budget: ~6 keys per page instead of page_size
+    monkeypatch.setattr(reader, "PAGE_BYTES", 64 * 1024)
+    for i in range(120):
+        etcd_client.put(f"/registry/secrets/ns/big{i:04d}".encode(), bytes([i]) * 10_000)
+    revision = etcd_client.current_revision()
+    pages = list(
+        linear_pages(etcd_client, b"/registry/secrets/", revision=revision, page_size=3000)
+    )
+    got = [kv.key for page in pages for kv in page]
+    assert got == sorted(got) and len(got) == 120
+    assert len(pages[0]) <= reader.FIRST_PAGE_KEYS
+    assert max(sum(len(kv.value) for kv in page) for page in pages[1:]) <= 64 * 1024
+    rest = 120 - len(pages[0])
+    assert len(pages) - 1 >= rest * 10_000 // (64 * 1024)
+
+
+@pytest.mark.parametrize(
+    ("response_bytes", "keys", "page_size", "limit"),
+    [
+        (2_000_000, 1000, 3000, 3000),  # 2 KB values: the page size rules
+        (100_000_000, 1000, 3000, 62),  # 100 KB values: the byte budget rules
+        (10**12, 1, 3000, 1),  # never below one key
+        (0, 0, 3000, 3000),  # nothing measured yet
+    ],
+)
+def test_page_limit(response_bytes: int, keys: int, page_size: int, limit: int) -> None:
+    assert reader.page_limit(response_bytes, keys, page_size) == limit
