@@ -17,7 +17,7 @@ from typing import NamedTuple
 #: version of the ``-o json`` document; bump on any incompatible change
 SCHEMA_VERSION = 1
 
-#: most keys per etcd range request (pages of large values hold fewer: audit.reader)
+#: most keys per etcd range request (pages of large values hold fewer: etcd.pages)
 DEFAULT_PAGE_SIZE = 3000
 
 #: default number of offending objects kept in memory per finding kind

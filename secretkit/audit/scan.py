@@ -20,10 +20,10 @@ from typing import Protocol, TypeVar
 from secretkit.audit.classify import Classifier
 from secretkit.audit.keys import normalize_prefix, range_prefix_for
 from secretkit.audit.model import DEFAULT_PAGE_SIZE, AuditReport, SummaryKey
-from secretkit.audit.reader import linear_pages
 from secretkit.audit.snapshot import EtcdSnapshot
 from secretkit.errors import SecretkitError
 from secretkit.etcd.errors import EtcdCompactedError
+from secretkit.etcd.pages import linear_pages
 
 T = TypeVar("T")
 

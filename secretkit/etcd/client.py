@@ -258,7 +258,7 @@ class EtcdClient:
 
         etcd 3.5 counts the rest of the range on every paged request, so a long scan
         paged by ``limit`` alone costs O(n²); the audit's reader instead reads guessed,
-        bounded ranges through this call (``secretkit.audit.reader``). Thread-safe.
+        bounded ranges through this call (``secretkit.etcd.pages``). Thread-safe.
         The response holds raw ``mvccpb.KeyValue`` messages (no copies).
         """
         return self._range(request, operation)

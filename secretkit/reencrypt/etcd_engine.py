@@ -21,6 +21,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from secretkit.errors import EtcdError, SecretkitError
+from secretkit.etcd.pages import linear_pages
 from secretkit.reencrypt.checkpoint import Checkpoint, CheckpointFile, ResourceProgress
 from secretkit.reencrypt.etcd_batch import MAX_BATCH, compare_and_swap_many
 from secretkit.reencrypt.ports import EtcdStore, StoredKeyValue, TransformerChain
@@ -96,9 +97,7 @@ class EtcdReencryptor:
         self, pool: ThreadPoolExecutor, scope: EtcdScope, progress: ResourceProgress
     ) -> None:
         done_upto = progress.last_key.encode() if progress.last_key else None
-        pages = self._store.range_pages(
-            scope.key_prefix.encode(), page_size=self._opts.page_size
-        )
+        pages = linear_pages(self._store, scope.key_prefix.encode(), page_size=self._opts.page_size)
         for page in pages:
             batch = [kv for kv in page if done_upto is None or kv.key > done_upto]
             if not batch:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from secretkit.encryption_config import EncryptionConfig, etcd_prefixes_for, providers_for
 from secretkit.encryption_config.model import Provider
+from secretkit.etcd.pages import linear_pages
 from secretkit.kube.discovery import ApiResource
 from secretkit.reencrypt.ports import EtcdStore
 
@@ -70,7 +71,7 @@ def stored_objects(
     for res in resources:
         chain = providers_for(config, res.resource, res.group)
         for key_prefix in prefixes_for(res, prefix):
-            for page in store.range_pages(key_prefix.encode(), page_size=page_size):
+            for page in linear_pages(store, key_prefix.encode(), page_size=page_size):
                 for kv in page:
                     key = kv.key.decode("utf-8", "replace")
                     name = object_of_key(key, key_prefix, res.namespaced)

@@ -15,6 +15,7 @@ from typing import TextIO
 
 from secretkit.encryption_config import EncryptionConfig
 from secretkit.errors import UsageError
+from secretkit.etcd.pages import linear_pages
 from secretkit.kube.discovery import ApiResource
 from secretkit.reencrypt.api_engine import ApiReencryptor, ApiRunOptions, ApiTransport
 from secretkit.reencrypt.checkpoint import Checkpoint, CheckpointFile, run_fingerprint
@@ -125,7 +126,7 @@ def _count_keys(store: EtcdStore, scopes: Sequence[EtcdScope]) -> int:
     return sum(
         len(page)
         for scope in scopes
-        for page in store.range_pages(scope.key_prefix.encode(), keys_only=True)
+        for page in linear_pages(store, scope.key_prefix.encode(), keys_only=True)
     )
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from secretkit.encryption_config import etcd_prefixes_for as config_prefixes
 from secretkit.errors import EtcdError
+from secretkit.etcd.pages import linear_pages
 from secretkit.formats import classify_value, match_key_name
 from secretkit.formats.model import StoredValue, ValueProvider
 
@@ -132,7 +133,7 @@ def scan(
     """
     result = GateResult()
     for prefix in prefixes:
-        for page in client.range_pages(prefix, page_size=page_size):  # type: ignore[attr-defined]
+        for page in linear_pages(client, prefix, page_size=page_size):
             for kv in page:
                 result.scanned += 1
                 reason = predicate(classify_value(kv.value), kv.value)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from secretkit.errors import SafetyError
+from secretkit.etcd.pages import linear_pages
 from secretkit.formats import classify_value
 from secretkit.formats.model import ValueProvider
 from secretkit.kms_service import KMSService
@@ -20,7 +21,7 @@ def count_key_ids(client: Any, prefixes: Sequence[bytes], kms_name: str) -> Coun
     """How many current values of kms provider ``kms_name`` use each key_id."""
     counts: Counter[str] = Counter()
     for prefix in prefixes:
-        for page in client.range_pages(prefix):
+        for page in linear_pages(client, prefix):
             for kv in page:
                 stored = classify_value(kv.value)
                 if stored.provider is ValueProvider.KMS_V2 and stored.name == kms_name:

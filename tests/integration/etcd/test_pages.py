@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from secretkit.audit import reader
-from secretkit.audit.reader import linear_pages
 from secretkit.etcd import EtcdClient
+from secretkit.etcd import pages as reader
+from secretkit.etcd.pages import linear_pages
 
 pytestmark = pytest.mark.etcd
 
@@ -68,3 +68,28 @@ def test_pages_of_large_values_stay_near_the_byte_budget(
 )
 def test_page_limit(response_bytes: int, keys: int, page_size: int, limit: int) -> None:
     assert reader.page_limit(response_bytes, keys, page_size) == limit
+
+
+def test_unpinned_scan_keeps_the_first_answers_revision_and_keys_only(
+    etcd_client: EtcdClient,
+) -> None:
+    for i in range(60):
+        etcd_client.put(f"/registry/configmaps/ns/c{i:03d}".encode(), b"x" * 100)
+    pages = linear_pages(etcd_client, b"/registry/configmaps/", page_size=7, keys_only=True)
+    first = next(pages)
+    # written after the scan began: not in the snapshot
+    etcd_client.put(b"/registry/configmaps/ns/c999", b"late")
+    keys = [kv.key for kv in first] + [kv.key for page in pages for kv in page]
+    assert keys == [f"/registry/configmaps/ns/c{i:03d}".encode() for i in range(60)]
+    assert all(kv.value == b"" for kv in first)
+
+
+def test_clients_without_range_raw_are_read_through_range_pages(etcd_client: EtcdClient) -> None:
+    class Plain:
+        def range_pages(self, prefix: bytes, **kwargs: object) -> object:
+            return etcd_client.range_pages(prefix, **kwargs)  # type: ignore[arg-type]
+
+    for i in range(15):
+        etcd_client.put(f"/registry/pods/ns/p{i:02d}".encode(), b"v")
+    got = [kv.key for page in linear_pages(Plain(), b"/registry/pods/", page_size=4) for kv in page]
+    assert len(got) == 15 and got == sorted(got)

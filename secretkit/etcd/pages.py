@@ -1,5 +1,7 @@
 """Linear-time paged reads of a large etcd range (etcd 3.5 counts the rest on every page).
 
+Used for every whole-prefix scan: the audit, the rotation gates, re-encryption.
+
 etcd 3.5 answers a ``Range`` with ``limit`` by walking *every* key from the page start
 to ``range_end`` to fill in ``count``. Paging 200,000 keys 1,000 at a time therefore
 visits ~20 million index entries (measured: the first page costs 20x the last; see
@@ -84,10 +86,14 @@ class _Stepper:
             self.step = max(1, min(span * self.target // count, self.step * _MAX_GROWTH))
 
 
-def _read(call: RangeCall, start: bytes, end: bytes, revision: int, limit: int) -> tuple[Any, int]:
+def _read(
+    call: RangeCall, start: bytes, end: bytes, revision: int, limit: int, keys_only: bool
+) -> tuple[Any, int]:
     """One Range of ``[start, end)``; halves ``limit`` while the answer is too large."""
     while True:
-        request = rpc_pb2.RangeRequest(key=start, range_end=end, limit=limit, revision=revision)
+        request = rpc_pb2.RangeRequest(
+            key=start, range_end=end, limit=limit, revision=revision, keys_only=keys_only
+        )
         try:
             return call(request, "range"), limit
         except EtcdResponseTooLargeError:
@@ -113,33 +119,48 @@ def page_limit(response_bytes: int, keys: int, page_size: int) -> int:
 
 
 def linear_pages(
-    client: Any, prefix: bytes, *, revision: int, page_size: int
+    client: Any,
+    prefix: bytes,
+    *,
+    revision: int | None = None,
+    page_size: int = 1000,
+    keys_only: bool = False,
 ) -> Iterator[Sequence[Any]]:
-    """Every key/value under ``prefix`` at ``revision``, in key order, page by page.
+    """Every key/value under ``prefix`` at one revision, in key order, page by page.
 
-    Items have ``key``, ``value``, ``create_revision``, ``mod_revision`` and
-    ``version`` (etcd ``mvccpb.KeyValue`` messages on the fast path); no page holds
-    more than ``page_size`` items, and pages of large values hold fewer (about
-    :data:`PAGE_BYTES` each).
+    The revision is ``revision`` or the first answer's, so the scan is a consistent
+    snapshot. Items have ``key``, ``value``, ``create_revision``, ``mod_revision``
+    and ``version`` (etcd ``mvccpb.KeyValue`` messages when ``client`` has
+    ``range_raw``, like :class:`~secretkit.etcd.EtcdClient`; anything else is read
+    through its ``range_pages``). No page holds more than ``page_size`` items, pages
+    of large values hold fewer (about :data:`PAGE_BYTES` each), and pages may hold
+    fewer for no reason visible to the caller: only the sequence of keys is defined.
     """
     call: RangeCall | None = getattr(client, "range_raw", None)
-    if call is None:
-        yield from client.range_pages(prefix, revision=revision, page_size=page_size)
+    if page_size < 1:
+        raise ValueError("page_size must be >= 1")
+    if call is None or not prefix:
+        yield from client.range_pages(
+            prefix, revision=revision, page_size=page_size, keys_only=keys_only
+        )
         return
     end = prefix_range_end(prefix)
+    pinned = revision or 0
     limit = min(page_size, FIRST_PAGE_KEYS)
     stepper = _Stepper(limit)
     start = prefix
     while True:
         stop = stepper.end_after(start, end)
-        response, limit = _read(call, start, stop, revision, limit)
+        response, limit = _read(call, start, stop, pinned, limit, keys_only)
+        if not pinned:
+            pinned = int(response.header.revision)
         kvs = response.kvs
-        if kvs:
-            yield kvs
         if kvs:
             # the next guesses aim at a page of the measured size
             limit = stepper.target = page_limit(response.ByteSize(), len(kvs), page_size)
         stepper.learn(start, stop, int(response.count), kvs)
+        if kvs:
+            yield kvs
         if response.more and kvs:
             start = kvs[-1].key + b"\x00"
         elif stop == end:
