@@ -60,6 +60,7 @@ from secretkit.formats import (
     kmsv2_open,
     matching_key_names,
     prefix_for,
+    repeats_encrypted_data,
     secretbox_decrypt,
     secretbox_encrypt,
     validate_encrypted_object,
@@ -189,7 +190,7 @@ class _LocalKeys:
         for index, key in enumerate(self._keys):
             if key.name not in names:
                 continue
-            body = data[len(key.name) + 1 :]
+            body = data[len(key.name.encode()) + 1 :]  # bytes: names may be non-ASCII
             try:
                 plaintext = self._decrypt(key, body, aad)
             except (DecryptError, FormatError) as exc:
@@ -422,10 +423,15 @@ class _KMSv2:
             obj = decode_encrypted_object(value[offset:])
         except (FormatError, DecryptError):
             return _PASS  # the header's metadata does not parse: read() refuses it too
+        if repeats_encrypted_data(header[offset:]):
+            return None  # read() decrypts the last encryptedData, not the first
         try:
             source = self._plugin.dek_source(obj)
         except SecretkitError:
             return None  # perhaps transient: leave the value to read() and its error
+        stale = self._stale(obj)
+        if self._plugin.current_key_id is None:
+            return None  # Status failed: read() asks again for every value
         source_type = obj.encrypted_dek_source_type
 
         def read(value: bytes, aad: bytes) -> bytes:
@@ -434,7 +440,7 @@ class _KMSv2:
                 raise FormatError("kms v2 encryptedData is missing")
             return kmsv2_open(source_type, source, memoryview(value)[span[0] : span[1]], aad)
 
-        return read, self._stale(obj)
+        return read, stale
 
     def write(self, plaintext: bytes, aad: bytes) -> bytes:
         state = self._plugin.ensure_write_state()

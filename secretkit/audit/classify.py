@@ -165,14 +165,22 @@ class Classifier:
         found = self._verdicts.get(memo, _MISSING)
         if found is not _MISSING:
             return found  # type: ignore[return-value]
-        verdict = self._header_verdict(scope, value, header)
-        if len(self._verdicts) < _VERDICT_MEMO_LIMIT:
+        verdict, shared = self._header_verdict(scope, value, header)
+        if shared and len(self._verdicts) < _VERDICT_MEMO_LIMIT:
             self._verdicts[memo] = verdict
         return verdict
 
-    def _header_verdict(self, scope: _Scope, value: bytes, header: bytes) -> Verdict | None:
+    def _header_verdict(
+        self, scope: _Scope, value: bytes, header: bytes
+    ) -> tuple[Verdict | None, bool]:
+        """The header's verdict, and whether other values can share it (worth keeping)."""
         stored = _classify_fast(value)
         provider = stored.provider
+        obj = stored.kms_v2
+        if obj is not None and obj.encrypted_dek_source_type is DEKSourceType.AES_GCM_KEY:
+            # legacy type-0 values each carry their own wrapped DEK, so each has a
+            # header of its own: keeping them would only crowd out the shared ones
+            return None, False
         if provider in _LOCAL:
             configured = [
                 k.name.encode()
@@ -181,20 +189,20 @@ class Classifier:
                 for k in p.keys
             ]
             if not header_decides_key(header[len(stored.prefix or "") : -1], configured):
-                return None
+                return None, True
         findings, _reasons, key_name, key_id, _dek = self._judgement(stored, value, scope)
         reader = None
         if self.transformers is not None and FindingKind.UNDECRYPTABLE not in findings:
             transformer = self.transformers.for_resource(scope.resource, scope.group)
             reader = transformer.reader_for_header(value, header)
             if reader is None:
-                return None
+                return None, True
             if reader.stale and FindingKind.STALE not in findings:
                 findings.append(FindingKind.STALE)
         provider_name = stored.name if provider in _KMS else None
         label = summary_label(provider.value, provider_name, key_name, key_id)
         row = SummaryKey(scope.qualified, provider.value, label)
-        return Verdict(row, tuple(dict.fromkeys(findings)), reader)
+        return Verdict(row, tuple(dict.fromkeys(findings)), reader), True
 
     def classify_scoped(
         self,

@@ -9,7 +9,12 @@ never raises.
 from secretkit.formats.aes import aescbc_decrypt, aescbc_encrypt, aesgcm_decrypt, aesgcm_encrypt
 from secretkit.formats.classify import classify_value
 from secretkit.formats.envelope import PROTOBUF_MAGIC, decode_unknown, encode_unknown
-from secretkit.formats.header import encrypted_data_span, header_decides_key, value_header
+from secretkit.formats.header import (
+    encrypted_data_span,
+    header_decides_key,
+    repeats_encrypted_data,
+    value_header,
+)
 from secretkit.formats.kmsv1 import (
     decode_kmsv1,
     encode_kmsv1,
@@ -80,6 +85,7 @@ __all__ = [
     "match_key_name",
     "matching_key_names",
     "prefix_for",
+    "repeats_encrypted_data",
     "secretbox_decrypt",
     "secretbox_encrypt",
     "validate_encrypted_object",

@@ -16,6 +16,9 @@ header and reused; only the decryption has to run per value.
   *after* its ``encryptedData`` field, when that field comes first and is not empty
   (the order every apiserver writes); the rest of the message is then the same for
   two values exactly when their keyID, DEK source, annotations and DEK type are.
+  A rest that repeats ``encryptedData`` (readers keep the last one) is still a
+  header, but readers must not decrypt the first field: see
+  :func:`repeats_encrypted_data`.
 
 Anything else (kms v1, unknown prefixes, other field orders, garbage) has no header:
 callers take their full, per-value path for it.
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from secretkit.errors import FormatError
 from secretkit.formats.envelope import PROTOBUF_MAGIC
 from secretkit.formats.prefixes import (
     AESCBC_PREFIX,
@@ -32,7 +36,7 @@ from secretkit.formats.prefixes import (
     KMS_V2_PREFIX,
     SECRETBOX_PREFIX,
 )
-from secretkit.formats.protowire import read_varint
+from secretkit.formats.protowire import iter_fields, read_varint
 
 #: key and provider names are looked for within this many bytes after the prefix
 NAME_SCAN_LIMIT = 512
@@ -92,3 +96,16 @@ def header_decides_key(name: bytes, configured: Iterable[bytes]) -> bool:
     """
     longer = name + b":"
     return not any(other.startswith(longer) for other in configured)
+
+
+def repeats_encrypted_data(tail: bytes) -> bool:
+    """True when ``tail`` (an ``EncryptedObject`` after its first ``encryptedData``)
+    holds another ``encryptedData`` field.
+
+    Protobuf readers, kube-apiserver's included, keep the *last* occurrence of a
+    field, so for such values the header does not tell which bytes are decrypted.
+    """
+    try:
+        return any(number == 1 for number, _, _ in iter_fields(tail))
+    except FormatError:
+        return True

@@ -9,7 +9,9 @@ reused verdict meets a value its reader cannot open.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -17,9 +19,19 @@ import pytest
 from secretkit.audit.classify import Classifier, ScopePolicy
 from secretkit.audit.model import AuditReport, FindingKind
 from secretkit.audit.scan import classify_stream
-from secretkit.errors import SecretkitError
-from secretkit.formats import encode_kmsv1
+from secretkit.encryption_config import EncryptionConfig, load_encryption_config
+from secretkit.errors import BackendError, SecretkitError
+from secretkit.formats import (
+    DEKSourceType,
+    EncryptedObject,
+    encode_encrypted_object,
+    encode_kmsv1,
+)
+from secretkit.formats.protowire import encode_len_field
+from secretkit.kms_service import KMSStatus
+from secretkit.transformers import build_transformers
 from tests.unit.audit.helpers import VECTORS, classifier, config, plaintext, stored, vector
+from tests.unit.transformers.vectors import FakeKMS
 
 KEYS = [
     b"/registry/secrets/ns1/a",
@@ -178,3 +190,118 @@ def test_a_key_name_that_prefixes_another_is_judged_value_by_value() -> None:
     v = vector(next(x["id"] for x in VECTORS if x["stored_prefix"].endswith("gcm:key:3:")))
     key = v["etcd_key"].encode()
     assert c.verdict(c.scope_of(key), stored(v)) is None
+
+
+# -- values whose header alone must not decide (found in review) -------------------
+
+_KEK = bytes(range(32))
+
+
+def _one_rule(providers_yaml: str) -> EncryptionConfig:
+    return load_encryption_config(
+        (
+            "apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\n"
+            "resources:\n  - resources: ['secrets']\n    providers:\n" + providers_yaml
+        ).encode(),
+        source="t.yaml",
+    )
+
+
+_KMS_P = "      - kms:\n          apiVersion: v2\n          name: p\n          endpoint: unix:///tmp/p.sock\n"
+
+
+def _stream_equals_per_value(make: Callable[[], Classifier], items: list[tuple[Any, bool]]) -> None:
+    expected = AuditReport(source="t", prefix="/registry")
+    full = make()
+    for kv, historical in items:
+        record = full.classify_in_scope(kv.key, kv.value, kv.mod_revision, historical=historical)
+        if record is not None:
+            expected.add(record)
+    got = AuditReport(source="t", prefix="/registry")
+    classify_stream(make(), iter(items), got)
+    assert _shape(got) == _shape(expected)
+
+
+def test_a_repeated_encrypted_data_field_is_read_as_the_chain_reads_it() -> None:
+    # protobuf readers keep the last encryptedData; the header names the first one
+    cfg = _one_rule(_KMS_P + "      - identity: {}\n")
+    fake = FakeKMS(_KEK, "k1", {})
+    writer = build_transformers(cfg, lambda p: fake).for_resource("secrets")
+    key = "/registry/secrets/ns/a"
+    good = writer.write(b"payload", key)
+    doubled = good + encode_len_field(1, b"G" * 80)
+    items = [(_KV(key.encode(), v, n), False) for n, v in enumerate([good, doubled, good], 1)]
+
+    def make() -> Classifier:
+        return Classifier(
+            policy=ScopePolicy(config=cfg),
+            transformers=build_transformers(cfg, lambda p: FakeKMS(_KEK, "k1", {})),
+        )
+
+    _stream_equals_per_value(make, items)
+    report = AuditReport(source="t", prefix="/registry")
+    classify_stream(make(), iter(items), report)
+    assert report.finding_counts[FindingKind.UNDECRYPTABLE] == 1
+
+
+def test_a_failed_first_status_is_not_remembered_for_the_header() -> None:
+    cfg = _one_rule(_KMS_P + "      - identity: {}\n")
+    writer = build_transformers(cfg, lambda p: FakeKMS(_KEK, "k1", {})).for_resource("secrets")
+    items = []
+    for i in range(4):
+        key = f"/registry/secrets/ns/a{i}"
+        items.append((_KV(key.encode(), writer.write(b"x", key), i + 1), False))
+
+    class FirstStatusFails(FakeKMS):
+        def status(self) -> KMSStatus:
+            if self.status_calls == 0:
+                self.status_calls += 1
+                raise BackendError("transient")
+            return super().status()
+
+    fake = FirstStatusFails(_KEK, "k1", {})
+    scanner = Classifier(
+        policy=ScopePolicy(config=cfg), transformers=build_transformers(cfg, lambda p: fake)
+    )
+    report = AuditReport(source="t", prefix="/registry")
+    classify_stream(scanner, iter(items), report)
+    # the header got no shared reader (which would carry "stale" to every value);
+    # each value asked Status itself, and the later calls succeeded
+    assert scanner.verdict(scanner.scope_of(items[0][0].key), items[0][0].value) is None
+    assert report.total_objects == 4
+    assert report.finding_counts[FindingKind.STALE] <= 1
+    assert fake.status_calls >= 2
+
+
+def test_non_ascii_key_names_read_back_on_both_paths() -> None:
+    secret = base64.b64encode(bytes(32)).decode()
+    cfg = _one_rule(f'      - aesgcm:\n          keys:\n            - name: "clé"\n'
+                    f"              secret: {secret}\n      - identity: {{}}\n")
+    chain = build_transformers(cfg, lambda p: None).for_resource("secrets")  # type: ignore[arg-type, return-value]
+    key = "/registry/secrets/ns/a"
+    value = chain.write(b"hello", key)
+    assert chain.read(value, key).plaintext == b"hello"
+    items = [(_KV(key.encode(), value, 1), False), (_KV(key.encode(), _tampered(value), 2), False)]
+
+    def make() -> Classifier:
+        tf = build_transformers(cfg, lambda p: None)  # type: ignore[arg-type, return-value]
+        return Classifier(policy=ScopePolicy(config=cfg), transformers=tf)
+
+    _stream_equals_per_value(make, items)
+
+
+def test_legacy_type_0_values_do_not_fill_the_verdict_memo() -> None:
+    # each type-0 value carries its own DEK, hence its own header
+    c = Classifier(policy=ScopePolicy(all_resources=True))
+    scope = c.scope_of(b"/registry/secrets/ns/a")
+    for i in range(50):
+        obj = EncryptedObject(
+            encrypted_data=b"d" * 40,
+            key_id="k1",
+            encrypted_dek_source=i.to_bytes(4, "big") * 8,
+            annotations={},
+            encrypted_dek_source_type=DEKSourceType.AES_GCM_KEY,
+        )
+        assert c.verdict(scope, b"k8s:enc:kms:v2:p:" + encode_encrypted_object(obj)) is None
+    assert c.verdict(scope, b"k8s\x00plain") is not None
+    assert len(c._verdicts) == 1
