@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-from collections.abc import Hashable
 from pathlib import Path
 from typing import Any
 
@@ -93,8 +92,46 @@ class _DuplicateKeyError(yaml.constructor.ConstructorError):
     """A mapping repeats a key (raised only by :class:`_UniqueKeyLoader`)."""
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
+#: the problem text for a value its tag's constructor rejects; PyYAML's own
+#: exceptions there are plain ValueError/KeyError/... whose text quotes the value
+_BAD_VALUE = "a value does not fit its tag/type"
+
+
+class _ValueError(yaml.constructor.ConstructorError):
+    """A constructor rejected a value; carries its position and nothing of its text."""
+
+
+#: what PyYAML's value constructors raise besides YAMLError (``!!int x``, ``!!bool x``,
+#: ``2020-13-01``, ``!!timestamp x``, ...); all of them may quote the value
+_CONSTRUCTOR_FAILURES = (ValueError, KeyError, TypeError, AttributeError, IndexError, OverflowError)
+
+
+class _SafeLoader(yaml.SafeLoader):
+    """The safe loader, with constructor failures turned into content-free YAML errors."""
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        """Construct ``node``; a constructor's own exception becomes :class:`_ValueError`.
+
+        The innermost node that fails is reported, so the position is the value's.
+        """
+        try:
+            return super().construct_object(node, deep=deep)
+        except yaml.YAMLError:
+            raise
+        except _CONSTRUCTOR_FAILURES:
+            pass
+        # raised outside the except block so the original (which quotes the value)
+        # is neither chained nor kept as __context__
+        raise _ValueError(None, None, _BAD_VALUE, node.start_mark)
+
+
+class _UniqueKeyLoader(_SafeLoader):
     """A safe loader that rejects duplicate mapping keys, as the apiserver's strict decoder does."""
+
+
+#: a repeated key longer than this is shortened in the message: a document
+#: fragment in an error should stay short, even a key
+_KEY_SHOWN = 20
 
 
 def _construct_unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
@@ -102,10 +139,31 @@ def _construct_unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -
     result: dict[Any, Any] = {}
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
-        if isinstance(key, Hashable) and key in result:
-            raise _DuplicateKeyError(None, None, f"duplicate field {key!r}", key_node.start_mark)
+        if not _hashable(key):
+            # SafeLoader reports this as a ConstructorError too; a bare dict lookup
+            # would raise TypeError
+            raise yaml.constructor.ConstructorError(
+                "while constructing a mapping",
+                node.start_mark,
+                "found unhashable key",
+                key_node.start_mark,
+            )
+        if key in result:
+            shown = str(key)
+            if len(shown) > _KEY_SHOWN:
+                shown = shown[:_KEY_SHOWN] + "\u2026"
+            raise _DuplicateKeyError(None, None, f"duplicate field {shown!r}", key_node.start_mark)
         result[key] = loader.construct_object(value_node, deep=True)
     return result
+
+
+def _hashable(value: object) -> bool:
+    # isinstance(value, Hashable) is True for a tuple that holds a list
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
 
 
 _UniqueKeyLoader.add_constructor(
@@ -144,7 +202,9 @@ def parse_yaml(data: bytes | str, *, unique_keys: bool = False) -> object:
     """Parse one YAML document with the safe loader.
 
     ``bytes`` must be UTF-8. With ``unique_keys`` a repeated mapping key is an error.
-    Raises :class:`YAMLSyntaxError` (a ``ValueError``) whose message holds no content.
+    Raises :class:`YAMLSyntaxError` (a ``ValueError``) whose message holds no content,
+    also for a value its tag's constructor rejects (``!!int <token>``, ``2020-13-01``)
+    and for a document nested too deeply; nothing else.
     """
     if isinstance(data, bytes):
         try:
@@ -155,12 +215,20 @@ def parse_yaml(data: bytes | str, *, unique_keys: bool = False) -> object:
             raise YAMLSyntaxError("not UTF-8 text", line, column) from None
     else:
         text = data
-    loader = _UniqueKeyLoader if unique_keys else yaml.SafeLoader
+    loader = _UniqueKeyLoader if unique_keys else _SafeLoader
     try:
         return yaml.load(text, Loader=loader)  # noqa: S506 - both loaders are SafeLoader
     except yaml.YAMLError as exc:
         # not chained: the original's str() quotes the offending line
         raise _syntax_error(exc, text) from None
+    except RecursionError:
+        # the composer recurses per nesting level ("[" * 5000)
+        problem = "the document is nested too deeply"
+    except _CONSTRUCTOR_FAILURES:
+        # a constructor failure outside _SafeLoader.construct_object (belt and braces)
+        problem = _BAD_VALUE
+    # raised outside the except block: the original is neither cause nor context
+    raise YAMLSyntaxError(problem)
 
 
 def load_yaml(

@@ -33,7 +33,7 @@ from secretkit.encryption_config.model import (
     ResourceRule,
 )
 from secretkit.errors import ConfigError
-from secretkit.fileio import parse_yaml, read_file
+from secretkit.fileio import YAMLSyntaxError, parse_yaml, read_file
 
 #: (apiVersion, kind) pairs the apiserver decodes as an EncryptionConfiguration
 ACCEPTED_TYPES = (
@@ -101,23 +101,40 @@ def parse_duration(text: str) -> float:
     return sign * total
 
 
+class _DuplicateJSONField(ValueError):
+    """A JSON object repeats a field; the message names the field (shortened)."""
+
+
+#: a repeated field name longer than this is shortened, as fileio does for YAML
+_KEY_SHOWN = 20
+
+
 def _reject_duplicate_json_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for key, value in pairs:
         if key in result:
-            raise ValueError(f"duplicate field {key!r}")
+            shown = key if len(key) <= _KEY_SHOWN else key[:_KEY_SHOWN] + "\u2026"
+            raise _DuplicateJSONField(f"duplicate field {shown!r}")
         result[key] = value
     return result
 
 
 def _decode_document(data: bytes) -> Any:
-    """Decode JSON or YAML into plain Python data; ``ValueError`` on syntax errors."""
+    """Decode JSON or YAML into plain Python data.
+
+    Raises :class:`YAMLSyntaxError` or ``_DuplicateJSONField`` (both ``ValueError``,
+    neither quoting content) when ``data`` does not decode.
+    """
     text = data.decode("utf-8")
     if text.lstrip().startswith("{"):
         try:
             return json.loads(text, object_pairs_hook=_reject_duplicate_json_keys)
-        except json.JSONDecodeError:
-            pass  # not JSON after all: YAML is a superset, let it report the error
+        except _DuplicateJSONField:
+            raise
+        except (ValueError, RecursionError):
+            # not JSON after all (or too deep, or an integer over Python's digit
+            # limit): YAML is a superset, let it report the error without content
+            pass
     # duplicate fields are errors, as in the apiserver's strict decoder; a syntax error
     # is a YAMLSyntaxError (a ValueError) that names its position, never the content
     return parse_yaml(text, unique_keys=True)
@@ -363,7 +380,8 @@ def parse_encryption_config(
         doc = _decode_document(data)
     except UnicodeDecodeError:
         return None, [ConfigProblem("(file)", "not UTF-8 text", "save the file as UTF-8")]
-    except ValueError as exc:
+    except (YAMLSyntaxError, _DuplicateJSONField) as exc:
+        # both messages are ours and hold no document content
         return None, [ConfigProblem("(file)", f"cannot decode YAML/JSON: {exc}")]
     parser = _Parser()
     rules = parser.document(doc)

@@ -73,9 +73,20 @@ def _secret_values(data: bytes) -> set[str]:
     that does not parse).
     """
     found: set[str] = set()
-    try:
-        docs = list(yaml.safe_load_all(data))
-    except yaml.YAMLError:
+    docs: list[Any] = []
+    # BaseLoader ignores tags and keeps every scalar as its text: it still reads a
+    # document whose value does not fit its tag (``secret: !!int <key>`` in a flow
+    # mapping, which the line regex cannot see)
+    for loader in (yaml.SafeLoader, yaml.BaseLoader):
+        try:
+            docs = list(yaml.load_all(data, Loader=loader))
+            break
+        except Exception:  # noqa: S112
+            # PyYAML's constructors raise ValueError, KeyError, TypeError,
+            # RecursionError... besides YAMLError; redaction must go on, and
+            # logging the exception would quote the value
+            continue
+    else:
         return found
     stack: list[Any] = docs
     while stack:

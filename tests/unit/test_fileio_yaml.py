@@ -79,6 +79,13 @@ def test_error_class_is_the_callers(tmp_path: Path) -> None:
         f"secret: {SECRET}\n  bad: [indent\n",
         # an undefined tag handle
         f"secret: !{SECRET}!x y\n",
+        # a value its tag's constructor rejects: PyYAML raises a plain ValueError /
+        # KeyError whose text quotes the value
+        f"secret: !!int {SECRET}\n",
+        f"secret: !!bool {SECRET}\n",
+        f"secret: !!float {SECRET}\n",
+        f"secret: !!timestamp {SECRET}\n",
+        f"keys:\n  - {{name: k, secret: !!int {SECRET}}}\n",
     ],
 )
 def test_secret_never_appears_in_the_message(tmp_path: Path, text: str) -> None:
@@ -123,3 +130,41 @@ def test_unique_keys() -> None:
     assert info.value.problem == "duplicate field 'kind'"
     assert (info.value.line, info.value.column) == (3, 1)
     assert info.value.at("f.yaml") == "f.yaml:3:1"
+
+
+@pytest.mark.parametrize("unique_keys", [False, True])
+@pytest.mark.parametrize(
+    ("text", "problem", "position"),
+    [
+        (f"secret: !!int {SECRET}\n", "a value does not fit its tag/type", (1, 9)),
+        (f"a: 1\nsecret: !!bool {SECRET}\n", "a value does not fit its tag/type", (2, 9)),
+        ("a: 2020-13-01\n", "a value does not fit its tag/type", (1, 4)),
+        ("a: !!timestamp 'x'\n", "a value does not fit its tag/type", (1, 4)),
+        ("? [a]\n: 1\n", "found unhashable key", (1, 3)),
+        ("{[a]: 1}\n", "found unhashable key", (1, 2)),
+        ("[" * 5000 + "]" * 5000, "the document is nested too deeply", (None, None)),
+    ],
+)
+def test_values_that_do_not_fit_are_yaml_errors(
+    text: str, problem: str, position: tuple[int | None, int | None], unique_keys: bool
+) -> None:
+    # these used to escape as ValueError, KeyError, TypeError, AttributeError or
+    # RecursionError (a traceback quoting the value); now one content-free error
+    with pytest.raises(YAMLSyntaxError) as info:
+        parse_yaml(text, unique_keys=unique_keys)
+    err = info.value
+    assert (err.problem, err.line, err.column) == (problem, *position)
+    assert SECRET not in str(err)
+    # neither cause nor context: nothing that quotes the value travels with it
+    assert err.__cause__ is None
+    assert err.__context__ is None or err.__suppress_context__
+
+
+def test_long_duplicate_keys_are_shortened() -> None:
+    with pytest.raises(YAMLSyntaxError) as info:
+        parse_yaml(f"{SECRET}: 1\n{SECRET}: 2\n", unique_keys=True)
+    assert info.value.problem == f"duplicate field '{SECRET[:20]}\u2026'"
+    assert SECRET not in str(info.value)
+    with pytest.raises(YAMLSyntaxError) as info:
+        parse_yaml("abcdefghijklmnopqrst: 1\nabcdefghijklmnopqrst: 2\n", unique_keys=True)
+    assert info.value.problem == "duplicate field 'abcdefghijklmnopqrst'"

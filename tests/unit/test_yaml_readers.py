@@ -51,6 +51,76 @@ def test_syntax_errors_are_located_without_content(
     assert err.__cause__ is None
 
 
+#: values that do not fit their tag: PyYAML's constructors quote them in plain
+#: ValueError/KeyError texts (line 3, column 11 again)
+TAGGED = [f"a: 1\nb:\n  secret: !!{tag} {SECRET}\n" for tag in ("int", "bool", "float")]
+
+
+@pytest.mark.parametrize("text", TAGGED, ids=["int", "bool", "float"])
+@pytest.mark.parametrize(("name", "read", "error", "words"), READERS, ids=[r[0] for r in READERS])
+def test_values_that_do_not_fit_their_tag_are_located_without_content(
+    tmp_path: Path,
+    name: str,
+    read: Callable[[Path], object],
+    error: type[SecretkitError],
+    words: str,
+    text: str,
+) -> None:
+    path = tmp_path / "file.yaml"
+    path.write_text(text)
+    with pytest.raises(error) as info:
+        read(path)
+    err = info.value
+    assert words in err.what
+    assert "a value does not fit its tag/type" in err.what
+    assert err.where == f"{path}:3:11"
+    assert SECRET not in f"{err}\n{err.diagnostics()}"
+    assert err.__cause__ is None
+
+
+@pytest.mark.parametrize("text", TAGGED, ids=["int", "bool", "float"])
+def test_encryption_config_tagged_values_without_content(text: str) -> None:
+    _, problems = check_encryption_config(text.encode(), source="enc.yaml")
+    assert len(problems) == 1
+    assert "a value does not fit its tag/type (line 3, column 11)" in problems[0].message
+    assert SECRET not in str(problems[0])
+
+
+def test_encryption_config_json_problems_without_content() -> None:
+    # a JSON integer over Python's digit limit, JSON nested too deeply, a long repeated
+    # field: none escapes as a crash and none quotes the document
+    _, problems = check_encryption_config(b'{"secret": ' + b"7" * 5000 + b"}")
+    assert [p.message for p in problems] == [
+        "cannot decode YAML/JSON: a value does not fit its tag/type (line 1, column 12)"
+    ]
+    _, problems = check_encryption_config(b"{" * 100_000)
+    assert problems[0].message == "cannot decode YAML/JSON: the document is nested too deeply"
+    _, problems = check_encryption_config(f'{{"{SECRET}": 1, "{SECRET}": 2}}'.encode())
+    assert problems[0].message == f"cannot decode YAML/JSON: duplicate field '{SECRET[:20]}\u2026'"
+
+
+def test_plugin_cli_refuses_a_tagged_token_with_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # through the plugin's real entry point, error boundary included: a usage error
+    # (exit 2), no traceback, no token
+    from kms_plugin.cli import main
+
+    path = tmp_path / "plugin.yaml"
+    path.write_text(
+        "listen: unix:///tmp/x.sock\nbackend:\n  type: vault\n  auth:\n"
+        f"    method: token\n    token: !!int hvs.{SECRET}\n"
+    )
+    with pytest.raises(SystemExit) as info:
+        main(["--config", str(path), "--check-config"])
+    out = capsys.readouterr()
+    assert info.value.code == 2
+    assert "Traceback" not in out.err
+    assert SECRET not in out.out + out.err
+    assert f"{path}:6:12" in out.err
+    assert "a value does not fit its tag/type" in out.err
+
+
 @pytest.mark.parametrize(("name", "read", "error", "words"), READERS, ids=[r[0] for r in READERS])
 def test_missing_files_say_which_file(
     tmp_path: Path,

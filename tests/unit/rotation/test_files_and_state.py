@@ -43,6 +43,20 @@ def test_redacted_diff_never_shows_secrets() -> None:
     assert "<redacted sha256:" in diff
 
 
+@pytest.mark.parametrize("tag", ["int", "bool", "float", "timestamp"])
+def test_redacted_diff_masks_a_value_that_does_not_fit_its_tag(tag: str) -> None:
+    # PyYAML raised ValueError/KeyError here (a traceback quoting the value); in a flow
+    # mapping the line regex cannot see the value, so the parse must still find it
+    secret = base64.b64encode(b"\x03" * 32).decode().rstrip("=")
+    old = f"keys:\n- {{name: k1, secret: !!{tag} {secret}}}\n".encode()
+    diff = redacted_diff(old, b"keys: []\n", "enc.yaml")
+    assert "-keys:" in diff
+    assert secret not in diff
+    assert "<redacted sha256:" in diff
+    # a document too deep to parse at all still gives a diff
+    assert "+[[[" in redacted_diff(b"a: 1\n", b"[" * 5000, "enc.yaml")
+
+
 def test_stage_order_is_enforced(tmp_path: Path) -> None:
     state = RotationState(kind="local-key", resources=["secrets"], provider_type="aesgcm")
     state.require_next("prepare")
