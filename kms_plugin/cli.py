@@ -188,8 +188,9 @@ def socket_endpoint(path: str, where: str = "--socket") -> str:
     fragment, so ``/run/a%41.sock`` would listen on ``/run/aA.sock``. Those three are
     percent-escaped, then the result goes through the one parser (so its limits and
     wording apply, ``where`` naming the flag). A relative path or one starting with
-    ``/@`` (which kube-apiserver reads as an abstract socket) is refused: the endpoint
-    would not name the file the user gave.
+    ``/@`` or ``//@`` (which kube-apiserver reads as an abstract socket) is refused:
+    the endpoint would not name the file the user gave. So are ``.``/``..`` components
+    and paths that are not UTF-8 (the parser's rules).
     """
     if not path.startswith("/"):
         raise UsageError(
@@ -197,12 +198,15 @@ def socket_endpoint(path: str, where: str = "--socket") -> str:
             where=where,
             hint="kube-apiserver dials the endpoint's absolute path, e.g. /run/kms/plugin.sock",
         )
-    if path.startswith("/@"):
+    # "//@x.sock" is the same file as "/@x.sock", and its only endpoint
+    # (unix:///@x.sock) is just as much an abstract socket
+    collapsed = "/" + path.lstrip("/")
+    if collapsed.startswith("/@"):
         raise UsageError(
             f"--socket {path!r}: kube-apiserver reads a path starting with /@ as an abstract "
             "socket, not as this file",
             where=where,
-            hint=f"for the abstract socket use --listen unix:///{path[1:]}; "
+            hint=f"for the abstract socket use --listen unix://{collapsed}; "
             "for a file pick another directory",
         )
     escaped = path

@@ -56,7 +56,11 @@ class UnixEndpoint:
         """
         if self.abstract is not None:
             return "unix-abstract:" + _escape(self.abstract)
-        return "unix:" + _escape(str(self.path))
+        path = str(self.path)
+        if path.startswith("//"):
+            # pathlib keeps a leading "//"; gRPC would read unix://x/... as a host
+            path = "/" + path.lstrip("/")
+        return "unix:" + _escape(path)
 
     @property
     def endpoint(self) -> str:
@@ -145,29 +149,70 @@ def parse_endpoint(endpoint: str, *, where: str | None = None) -> UnixEndpoint:
         rest = slash + after
     if _BAD_ESCAPE.search(rest):
         raise _invalid(endpoint, "it has an invalid %-escape", where, "write a literal % as %25")
-    # Go's url.Parse percent-decodes the path; so does the apiserver's dialler
-    path = unquote_to_bytes(rest).decode("utf-8", "surrogateescape")
+    # Go's url.Parse percent-decodes the path; so does the apiserver's dialler. Strictly
+    # UTF-8: gRPC targets are UTF-8 strings, so a path that is not cannot be served or
+    # dialled (a raw argv byte arrives here as a lone surrogate, %FF as a bad byte)
+    try:
+        path = unquote_to_bytes(rest.encode("utf-8")).decode("utf-8")
+    except UnicodeError:
+        raise _invalid(endpoint, "the socket path is not UTF-8", where, _UTF8_HINT) from None
     if _CONTROL.search(path):
         raise _invalid(endpoint, "the socket path contains a control character", where)
     if path.startswith("/@"):
         name = path[2:]
         if not name:
             raise _invalid(endpoint, "the abstract socket name is empty", where)
-        if len(name.encode("utf-8", "surrogateescape")) > UNIX_PATH_MAX:
+        if len(name.encode("utf-8")) > UNIX_PATH_MAX:
             raise _invalid(
                 endpoint, f"the abstract socket name is longer than {UNIX_PATH_MAX} bytes", where
             )
         return UnixEndpoint(abstract=name)
+    return UnixEndpoint(path=Path(_filesystem_path(endpoint, path, where)))
+
+
+#: a socket path the endpoint and gRPC target cannot carry
+_UTF8_HINT = "use a socket path made of UTF-8 characters"
+
+
+def _filesystem_path(endpoint: str, path: str, where: str | None) -> str:
+    """Check a decoded filesystem socket path; return it with one leading slash.
+
+    Every accepted path must survive ``parse_endpoint(e.endpoint) == e`` and give a
+    gRPC target naming the same file, so the forms that do not are refused.
+    """
     if path in ("", "/") or path.endswith("/"):
         raise _invalid(endpoint, "it names no socket (the path is empty or a directory)", where)
-    if len(path.encode("utf-8", "surrogateescape")) > UNIX_PATH_MAX:
+    # ``//run/kms.sock`` (from unix:////run/... or %2F) is /run/kms.sock to the kernel,
+    # but as a gRPC target ``unix://run/kms.sock`` names a host "run": one slash
+    path = "/" + path.lstrip("/")
+    if path.startswith("/@"):
+        # kube-apiserver dials //@x.sock as a file, but the only endpoint for the
+        # file /@x.sock is read back (by it and by us) as the abstract socket x.sock
+        raise _invalid(
+            endpoint,
+            "a socket file whose first path component starts with '@' has no endpoint "
+            "that every reader takes for a file (unix:///@name is an abstract socket)",
+            where,
+            f"for the abstract socket write unix://{path}; for a file pick another directory",
+        )
+    if any(part in (".", "..") for part in path.split("/")):
+        # pathlib drops '.' (``/run/kms.sock/.`` would become /run/kms.sock) while
+        # kube-apiserver dials the path as written (ENOTDIR): the two would differ
+        raise _invalid(
+            endpoint,
+            "the socket path has a '.' or '..' component; kube-apiserver dials it as "
+            "written, while the plugin would normalise it",
+            where,
+            "write the socket path without '.' and '..' components",
+        )
+    if len(path.encode("utf-8")) > UNIX_PATH_MAX:
         raise _invalid(
             endpoint,
             f"the socket path is longer than {UNIX_PATH_MAX} bytes (the unix socket limit)",
             where,
             "use a shorter directory such as /run/kms/",
         )
-    return UnixEndpoint(path=Path(path))
+    return path
 
 
 def grpc_target(endpoint: str) -> str:

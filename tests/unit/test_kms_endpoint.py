@@ -39,6 +39,12 @@ ACCEPTED = {
     "unix:///run/a%25b.sock": (UnixEndpoint(path=Path("/run/a%b.sock")), "unix:/run/a%25b.sock"),
     "unix:///@a%25b": (UnixEndpoint(abstract="a%b"), "unix-abstract:a%25b"),
     "unix:///" + "x" * 106: (UnixEndpoint(path=Path("/" + "x" * 106)), "unix:/" + "x" * 106),
+    # extra leading slashes are one slash to the kernel; the target must keep one
+    # (gRPC reads unix://run/... as the host "run")
+    "unix:////run/kms.sock": (UnixEndpoint(path=Path("/run/kms.sock")), "unix:/run/kms.sock"),
+    "unix:///%2Frun/kms.sock": (UnixEndpoint(path=Path("/run/kms.sock")), "unix:/run/kms.sock"),
+    "unix:///run//kms.sock": (UnixEndpoint(path=Path("/run/kms.sock")), "unix:/run/kms.sock"),
+    "unix:///run/%40x.sock": (UnixEndpoint(path=Path("/run/@x.sock")), "unix:/run/@x.sock"),
 }
 
 #: endpoint -> words the error must contain
@@ -67,6 +73,18 @@ REJECTED = {
     "unix:///run/a%00.sock": "control character",
     "unix:///" + "x" * 107: "longer than 107 bytes",
     "unix:///@" + "x" * 108: "longer than 107 bytes",
+    # the file /@x.sock: its only endpoint, unix:///@x.sock, is the abstract socket
+    "unix:////@x.sock": "first path component starts with '@'",
+    "unix:///%2F@x.sock": "first path component starts with '@'",
+    "unix:///%2F%40x.sock": "first path component starts with '@'",
+    # pathlib would drop the '.', kube-apiserver dials it (ENOTDIR)
+    "unix:///run/kms.sock/.": "'.' or '..' component",
+    "unix:///run/./kms.sock": "'.' or '..' component",
+    "unix:///run/../kms.sock": "'.' or '..' component",
+    # not UTF-8: an escaped byte, and a raw argv byte (a lone surrogate in Python)
+    "unix:///run/a%FF.sock": "not UTF-8",
+    "unix:///@a%FF": "not UTF-8",
+    "unix:///run/a\udcff.sock": "not UTF-8",
 }
 
 

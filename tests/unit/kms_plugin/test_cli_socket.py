@@ -30,6 +30,7 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def _check_config(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, *argv: str
 ) -> tuple[int, str, str]:
+    tmp_path.mkdir(exist_ok=True)
     kek = tmp_path / "kek.bin"
     write_kek_file(kek)
     capsys.readouterr()
@@ -75,6 +76,14 @@ def test_socket_from_the_environment(
         ("/run/kms/", "names no socket"),
         ("/" + "x" * 107, "longer than 107 bytes"),
         ("/run/a\nb.sock", "control character"),
+        # "//@x.sock" is the file /@x.sock, whose endpoint reads back as abstract
+        ("//@x.sock", "abstract socket"),
+        ("///@x.sock", "abstract socket"),
+        # pathlib would drop the '.', kube-apiserver dials it as written
+        ("/run/kms.sock/.", "'.' or '..' component"),
+        ("/run/./kms.sock", "'.' or '..' component"),
+        # an argv byte that is not UTF-8 arrives as a lone surrogate
+        ("/run/a\udcff.sock", "not UTF-8"),
     ],
 )
 def test_unusable_socket_paths_are_usage_errors_naming_the_flag(
@@ -98,3 +107,36 @@ def test_socket_and_listen_together_are_refused(
     )
     assert code == 2
     assert "either --listen or --socket" in err
+
+
+def test_extra_leading_slashes_give_one(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    # the kernel reads //run/kms.sock as /run/kms.sock; the printed endpoint and the
+    # gRPC target must not start with "//" (gRPC would take "run" for a host)
+    code, out, err = _check_config(capsys, tmp_path, "--socket", "//run/kms.sock")
+    assert code == 0, err
+    assert "listen:       unix:///run/kms.sock" in out
+    code, out, err = _check_config(capsys, tmp_path / "b", "--listen", "unix:////run/kms.sock")
+    assert code == 0, err
+    assert "listen:       unix:///run/kms.sock" in out
+    assert parse_endpoint("unix:////run/kms.sock").grpc_target == "unix:/run/kms.sock"
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "words"),
+    [
+        ("unix:////@x.sock", "first path component starts with '@'"),
+        ("unix:///%2F@x.sock", "first path component starts with '@'"),
+        ("unix:///run/kms.sock/.", "'.' or '..' component"),
+        ("unix:///run/a%FF.sock", "the socket path is not UTF-8"),
+        ("unix:///run/a\udcff.sock", "the socket path is not UTF-8"),
+    ],
+)
+def test_unusable_listen_endpoints_exit_2(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, endpoint: str, words: str
+) -> None:
+    code, out, err = _check_config(capsys, tmp_path, "--listen", endpoint)
+    assert code == 2
+    assert words in err
+    assert "where: --listen" in err
+    assert "Traceback" not in err
+    assert "configuration OK" not in out
