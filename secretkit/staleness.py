@@ -2,7 +2,8 @@
 
 Pure and key-free: the local key name is matched against every configured name of
 that provider type (names may contain ``:``, so by prefix, longest first), a kms value
-by its provider name and API version. The audit and ``reencrypt --only-stale`` both
+by its provider name and API version (kms v1 names, which may contain ``:`` too, by
+prefix, longest first). The audit and ``reencrypt --only-stale`` both
 decide *stale* from this, so they cannot disagree; the transformer chain reaches the
 same verdict by decrypting.
 """
@@ -19,13 +20,13 @@ from secretkit.encryption_config.model import (
 )
 from secretkit.formats import classify_value, match_key_name
 from secretkit.formats.model import DEKSourceType, StoredValue, ValueProvider
+from secretkit.formats.prefixes import KMS_V1_PREFIX
 
 _LOCAL = {
     ValueProvider.AESCBC: "aescbc",
     ValueProvider.AESGCM: "aesgcm",
     ValueProvider.SECRETBOX: "secretbox",
 }
-_KMS = (ValueProvider.KMS_V1, ValueProvider.KMS_V2)
 
 
 def identify(
@@ -50,6 +51,13 @@ def reader_index(
     stored: StoredValue, value: bytes, key_name: str | None, providers: tuple[Provider, ...]
 ) -> int | None:
     """Index of the first provider that would read this value, or None."""
+    kms_version: str | None = None
+    kms_name: str | None = None
+    if stored.provider is ValueProvider.KMS_V2:
+        kms_version, kms_name = "v2", stored.name
+    elif stored.provider is ValueProvider.KMS_V1:
+        # once per value, not per provider (the audit calls this for every value)
+        kms_version, kms_name = "v1", _kms_v1_name(value, providers)
     for index, provider in enumerate(providers):
         if stored.provider is ValueProvider.IDENTITY:
             if isinstance(provider, IdentityProvider):
@@ -62,11 +70,27 @@ def reader_index(
                 is not None
             ):
                 return index
-        elif stored.provider in _KMS and isinstance(provider, KMSProvider):
-            version = "v2" if stored.provider is ValueProvider.KMS_V2 else "v1"
-            if provider.api_version == version and provider.name == stored.name:
-                return index
+        elif (
+            kms_version is not None
+            and isinstance(provider, KMSProvider)
+            and provider.api_version == kms_version
+            and provider.name == kms_name
+        ):
+            return index
     return None
+
+
+def _kms_v1_name(value: bytes, providers: tuple[Provider, ...]) -> str | None:
+    """The configured kms v1 provider that wrote ``value``, matched by prefix.
+
+    kms v1 names may contain ``:`` (the validator allows it), and the value's layout
+    after ``<name>:`` is binary, so the classifier's guess at the name (the first
+    segment, unless the layout fits a longer one) can be wrong: ``k8s:enc:kms:v1:a:b:...``
+    is provider ``a:b`` when that is configured. Longest first, as for local key names
+    (``a`` and ``a:b`` both prefix a value written by ``a:b``).
+    """
+    names = [p.name for p in providers if isinstance(p, KMSProvider) and p.api_version == "v1"]
+    return match_key_name(value[len(KMS_V1_PREFIX) :], names) if names else None
 
 
 def is_stale_value(

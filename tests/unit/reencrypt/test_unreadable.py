@@ -11,6 +11,7 @@ from secretkit.encryption_config.model import (
     IdentityProvider,
     KMSProvider,
 )
+from secretkit.formats import encode_kmsv1
 from secretkit.reencrypt.stale import is_stale, is_unreadable
 from secretkit.reencrypt.summary import Summary
 from tests.unit.reencrypt.vectors import IDENTITY, KMS, LOCAL, local, stored
@@ -45,6 +46,34 @@ def test_kms_v2_value_needs_its_provider_name_and_api_version(v: dict[str, Any])
     assert not is_unreadable(value, (IdentityProvider(), kms(name)))
     assert is_unreadable(value, (kms(name + "-other"), IdentityProvider()))
     assert is_unreadable(value, (kms(name, "v1"),))
+
+
+def _kms_v1_value(name: str, payload_size: int) -> bytes:
+    """A kms v1 value as the apiserver writes it: prefix, 2-byte DEK length, DEK, payload."""
+    return f"k8s:enc:kms:v1:{name}:".encode() + encode_kmsv1(bytes(range(32)), bytes(payload_size))
+
+
+# 30,000 payload bytes: "b:" read as a DEK length (0x623a = 25,146) also fits, so the
+# bytes alone cannot tell provider "a" from "a:b"; only the configured names can
+@pytest.mark.parametrize("payload_size", [40, 30_000])
+def test_kms_v1_provider_names_with_colons_are_matched_by_prefix(payload_size: int) -> None:
+    value = _kms_v1_value("a:b", payload_size)
+    # its own provider reads it: readable, and not stale when it is the write provider
+    assert not is_unreadable(value, (kms("a:b", "v1"),))
+    assert not is_stale(value, (kms("a:b", "v1"), IdentityProvider()))
+    # behind a provider whose name is a prefix of it: the apiserver tries "a" (its
+    # prefix matches), fails, and "a:b" reads it; readable, stale (not written by #0)
+    chain = (kms("a", "v1"), kms("a:b", "v1"))
+    assert not is_unreadable(value, chain)
+    assert is_stale(value, chain)
+    # only "a" configured (or "a:b" as kms v2): "a:b" is gone, and so is the value
+    assert is_unreadable(value, (kms("a:b", "v2"), IdentityProvider()))
+    assert is_unreadable(value, (kms("a:bc", "v1"),))
+    # a plain name is unaffected
+    plain = _kms_v1_value("a", payload_size)
+    assert not is_unreadable(plain, (kms("a:b", "v1"), kms("a", "v1")))
+    assert is_stale(plain, (kms("a:b", "v1"), kms("a", "v1")))
+    assert not is_stale(plain, (kms("a", "v1"),))
 
 
 def test_kms_v2_value_whose_encrypted_object_does_not_parse_is_unreadable() -> None:
