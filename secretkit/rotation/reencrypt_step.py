@@ -11,7 +11,11 @@ import subprocess
 import sys
 from collections.abc import Callable, Sequence
 
-from secretkit.errors import SafetyError
+from secretkit.errors import SafetyError, SecretkitError
+
+#: ``secretkit reencrypt``'s exit code when ``--verify`` found values no provider
+#: of the config can read (``cli.reencrypt_cmd.UndecryptableValues``)
+UNDECRYPTABLE_EXIT = 4
 
 _SECRET_FLAGS = ("--password",)
 
@@ -41,7 +45,11 @@ def run_reencrypt(
     dry_run: bool = False,
     echo: Callable[[str], None] | None = None,
 ) -> None:
-    """Run ``secretkit reencrypt ARGS`` for ``resources``; SafetyError when it fails."""
+    """Run ``secretkit reencrypt ARGS`` for ``resources``; raise when it fails.
+
+    See :func:`reencrypt_failure`: :class:`UndecryptableAfterReencrypt` (exit 4) for
+    undecryptable values, :class:`~secretkit.errors.SafetyError` (exit 3) otherwise.
+    """
     tail = list(args)
     if not any(a.startswith("--resources") for a in tail):
         tail += ["--resources", ",".join(resources)]
@@ -52,8 +60,34 @@ def run_reencrypt(
     argv = [sys.executable, "-m", "secretkit.cli.main", "reencrypt", *tail]
     proc = subprocess.run(argv, check=False, stdout=sys.stderr)  # keep our stdout for -o json
     if proc.returncode != 0:
-        raise SafetyError(
-            f"re-encryption failed (exit {proc.returncode}); the step is not recorded",
-            hint="fix the cause shown above and run it again; "
-            "pass --resume FILE (after --) to continue a long run",
+        raise reencrypt_failure(proc.returncode)
+
+
+class UndecryptableAfterReencrypt(SecretkitError):
+    """The re-encryption step's ``--verify`` found values no provider can read.
+
+    Exit 4 like ``secretkit reencrypt`` itself: a data-loss risk, not a run to repeat.
+    """
+
+    exit_code = UNDECRYPTABLE_EXIT
+
+
+def reencrypt_failure(returncode: int) -> SecretkitError:
+    """The error for a ``secretkit reencrypt`` child that exited with ``returncode`` (not 0).
+
+    Exit 4 (undecryptable values) keeps its code and says what protects the data;
+    "run it again" would not help there, and pruning would make the loss permanent.
+    Every other failure is a :class:`SafetyError` (exit 3): the step is not recorded.
+    """
+    if returncode == UNDECRYPTABLE_EXIT:
+        return UndecryptableAfterReencrypt(
+            "re-encryption found values that no provider of the config can read "
+            "(listed above); the step is not recorded",
+            hint="data-loss risk: do not prune; put the key that wrote them back into "
+            "the config (or restore those objects from a backup), then run the step again",
         )
+    return SafetyError(
+        f"re-encryption failed (exit {returncode}); the step is not recorded",
+        hint="fix the cause shown above and run it again; "
+        "pass --resume FILE (after --) to continue a long run",
+    )

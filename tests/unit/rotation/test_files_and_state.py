@@ -104,3 +104,21 @@ def test_echoed_reencrypt_command_masks_credentials() -> None:
     for secret in ("s3cret", "hunter2", "s3cret2", "pw3"):
         assert secret not in shown
     assert "--user root:***" in shown and "--endpoints http://e:2379" in shown
+
+
+def test_reencrypt_step_keeps_exit_4_with_a_data_loss_hint() -> None:
+    from secretkit.cli.reencrypt_cmd import UndecryptableValues
+    from secretkit.rotation.reencrypt_step import reencrypt_failure
+
+    err = reencrypt_failure(4)
+    # the child's own code for undecryptable values, so automation sees the same
+    assert err.exit_code == UndecryptableValues.exit_code == 4
+    assert not isinstance(err, SafetyError)
+    assert err.hint is not None
+    assert "do not prune" in err.hint and "backup" in err.hint
+    assert "run it again" not in err.hint
+    for code in (1, 2, 3, 130):
+        other = reencrypt_failure(code)
+        assert isinstance(other, SafetyError) and other.exit_code == 3
+        assert f"exit {code}" in other.what
+        assert other.hint is not None and "run it again" in other.hint
