@@ -6,6 +6,8 @@ values), never request or response payloads.
 
 from __future__ import annotations
 
+import re
+
 import grpc
 
 from secretkit.errors import EtcdError
@@ -29,7 +31,16 @@ class EtcdUnavailableError(EtcdError):
 
 
 class EtcdResponseTooLargeError(EtcdError):
-    """One response exceeded the client's gRPC message size limit."""
+    """One response exceeded the client's gRPC message size limit.
+
+    ``size`` is the response's size in bytes when gRPC said it ("N vs. M"), else None.
+    """
+
+    size: int | None = None
+
+
+#: gRPC's "Received message larger than max (N vs. M)"
+_SIZES = re.compile(r"\((\d+) vs\. \d+\)")
 
 
 def _details(exc: grpc.RpcError) -> str:
@@ -105,11 +116,14 @@ def translate(
             hint="the etcd user (or client certificate CN) needs a role with access to these keys",
         )
     if code == grpc.StatusCode.RESOURCE_EXHAUSTED and "larger than max" in lower:
-        return EtcdResponseTooLargeError(
+        too_large = EtcdResponseTooLargeError(
             f"etcd's answer to {operation} is larger than the message limit: {details}",
             where=endpoint,
             hint="use a smaller page size",
         )
+        sizes = _SIZES.search(details)
+        too_large.size = int(sizes.group(1)) if sizes else None
+        return too_large
     if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
         return EtcdError(
             f"etcd response too large or quota exceeded ({operation}): {details}",

@@ -36,7 +36,7 @@ _MIN_WIDTH = 128
 #: how much one page may grow the step when a guessed range held few keys
 _MAX_GROWTH = 16
 #: growth after an empty guess: one byte's worth, so sparse key spaces are crossed fast
-_EMPTY_GROWTH = 4294967296
+_EMPTY_GROWTH = 256
 
 
 class _Stepper:
@@ -89,17 +89,23 @@ class _Stepper:
 def _read(
     call: RangeCall, start: bytes, end: bytes, revision: int, limit: int, keys_only: bool
 ) -> tuple[Any, int]:
-    """One Range of ``[start, end)``; halves ``limit`` while the answer is too large."""
+    """One Range of ``[start, end)``; lowers ``limit`` while the answer is too large.
+
+    gRPC says how large the refused answer was, so the retry asks for a page of about
+    :data:`PAGE_BYTES` at once (halving instead makes etcd build several oversized
+    answers when value sizes jump within a range).
+    """
     while True:
         request = rpc_pb2.RangeRequest(
             key=start, range_end=end, limit=limit, revision=revision, keys_only=keys_only
         )
         try:
             return call(request, "range"), limit
-        except EtcdResponseTooLargeError:
+        except EtcdResponseTooLargeError as exc:
             if limit == 1:
                 raise
-            limit = max(1, limit // 2)
+            sized = page_limit(exc.size, limit, limit) if exc.size else limit
+            limit = max(1, min(sized, limit // 2))
 
 
 #: bytes one page should hold: values vary from a few hundred bytes to the ~1.5 MiB
