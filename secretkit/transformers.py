@@ -510,7 +510,7 @@ class ResourceTransformer:
 
     def read(self, value: bytes, etcd_key: str) -> ReadResult:
         """Decrypt ``value`` stored under ``etcd_key``; :class:`DecryptError` names every try."""
-        aad = etcd_key.encode()
+        aad = _aad(etcd_key)
         reasons: list[str] = []
         for index, link in enumerate(self._links):
             if not value.startswith(link.prefix):
@@ -563,7 +563,16 @@ class ResourceTransformer:
     def write(self, plaintext: bytes, etcd_key: str) -> bytes:
         """Encrypt ``plaintext`` for ``etcd_key`` with provider #0 (key #0)."""
         link = self._links[0]
-        return link.prefix + link.write(plaintext, etcd_key.encode())
+        return link.prefix + link.write(plaintext, _aad(etcd_key))
+
+
+def _aad(etcd_key: str) -> bytes:
+    """The authenticated data of ``etcd_key``: the stored key's bytes, as upstream uses.
+
+    Keys that are not valid UTF-8 arrive decoded with ``surrogateescape`` and get
+    their original bytes back here.
+    """
+    return etcd_key.encode("utf-8", "surrogateescape")
 
 
 def _with_stale(result: ReadResult) -> ReadResult:

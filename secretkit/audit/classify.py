@@ -217,9 +217,7 @@ class Classifier:
         """:meth:`classify_in_scope` for a key whose :meth:`scope_of` is already known."""
         if not scope.in_scope:
             return None
-        return self._classify(
-            key.decode("utf-8", "replace"), value, mod_revision, scope, None, historical, names
-        )
+        return self._classify(key, value, mod_revision, scope, None, historical, names)
 
     def _scope(self, resource: str, group: str) -> _Scope:
         """Scope facts of one resource, computed once: the policy walks the config."""
@@ -271,8 +269,7 @@ class Classifier:
         scope = self.scope_of(key)
         if not scope.in_scope:
             return None
-        key_text = key.decode("utf-8", "replace")
-        return self._classify(key_text, value, mod_revision, scope, None, historical, names)
+        return self._classify(key, value, mod_revision, scope, None, historical, names)
 
     def classify(
         self,
@@ -284,15 +281,14 @@ class Classifier:
         historical: bool = False,
     ) -> ObjectRecord:
         """Classify one value (in scope or not); never raises for any input bytes."""
-        key_text = key.decode("utf-8", "replace")
         if parts is None:
-            parts = self.parts(key_text)
+            parts = self.parts(key.decode("utf-8", "replace"))
         scope = self._scope(parts.resource, parts.group)
-        return self._classify(key_text, value, mod_revision, scope, parts, historical)
+        return self._classify(key, value, mod_revision, scope, parts, historical)
 
     def _classify(
         self,
-        key_text: str,
+        key: bytes,
         value: bytes,
         mod_revision: int,
         scope: _Scope,
@@ -300,11 +296,15 @@ class Classifier:
         historical: bool,
         names: bool = True,
     ) -> ObjectRecord:
+        # shown in reports: undecodable bytes replaced; the decrypt check gets the key
+        # with them escaped, so the transformers' AAD is exactly the stored key's bytes
+        key_text = key.decode("utf-8", "replace")
         stored = _classify_fast(value)
         provider = stored.provider
         findings, reasons, key_name, key_id, dek_type = self._judgement(stored, value, scope)
         if self.transformers is not None and FindingKind.UNDECRYPTABLE not in findings:
-            self._decrypt_check(key_text, value, scope, findings, reasons)
+            etcd_key = key.decode("utf-8", "surrogateescape")
+            self._decrypt_check(etcd_key, value, scope, findings, reasons)
         namespace: str | None = None
         name = ""
         if findings and names:

@@ -119,8 +119,7 @@ def classify_stream(
             scope = scope_of(key)
             if not scope.in_scope:
                 continue
-            # non-ASCII keys: the full path decodes them for messages; judge them alone
-            verdict = verdict_of(scope, value) if key.isascii() else None
+            verdict = verdict_of(scope, value)
             if verdict is not None and verdict.reader is not None:
                 try:
                     verdict.reader.read(value, key)  # the plaintext is dropped at once
@@ -192,20 +191,24 @@ def prefetch(pages: Iterator[T], depth: int = 2) -> Iterator[T]:
     slots: queue.Queue[object] = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
+    def hand_over(item: object) -> bool:
+        # never block for good: the consumer may have stopped with the queue full
+        while not stop.is_set():
+            try:
+                slots.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def produce() -> None:
         try:
             for page in pages:
-                while not stop.is_set():
-                    try:
-                        slots.put(page, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not hand_over(page):
                     return
-            slots.put(_DONE)
+            hand_over(_DONE)
         except BaseException as exc:  # handed to the consumer, which re-raises it
-            slots.put(exc)
+            hand_over(exc)
 
     worker = threading.Thread(target=produce, name="audit-prefetch", daemon=True)
     # the reader thread wants the GIL back each time a Range answer arrives; at the

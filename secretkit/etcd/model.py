@@ -1,4 +1,10 @@
-"""Plain results of etcd requests (no protobuf types leak out of the adapter)."""
+"""Plain results of etcd requests (no protobuf types leak out of the adapter).
+
+One exception, for speed: :func:`secretkit.etcd.pages.linear_pages` yields etcd's
+``mvccpb.KeyValue`` messages (the same ``key``/``value``/``mod_revision``/
+``create_revision``/``version`` fields, bytes and ints). Their repr shows the
+value, so callers must never format them; they only read the fields.
+"""
 
 from __future__ import annotations
 

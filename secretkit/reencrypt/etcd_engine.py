@@ -96,7 +96,10 @@ class EtcdReencryptor:
     def _run_scope(
         self, pool: ThreadPoolExecutor, scope: EtcdScope, progress: ResourceProgress
     ) -> None:
-        done_upto = progress.last_key.encode() if progress.last_key else None
+        # the checkpoint holds the key as decoded with surrogateescape: same bytes back
+        done_upto = (
+            progress.last_key.encode("utf-8", "surrogateescape") if progress.last_key else None
+        )
         pages = linear_pages(self._store, scope.key_prefix.encode(), page_size=self._opts.page_size)
         for page in pages:
             batch = [kv for kv in page if done_upto is None or kv.key > done_upto]

@@ -128,8 +128,8 @@ def scan(
 ) -> GateResult:
     """Scan ``prefixes`` (and older revisions when ``include_history``) for blockers.
 
-    ``client`` is a :class:`secretkit.etcd.EtcdClient` (typed loosely to keep this
-    module importable where the adapter is not installed).
+    ``client`` is a :class:`secretkit.etcd.EtcdClient`, or anything with its
+    ``range_pages`` and ``get`` (read through :func:`secretkit.etcd.pages.linear_pages`).
     """
     result = GateResult()
     for prefix in prefixes:

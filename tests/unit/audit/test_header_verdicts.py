@@ -305,3 +305,22 @@ def test_legacy_type_0_values_do_not_fill_the_verdict_memo() -> None:
         assert c.verdict(scope, b"k8s:enc:kms:v2:p:" + encode_encrypted_object(obj)) is None
     assert c.verdict(scope, b"k8s\x00plain") is not None
     assert len(c._verdicts) == 1
+
+
+def test_keys_that_are_not_utf8_authenticate_with_their_raw_bytes() -> None:
+    # upstream's AAD is the stored key's bytes; a replacement character would not match
+    secret = base64.b64encode(bytes(32)).decode()
+    cfg = _one_rule(f"      - aesgcm:\n          keys:\n            - name: k1\n"
+                    f"              secret: {secret}\n      - identity: {{}}\n")
+    raw = b"/registry/secrets/ns/s\xe9"
+    chain = build_transformers(cfg, lambda p: None).for_resource("secrets")  # type: ignore[arg-type, return-value]
+    value = chain.write(b"hello", raw.decode("utf-8", "surrogateescape"))
+    items = [(_KV(raw, value, 1), False), (_KV(raw, value, 2), False)]
+
+    def make() -> Classifier:
+        tf = build_transformers(cfg, lambda p: None)  # type: ignore[arg-type, return-value]
+        return Classifier(policy=ScopePolicy(config=cfg), transformers=tf)
+
+    _stream_equals_per_value(make, items)
+    record = make().classify_in_scope(raw, value, 1)
+    assert record is not None and record.findings == ()
