@@ -57,7 +57,7 @@ def reader_index(
         kms_version, kms_name = "v2", stored.name
     elif stored.provider is ValueProvider.KMS_V1:
         # once per value, not per provider (the audit calls this for every value)
-        kms_version, kms_name = "v1", _kms_v1_name(value, providers)
+        kms_version, kms_name = "v1", kms_v1_name(value, providers)
     for index, provider in enumerate(providers):
         if stored.provider is ValueProvider.IDENTITY:
             if isinstance(provider, IdentityProvider):
@@ -80,7 +80,7 @@ def reader_index(
     return None
 
 
-def _kms_v1_name(value: bytes, providers: tuple[Provider, ...]) -> str | None:
+def kms_v1_name(value: bytes, providers: Sequence[Provider]) -> str | None:
     """The configured kms v1 provider that wrote ``value``, matched by prefix.
 
     kms v1 names may contain ``:`` (the validator allows it), and the value's layout

@@ -36,6 +36,7 @@ from secretkit.formats import (
 )
 from secretkit.formats.model import DEKSourceType, PlaintextEncoding, StoredValue, ValueProvider
 from secretkit.staleness import identify as _identify
+from secretkit.staleness import kms_v1_name
 from secretkit.staleness import reader_index as _reader_index
 from secretkit.transformers import HeaderReader, TransformerSet
 
@@ -321,7 +322,7 @@ class Classifier:
             provider=provider.value,
             size=len(value),
             mod_revision=mod_revision,
-            provider_name=stored.name if provider in _KMS else None,
+            provider_name=_provider_name(stored, value, scope.providers),
             key_name=key_name,
             key_id=key_id,
             dek_source_type=dek_type,
@@ -472,6 +473,15 @@ def _malformed(stored: StoredValue) -> bool:
         # since the apiserver stores whatever follows the magic
         return stored.encoding is PlaintextEncoding.OTHER
     return stored.provider is ValueProvider.KMS_V2 and stored.kms_v2 is None
+
+
+def _provider_name(
+    stored: StoredValue, value: bytes, providers: tuple[Provider, ...]
+) -> str | None:
+    """The kms provider name of a kms value (a configured kms v1 name may contain ':')."""
+    if stored.provider is ValueProvider.KMS_V1:
+        return kms_v1_name(value, providers) or stored.name
+    return stored.name if stored.provider in _KMS else None
 
 
 def _unreadable_reason(stored: StoredValue, key_name: str | None) -> str:

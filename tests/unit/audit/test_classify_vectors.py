@@ -163,3 +163,20 @@ def test_undecryptable_values_are_not_also_stale(v: dict[str, Any]) -> None:
     assert FindingKind.UNDECRYPTABLE in record.findings
     assert FindingKind.STALE not in record.findings
     assert len(record.findings) == len(set(record.findings))
+
+
+@pytest.mark.parametrize("payload_size", [40, 30_000])
+def test_kms_v1_provider_names_with_a_colon_are_shown_and_judged_whole(payload_size: int) -> None:
+    from secretkit.formats import encode_kmsv1
+
+    cfg = config(
+        b"apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\n"
+        b"resources:\n  - resources: ['secrets']\n    providers:\n"
+        b"      - kms: {name: 'a:b', endpoint: 'unix:///tmp/k.sock'}\n"
+        b"      - identity: {}\n"
+    )
+    value = b"k8s:enc:kms:v1:a:b:" + encode_kmsv1(b"d" * 32, b"x" * payload_size)
+    record = classifier(cfg).classify(b"/registry/secrets/ns/s", value, 1)
+    assert record.provider == "kms-v1"
+    assert record.provider_name == "a:b"
+    assert FindingKind.UNDECRYPTABLE not in record.findings
