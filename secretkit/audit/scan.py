@@ -3,8 +3,8 @@
 Memory stays flat: values are read in pages pinned to one revision, classified one at
 a time and dropped; only counters and a bounded list of offending objects remain in
 the :class:`AuditReport`. ``history`` also walks each key back through the older
-revisions etcd still holds (``get(key, revision=mod_revision-1)`` until the key's
-creation or the compaction point).
+revisions etcd still holds (:class:`secretkit.etcd.history.HistoryWalk`: batched reads
+back to the key's creation or the compaction point), after each page's live values.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from secretkit.audit.keys import normalize_prefix, range_prefix_for
 from secretkit.audit.model import DEFAULT_PAGE_SIZE, AuditReport, SummaryKey
 from secretkit.audit.snapshot import EtcdSnapshot
 from secretkit.errors import SecretkitError
-from secretkit.etcd.errors import EtcdCompactedError
+from secretkit.etcd.history import HistoryWalk
 from secretkit.etcd.pages import linear_pages
 
 T = TypeVar("T")
@@ -154,28 +154,6 @@ def classify_stream(
         progress(seen)
 
 
-def _walk_history(
-    client: EtcdReader, kv: KeyValueLike, stats: dict[str, int]
-) -> Iterator[tuple[KeyValueLike, bool]]:
-    # ``version`` counts the writes since the key's creation: version 1 has no older
-    # value in this incarnation, so most keys cost no extra request at all
-    if kv.version <= 1:
-        return
-    revision = kv.mod_revision - 1
-    while revision >= kv.create_revision:
-        try:
-            older = client.get(kv.key, revision=revision)
-        except EtcdCompactedError:
-            stats["compacted"] += 1
-            return
-        if older is None:
-            return
-        yield older, True
-        if older.version <= 1:
-            return
-        revision = older.mod_revision - 1
-
-
 _DONE = object()
 
 #: GIL switch interval while the prefetch thread runs (seconds; Python's default: 0.005)
@@ -235,18 +213,19 @@ def _etcd_items(
     classifier: Classifier,
     options: ScanOptions,
     revision: int,
-    stats: dict[str, int],
+    history: HistoryWalk | None,
 ) -> Iterator[tuple[KeyValueLike, bool]]:
     for prefix in range_prefixes(classifier, options.prefix):
         pages = linear_pages(client, prefix, revision=revision, page_size=options.page_size)
-        # history walks call etcd from this thread too: keep reads in order, no prefetch
-        for page in pages if options.history else prefetch(iter(pages)):
+        for page in prefetch(iter(pages)):
             for kv in page:
                 yield kv, False
-                if options.history and classifier.in_scope(
-                    classifier.parts(kv.key.decode("utf-8", "replace"))
-                ):
-                    yield from _walk_history(client, kv, stats)
+            if history is not None:
+                # the page's older values, fetched in batches (history calls etcd from
+                # this thread while the prefetch thread reads the next page)
+                scoped = [kv for kv in page if classifier.scope_of(kv.key).in_scope]
+                for _, older in history.older(scoped):
+                    yield older, True
 
 
 def scan_etcd(
@@ -260,13 +239,13 @@ def scan_etcd(
     revision = client.current_revision()
     report.revision = revision
     report.history = options.history
-    stats = {"compacted": 0}
+    history = HistoryWalk(client) if options.history else None
     classify_stream(
-        classifier, _etcd_items(client, classifier, options, revision, stats), report, progress
+        classifier, _etcd_items(client, classifier, options, revision, history), report, progress
     )
-    if stats["compacted"]:
+    if history is not None and history.compacted:
         report.notes.append(
-            f"history of {stats['compacted']} keys ends at etcd's compaction point; "
+            f"history of {history.compacted} keys ends at etcd's compaction point; "
             "older values are gone from etcd (but may remain in backups and snapshots)"
         )
     if options.history:

@@ -37,6 +37,8 @@ T = TypeVar("T")
 
 #: large enough for a page of big objects; range_pages halves its page when exceeded
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+#: etcd's default --max-txn-ops: operations one Txn may hold
+MAX_TXN_OPS = 128
 
 
 def _channel_options(max_message_bytes: int) -> list[tuple[str, Any]]:
@@ -267,6 +269,25 @@ class EtcdClient:
         """The key as of ``revision`` (default: now), or None when it did not exist then."""
         resp = self._range(rpc_pb2.RangeRequest(key=key, revision=revision or 0), "get")
         return _to_kv(resp.kvs[0]) if resp.kvs else None
+
+    def get_many(self, requests: Sequence[tuple[bytes, int]]) -> list[KeyValue | None]:
+        """Each ``(key, revision)``'s value as of that revision, in one read-only Txn.
+
+        At most :data:`MAX_TXN_OPS` requests (etcd's default ``--max-txn-ops``).
+        Raises :class:`EtcdCompactedError` when any revision was compacted (etcd
+        rejects the whole Txn then).
+        """
+        if len(requests) > MAX_TXN_OPS:
+            raise ValueError(f"get_many takes at most {MAX_TXN_OPS} requests")
+        ops = [
+            rpc_pb2.RequestOp(request_range=rpc_pb2.RangeRequest(key=key, revision=revision))
+            for key, revision in requests
+        ]
+        resp = self._txn(rpc_pb2.TxnRequest(success=ops), "history")
+        return [
+            _to_kv(r.response_range.kvs[0]) if r.response_range.kvs else None
+            for r in resp.responses
+        ]
 
     def current_revision(self) -> int:
         """The store's current revision."""

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from secretkit.encryption_config import etcd_prefixes_for as config_prefixes
-from secretkit.errors import EtcdError
+from secretkit.etcd.history import HistoryWalk
 from secretkit.etcd.pages import linear_pages
 from secretkit.formats import classify_value, match_key_name
 from secretkit.formats.model import StoredValue, ValueProvider
@@ -132,37 +132,22 @@ def scan(
     ``range_pages`` and ``get`` (read through :func:`secretkit.etcd.pages.linear_pages`).
     """
     result = GateResult()
+    # compaction ends a key's history quietly; any other error propagates: fail closed
+    history = HistoryWalk(client) if include_history else None
     for prefix in prefixes:
         for page in linear_pages(client, prefix, page_size=page_size):
             for kv in page:
                 result.scanned += 1
                 reason = predicate(classify_value(kv.value), kv.value)
-                key = kv.key.decode("utf-8", "replace")
                 if reason:
+                    key = kv.key.decode("utf-8", "replace")
                     result.add(Blocker(key, kv.mod_revision, reason), keep_examples)
-                if include_history:
-                    _scan_history(client, kv, predicate, result, keep_examples)
+            if history is None:
+                continue
+            for kv, old in history.older(page):
+                reason = predicate(classify_value(old.value), old.value)
+                if reason:
+                    key = kv.key.decode("utf-8", "replace")
+                    blocker = Blocker(key, old.mod_revision, reason, historic=True)
+                    result.add(blocker, keep_examples)
     return result
-
-
-def _scan_history(
-    client: object, kv: object, predicate: Predicate, result: GateResult, keep: int
-) -> None:
-    """Walk back through the older revisions of one key that etcd still holds."""
-    revision = kv.mod_revision - 1  # type: ignore[attr-defined]
-    create = kv.create_revision  # type: ignore[attr-defined]
-    key = kv.key  # type: ignore[attr-defined]
-    while revision >= create:
-        try:
-            old = client.get(key, revision=revision)  # type: ignore[attr-defined]
-        except EtcdError:
-            return  # compacted: nothing older is held
-        if old is None:
-            return
-        reason = predicate(classify_value(old.value), old.value)
-        if reason:
-            result.add(
-                Blocker(key.decode("utf-8", "replace"), old.mod_revision, reason, historic=True),
-                keep,
-            )
-        revision = old.mod_revision - 1

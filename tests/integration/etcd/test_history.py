@@ -1,0 +1,137 @@
+"""Batched history reads give exactly what walking one get at a time gives."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from secretkit.errors import EtcdError
+from secretkit.etcd import EtcdClient, EtcdCompactedError
+from secretkit.etcd.history import HistoryWalk
+from secretkit.etcd.pages import linear_pages
+
+pytestmark = pytest.mark.etcd
+
+
+def _one_get_at_a_time(client: EtcdClient, kvs: list[Any]) -> tuple[set[tuple[bytes, int]], int]:
+    """The reference walk: get(key, mod_revision - 1) until creation or compaction."""
+    found = set()
+    compacted = 0
+    for kv in kvs:
+        revision = kv.mod_revision - 1
+        while kv.version > 1 and revision >= kv.create_revision:
+            try:
+                older = client.get(kv.key, revision=revision)
+            except EtcdCompactedError:
+                compacted += 1
+                break
+            if older is None:
+                break
+            found.add((older.key, older.mod_revision))
+            if older.version <= 1:
+                break
+            revision = older.mod_revision - 1
+    return found, compacted
+
+
+def _seed(client: EtcdClient) -> int:
+    """Keys with 1-4 versions, one deleted and recreated; returns a mid revision."""
+    mid = 0
+    for round_ in range(4):
+        for i in range(150):
+            if i % 4 >= round_:
+                client.put(f"/registry/secrets/ns/s{i:03d}".encode(), b"v%d" % round_)
+        if round_ == 1:
+            mid = client.current_revision()
+    client.delete(b"/registry/secrets/ns/s003")
+    client.put(b"/registry/secrets/ns/s003", b"recreated")
+    return mid
+
+
+class _Counting:
+    """The real client, counting Txns and single gets."""
+
+    def __init__(self, client: EtcdClient, *, batched: bool = True) -> None:
+        self.client = client
+        self.txns = 0
+        self.gets = 0
+        if batched:
+            self.get_many = self._get_many
+
+    def _get_many(self, requests: list[tuple[bytes, int]]) -> list[Any]:
+        self.txns += 1
+        return self.client.get_many(requests)
+
+    def get(self, key: bytes, *, revision: int | None = None) -> Any:
+        self.gets += 1
+        return self.client.get(key, revision=revision)
+
+
+@pytest.mark.parametrize("compact", [False, True])
+@pytest.mark.parametrize("batched", [True, False])
+def test_same_older_values_as_one_get_at_a_time(
+    etcd_client: EtcdClient, compact: bool, batched: bool
+) -> None:
+    mid = _seed(etcd_client)
+    if compact:
+        etcd_client.compact(mid)
+    kvs = [kv for page in linear_pages(etcd_client, b"/registry/secrets/") for kv in page]
+    expected, expected_compacted = _one_get_at_a_time(etcd_client, kvs)
+    client = _Counting(etcd_client, batched=batched)
+    walk = HistoryWalk(client, batch=16)
+    got = [(kv.key, older.key, older.mod_revision) for kv, older in walk.older(kvs)]
+    assert all(live == key for live, key, _ in got)
+    assert {(key, rev) for _, key, rev in got} == expected
+    assert len(got) == len(expected) > 100
+    assert walk.compacted == expected_compacted
+    assert (walk.compacted > 0) is compact
+    if batched and not compact:
+        assert client.gets == 0 and client.txns <= len(expected) // 16 + 4
+
+
+def test_errors_other_than_compaction_propagate(etcd_client: EtcdClient) -> None:
+    # the prune gate relies on this: an unreachable etcd must not read as "no history"
+    _seed(etcd_client)
+    kvs = [kv for page in linear_pages(etcd_client, b"/registry/secrets/") for kv in page]
+
+    class Broken:
+        def get_many(self, requests: list[tuple[bytes, int]]) -> list[Any]:
+            raise EtcdError("etcd went away", where="test")
+
+        def get(self, key: bytes, *, revision: int | None = None) -> Any:
+            raise AssertionError("not reached")
+
+    with pytest.raises(EtcdError, match="went away"):
+        list(HistoryWalk(Broken()).older(kvs))
+
+
+def test_the_prune_gate_sees_older_values_and_fails_closed(etcd_client: EtcdClient) -> None:
+    from secretkit.rotation import gates
+
+    for i in range(40):
+        key = f"/registry/secrets/ns/s{i:03d}".encode()
+        etcd_client.put(key, b"k8s\x00old plaintext")
+        etcd_client.put(key, b"k8s:enc:aesgcm:v1:key2:" + b"\x00" * 40)
+
+    def plaintext(stored: Any, value: bytes) -> str | None:
+        return "plaintext" if value.startswith(b"k8s\x00") else None
+
+    found = gates.scan(etcd_client, [b"/registry/secrets/"], plaintext)
+    assert found.scanned == 40
+    assert found.blocker_count == 40 and all(b.historic for b in found.examples)
+    assert gates.scan(
+        etcd_client, [b"/registry/secrets/"], plaintext, include_history=False
+    ).passed
+
+    class Flaky:
+        """Pages read fine, history reads fail: the gate must raise, not pass."""
+
+        def range_pages(self, prefix: bytes, **kw: Any) -> Any:
+            return etcd_client.range_pages(prefix, **kw)
+
+        def get(self, key: bytes, *, revision: int | None = None) -> Any:
+            raise EtcdError("etcd went away", where="test")
+
+    with pytest.raises(EtcdError, match="went away"):
+        gates.scan(Flaky(), [b"/registry/secrets/"], plaintext)
