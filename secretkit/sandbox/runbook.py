@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import click
-import yaml
 
+from secretkit.encryption_config import load_encryption_config_file
+from secretkit.encryption_config.model import KMSProvider, LocalKeyProvider
 from secretkit.etcd import EtcdClient, EtcdConfig
 from secretkit.sandbox import configs
 from secretkit.sandbox.state import SandboxState
@@ -131,14 +132,18 @@ class Runbook:
 
     def providers_of(self, resource: str) -> list[str]:
         """Provider types (local keys as ``type:name``) of ``resource`` in the live config."""
-        doc = yaml.safe_load(Path(self.state.encryption_config).read_text())
-        for rule in doc["resources"]:
-            if resource in rule["resources"]:
-                out = []
-                for entry in rule["providers"]:
-                    ((ptype, body),) = entry.items()
-                    keys = (body or {}).get("keys") or []
-                    out += [f"{ptype}:{k['name']}" for k in keys] or [ptype]
+        config = load_encryption_config_file(Path(self.state.encryption_config))
+        for rule in config.rules:
+            if resource in rule.resources:
+                out: list[str] = []
+                for provider in rule.providers:
+                    if isinstance(provider, LocalKeyProvider):
+                        ptype = provider.type.value
+                        out += [f"{ptype}:{k.name}" for k in provider.keys] or [ptype]
+                    elif isinstance(provider, KMSProvider):
+                        out.append("kms")
+                    else:
+                        out.append("identity")
                 return out
         return []
 
