@@ -283,7 +283,8 @@ class EtcdClient:
             rpc_pb2.RequestOp(request_range=rpc_pb2.RangeRequest(key=key, revision=revision))
             for key, revision in requests
         ]
-        resp = self._txn(rpc_pb2.TxnRequest(success=ops), "history")
+        # only range requests: safe to retry on another endpoint after a timeout
+        resp = self._txn(rpc_pb2.TxnRequest(success=ops), "history", read_only=True)
         return [
             _to_kv(r.response_range.kvs[0]) if r.response_range.kvs else None
             for r in resp.responses
@@ -349,10 +350,14 @@ class EtcdClient:
         resp = self._call("put", lambda c, md: c.kv.Put(request, timeout=timeout, metadata=md))
         return int(resp.header.revision)
 
-    def _txn(self, request: rpc_pb2.TxnRequest, operation: str) -> rpc_pb2.TxnResponse:
+    def _txn(
+        self, request: rpc_pb2.TxnRequest, operation: str, *, read_only: bool = False
+    ) -> rpc_pb2.TxnResponse:
         timeout = self._config.timeout
         resp: rpc_pb2.TxnResponse = self._call(
-            operation, lambda c, md: c.kv.Txn(request, timeout=timeout, metadata=md)
+            operation,
+            lambda c, md: c.kv.Txn(request, timeout=timeout, metadata=md),
+            read_only=read_only,
         )
         return resp
 

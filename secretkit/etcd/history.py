@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from secretkit.etcd.errors import EtcdCompactedError
+from secretkit.etcd.errors import EtcdCompactedError, EtcdResponseTooLargeError
 
 #: older values asked for per Txn (etcd's default --max-txn-ops is 128)
 BATCH = 64
@@ -30,6 +30,9 @@ class HistoryWalk:
         self._client = client
         self._batch = batch
         self._get_many = getattr(client, "get_many", None)
+        # compaction only moves forward: revisions up to here are known to be gone
+        # (etcd refuses a whole Txn for one compacted revision, so they stay out of it)
+        self._compacted_upto = 0
         #: keys whose history ends at etcd's compaction point
         self.compacted = 0
 
@@ -56,20 +59,78 @@ class HistoryWalk:
 
     def _fetch(self, chunk: Sequence[tuple[Any, int]]) -> list[Any]:
         """Each entry's value at its revision (None: absent or compacted away)."""
-        if self._get_many is not None:
+        try:
+            return self._fetch_once(chunk)
+        except EtcdCompactedError:
+            # etcd refused the Txn for some compacted revision: find the compaction
+            # point once, then ask only for what is above it
+            self._learn_compaction(max(rev for _, rev in chunk), chunk[0][0].key)
             try:
-                found: list[Any] = self._get_many([(kv.key, rev) for kv, rev in chunk])
-                return found
-            except EtcdCompactedError:
-                pass  # etcd refuses the whole Txn: ask key by key to see which ones
+                return self._fetch_once(chunk)
+            except EtcdCompactedError:  # etcd compacted again meanwhile
+                return self._one_by_one(chunk)
+
+    def _fetch_once(self, chunk: Sequence[tuple[Any, int]]) -> list[Any]:
+        """Like :meth:`_fetch`; raises :class:`EtcdCompactedError` when etcd refuses."""
+        values: list[Any] = [None] * len(chunk)
+        wanted = [i for i, (_, rev) in enumerate(chunk) if rev > self._compacted_upto]
+        if wanted:
+            found = self._many([chunk[i] for i in wanted])
+            for index, value in zip(wanted, found, strict=True):
+                values[index] = value
+        self.compacted += len(chunk) - len(wanted)
+        return values
+
+    def _many(self, chunk: Sequence[tuple[Any, int]]) -> list[Any]:
+        if self._get_many is None:
+            return self._one_by_one(chunk)
+        try:
+            found: list[Any] = self._get_many([(kv.key, rev) for kv, rev in chunk])
+            return found
+        except EtcdResponseTooLargeError:
+            if len(chunk) == 1:
+                return self._one_by_one(chunk)
+            # older values can be far larger than the live ones the pages were sized by
+            half = len(chunk) // 2
+            return self._many(chunk[:half]) + self._many(chunk[half:])
+
+    def _one_by_one(self, chunk: Sequence[tuple[Any, int]]) -> list[Any]:
         values = []
         for kv, revision in chunk:
             try:
                 values.append(self._client.get(kv.key, revision=revision))
             except EtcdCompactedError:
                 self.compacted += 1
+                self._compacted_upto = max(self._compacted_upto, revision)
                 values.append(None)
         return values
+
+    def _learn_compaction(self, upto: int, key: bytes) -> None:
+        """Raise the known compaction point to the highest refused revision <= ``upto``.
+
+        etcd refuses a read below its compaction revision for any key, so a binary
+        search with one small read per step finds it (about 20 reads, once per scan
+        unless etcd compacts again meanwhile).
+        """
+        low = self._compacted_upto  # refused (or 0, never asked)
+        if self._refused(upto, key):
+            self._compacted_upto = upto
+            return
+        high = upto  # not refused
+        while high - low > 1:
+            middle = (low + high) // 2
+            if self._refused(middle, key):
+                low = middle
+            else:
+                high = middle
+        self._compacted_upto = low
+
+    def _refused(self, revision: int, key: bytes) -> bool:
+        try:
+            self._client.get(key, revision=revision)
+        except EtcdCompactedError:
+            return True
+        return False
 
 
 def _has_older(kv: Any) -> bool:

@@ -10,6 +10,7 @@ from secretkit.errors import EtcdError
 from secretkit.etcd import EtcdClient, EtcdCompactedError
 from secretkit.etcd.history import HistoryWalk
 from secretkit.etcd.pages import linear_pages
+from tests.fixtures.servers import EtcdServer
 
 pytestmark = pytest.mark.etcd
 
@@ -55,13 +56,18 @@ class _Counting:
     def __init__(self, client: EtcdClient, *, batched: bool = True) -> None:
         self.client = client
         self.txns = 0
+        self.refused = 0
         self.gets = 0
         if batched:
             self.get_many = self._get_many
 
     def _get_many(self, requests: list[tuple[bytes, int]]) -> list[Any]:
         self.txns += 1
-        return self.client.get_many(requests)
+        try:
+            return self.client.get_many(requests)
+        except EtcdCompactedError:
+            self.refused += 1
+            raise
 
     def get(self, key: bytes, *, revision: int | None = None) -> Any:
         self.gets += 1
@@ -135,3 +141,36 @@ def test_the_prune_gate_sees_older_values_and_fails_closed(etcd_client: EtcdClie
 
     with pytest.raises(EtcdError, match="went away"):
         gates.scan(Flaky(), [b"/registry/secrets/"], plaintext)
+
+
+def test_after_compaction_few_transactions_are_refused(etcd_client: EtcdClient) -> None:
+    # etcd refuses a whole Txn for one compacted revision; revisions at or below one
+    # seen compacted are not asked again (compaction only moves forward)
+    for round_ in range(3):
+        for i in range(300):
+            etcd_client.put(f"/registry/secrets/ns/s{i:03d}".encode(), b"v%d" % round_)
+    etcd_client.compact(etcd_client.current_revision())
+    for i in range(0, 300, 20):  # a few keys written after the compaction
+        etcd_client.put(f"/registry/secrets/ns/s{i:03d}".encode(), b"late")
+    kvs = [kv for page in linear_pages(etcd_client, b"/registry/secrets/") for kv in page]
+    expected, expected_compacted = _one_get_at_a_time(etcd_client, kvs)
+    client = _Counting(etcd_client)
+    walk = HistoryWalk(client, batch=16)
+    got = {(older.key, older.mod_revision) for _, older in walk.older(kvs)}
+    assert got == expected and walk.compacted == expected_compacted == 300
+    assert client.refused <= 3, (client.refused, client.txns)
+    assert client.gets < 300
+
+
+def test_older_values_too_large_for_one_answer_are_split(etcd_server: EtcdServer) -> None:
+    with EtcdClient(etcd_server.client_config()) as writer:
+        writer.delete_prefix(b"/registry/")
+        for i in range(30):
+            key = f"/registry/secrets/ns/big{i:02d}".encode()
+            writer.put(key, b"B" * 100_000)
+            writer.put(key, b"small")
+        kvs = [kv for page in linear_pages(writer, b"/registry/secrets/") for kv in page]
+        expected, _ = _one_get_at_a_time(writer, kvs)
+    with EtcdClient(etcd_server.client_config(), max_message_bytes=1_000_000) as small:
+        got = {(older.key, older.mod_revision) for _, older in HistoryWalk(small).older(kvs)}
+    assert got == expected and len(got) == 30
