@@ -75,13 +75,15 @@ class Plugin:
         """Call Encrypt."""
         return self.v2().Encrypt(v2_pb2.EncryptRequest(plaintext=plaintext, uid=uid), timeout=10)
 
-    def decrypt(self, enc: v2_pb2.EncryptResponse, uid: str = "uid") -> bytes:
+    def decrypt(
+        self, enc: v2_pb2.EncryptResponse, uid: str = "uid", *, timeout: float = 10
+    ) -> bytes:
         """Call Decrypt exactly as the apiserver does: ciphertext, key_id, annotations."""
         req = v2_pb2.DecryptRequest(
             ciphertext=enc.ciphertext, key_id=enc.key_id,
             annotations=dict(enc.annotations), uid=uid,
         )
-        return bytes(self.v2().Decrypt(req, timeout=10).plaintext)
+        return bytes(self.v2().Decrypt(req, timeout=timeout).plaintext)
 
     def v1_encrypt(self, plain: bytes) -> bytes:
         """v1beta1 Encrypt."""
