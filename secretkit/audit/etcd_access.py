@@ -22,8 +22,7 @@ from secretkit.audit.checks import CheckFinding, CheckReport, Severity
 from secretkit.audit.flags import Flags
 from secretkit.errors import UsageError
 from secretkit.etcd.keys import prefix_range_end
-
-_LOOPBACK = ("127.", "localhost", "[::1]", "::1")
+from secretkit.loopback import is_loopback_url
 
 
 @dataclass(frozen=True)
@@ -117,11 +116,6 @@ def _ssl_reason(exc: ssl.SSLError) -> str:
     return exc.reason or type(exc).__name__
 
 
-def _is_loopback(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    return host.startswith(_LOOPBACK) or host in ("localhost", "::1")
-
-
 def probe_findings(result: ProbeResult) -> list[CheckFinding]:
     """Findings from one live probe."""
     where = result.endpoint
@@ -142,7 +136,7 @@ def probe_findings(result: ProbeResult) -> list[CheckFinding]:
     findings.append(
         CheckFinding(
             "etcd.client-tls",
-            Severity.CRITICAL if not _is_loopback(where) else Severity.HIGH,
+            Severity.CRITICAL if not is_loopback_url(where) else Severity.HIGH,
             "client endpoint serves plain HTTP" if plain else "client endpoint uses TLS",
             not plain,
             where=where,
@@ -241,7 +235,7 @@ def flag_findings(flags: Flags) -> list[CheckFinding]:
 
     client_urls = flags.list("listen-client-urls")
     plain = [u for u in client_urls if u.startswith("http://")]
-    remote_plain = [u for u in plain if not _is_loopback(u)]
+    remote_plain = [u for u in plain if not is_loopback_url(u)]
     check(
         "etcd.flags.listen-client-urls",
         Severity.CRITICAL if remote_plain else Severity.MEDIUM,

@@ -16,7 +16,6 @@ makes existing values undecryptable: it is part of the key, not a label.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import threading
 import time
@@ -41,6 +40,7 @@ from secretkit.errors import (
     BackendUnavailable,
     ConfigError,
 )
+from secretkit.loopback import is_loopback_url
 from secretkit.sdk_logging import cap_sdk_loggers
 
 log = logging.getLogger(__name__)
@@ -386,12 +386,7 @@ def _warn_plain_http(url: str | None, where: str) -> None:
     # KMS Decrypt responses carry DEK seeds: over plain http anyone on the path reads them
     if not url or urlsplit(url).scheme != "http":
         return
-    host = urlsplit(url).hostname or ""
-    try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback:
+    if not is_loopback_url(url):
         log.warning("aws kms: %s uses plain http to a non-loopback host; unwrapped DEK "
                     "seeds travel unencrypted (use https)", where)
 

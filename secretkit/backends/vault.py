@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import ipaddress
 import logging
 import threading
 import time
@@ -49,6 +48,7 @@ from secretkit.errors import (
     BackendUnavailable,
     ConfigError,
 )
+from secretkit.loopback import is_loopback_url
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -204,20 +204,10 @@ class _ServerNameAdapter(HTTPAdapter):
         super().init_poolmanager(*args, **kwargs)
 
 
-def _is_loopback(address: str) -> bool:
-    host = urlsplit(address).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _make_client(cfg: VaultConfig) -> hvac.Client:
     session = requests.Session()
     # Never send loopback traffic through an HTTP(S)_PROXY from the environment.
-    session.trust_env = not _is_loopback(cfg.address)
+    session.trust_env = not is_loopback_url(cfg.address)
     if cfg.tls.server_name:
         session.mount("https://", _ServerNameAdapter(cfg.tls.server_name))
     verify: bool | str = True
@@ -688,7 +678,7 @@ def parse_vault_config(d: Definition) -> VaultConfig:
     address = d.req_str("address")
     if urlsplit(address).scheme not in ("http", "https") or not urlsplit(address).hostname:
         raise ConfigError("address must be an http(s) URL", where=d.path_of("address"))
-    if urlsplit(address).scheme == "http" and not _is_loopback(address):
+    if urlsplit(address).scheme == "http" and not is_loopback_url(address):
         # the token and every unwrapped DEK seed would cross the network in clear text
         log.warning("vault: %s uses plain http to a non-loopback host; the token and the "
                     "unwrapped DEK seeds travel unencrypted (use https)", d.path_of("address"))

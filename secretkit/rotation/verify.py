@@ -9,7 +9,6 @@ which file content each one has loaded.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import ssl
 import time
@@ -23,6 +22,7 @@ from urllib.parse import urlsplit
 
 from secretkit.errors import SafetyError, UsageError
 from secretkit.fileio import load_yaml
+from secretkit.loopback import is_loopback_host
 from secretkit.rotation.files import file_hash, read_config_bytes
 
 _INFO_LINE = re.compile(
@@ -78,7 +78,7 @@ class MetricsEndpoint:
         a proxy to a loopback host, and never to a redirect target.
         """
         parts = urlsplit(self.url)
-        loopback = _is_loopback_host(parts.hostname or "")
+        loopback = is_loopback_host(parts.hostname or "")
         if self.token and parts.scheme != "https" and not loopback:
             raise UsageError(
                 "refusing to send the metrics bearer token over plain http",
@@ -109,15 +109,6 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any, newurl: str
     ) -> None:
         return None
-
-
-def _is_loopback_host(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def wait_for_hash(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import json
 import logging
 import secrets
@@ -19,6 +18,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from secretkit.errors import UsageError
 from secretkit.etcd import EtcdClient, EtcdConfig
+from secretkit.loopback import is_loopback_host
 from secretkit.sandbox.apiserver.app import ApiApp, Response
 from secretkit.sandbox.apiserver.encryption import (
     EncryptionOptions,
@@ -52,20 +52,12 @@ def read_token_file(path: Path) -> frozenset[str]:
     return tokens
 
 
-def _is_loopback_ip(host: str) -> bool:
-    # a literal address only: "127.0.0.1.nip.io" starts with "127." but resolves anywhere
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def parse_bind(bind: str) -> tuple[str, int]:
     """Parse ``HOST:PORT`` and refuse anything but a loopback address."""
     host, _, port = bind.rpartition(":")
     if not host or not port.isdigit():
         raise UsageError(f"--bind must be HOST:PORT, got {bind!r}")
-    if not (host == "localhost" or _is_loopback_ip(host)):
+    if not (is_loopback_host(host)):
         raise UsageError("the sandbox API stand-in only binds loopback addresses",
                          where=bind, hint="use 127.0.0.1:PORT")
     return host, int(port)
@@ -185,7 +177,7 @@ class ApiServer:
 
     def __init__(self, config: ApiServerConfig) -> None:
         host, port = config.bind
-        if not (host == "localhost" or _is_loopback_ip(host)):
+        if not (is_loopback_host(host)):
             raise UsageError("the sandbox API stand-in only binds loopback addresses",
                              where=f"{host}:{port}")
         self.config = config
