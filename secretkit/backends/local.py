@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from secretkit.backends.interface import BackendStatus, KeyBackend, WrapResult
 from secretkit.encryption_config.model import key_fingerprint
 from secretkit.errors import BackendError, BackendInvalidRequest, ConfigError
-from secretkit.fileio import write_private
+from secretkit.fileio import read_file, write_private
 
 KEK_SIZE = 32
 NONCE_SIZE = 12
@@ -152,10 +152,7 @@ def read_kek_file(path: Path) -> bytes:
             where=where,
             hint=f"chmod 600 {path}",
         )
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"cannot read KEK file ({exc.strerror})", where=where) from None
+    data = read_file(path, what="the KEK file", error=ConfigError)
     if len(data) == KEK_SIZE:
         return data
     try:

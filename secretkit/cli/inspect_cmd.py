@@ -95,10 +95,9 @@ def inspect_value(
 def _read_value(source: str) -> bytes:
     if source == "-":
         return sys.stdin.buffer.read()
-    try:
-        return Path(source).read_bytes()
-    except OSError as exc:
-        raise UsageError(f"cannot read the value file ({exc.strerror})", where=source) from None
+    from secretkit.fileio import read_file
+
+    return read_file(Path(source), what="the value file")
 
 
 @click.command("inspect", short_help="What wrote one etcd value; decrypt it offline.")

@@ -91,7 +91,12 @@ def _engine(plan: Any, params: dict[str, Any]) -> Any:
     configs = _config_paths(params["configs"])
     token = None
     if params.get("metrics_token_file"):
-        token = Path(params["metrics_token_file"]).read_text().strip()
+        from secretkit.fileio import read_file
+
+        raw = read_file(
+            Path(params["metrics_token_file"]), what="the metrics token file (--metrics-token-file)"
+        )
+        token = raw.decode("utf-8", "replace").strip()
     options = StageOptions(
         configs=configs,
         state_path=Path(params["state_path"])

@@ -30,6 +30,7 @@ from secretkit.etcd.errors import (
 )
 from secretkit.etcd.keys import ALL_KEYS, next_key, prefix_range_end
 from secretkit.etcd.model import EtcdStatus, KeyValue
+from secretkit.fileio import read_file
 
 log = logging.getLogger(__name__)
 
@@ -77,15 +78,8 @@ def grpc_target(endpoint: str) -> str:
     return target
 
 
-def _read_file(path: Path, what: str) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot read the {what}: {exc.strerror or exc}",
-            where=str(path),
-            hint="check the path and its permissions",
-        ) from None
+def _pem(path: Path | None, what: str) -> bytes | None:
+    return read_file(path, what=what, error=ConfigError) if path else None
 
 
 def _to_kv(kv: kv_pb2.KeyValue) -> KeyValue:
@@ -149,9 +143,9 @@ class EtcdClient:
         cfg = self._config
         if not cfg.uses_tls:
             return None
-        root = _read_file(cfg.cacert, "CA certificate (--cacert)") if cfg.cacert else None
-        cert = _read_file(cfg.cert, "client certificate (--cert)") if cfg.cert else None
-        key = _read_file(cfg.key, "client key (--key)") if cfg.key else None
+        root = _pem(cfg.cacert, "the CA certificate (--cacert)")
+        cert = _pem(cfg.cert, "the client certificate (--cert)")
+        key = _pem(cfg.key, "the client key (--key)")
         return grpc.ssl_channel_credentials(
             root_certificates=root, private_key=key, certificate_chain=cert
         )

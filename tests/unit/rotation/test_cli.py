@@ -78,3 +78,15 @@ def test_stages_edit_every_node_and_keep_private_backups(tmp_path: Path) -> None
     status = json.loads(_secretkit("rotate", "status", "--config", str(nodes), "-o",
                                    "json").stdout)
     assert status["last_stage"] == "promote" and status["old_key_names"] == ["key1"]
+
+
+def test_a_missing_metrics_token_file_is_a_usage_error(tmp_path: Path) -> None:
+    nodes = _nodes(tmp_path)
+    done = _secretkit(
+        "rotate", "prepare", "--config", str(nodes), "--dry-run", "--yes",
+        "--apiserver-metrics", "https://127.0.0.1:6443/metrics",
+        "--metrics-token-file", str(tmp_path / "absent-token"),
+    )
+    assert done.returncode == 2, done.stderr
+    assert "cannot read the metrics token file" in done.stderr
+    assert "Traceback" not in done.stderr
