@@ -237,10 +237,6 @@ class Classifier:
             self._scope_cache[(resource, group)] = scope
         return scope
 
-    def in_scope(self, parts: KeyParts) -> bool:
-        """True when the audit counts keys of this resource."""
-        return self._scope(parts.resource, parts.group).in_scope
-
     @property
     def splitter(self) -> KeySplitter:
         """The key splitter for the configured prefix."""
