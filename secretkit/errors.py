@@ -87,3 +87,13 @@ class SafetyError(SecretkitError):
     """An operation was refused because it could lose data (a safety gate)."""
 
     exit_code = 3
+
+
+class UndecryptableError(SecretkitError):
+    """Stored values that no provider of the config can read: a data-loss risk.
+
+    Its own exit code (4), so automation can tell it from a run that merely has to be
+    repeated (1) or a refused safety gate (3).
+    """
+
+    exit_code = 4

@@ -12,7 +12,7 @@ import click
 
 from secretkit.cli.etcd_options import etcd_config_from, etcd_options
 from secretkit.cli.output import emit_json, output_option
-from secretkit.errors import SafetyError, SecretkitError, UsageError
+from secretkit.errors import SafetyError, SecretkitError, UndecryptableError, UsageError
 
 _EPILOG = """\b
 Examples:
@@ -74,16 +74,6 @@ def _confirm_etcd_mode(acknowledged: bool) -> None:
         "--via etcd writes etcd directly. Is every kube-apiserver stopped?", err=True
     ):
         raise SafetyError("not confirmed", hint="run through the API server instead (default)")
-
-
-class UndecryptableValues(SecretkitError):
-    """``--verify`` found values no provider of the config can read.
-
-    Its own exit code (4) so that automation can tell a data-loss risk from a run
-    that merely has to be repeated (1).
-    """
-
-    exit_code = 4
 
 
 def _keys_where(verify: dict[str, Any]) -> str:
@@ -220,7 +210,7 @@ def reencrypt(**params: Any) -> None:
     # checked before the failures: in etcd mode an unreadable value is also a failed
     # object, and "run again" is the wrong advice for it
     if verify is not None and verify.get("undecryptable"):
-        raise UndecryptableValues(
+        raise UndecryptableError(
             f"{verify['undecryptable']} stored value(s) cannot be read by any provider "
             f"of {config_path} (data-loss risk; a rewrite cannot fix them)"
             + (f"; {failed} object(s) also failed" if failed else ""),

@@ -11,11 +11,11 @@ import subprocess
 import sys
 from collections.abc import Callable, Sequence
 
-from secretkit.errors import SafetyError, SecretkitError
+from secretkit.errors import SafetyError, SecretkitError, UndecryptableError
 
 #: ``secretkit reencrypt``'s exit code when ``--verify`` found values no provider
-#: of the config can read (``cli.reencrypt_cmd.UndecryptableValues``)
-UNDECRYPTABLE_EXIT = 4
+#: of the config can read
+UNDECRYPTABLE_EXIT = UndecryptableError.exit_code
 
 _SECRET_FLAGS = ("--password",)
 
@@ -47,7 +47,7 @@ def run_reencrypt(
 ) -> None:
     """Run ``secretkit reencrypt ARGS`` for ``resources``; raise when it fails.
 
-    See :func:`reencrypt_failure`: :class:`UndecryptableAfterReencrypt` (exit 4) for
+    See :func:`reencrypt_failure`: :class:`~secretkit.errors.UndecryptableError` (exit 4) for
     undecryptable values, :class:`~secretkit.errors.SafetyError` (exit 3) otherwise.
     """
     tail = list(args)
@@ -63,15 +63,6 @@ def run_reencrypt(
         raise reencrypt_failure(proc.returncode)
 
 
-class UndecryptableAfterReencrypt(SecretkitError):
-    """The re-encryption step's ``--verify`` found values no provider can read.
-
-    Exit 4 like ``secretkit reencrypt`` itself: a data-loss risk, not a run to repeat.
-    """
-
-    exit_code = UNDECRYPTABLE_EXIT
-
-
 def reencrypt_failure(returncode: int) -> SecretkitError:
     """The error for a ``secretkit reencrypt`` child that exited with ``returncode`` (not 0).
 
@@ -80,7 +71,7 @@ def reencrypt_failure(returncode: int) -> SecretkitError:
     Every other failure is a :class:`SafetyError` (exit 3): the step is not recorded.
     """
     if returncode == UNDECRYPTABLE_EXIT:
-        return UndecryptableAfterReencrypt(
+        return UndecryptableError(
             "re-encryption found values that no provider of the config can read "
             "(listed above); the step is not recorded",
             hint="data-loss risk: do not prune; put the key that wrote them back into "

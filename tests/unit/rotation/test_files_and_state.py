@@ -107,12 +107,12 @@ def test_echoed_reencrypt_command_masks_credentials() -> None:
 
 
 def test_reencrypt_step_keeps_exit_4_with_a_data_loss_hint() -> None:
-    from secretkit.cli.reencrypt_cmd import UndecryptableValues
+    from secretkit.errors import UndecryptableError
     from secretkit.rotation.reencrypt_step import reencrypt_failure
 
     err = reencrypt_failure(4)
-    # the child's own code for undecryptable values, so automation sees the same
-    assert err.exit_code == UndecryptableValues.exit_code == 4
+    # the child's own error and code for undecryptable values: automation sees the same
+    assert isinstance(err, UndecryptableError) and err.exit_code == 4
     assert not isinstance(err, SafetyError)
     assert err.hint is not None
     assert "do not prune" in err.hint and "backup" in err.hint
