@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # Sourced by scripts/test and scripts/quickstart: create or reuse .venv and install
-# secretkit (with extras "$1", e.g. "dev") when pyproject.toml changed since last time.
+# secretkit (with extras "$1": "dev" for scripts/test, "sandbox" for scripts/quickstart)
+# when pyproject.toml changed since last time.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${SECRETKIT_VENV:-$ROOT/.venv}"

@@ -40,8 +40,8 @@ sys.path.insert(0, str(REPO))
 from secretkit._proto.kms.v2 import api_pb2, api_pb2_grpc  # noqa: E402
 from secretkit.backends import build_backend  # noqa: E402
 from secretkit.backends.interface import KeyBackend  # noqa: E402
+from secretkit.backends.vault_admin import enable_transit  # noqa: E402
 from secretkit.sandbox.servers import (  # noqa: E402
-    enable_transit,
     start_moto,
     start_openbao_dev,
 )

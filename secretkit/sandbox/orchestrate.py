@@ -10,34 +10,30 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import secrets
 import shutil
-import ssl
 import sys
 import tempfile
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from secretkit.backends.vault_admin import create_transit_key, enable_transit
 from secretkit.errors import SecretkitError, UsageError
 from secretkit.sandbox import configs
 from secretkit.sandbox.files import write_private
 from secretkit.sandbox.servers import (
     LOCALHOST,
     ManagedProcess,
-    ServerStartError,
-    create_transit_key,
-    enable_transit,
+    child_env,
     free_port,
     generate_test_pki,
+    loopback_get,
     spawn,
     start_etcd,
     start_openbao_dev,
+    wait_ready,
 )
 from secretkit.sandbox.state import ProcessInfo, SandboxState
 
@@ -68,13 +64,6 @@ class SandboxOptions:
     encryption_config: bytes | None = None
 
 
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if k.lower() not in {"http_proxy", "https_proxy", "all_proxy", "grpc_proxy"}}
-    env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
-    return env
-
-
 def _info(proc: ManagedProcess) -> ProcessInfo:
     return ProcessInfo(proc.name, proc.pid, list(proc.argv), str(proc.log_path or ""))
 
@@ -82,56 +71,6 @@ def _info(proc: ManagedProcess) -> ProcessInfo:
 def _managed(info: ProcessInfo) -> ManagedProcess:
     return ManagedProcess(name=info.name, pid=info.pid, argv=info.argv,
                           log_path=Path(info.log) if info.log else None)
-
-
-def _http_status(url: str, token: str | None = None, timeout: float = 2.0,
-                 ca_file: str | None = None) -> tuple[int, bytes]:
-    request = urllib.request.Request(url)  # noqa: S310 - always http(s)://127.0.0.1
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    handlers: list[urllib.request.BaseHandler] = [urllib.request.ProxyHandler({})]
-    if ca_file:
-        handlers.append(urllib.request.HTTPSHandler(
-            context=ssl.create_default_context(cafile=ca_file)))
-    opener = urllib.request.build_opener(*handlers)
-    try:
-        with opener.open(request, timeout=timeout) as resp:
-            return int(resp.status), bytes(resp.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
-
-
-def _wait(what: str, probe: Callable[[], bool], proc: ManagedProcess | None, timeout: float,
-          where: str) -> None:
-    deadline = time.monotonic() + timeout
-    last: str = ""
-    while time.monotonic() < deadline:
-        if proc is not None and not proc.is_running():
-            raise ServerStartError(f"{what} exited during start-up", where=where,
-                                   hint=f"see its log: {proc.log_path}")
-        try:
-            if probe():
-                return
-        except (OSError, SecretkitError) as exc:
-            last = type(exc).__name__
-        time.sleep(0.1)
-    raise ServerStartError(f"{what} did not become ready within {timeout:.0f}s ({last})",
-                           where=where, hint=f"see its log: {proc.log_path}" if proc else None)
-
-
-def _wait_or_stop(what: str, probe: Callable[[], bool], proc: ManagedProcess, timeout: float,
-                  where: str) -> None:
-    """:func:`_wait` for a process just spawned; stop it if it never becomes ready.
-
-    Callers (``up``'s clean-up, ``restart_*``) only learn of a process once its start
-    function returns, so one that fails its readiness check would otherwise outlive
-    the failed command in its own session, with no state file naming its PID.
-    """
-    try:
-        _wait(what, probe, proc, timeout, where)
-    except BaseException:
-        proc.stop()
-        raise
 
 
 def rotate_transit_key(state: SandboxState, *, wait: float = 60.0) -> str:
@@ -196,9 +135,9 @@ def start_plugin(state: SandboxState, ttl: float, timeout: float) -> ManagedProc
     with contextlib.suppress(FileNotFoundError):
         sock.unlink()
     proc = spawn("kms-plugin", plugin_argv(state, ttl), log_path=directory / "kms-plugin.log",
-                 env=_env())
-    _wait_or_stop("kms plugin", _plugin_ready(configs.plugin_endpoint(sock)), proc, timeout,
-                  str(sock))
+                 env=child_env())
+    wait_ready(proc, _plugin_ready(configs.plugin_endpoint(sock)), timeout=timeout,
+               where=str(sock), what="kms plugin")
     return proc
 
 
@@ -226,12 +165,12 @@ def apiserver_argv(state: SandboxState) -> list[str]:
 def start_apiserver(state: SandboxState, timeout: float) -> ManagedProcess:
     """Start the API stand-in and wait until ``/healthz`` answers."""
     proc = spawn("apiserver", apiserver_argv(state), log_path=Path(state.dir) / "apiserver.log",
-                 env=_env())
+                 env=child_env())
 
     def probe() -> bool:
-        return _http_status(f"{state.api_url}/healthz", ca_file=state.ca_file)[0] == 200
+        return loopback_get(f"{state.api_url}/healthz", ca_file=state.ca_file)[0] == 200
 
-    _wait_or_stop("API stand-in", probe, proc, timeout, state.api_url)
+    wait_ready(proc, probe, timeout=timeout, where=state.api_url, what="API stand-in")
     return proc
 
 
@@ -408,11 +347,11 @@ def status(state: SandboxState) -> dict[str, Any]:
         entry["detail"] = detail
 
     def etcd() -> tuple[bool, str]:
-        code, body = _http_status(f"{state.etcd_endpoint}/health")
+        code, body = loopback_get(f"{state.etcd_endpoint}/health")
         return code == 200 and b'"true"' in body, state.etcd_endpoint
 
     def openbao() -> tuple[bool, str]:
-        code, _ = _http_status(f"{state.openbao_address}/v1/sys/health")
+        code, _ = loopback_get(f"{state.openbao_address}/v1/sys/health")
         return code == 200, state.openbao_address
 
     def plugin() -> tuple[bool, str]:
@@ -425,8 +364,8 @@ def status(state: SandboxState) -> dict[str, Any]:
 
     def api() -> tuple[bool, str]:
         token = Path(state.token_file).read_text().strip()
-        code, _ = _http_status(f"{state.api_url}/readyz", token, ca_file=state.ca_file)
-        _, metrics = _http_status(f"{state.api_url}/metrics", token, ca_file=state.ca_file)
+        code, _ = loopback_get(f"{state.api_url}/readyz", token=token, ca_file=state.ca_file)
+        _, metrics = loopback_get(f"{state.api_url}/metrics", token=token, ca_file=state.ca_file)
         config_hash = ""
         for line in metrics.decode(errors="replace").splitlines():
             if line.startswith("apiserver_encryption_config_controller_last_config_info"):

@@ -12,7 +12,8 @@ from typing import Any
 import grpc
 import pytest
 
-from secretkit.sandbox.servers import enable_transit, free_port, start_openbao_dev
+from secretkit.backends.vault_admin import enable_transit
+from secretkit.sandbox.servers import free_port, start_openbao_dev
 from tests.integration.kms_plugin.harness import running_plugin, start_plugin, wait_for
 from tests.integration.kms_plugin.tcp_proxy import DelayProxy
 
