@@ -58,6 +58,7 @@ class _Connection:
     kv: rpc_pb2_grpc.KVStub
     maintenance: rpc_pb2_grpc.MaintenanceStub
     auth: rpc_pb2_grpc.AuthStub
+    lease: rpc_pb2_grpc.LeaseStub
     token: str | None = field(default=None, repr=False)
 
 
@@ -166,6 +167,7 @@ class EtcdClient:
                     kv=rpc_pb2_grpc.KVStub(channel),
                     maintenance=rpc_pb2_grpc.MaintenanceStub(channel),
                     auth=rpc_pb2_grpc.AuthStub(channel),
+                    lease=rpc_pb2_grpc.LeaseStub(channel),
                 )
             return self._conn
 
@@ -399,18 +401,31 @@ class EtcdClient:
         )
         return bool(self._txn(request, "compare-and-swap (batch)").succeeded)
 
-    def put_if(self, key: bytes, value: bytes, *, mod_revision: int) -> int:
+    def put_if(self, key: bytes, value: bytes, *, mod_revision: int, lease: int = 0) -> int:
         """Like :meth:`compare_and_swap`, but return the write's revision (0: not written).
 
         The revision comes from the transaction's own header, so it is exactly the new
         mod_revision of ``key`` (an apiserver's resourceVersion) with no extra read.
+        ``lease`` attaches the key to an etcd lease (:meth:`grant_lease`).
         """
         if mod_revision < 0:
             raise ValueError("mod_revision must be >= 0")
-        put = rpc_pb2.RequestOp(request_put=rpc_pb2.PutRequest(key=key, value=value))
+        put = rpc_pb2.RequestOp(request_put=rpc_pb2.PutRequest(key=key, value=value,
+                                                               lease=lease))
         request = rpc_pb2.TxnRequest(compare=[self._guard(key, mod_revision)], success=[put])
         resp = self._txn(request, "compare-and-swap")
         return int(resp.header.revision) if resp.succeeded else 0
+
+    def grant_lease(self, ttl: int) -> int:
+        """Grant an etcd lease of ``ttl`` seconds; return its ID (keys put with it expire)."""
+        timeout = self._config.timeout
+        request = rpc_pb2.LeaseGrantRequest(TTL=ttl)
+        resp = self._call(
+            "lease grant", lambda c, md: c.lease.LeaseGrant(request, timeout=timeout, metadata=md)
+        )
+        if resp.error:
+            raise EtcdError(f"etcd refused a lease: {resp.error}", where=self.endpoint)
+        return int(resp.ID)
 
     def delete(self, key: bytes, *, mod_revision: int | None = None) -> bool:
         """Delete one key (only at ``mod_revision`` when given); True when a key was deleted."""

@@ -1,61 +1,101 @@
-"""Request routing of the API stand-in, independent of the HTTP server plumbing."""
+"""Request routing of the API stand-in, independent of the HTTP server plumbing.
+
+Two tables decide who answers: :data:`ApiApp.PATHS` for fixed paths (health,
+metrics, discovery, OpenAPI) and :data:`ApiApp.METHODS` for stored objects, keyed by
+``(collection|object, HTTP method)``. Answers are rendered in the form the client
+negotiated (:mod:`.negotiate`): the object, ``PartialObjectMetadata[List]`` or a
+``Table``, as JSON or protobuf.
+"""
 
 from __future__ import annotations
 
 import hmac
 import json
 import logging
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 from secretkit.errors import SecretkitError
-from secretkit.formats import decode_unknown
-from secretkit.sandbox.apiserver import codec, discovery, patch
+from secretkit.formats import decode_unknown, encode_unknown
+from secretkit.formats.protowire import encode_len_field
+from secretkit.sandbox.apiserver import codec, discovery, jsonwire, patch, routes
 from secretkit.sandbox.apiserver.encryption import EncryptionState
+from secretkit.sandbox.apiserver.health import HealthChecks
+from secretkit.sandbox.apiserver.kinds import STORED
+from secretkit.sandbox.apiserver.negotiate import (
+    JSON,
+    PROTOBUF,
+    Target,
+    negotiate,
+    wants_aggregated_discovery,
+)
 from secretkit.sandbox.apiserver.resources import (
-    STORED,
     ResourceType,
     ensure_api_error,
     prepare_object,
     table_cells,
     table_columns,
-    validate_namespace,
 )
+from secretkit.sandbox.apiserver.routes import NamespaceRoute, ResourceRoute
+from secretkit.sandbox.apiserver.schema import LIST_META, OBJECT_META, RawJSON, encode_message
 from secretkit.sandbox.apiserver.selectors import field_selector, label_selector
-from secretkit.sandbox.apiserver.status import ApiError, bad_request, not_found, status_body
-from secretkit.sandbox.apiserver.store import ObjectStore
+from secretkit.sandbox.apiserver.status import ApiError, bad_request, status_body
+from secretkit.sandbox.apiserver.store import ListResult, ObjectStore, Stored
 from secretkit.sandbox.apiserver.watch import watch_events
 
 log = logging.getLogger(__name__)
 
-JSON = "application/json"
-PROTOBUF = "application/vnd.kubernetes.protobuf"
-#: paths served without a token (like the apiserver's default RBAC for health)
+TEXT = "text/plain; charset=utf-8"
+#: paths served without a token (kube-apiserver's system:public-info-viewer role)
 _PUBLIC = frozenset({"/healthz", "/livez", "/readyz", "/version"})
+_META_V1 = "meta.k8s.io/v1"
 
 
 @dataclass(frozen=True)
 class Response:
-    """An HTTP response: status code, body bytes and content type."""
+    """An HTTP response: status code, body bytes, content type and extra headers."""
 
     code: int
     body: bytes
     content_type: str = JSON
     #: a streamed body (watch): sent with chunked transfer encoding instead of ``body``
     stream: Iterator[bytes] | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Request:
+    """One parsed request (method, path without query, query, lower-case headers, body)."""
+
+    method: str
+    path: str
+    query: Mapping[str, str]
+    headers: Mapping[str, str]
+    body: bytes
+
+    @property
+    def dry_run(self) -> bool:
+        """``?dryRun=All``: validate and answer, store nothing."""
+        return bool(self.query.get("dryRun"))
 
 
 def _json(code: int, doc: Any) -> Response:
-    return Response(code, json.dumps(doc, separators=(",", ":")).encode())
+    return Response(code, jsonwire.dumps(doc))
 
 
 def _status(err: ApiError) -> Response:
     return _json(err.code, err.body())
 
 
+def _only(request: Request, *allowed: str) -> None:
+    if request.method not in allowed:
+        raise ApiError(405, "MethodNotAllowed",
+                       f"{request.method} is not supported on {request.path}")
+
+
 class ApiApp:
-    """Routes Kubernetes API requests for Secrets/ConfigMaps to an :class:`ObjectStore`."""
+    """Routes Kubernetes API requests to an :class:`ObjectStore` and the health checks."""
 
     def __init__(
         self,
@@ -65,12 +105,14 @@ class ApiApp:
         *,
         apiserver_id: str,
         server_address: str,
+        health: HealthChecks | None = None,
     ) -> None:
         self.store = store
         self.encryption = encryption
         self._tokens = tokens
         self.apiserver_id = apiserver_id
         self.server_address = server_address
+        self.health = health or HealthChecks(encryption)
 
     # -- entry ---------------------------------------------------------------------------
     def handle(
@@ -85,7 +127,8 @@ class ApiApp:
         try:
             if path not in _PUBLIC and not self._authorized(headers.get("authorization", "")):
                 raise ApiError(401, "Unauthorized", "Unauthorized")
-            return self._route(method, path.rstrip("/") or "/", query, headers, body)
+            request = Request(method, path.rstrip("/") or "/", query, headers, body)
+            return self._route(request)
         except ApiError as err:
             return _status(err)
         except Exception as exc:
@@ -99,136 +142,199 @@ class ApiApp:
             return False
         return any(hmac.compare_digest(token.strip(), t) for t in self._tokens)
 
-    # -- routing -------------------------------------------------------------------------
-    def _route(
-        self,
-        method: str,
-        path: str,
-        query: Mapping[str, str],
-        headers: Mapping[str, str],
-        body: bytes,
-    ) -> Response:
-        if path in ("/healthz", "/livez"):
-            return Response(200, b"ok", "text/plain; charset=utf-8")
-        if path == "/readyz":
-            if not self.encryption.kms_healthy:
-                return Response(500, b"[-]kms-providers failed: kms v2 plugin not healthy\n",
-                                "text/plain; charset=utf-8")
-            return Response(200, b"ok", "text/plain; charset=utf-8")
-        if path == "/metrics":
-            text = self.encryption.metrics(self.apiserver_id)
-            return Response(200, text.encode(), "text/plain; version=0.0.4; charset=utf-8")
-        if method != "GET" and not path.startswith("/api/v1/"):
-            raise ApiError(405, "MethodNotAllowed", f"{method} is not supported on {path}")
-        if path == "/version":
-            return _json(200, discovery.version_info())
-        if path == "/api":
-            return _json(200, discovery.api_versions(self.server_address))
-        if path == "/apis":
-            return _json(200, discovery.api_group_list())
-        if path == "/api/v1":
-            return _json(200, discovery.api_resource_list())
-        if path == "/openapi/v2":
-            doc, ctype = discovery.openapi_v2(headers.get("accept", ""))
+    def _route(self, request: Request) -> Response:
+        handler = self.PATHS.get(request.path)
+        if handler is not None:
+            return handler(self, request)
+        head = request.path.split("/", 2)[1] if request.path.count("/") >= 1 else ""
+        if head in ("healthz", "livez", "readyz"):
+            _only(request, "GET", "HEAD")
+            return self._health_check(request)
+        if head == "openapi":
+            return self._openapi(request)
+        route = routes.parse(request.path)
+        if route is None:
+            return self._group_discovery(request)
+        if isinstance(route, NamespaceRoute):
+            _only(request, "GET")
+            return self._namespaces(request, route)
+        method = self.METHODS.get((route.target, request.method))
+        if method is None or (route.namespace is None and route.rtype.namespaced
+                              and request.method != "GET"):
+            raise ApiError(405, "MethodNotAllowed",
+                           f"{request.method} is not supported on {route.rtype.qualified}")
+        return method(self, request, route)
+
+    # -- fixed paths ---------------------------------------------------------------------
+    def _health(self, request: Request) -> Response:
+        endpoint = request.path.lstrip("/")
+        code, text = self.health.root(endpoint, verbose="verbose" in request.query)
+        return Response(code, text.encode(), TEXT)
+
+    def _health_check(self, request: Request) -> Response:
+        endpoint, _, check = request.path.lstrip("/").partition("/")
+        answer = self.health.single(endpoint, check)
+        if answer is None:
+            return Response(404, b"404 page not found\n", TEXT)
+        code, text = answer
+        return Response(code, text.encode(), TEXT)
+
+    def _metrics(self, request: Request) -> Response:
+        text = self.encryption.metrics(self.apiserver_id)
+        return Response(200, text.encode(), "text/plain; version=0.0.4; charset=utf-8")
+
+    def _version(self, request: Request) -> Response:
+        _only(request, "GET")
+        return _json(200, discovery.version_info())
+
+    def _api(self, request: Request) -> Response:
+        _only(request, "GET")
+        version = wants_aggregated_discovery(request.headers.get("accept", ""))
+        if version is not None:
+            body, headers = discovery.aggregated("/api", version)
+            return Response(200, body, headers["Content-Type"], headers=headers)
+        return _json(200, discovery.api_versions(self.server_address))
+
+    def _apis(self, request: Request) -> Response:
+        _only(request, "GET")
+        version = wants_aggregated_discovery(request.headers.get("accept", ""))
+        if version is not None:
+            body, headers = discovery.aggregated("/apis", version)
+            return Response(200, body, headers["Content-Type"], headers=headers)
+        return _json(200, discovery.api_group_list())
+
+    def _group_discovery(self, request: Request) -> Response:
+        _only(request, "GET")
+        parts = request.path.strip("/").split("/")
+        doc: dict[str, Any] | None = None
+        if parts[0] == "api" and len(parts) == 2:
+            doc = discovery.resource_list("", parts[1])
+        elif parts[0] == "apis" and len(parts) == 2:
+            doc = discovery.api_group(parts[1])
+        elif parts[0] == "apis" and len(parts) == 3:
+            doc = discovery.resource_list(parts[1], parts[2])
+        if doc is None:
+            raise routes.not_found()
+        return _json(200, doc)
+
+    def _openapi(self, request: Request) -> Response:
+        _only(request, "GET")
+        parts = request.path.strip("/").split("/")
+        if parts == ["openapi", "v2"]:
+            doc, ctype = discovery.openapi_v2(request.headers.get("accept", ""))
             return Response(200, doc, ctype)
-        if path == "/openapi/v3":
+        if parts == ["openapi", "v3"]:
             return _json(200, discovery.openapi_v3_root())
-        if path == "/openapi/v3/api/v1":
-            return _json(200, discovery.openapi_v3_core())
-        parts = path.split("/")[3:] if path.startswith("/api/v1/") else None
-        if not parts:
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
-        return self._resource(method, parts, query, headers, body)
+        found: dict[str, Any] | None = None
+        if parts[:3] == ["openapi", "v3", "api"] and len(parts) == 4:
+            found = discovery.openapi_v3("", parts[3])
+        elif parts[:3] == ["openapi", "v3", "apis"] and len(parts) == 5:
+            found = discovery.openapi_v3(parts[3], parts[4])
+        if found is None:
+            raise routes.not_found()
+        return _json(200, found)
 
-    def _resource(
-        self,
-        method: str,
-        parts: list[str],
-        query: Mapping[str, str],
-        headers: Mapping[str, str],
-        body: bytes,
-    ) -> Response:
-        as_table = "as=Table" in headers.get("accept", "")
-        watching = query.get("watch") in ("1", "true")
-        if watching and (method != "GET" or len(parts) in (2, 4) or parts == ["namespaces"]):
+    PATHS: ClassVar[dict[str, Callable[[ApiApp, Request], Response]]] = {
+        "/healthz": _health,
+        "/livez": _health,
+        "/readyz": _health,
+        "/metrics": _metrics,
+        "/version": _version,
+        "/api": _api,
+        "/apis": _apis,
+    }
+
+    # -- stored objects ------------------------------------------------------------------
+    def _collection_get(self, request: Request, route: ResourceRoute) -> Response:
+        if request.query.get("watch") in ("1", "true"):
+            return self._watch(request, route)
+        return self._list(request, route)
+
+    def _object_get(self, request: Request, route: ResourceRoute) -> Response:
+        if request.query.get("watch") in ("1", "true"):
             raise ApiError(405, "MethodNotAllowed", "watch is only served on collections")
-        # /api/v1/<plural> (all namespaces)
-        if len(parts) == 1 and parts[0] in STORED:
-            self._only(method, "GET")
-            if watching:
-                return self._watch(STORED[parts[0]], None, query, as_table)
-            return self._list(STORED[parts[0]], None, query, as_table)
-        if parts[0] != "namespaces":
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
-        if len(parts) == 1:
-            self._only(method, "GET")
-            return self._namespaces(as_table)
-        namespace = parts[1]
-        validate_namespace(namespace)
-        if len(parts) == 2:
-            self._only(method, "GET")
-            return _json(200, self._namespace(namespace))
-        rtype = STORED.get(parts[2])
-        if rtype is None or len(parts) > 4:
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
-        dry_run = bool(query.get("dryRun"))
-        if len(parts) == 3:
-            if method == "GET" and watching:
-                return self._watch(rtype, namespace, query, as_table)
-            if method == "GET":
-                return self._list(rtype, namespace, query, as_table)
-            self._only(method, "POST")
-            obj = prepare_object(rtype, namespace, self._object_body(rtype, headers, body))
-            return _json(201, self.store.create(rtype, obj, dry_run=dry_run))
-        name = parts[3]
-        if method == "GET":
-            obj = self.store.get(rtype, namespace, name)
-            if as_table:
-                return _json(200, self._table(rtype.plural, [obj], str(
-                    obj["metadata"]["resourceVersion"]), None))
-            return _json(200, obj)
-        if method == "PUT":
-            doc = self._object_body(rtype, headers, body)
-            precondition = (doc.get("metadata") or {}).get("resourceVersion") or None
-            obj = prepare_object(rtype, namespace, doc, url_name=name)
-            return _json(200, self.store.update(rtype, obj, precondition=precondition or None,
-                                                dry_run=dry_run))
-        if method == "PATCH":
-            return self._patch(rtype, namespace, name, headers, body, dry_run)
-        if method == "DELETE":
-            precondition = None
-            if body.strip():
-                options = self._body(body)
-                precondition = (options.get("preconditions") or {}).get("resourceVersion")
-            obj = self.store.delete(rtype, namespace, name, precondition=precondition,
-                                    dry_run=dry_run)
-            return _json(200, status_body(200, "", "", details={
-                "name": name, "kind": rtype.plural, "uid": obj["metadata"].get("uid", "")}))
-        raise ApiError(405, "MethodNotAllowed", f"{method} is not supported on {rtype.plural}")
+        assert route.name is not None
+        target = negotiate(request.headers.get("accept", ""), is_list=False)
+        stored = self.store.get(route.rtype, route.namespace, route.name)
+        return self._one(route.rtype, stored, target, 200)
 
-    @staticmethod
-    def _only(method: str, allowed: str) -> None:
-        if method != allowed:
-            raise ApiError(405, "MethodNotAllowed", f"{method} is not supported here")
+    def _create(self, request: Request, route: ResourceRoute) -> Response:
+        target = negotiate(request.headers.get("accept", ""), is_list=False)
+        obj = prepare_object(route.rtype, route.namespace, self._object_body(request, route))
+        created = self.store.create(route.rtype, obj, dry_run=request.dry_run)
+        return self._one(route.rtype, created, target, 201)
 
-    @staticmethod
-    def _object_body(rtype: ResourceType, headers: Mapping[str, str], body: bytes
-                     ) -> dict[str, Any]:
-        """Decode a JSON or protobuf (``application/vnd.kubernetes.protobuf``) object body."""
-        ctype = headers.get("content-type", "").split(";", 1)[0].strip()
-        if ctype != PROTOBUF:
-            return ApiApp._body(body)
+    def _replace(self, request: Request, route: ResourceRoute) -> Response:
+        assert route.name is not None
+        target = negotiate(request.headers.get("accept", ""), is_list=False)
+        doc = self._object_body(request, route)
+        precondition = (doc.get("metadata") or {}).get("resourceVersion") or None
+        obj = prepare_object(route.rtype, route.namespace, doc, url_name=route.name)
+        stored = self.store.update(route.rtype, route.namespace, route.name, lambda _cur: obj,
+                                   precondition=precondition, dry_run=request.dry_run)
+        return self._one(route.rtype, stored, target, 200)
+
+    def _patch(self, request: Request, route: ResourceRoute) -> Response:
+        assert route.name is not None
+        target = negotiate(request.headers.get("accept", ""), is_list=False)
+        ctype = request.headers.get("content-type", "").split(";", 1)[0].strip()
+        if ctype not in (patch.MERGE, patch.STRATEGIC, patch.JSON_PATCH):
+            raise ApiError(415, "UnsupportedMediaType",
+                           f"the body of the request was in an unknown format - accepted media "
+                           f"types include: {patch.JSON_PATCH}, {patch.MERGE}, {patch.STRATEGIC}")
         try:
-            unknown = decode_unknown(body)
-            if unknown.kind != rtype.kind or unknown.api_version != "v1":
-                raise bad_request(f"expected a v1 {rtype.kind}, got {unknown.api_version} "
-                                  f"{unknown.kind}")
-            return codec.decode_object(rtype, unknown.raw)
-        except SecretkitError as exc:
-            raise bad_request(f"the protobuf body cannot be decoded: {exc.what}") from exc
+            doc = json.loads(request.body or b"null")
+        except ValueError as exc:
+            raise bad_request("the patch is not valid JSON") from exc
+        mutate = patch.mutation(route.rtype, route.namespace, route.name, ctype, doc)
+        stored = self.store.update(route.rtype, route.namespace, route.name, mutate,
+                                   dry_run=request.dry_run)
+        return self._one(route.rtype, stored, target, 200)
 
+    def _delete(self, request: Request, route: ResourceRoute) -> Response:
+        assert route.name is not None
+        precondition = None
+        if request.body.strip():
+            options = self._json_body(request.body)
+            precondition = (options.get("preconditions") or {}).get("resourceVersion")
+        stored = self.store.delete(route.rtype, route.namespace, route.name,
+                                   precondition=precondition, dry_run=request.dry_run)
+        return _json(200, status_body(200, "", "", details={
+            "name": route.name, "group": route.rtype.group, "kind": route.rtype.plural,
+            "uid": stored.metadata().get("uid", "")} if route.rtype.group else {
+            "name": route.name, "kind": route.rtype.plural,
+            "uid": stored.metadata().get("uid", "")}))
+
+    def _delete_collection(self, request: Request, route: ResourceRoute) -> Response:
+        result = self.store.list(route.rtype, route.namespace, accept=self._selector(request))
+        deleted = []
+        for stored in result.items:
+            meta = stored.metadata()
+            try:
+                gone = self.store.delete(route.rtype, meta.get("namespace"), meta["name"],
+                                         dry_run=request.dry_run)
+            except ApiError as err:
+                if err.code == 404:
+                    continue
+                raise
+            deleted.append(gone)
+        answer = ListResult(deleted, result.resource_version, None)
+        return self._many(route.rtype, answer, Target())
+
+    METHODS: ClassVar[dict[tuple[str, str],
+                           Callable[[ApiApp, Request, ResourceRoute], Response]]] = {
+        ("collection", "GET"): _collection_get,
+        ("collection", "POST"): _create,
+        ("collection", "DELETE"): _delete_collection,
+        ("object", "GET"): _object_get,
+        ("object", "PUT"): _replace,
+        ("object", "PATCH"): _patch,
+        ("object", "DELETE"): _delete,
+    }
+
+    # -- request bodies ------------------------------------------------------------------
     @staticmethod
-    def _body(body: bytes) -> dict[str, Any]:
+    def _json_body(body: bytes) -> dict[str, Any]:
         try:
             doc = json.loads(body or b"{}")
         except ValueError as exc:
@@ -237,144 +343,194 @@ class ApiApp:
             raise bad_request("the request body must be a JSON object")
         return doc
 
-    # -- handlers ------------------------------------------------------------------------
-    def _list(
-        self, rtype: ResourceType, namespace: str | None, query: Mapping[str, str], as_table: bool
-    ) -> Response:
+    def _object_body(self, request: Request, route: ResourceRoute) -> dict[str, Any]:
+        """Decode a JSON or protobuf object body; raw members stay raw bytes."""
+        rtype = route.rtype
+        ctype = request.headers.get("content-type", "").split(";", 1)[0].strip()
+        if ctype == PROTOBUF:
+            try:
+                unknown = decode_unknown(request.body)
+                if unknown.kind != rtype.kind or unknown.api_version != rtype.api_version:
+                    raise bad_request(f"expected a {rtype.api_version} {rtype.kind}, got "
+                                      f"{unknown.api_version} {unknown.kind}")
+                return codec.decode_object(rtype, unknown.raw)
+            except SecretkitError as exc:
+                raise bad_request(f"the protobuf body cannot be decoded: {exc.what}") from exc
+        doc = self._json_body(request.body)
+        raw_fields = [f.name for f in rtype.message if f.kind.value == "raw"]
+        if raw_fields:
+            # a RawExtension keeps the bytes as sent (kube-apiserver compares them
+            # byte for byte on update), not Python's re-serialization of them
+            members = jsonwire.raw_members(request.body)
+            for name in raw_fields:
+                if name in members and members[name] != b"null":
+                    doc[name] = RawJSON(members[name])
+        return doc
+
+    @staticmethod
+    def _selector(request: Request) -> Callable[[Stored], bool] | None:
+        labels = label_selector(request.query.get("labelSelector"))
+        fields = field_selector(request.query.get("fieldSelector"))
+        if labels is None and fields is None:
+            return None
+
+        def accept(stored: Stored) -> bool:
+            obj = stored.object()
+            return (labels is None or labels(obj)) and (fields is None or fields(obj))
+
+        return accept
+
+    # -- lists and watches ---------------------------------------------------------------
+    def _list(self, request: Request, route: ResourceRoute) -> Response:
+        target = negotiate(request.headers.get("accept", ""), is_list=True)
         try:
-            limit = int(query.get("limit") or 0)
+            limit = int(request.query.get("limit") or 0)
         except ValueError as exc:
             raise bad_request("limit must be an integer") from exc
-        labels = label_selector(query.get("labelSelector"))
-        fields = field_selector(query.get("fieldSelector"))
-
-        def accept(obj: dict[str, Any]) -> bool:
-            return (labels is None or labels(obj)) and (fields is None or fields(obj))
-
         result = self.store.list(
-            rtype, namespace, limit=max(limit, 0), continue_token=query.get("continue") or None,
-            accept=accept if labels or fields else None,
+            route.rtype, route.namespace, limit=max(limit, 0),
+            continue_token=request.query.get("continue") or None,
+            accept=self._selector(request),
         )
-        if as_table:
-            return _json(200, self._table(rtype.plural, result.items,
-                                          str(result.resource_version), result.continue_token))
-        meta: dict[str, Any] = {"resourceVersion": str(result.resource_version)}
-        if result.continue_token:
-            meta["continue"] = result.continue_token
-        items = []
-        for obj in result.items:
-            item = dict(obj)
-            item.pop("kind", None)
-            item.pop("apiVersion", None)
-            items.append(item)
-        return _json(200, {"kind": rtype.list_kind, "apiVersion": "v1", "metadata": meta,
-                           "items": items})
+        return self._many(route.rtype, result, target)
 
-    def _watch(
-        self, rtype: ResourceType, namespace: str | None, query: Mapping[str, str], as_table: bool
-    ) -> Response:
-        labels = label_selector(query.get("labelSelector"))
-        fields = field_selector(query.get("fieldSelector"))
+    def _watch(self, request: Request, route: ResourceRoute) -> Response:
+        target = negotiate(request.headers.get("accept", ""), is_list=False, tables=True)
+        labels = label_selector(request.query.get("labelSelector"))
+        fields = field_selector(request.query.get("fieldSelector"))
 
         def accept(obj: dict[str, Any]) -> bool:
             return (labels is None or labels(obj)) and (fields is None or fields(obj))
 
         try:
-            timeout = float(query.get("timeoutSeconds") or 1800)
+            timeout = float(request.query.get("timeoutSeconds") or 1800)
         except ValueError as exc:
             raise bad_request("timeoutSeconds must be a number") from exc
-        events = watch_events(self.store, rtype, namespace,
-                              resource_version=query.get("resourceVersion"), timeout=timeout,
+        rtype = route.rtype
+        events = watch_events(self.store, rtype, route.namespace,
+                              resource_version=request.query.get("resourceVersion"),
+                              timeout=timeout,
                               accept=accept if labels or fields else None,
-                              initial_events_bookmark=query.get("sendInitialEvents") == "true")
+                              initial_events_bookmark=request.query.get(
+                                  "sendInitialEvents") == "true")
 
         def lines() -> Iterator[bytes]:
             for event in events:
                 if event is None:
                     yield b""  # idle tick: lets the server check the client is still there
                     continue
-                obj = event.object
-                if as_table and event.type not in ("ERROR", "BOOKMARK"):
-                    rv = str(obj["metadata"].get("resourceVersion", ""))
-                    obj = self._table(rtype.plural, [obj], rv, None)
-                yield json.dumps({"type": event.type, "object": obj},
-                                 separators=(",", ":")).encode() + b"\n"
+                obj: Any = event.object
+                if event.type not in ("ERROR", "BOOKMARK"):
+                    if target.form == "Table":
+                        rv = str(obj["metadata"].get("resourceVersion", ""))
+                        obj = self._table(rtype, [obj], rv, None)
+                    elif target.form == "PartialObjectMetadata":
+                        obj = _partial(obj["metadata"])
+                yield jsonwire.dumps({"type": event.type, "object": obj}) + b"\n"
 
         return Response(200, b"", JSON, stream=lines())
 
+    # -- rendering -----------------------------------------------------------------------
+    def _one(self, rtype: ResourceType, item: Stored | dict[str, Any], target: Target,
+             code: int) -> Response:
+        if target.form == "PartialObjectMetadata":
+            meta = item.metadata() if isinstance(item, Stored) else item["metadata"]
+            if target.media == PROTOBUF:
+                raw = encode_len_field(1, encode_message(OBJECT_META, meta))
+                return Response(code, encode_unknown(_META_V1, "PartialObjectMetadata", raw),
+                                target.content_type)
+            return Response(code, jsonwire.dumps(_partial(meta, target.version)),
+                            target.content_type)
+        obj = item.object() if isinstance(item, Stored) else item
+        if target.form == "Table":
+            rv = str(obj["metadata"].get("resourceVersion", ""))
+            return Response(code, jsonwire.dumps(self._table(rtype, [obj], rv, None,
+                                                             target.version)),
+                            target.content_type)
+        if target.media == PROTOBUF:
+            return Response(code, codec.encode_stored(rtype, obj), PROTOBUF)
+        return Response(code, jsonwire.dumps(obj))
+
+    def _many(self, rtype: ResourceType, result: ListResult, target: Target) -> Response:
+        rv = str(result.resource_version)
+        meta: dict[str, Any] = {"resourceVersion": rv}
+        if result.continue_token:
+            meta["continue"] = result.continue_token
+        if target.form == "Table":
+            objs = [s.object() for s in result.items]
+            return Response(200, jsonwire.dumps(self._table(
+                rtype, objs, rv, result.continue_token, target.version)), target.content_type)
+        if target.form == "PartialObjectMetadataList":
+            metas = [s.metadata() for s in result.items]
+            if target.media == PROTOBUF:
+                raw = encode_len_field(1, encode_message(LIST_META, meta)) + b"".join(
+                    encode_len_field(2, encode_len_field(1, encode_message(OBJECT_META, m)))
+                    for m in metas)
+                return Response(200, encode_unknown(_META_V1, "PartialObjectMetadataList",
+                                                    raw), target.content_type)
+            doc = {"kind": "PartialObjectMetadataList",
+                   "apiVersion": f"meta.k8s.io/{target.version}", "metadata": meta,
+                   "items": [_partial(m, target.version) for m in metas]}
+            return Response(200, jsonwire.dumps(doc), target.content_type)
+        objs = [s.object() for s in result.items]
+        if target.media == PROTOBUF:
+            raw = encode_len_field(1, encode_message(LIST_META, meta)) + b"".join(
+                encode_len_field(2, codec.encode_object(rtype, o)) for o in objs)
+            return Response(200, encode_unknown(rtype.api_version, rtype.list_kind, raw),
+                            PROTOBUF)
+        items = []
+        for obj in objs:
+            item = dict(obj)
+            item.pop("kind", None)
+            item.pop("apiVersion", None)
+            items.append(item)
+        return _json(200, {"kind": rtype.list_kind, "apiVersion": rtype.api_version,
+                           "metadata": meta, "items": items})
+
     @staticmethod
-    def _table(plural: str, objs: list[dict[str, Any]], rv: str, token: str | None
-               ) -> dict[str, Any]:
+    def _table(rtype: ResourceType | None, objs: list[dict[str, Any]], rv: str,
+               token: str | None, version: str = "v1") -> dict[str, Any]:
+        from secretkit.sandbox.apiserver.resources import AGE_COLUMN, NAME_COLUMN, Column
+
+        columns = rtype.columns if rtype is not None else (
+            NAME_COLUMN, Column("Status", "string", "The phase of the namespace.",
+                                lambda o: o.get("status", {}).get("phase", "Active")),
+            AGE_COLUMN)
         meta: dict[str, Any] = {"resourceVersion": rv}
         if token:
             meta["continue"] = token
-        rows = [
-            {
-                "cells": table_cells(plural, obj),
-                "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
-                           "metadata": obj["metadata"]},
-            }
-            for obj in objs
-        ]
-        return {"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": meta,
-                "columnDefinitions": table_columns(plural), "rows": rows}
+        rows = [{"cells": table_cells(columns, obj), "object": _partial(obj["metadata"])}
+                for obj in objs]
+        return {"kind": "Table", "apiVersion": f"meta.k8s.io/{version}", "metadata": meta,
+                "columnDefinitions": table_columns(columns), "rows": rows}
 
-    def _namespace(self, name: str) -> dict[str, Any]:
+    # -- namespaces (derived from stored objects) ----------------------------------------
+    @staticmethod
+    def _namespace(name: str) -> dict[str, Any]:
         return {"kind": "Namespace", "apiVersion": "v1",
                 "metadata": {"name": name, "labels": {"kubernetes.io/metadata.name": name}},
                 "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}
 
-    def _namespaces(self, as_table: bool) -> Response:
+    def _namespaces(self, request: Request, route: NamespaceRoute) -> Response:
+        accept = request.headers.get("accept", "")
+        if route.name is not None:
+            target = negotiate(accept, is_list=False)
+            obj = self._namespace(route.name)
+            if target.form == "Table":
+                return _json(200, self._table(None, [obj], "0", None, target.version))
+            return _json(200, obj)
+        target = negotiate(accept, is_list=True)
         names = self.store.namespaces(tuple(STORED.values()))
         objs = [self._namespace(n) for n in names]
-        if as_table:
-            return _json(200, self._table("namespaces", objs, "0", None))
+        if target.form == "Table":
+            return _json(200, self._table(None, objs, "0", None, target.version))
         for obj in objs:
             obj.pop("kind")
             obj.pop("apiVersion")
         return _json(200, {"kind": "NamespaceList", "apiVersion": "v1",
                            "metadata": {"resourceVersion": "0"}, "items": objs})
 
-    def _patch(
-        self,
-        rtype: ResourceType,
-        namespace: str,
-        name: str,
-        headers: Mapping[str, str],
-        body: bytes,
-        dry_run: bool,
-    ) -> Response:
-        ctype = headers.get("content-type", "").split(";", 1)[0].strip()
-        try:
-            doc = json.loads(body or b"null")
-        except ValueError as exc:
-            raise bad_request("the patch is not valid JSON") from exc
-        if ctype not in (patch.MERGE, patch.STRATEGIC, patch.JSON_PATCH):
-            raise ApiError(415, "UnsupportedMediaType",
-                           f"the body of the request was in an unknown format - accepted media "
-                           f"types include: {patch.JSON_PATCH}, {patch.MERGE}, {patch.STRATEGIC}")
-        def mutate(current: dict[str, Any]) -> dict[str, Any]:
-            if ctype == patch.JSON_PATCH:
-                patched = patch.json_patch(current, doc)
-            else:
-                patched = patch.merge_patch(current, doc, strategic=ctype == patch.STRATEGIC)
-            if not isinstance(patched, dict):
-                raise bad_request("the patch result is not an object")
-            rv = (patched.get("metadata") or {}).get("resourceVersion")
-            if rv and rv != current["metadata"].get("resourceVersion"):
-                raise ApiError(409, "Conflict", f'Operation cannot be fulfilled on {rtype.plural} '
-                               f'"{name}": the object has been modified; please apply your '
-                               "changes to the latest version and try again")
-            return prepare_object(rtype, namespace, patched, url_name=name)
 
-        placeholder = {"metadata": {"name": name, "namespace": namespace}}
-        try:
-            # a resourceVersion inside the patch is checked by mutate() against the
-            # object it patches, so the store needs no separate precondition
-            result = self.store.update(rtype, placeholder, precondition=None,
-                                       dry_run=dry_run, mutate=mutate)
-        except ApiError as err:
-            if err.code == 404:
-                raise not_found(rtype.plural, name) from err
-            raise
-        return _json(200, result)
+def _partial(meta: dict[str, Any], version: str = "v1") -> dict[str, Any]:
+    return {"kind": "PartialObjectMetadata", "apiVersion": f"meta.k8s.io/{version}",
+            "metadata": meta}

@@ -1,31 +1,47 @@
-"""Discovery documents: /version, /api, /api/v1, /apis and a minimal OpenAPI v3.
+"""Discovery documents in the shapes kube-apiserver v1.36 serves (captured in
+``tests/data/real-apiserver/discovery/``), listing only what the stand-in serves.
 
-Only the legacy (non-aggregated) discovery format is served: kubectl asks for the
-aggregated ``apidiscovery.k8s.io/v2`` form first and falls back to this when the
-response's content type is plain ``application/json``. The OpenAPI v3 document
-lists just enough (PATCH/PUT/POST operations with ``fieldValidation``) for kubectl
-to use server-side field validation instead of downloading full schemas.
+* ``/api``, ``/api/v1``, ``/apis``, ``/apis/<group>``, ``/apis/<group>/<version>``:
+  the legacy documents (``APIVersions``, ``APIResourceList``, ``APIGroupList``,
+  ``APIGroup``);
+* ``/api`` and ``/apis`` with ``Accept: application/json;g=apidiscovery.k8s.io;v=v2;
+  as=APIGroupDiscoveryList``: aggregated discovery (what kubectl asks for first);
+* ``/version``; a minimal OpenAPI v2/v3 so that kubectl validates on the server.
+
+Each stored kind's entry is the real one (same verbs, short names, storage version
+hash); tests compare them with the captured files. Namespaces are listed with
+``get``/``list`` only: the stand-in derives them from stored objects.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
 from secretkit import __version__
 from secretkit.formats.protowire import encode_len_field
-from secretkit.sandbox.apiserver.resources import STORED
+from secretkit.sandbox.apiserver.kinds import STORED, served_groups
+from secretkit.sandbox.apiserver.resources import ResourceType
 
-#: the Kubernetes minor version the stand-in imitates
-KUBE_MINOR = "31"
+#: the Kubernetes version whose discovery shapes the stand-in serves
+KUBE_MAJOR, KUBE_MINOR = "1", "36"
+#: what every stored built-in kind allows (the captured discovery's verbs)
+VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
+NAMESPACE_VERBS = ["get", "list"]
+AGGREGATED_TYPE = "application/json;g=apidiscovery.k8s.io;v={v};as=APIGroupDiscoveryList"
 
 
 def version_info() -> dict[str, Any]:
-    """The /version document."""
+    """The /version document (the v1.36 shape, saying what the server really is)."""
     return {
-        "major": "1",
+        "major": KUBE_MAJOR,
         "minor": KUBE_MINOR,
-        "gitVersion": f"v1.{KUBE_MINOR}.0-secretkit-sandbox.{__version__}",
+        "emulationMajor": KUBE_MAJOR,
+        "emulationMinor": KUBE_MINOR,
+        "minCompatibilityMajor": KUBE_MAJOR,
+        "minCompatibilityMinor": str(int(KUBE_MINOR) - 1),
+        "gitVersion": f"v{KUBE_MAJOR}.{KUBE_MINOR}.0-secretkit-sandbox.{__version__}",
         "gitCommit": "0000000000000000000000000000000000000000",
         "gitTreeState": "clean",
         "buildDate": "2026-01-01T00:00:00Z",
@@ -46,39 +62,115 @@ def api_versions(server_address: str) -> dict[str, Any]:
     }
 
 
+def _legacy_entry(rtype: ResourceType) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "name": rtype.plural,
+        "singularName": rtype.singular,
+        "namespaced": rtype.namespaced,
+        "kind": rtype.kind,
+        "verbs": list(VERBS),
+    }
+    if rtype.short_names:
+        entry["shortNames"] = list(rtype.short_names)
+    entry["storageVersionHash"] = rtype.storage_version_hash
+    return entry
+
+
+_NAMESPACES_LEGACY = {
+    "name": "namespaces", "singularName": "namespace", "namespaced": False,
+    "kind": "Namespace", "verbs": NAMESPACE_VERBS, "shortNames": ["ns"],
+    "storageVersionHash": "Q3oi5N2YM8M=",
+}
+
+
+def resource_list(group: str, version: str) -> dict[str, Any] | None:
+    """``/api/v1`` or ``/apis/<group>/<version>`` (APIResourceList); None if not served."""
+    kinds = [r for r in served_groups().get(group, []) if r.version == version]
+    if not kinds and not (group == "" and version == "v1"):
+        return None
+    resources = [_legacy_entry(r) for r in kinds]
+    if group == "":
+        resources.append(dict(_NAMESPACES_LEGACY))
+        resources.sort(key=lambda e: str(e["name"]))
+        return {"kind": "APIResourceList", "groupVersion": version, "resources": resources}
+    return {"kind": "APIResourceList", "apiVersion": "v1",
+            "groupVersion": f"{group}/{version}", "resources": resources}
+
+
+def _group(name: str, kinds: list[ResourceType]) -> dict[str, Any]:
+    versions = [{"groupVersion": f"{name}/{v}", "version": v}
+                for v in dict.fromkeys(r.version for r in kinds)]
+    return {"name": name, "versions": versions, "preferredVersion": versions[0]}
+
+
 def api_group_list() -> dict[str, Any]:
-    """The /apis document: no API groups beyond the core group."""
-    return {"kind": "APIGroupList", "apiVersion": "v1", "groups": []}
+    """The /apis document (APIGroupList): the served groups beyond core."""
+    groups = [_group(name, kinds) for name, kinds in served_groups().items() if name]
+    return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
 
 
-def api_resource_list() -> dict[str, Any]:
-    """The /api/v1 document (APIResourceList)."""
-    verbs = ["create", "delete", "get", "list", "patch", "update"]
-    resources: list[dict[str, Any]] = [
-        {
-            "name": "namespaces",
-            "singularName": "namespace",
-            "namespaced": False,
-            "kind": "Namespace",
-            "verbs": ["get", "list"],
-            "shortNames": ["ns"],
-        }
-    ]
-    for rtype in STORED.values():
-        entry: dict[str, Any] = {
-            "name": rtype.plural,
-            "singularName": rtype.singular,
-            "namespaced": True,
-            "kind": rtype.kind,
-            "verbs": verbs,
-            "storageVersionHash": "",
-        }
-        if rtype.short_names:
-            entry["shortNames"] = list(rtype.short_names)
-        resources.append(entry)
-    return {"kind": "APIResourceList", "groupVersion": "v1", "resources": resources}
+def api_group(name: str) -> dict[str, Any] | None:
+    """``/apis/<group>`` (APIGroup), None if the group is not served."""
+    kinds = served_groups().get(name)
+    if not name or not kinds:
+        return None
+    return {"kind": "APIGroup", "apiVersion": "v1", **_group(name, kinds)}
 
 
+# -- aggregated discovery (apidiscovery.k8s.io/v2) -----------------------------------------
+def _aggregated_entry(rtype: ResourceType) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "resource": rtype.plural,
+        "responseKind": {"group": "", "version": "", "kind": rtype.kind},
+        "scope": "Namespaced" if rtype.namespaced else "Cluster",
+        "singularResource": rtype.singular,
+        "verbs": list(VERBS),
+    }
+    if rtype.short_names:
+        entry["shortNames"] = list(rtype.short_names)
+    return entry
+
+
+_NAMESPACES_AGGREGATED = {
+    "resource": "namespaces", "responseKind": {"group": "", "version": "", "kind": "Namespace"},
+    "scope": "Cluster", "singularResource": "namespace", "verbs": NAMESPACE_VERBS,
+    "shortNames": ["ns"],
+}
+
+
+def _aggregated_versions(kinds: list[ResourceType], core: bool) -> list[dict[str, Any]]:
+    versions = []
+    for version in dict.fromkeys(r.version for r in kinds):
+        entries = [_aggregated_entry(r) for r in kinds if r.version == version]
+        if core:
+            entries.append(dict(_NAMESPACES_AGGREGATED))
+            entries.sort(key=lambda e: str(e["resource"]))
+        versions.append({"version": version, "resources": entries, "freshness": "Current"})
+    return versions
+
+
+def aggregated(path: str, version: str) -> tuple[bytes, dict[str, str]]:
+    """``/api`` or ``/apis`` as an APIGroupDiscoveryList: body and response headers."""
+    groups = served_groups()
+    if path == "/api":
+        items: list[dict[str, Any]] = [
+            {"metadata": {}, "versions": _aggregated_versions(groups.get("", []), True)}]
+    else:
+        items = [{"metadata": {"name": name}, "versions": _aggregated_versions(kinds, False)}
+                 for name, kinds in groups.items() if name]
+    doc = {"kind": "APIGroupDiscoveryList", "apiVersion": f"apidiscovery.k8s.io/{version}",
+           "metadata": {}, "items": items}
+    body = json.dumps(doc, separators=(",", ":")).encode()
+    headers = {
+        "Content-Type": AGGREGATED_TYPE.format(v=version),
+        "Cache-Control": "public",
+        "Vary": "Accept",
+        "Etag": '"' + hashlib.sha512(body).hexdigest().upper() + '"',
+    }
+    return body, headers
+
+
+# -- OpenAPI (just enough for kubectl) -----------------------------------------------------
 #: the media type of protobuf OpenAPI v2 (what kubectl asks /openapi/v2 for)
 OPENAPI_V2_PROTOBUF = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
 
@@ -90,24 +182,37 @@ def openapi_v2(accept: str) -> tuple[bytes, str]:
     into ``kubectl replace -f -``) against these definitions and skips kinds it
     does not find, so an empty document means "no client-side schema checks".
     """
-    title = f"Kubernetes (secretkit sandbox stand-in) v1.{KUBE_MINOR}"
+    title = f"Kubernetes (secretkit sandbox stand-in) v{KUBE_MAJOR}.{KUBE_MINOR}"
+    version = f"v{KUBE_MAJOR}.{KUBE_MINOR}"
     if "protobuf" in accept:
         # gnostic openapi_v2.Document{swagger=1: "2.0", info=2: Info{title=1, version=2}}
-        version = f"v1.{KUBE_MINOR}".encode()
-        info = encode_len_field(1, title.encode()) + encode_len_field(2, version)
+        info = encode_len_field(1, title.encode()) + encode_len_field(2, version.encode())
         return encode_len_field(1, b"2.0") + encode_len_field(2, info), OPENAPI_V2_PROTOBUF
-    doc = {"swagger": "2.0", "info": {"title": title, "version": f"v1.{KUBE_MINOR}"},
+    doc = {"swagger": "2.0", "info": {"title": title, "version": version},
            "paths": {}, "definitions": {}}
     return json.dumps(doc).encode(), "application/json"
 
 
+def _openapi_v3_path(group: str, version: str) -> str:
+    return f"api/{version}" if not group else f"apis/{group}/{version}"
+
+
 def openapi_v3_root() -> dict[str, Any]:
-    """GET /openapi/v3: one group-version document, ``api/v1``."""
-    return {"paths": {"api/v1": {"serverRelativeURL": f"/openapi/v3/api/v1?hash={__version__}"}}}
+    """GET /openapi/v3: one document per served group-version."""
+    paths: dict[str, Any] = {
+        _openapi_v3_path(r.group, r.version): {
+            "serverRelativeURL": f"/openapi/v3/{_openapi_v3_path(r.group, r.version)}"
+                                 f"?hash={__version__}"}
+        for r in STORED.values()
+    }
+    return {"paths": paths}
 
 
-def openapi_v3_core() -> dict[str, Any]:
-    """GET /openapi/v3/api/v1: operations with ``fieldValidation`` for each stored kind."""
+def openapi_v3(group: str, version: str) -> dict[str, Any] | None:
+    """One group-version's operations with ``fieldValidation`` (None if not served)."""
+    kinds = [r for r in STORED.values() if r.group == group and r.version == version]
+    if not kinds:
+        return None
     field_validation = {
         "name": "fieldValidation",
         "in": "query",
@@ -116,8 +221,9 @@ def openapi_v3_core() -> dict[str, Any]:
     }
     paths: dict[str, Any] = {}
     schemas: dict[str, Any] = {}
-    for rtype in STORED.values():
-        gvk = {"group": "", "version": "v1", "kind": rtype.kind}
+    base = f"/api/{version}" if not group else f"/apis/{group}/{version}"
+    for rtype in kinds:
+        gvk = {"group": group, "version": version, "kind": rtype.kind}
 
         def op(action: str, gvk: dict[str, str] = gvk) -> dict[str, Any]:
             return {
@@ -127,19 +233,21 @@ def openapi_v3_core() -> dict[str, Any]:
                 "x-kubernetes-group-version-kind": gvk,
             }
 
-        paths[f"/api/v1/namespaces/{{namespace}}/{rtype.plural}"] = {"post": op("post")}
-        paths[f"/api/v1/namespaces/{{namespace}}/{rtype.plural}/{{name}}"] = {
+        paths[f"{base}/namespaces/{{namespace}}/{rtype.plural}"] = {"post": op("post")}
+        paths[f"{base}/namespaces/{{namespace}}/{rtype.plural}/{{name}}"] = {
             "put": op("put"),
             "patch": op("patch"),
         }
-        schemas[f"io.k8s.api.core.v1.{rtype.kind}"] = {
+        schema_group = "core" if not group else group.split(".")[0]
+        schemas[f"io.k8s.api.{schema_group}.{version}.{rtype.kind}"] = {
             "type": "object",
             "x-kubernetes-group-version-kind": [gvk],
             "x-kubernetes-preserve-unknown-fields": True,
         }
     return {
         "openapi": "3.0.0",
-        "info": {"title": "Kubernetes (secretkit sandbox stand-in)", "version": f"v1.{KUBE_MINOR}"},
+        "info": {"title": "Kubernetes (secretkit sandbox stand-in)",
+                 "version": f"v{KUBE_MAJOR}.{KUBE_MINOR}"},
         "paths": paths,
         "components": {"schemas": schemas},
     }

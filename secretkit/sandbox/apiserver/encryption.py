@@ -14,26 +14,26 @@ Mirrors what kube-apiserver does around ``--encryption-provider-config``:
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from secretkit.encryption_config import load_encryption_config_file, providers_for
 from secretkit.encryption_config.model import EncryptionConfig, KMSProvider, content_hash
 from secretkit.errors import SecretkitError
 from secretkit.kms_service import KMSEncryptResult, KMSService, KMSStatus
+from secretkit.sandbox.apiserver.metrics import EncryptionMetrics
 from secretkit.sandbox.apiserver.status import ApiError
 from secretkit.transformers import ResourceTransformer, TransformerSet, build_transformers
 
 log = logging.getLogger(__name__)
 
 KMSFactory = Callable[[KMSProvider], KMSService]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,9 @@ class EncryptionOptions:
     unhealthy_grace: float = 180.0
     #: None disables ``--encryption-provider-config-automatic-reload``
     reload_interval: float | None = None
+    #: how long a health check reuses its last kms probe result (upstream: 20 s / 3 s)
+    health_positive_ttl: float = 20.0
+    health_negative_ttl: float = 3.0
 
 
 class _V1Beta1Service:
@@ -88,30 +91,52 @@ def _has_kms_v2(config: EncryptionConfig) -> bool:
     )
 
 
-class _CountingService:
-    """Counts the calls made to one kms plugin (exposed on /metrics; no payloads kept)."""
+def grpc_code(exc: BaseException) -> str:
+    """The gRPC status code name Go would print (``Unavailable``, ``DeadlineExceeded``)."""
+    from secretkit.errors import BackendTimeout, BackendUnavailable
 
-    def __init__(self, inner: KMSService, name: str, counts: Counter[tuple[str, str]]) -> None:
+    if isinstance(exc, BackendTimeout):
+        return "DeadlineExceeded"
+    if isinstance(exc, BackendUnavailable):
+        return "Unavailable"
+    text = getattr(exc, "what", "") or ""
+    name = text.split("failed: ", 1)[1].split(":", 1)[0] if "failed: " in text else ""
+    return "".join(p.capitalize() for p in name.split("_")) or "Unknown"
+
+
+class _RecordingService:
+    """Times and counts the calls made to one kms plugin (for /metrics; no payloads kept)."""
+
+    def __init__(self, inner: KMSService, provider: KMSProvider, recorder: EncryptionMetrics
+                 ) -> None:
         self._inner = inner
-        self._name = name
-        self._counts = counts
+        self._provider = provider
+        self._recorder = recorder
 
-    def _count(self, method: str) -> None:
-        self._counts[(self._name, method)] += 1
+    def _call(self, method: str, fn: Callable[[], T]) -> T:
+        start = time.monotonic()
+        try:
+            result = fn()
+        except Exception as exc:
+            self._recorder.kms_call(self._provider.name, method, time.monotonic() - start,
+                                    grpc_code(exc), self._provider.api_version)
+            raise
+        key_id = result.key_id if isinstance(result, KMSStatus) else None
+        self._recorder.kms_call(self._provider.name, method, time.monotonic() - start, "OK",
+                                self._provider.api_version, key_id)
+        return result
 
     def status(self) -> KMSStatus:
-        self._count("status")
-        return self._inner.status()
+        return self._call("Status", self._inner.status)
 
     def encrypt(self, plaintext: bytes, uid: str) -> KMSEncryptResult:
-        self._count("encrypt")
-        return self._inner.encrypt(plaintext, uid)
+        return self._call("Encrypt", lambda: self._inner.encrypt(plaintext, uid))
 
     def decrypt(
         self, ciphertext: bytes, uid: str, key_id: str, annotations: Mapping[str, bytes]
     ) -> bytes:
-        self._count("decrypt")
-        return self._inner.decrypt(ciphertext, uid, key_id, annotations)
+        return self._call("Decrypt",
+                          lambda: self._inner.decrypt(ciphertext, uid, key_id, annotations))
 
     def close(self) -> None:
         close = getattr(self._inner, "close", None)
@@ -119,22 +144,86 @@ class _CountingService:
             close()
 
 
+@dataclass
+class KMSProbe:
+    """kube-apiserver's health probe of one kms provider (``kms-provider-<index>``).
+
+    A check answers from its last result while that is fresh: 20 s after a success,
+    3 s after a failure (upstream's positive and negative TTLs); otherwise it asks the
+    plugin (kms v2: ``Status`` must say healthz ``ok``, version ``v2`` and a key_id;
+    kms v1: an Encrypt/Decrypt round trip of ``ping``).
+    """
+
+    index: int
+    provider: KMSProvider
+    service: KMSService
+    positive_ttl: float
+    negative_ttl: float
+    clock: Callable[[], float]
+    _checked: float | None = None
+    _error: str | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def check(self) -> str | None:
+        """None when healthy, else the error text (secret-free)."""
+        with self._lock:
+            now = self.clock()
+            ttl = self.negative_ttl if self._error else self.positive_ttl
+            if self._checked is not None and now - self._checked < ttl:
+                return self._error
+            self._error = self._ask()
+            self._checked = self.clock()
+            return self._error
+
+    def _ask(self) -> str | None:
+        name = self.provider.name
+        try:
+            if self.provider.api_version != "v2":
+                ciphertext = self.service.encrypt(b"ping", "").ciphertext
+                self.service.decrypt(ciphertext, "", "", {})
+                return None
+            status = self.service.status()
+        except (SecretkitError, OSError) as exc:
+            return f"failed to perform status section of the healthz check for KMS Provider " \
+                   f"{name}, error: {exc}"
+        problems = []
+        if status.healthz != "ok":
+            problems.append(f"got unexpected healthz status: {status.healthz}")
+        if status.version != "v2":
+            problems.append(f"expected KMSv2 API version v2, got {status.version}")
+        if not status.key_id:
+            problems.append("expected KMSv2 KeyID to be set, got ")
+        if problems:
+            return f"kmsv2 Provider {name} is not healthy, error: " + ", ".join(problems)
+        return None
+
+
 class _Generation:
-    """One loaded config with its transformers and the KMS clients they own."""
+    """One loaded config with its transformers, health probes and the KMS clients."""
 
     def __init__(
-        self, config: EncryptionConfig, factory: KMSFactory, counts: Counter[tuple[str, str]]
+        self, config: EncryptionConfig, factory: KMSFactory, recorder: EncryptionMetrics,
+        options: EncryptionOptions, clock: Callable[[], float],
     ) -> None:
         self.config = config
-        self.services: list[_CountingService] = []
+        self.services: list[_RecordingService] = []
 
         def tracked(provider: KMSProvider) -> KMSService:
-            service = _CountingService(factory(provider), provider.name, counts)
+            service = _RecordingService(factory(provider), provider, recorder)
             self.services.append(service)
             return service
 
         self.transformers: TransformerSet = build_transformers(config, tracked)
         self.has_kms_v2 = _has_kms_v2(config)
+        # upstream makes one probe per kms provider entry, in config order, with its own
+        # client: kms-provider-0, kms-provider-1, ...
+        self.probes = [
+            KMSProbe(index, provider, tracked(provider), options.health_positive_ttl,
+                     options.health_negative_ttl, clock)
+            for index, provider in enumerate(
+                p for rule in config.rules for p in rule.providers if isinstance(p, KMSProvider)
+            )
+        ]
 
     def close(self) -> None:
         for service in self.services:
@@ -151,6 +240,7 @@ class EncryptionState:
         options: EncryptionOptions | None = None,
         kms_factory: KMSFactory = default_kms_factory,
         clock: Callable[[], float] = time.monotonic,
+        apiserver_id: str = "apiserver-secretkit-sandbox",
     ) -> None:
         self.config_path = config_path
         self.options = options or EncryptionOptions()
@@ -163,14 +253,17 @@ class EncryptionState:
         self.reloads_success = 0
         self.reloads_failure = 0
         self.kms_error: str | None = None
-        #: (kms provider name, method) -> calls, across config reloads
-        self.kms_calls: Counter[tuple[str, str]] = Counter()
-        gen = _Generation(load_encryption_config_file(config_path), kms_factory, self.kms_calls)
+        #: what /metrics reports (plugin calls, key_id use, reloads), across config reloads
+        self.recorder = EncryptionMetrics(apiserver_id)
+        gen = self._generation(load_encryption_config_file(config_path))
         self._gen = gen
         self._last_healthy = clock()
         self._healthy = True
         if gen.has_kms_v2:
             self._refresh(gen)
+
+    def _generation(self, config: EncryptionConfig) -> _Generation:
+        return _Generation(config, self._factory, self.recorder, self.options, self._clock)
 
     # -- reading the state -------------------------------------------------------------
     @property
@@ -183,16 +276,16 @@ class EncryptionState:
         """False when the last Status poll of a kms v2 plugin failed."""
         return self._healthy
 
-    def transformer(self, resource: str) -> ResourceTransformer:
-        """The read/write chain for ``resource`` (core group) under the current config."""
-        return self._gen.transformers.for_resource(resource)
+    def transformer(self, resource: str, group: str = "") -> ResourceTransformer:
+        """The read/write chain for ``resource`` in ``group`` under the current config."""
+        return self._gen.transformers.for_resource(resource, group)
 
-    def check_writable(self, resource: str) -> None:
+    def check_writable(self, resource: str, group: str = "") -> None:
         """Refuse writes (500) when the kms v2 write provider has been unhealthy too long."""
         gen = self._gen
         if not gen.has_kms_v2 or self._healthy:
             return
-        first = providers_for(gen.config, resource)[0]
+        first = providers_for(gen.config, resource, group)[0]
         if not (isinstance(first, KMSProvider) and first.api_version == "v2"):
             return
         down_for = self._clock() - self._last_healthy
@@ -205,33 +298,19 @@ class EncryptionState:
                 "writes are refused until its Status is healthy again",
             )
 
-    def metrics(self, apiserver_id: str) -> str:
-        """Prometheus text for the encryption-config controller metrics."""
-        id_hash = "sha256:" + hashlib.sha256(apiserver_id.encode()).hexdigest()
-        lines = [
-            "# HELP apiserver_encryption_config_controller_last_config_info "
-            "Information about the last applied encryption configuration with hash as label.",
-            "# TYPE apiserver_encryption_config_controller_last_config_info gauge",
-            "apiserver_encryption_config_controller_last_config_info"
-            f'{{apiserver_id_hash="{id_hash}",hash="{self.config.hash}"}} 1',
-            "# HELP apiserver_encryption_config_controller_automatic_reloads_total "
-            "Total number of reload successes and failures of encryption configuration.",
-            "# TYPE apiserver_encryption_config_controller_automatic_reloads_total counter",
-            "apiserver_encryption_config_controller_automatic_reloads_total"
-            f'{{apiserver_id_hash="{id_hash}",status="success"}} {self.reloads_success}',
-            "apiserver_encryption_config_controller_automatic_reloads_total"
-            f'{{apiserver_id_hash="{id_hash}",status="failure"}} {self.reloads_failure}',
-            "# HELP secretkit_sandbox_kms_healthy 1 when every kms v2 plugin answered Status ok.",
-            "# TYPE secretkit_sandbox_kms_healthy gauge",
-            f"secretkit_sandbox_kms_healthy {1 if self._healthy else 0}",
-            "# HELP secretkit_sandbox_kms_calls_total KMS plugin calls by provider and method.",
-            "# TYPE secretkit_sandbox_kms_calls_total counter",
-        ]
-        for (name, method), count in sorted(self.kms_calls.items()):
-            lines.append(
-                f'secretkit_sandbox_kms_calls_total{{provider="{name}",method="{method}"}} {count}'
-            )
-        return "\n".join(lines) + "\n"
+    def metrics(self, apiserver_id: str = "") -> str:
+        """Prometheus text: kube-apiserver's encryption metrics plus the stand-in's own."""
+        return self.recorder.render(self.config.hash, self._healthy)
+
+    @property
+    def probes(self) -> list[KMSProbe]:
+        """The kms health probes of the config in force (``kms-provider-<i>``)."""
+        return self._gen.probes
+
+    @property
+    def automatic_reload(self) -> bool:
+        """True with ``--encryption-provider-config-automatic-reload`` (the file is re-read)."""
+        return bool(self.options.reload_interval)
 
     # -- background work -----------------------------------------------------------------
     def start(self) -> None:
@@ -295,17 +374,15 @@ class EncryptionState:
             data = self.config_path.read_bytes()
         except OSError as exc:
             log.warning("encryption config reload: cannot read %s: %s", self.config_path, exc)
-            self.reloads_failure += 1
+            self._reloaded("failure")
             return False
         if content_hash(data) == self.config.hash:
             return False
         try:
-            gen = _Generation(
-                load_encryption_config_file(self.config_path), self._factory, self.kms_calls
-            )
+            gen = self._generation(load_encryption_config_file(self.config_path))
         except SecretkitError as exc:
             log.warning("encryption config reload failed, keeping the old config: %s", exc)
-            self.reloads_failure += 1
+            self._reloaded("failure")
             return False
         if gen.has_kms_v2:
             try:
@@ -314,7 +391,7 @@ class EncryptionState:
                 log.warning("encryption config reload: kms v2 not healthy, keeping the old "
                             "config: %s", exc)
                 gen.close()
-                self.reloads_failure += 1
+                self._reloaded("failure")
                 return False
         with self._lock:
             # old clients may still serve in-flight requests: close them at stop()
@@ -322,9 +399,16 @@ class EncryptionState:
             self._gen = gen
             self._healthy = True
             self._last_healthy = self._clock()
-        self.reloads_success += 1
+        self._reloaded("success")
         log.info("encryption config reloaded (%s)", gen.config.hash)
         return True
+
+    def _reloaded(self, status: str) -> None:
+        if status == "success":
+            self.reloads_success += 1
+        else:
+            self.reloads_failure += 1
+        self.recorder.reload(status)
 
     def describe(self) -> dict[str, Any]:
         """A secret-free summary for status output."""

@@ -1,17 +1,25 @@
 """PATCH bodies: JSON merge patch (RFC 7386) and strategic merge as kubectl sends it.
 
-For Secrets and ConfigMaps every patched field is a map or a scalar, so a strategic
-merge patch behaves like a merge patch once its ``$``-directives (``$patch``,
+For the stored kinds every patched field is a map or a scalar, so a strategic merge
+patch behaves like a merge patch once its ``$``-directives (``$patch``,
 ``$setElementOrder/...``, ``$retainKeys``) are dropped. JSON patch (RFC 6902) is
 supported for ``add``, ``remove``, ``replace`` and ``test``.
+
+A patch is applied inside the store's compare-and-swap loop (:func:`mutation`), as
+kube-apiserver applies it inside ``GuaranteedUpdate``: a concurrent write is never
+lost, the patch is applied again to the newer object. An empty patch (``{}`` or
+``[]``) leaves the object as it is, so only a stale value is rewritten.
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Any
 
-from secretkit.sandbox.apiserver.status import ApiError, bad_request
+from secretkit.sandbox.apiserver.resources import ResourceType, prepare_object
+from secretkit.sandbox.apiserver.schema import RawJSON
+from secretkit.sandbox.apiserver.status import ApiError, bad_request, conflict
 
 MERGE = "application/merge-patch+json"
 STRATEGIC = "application/strategic-merge-patch+json"
@@ -71,3 +79,40 @@ def json_patch(target: Any, ops: Any) -> Any:
         else:
             raise bad_request(f"unsupported JSON patch operation {kind!r}")
     return doc
+
+
+def _plain(obj: Any) -> Any:
+    """``obj`` with raw JSON members parsed, as the apiserver sees its JSON form."""
+    if isinstance(obj, RawJSON):
+        return obj.value()
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_plain(v) for v in obj]
+    return obj
+
+
+def mutation(
+    rtype: ResourceType, namespace: str | None, name: str, content_type: str, doc: Any
+) -> Callable[[dict[str, Any]], dict[str, Any]] | None:
+    """The update a PATCH makes, for the store to apply to the current object.
+
+    None for an empty patch: the object stays byte for byte what it is (as
+    kube-apiserver's re-encoding of an unchanged object gives the same bytes).
+    """
+    if doc == ([] if content_type == JSON_PATCH else {}):
+        return None
+
+    def mutate(current: dict[str, Any]) -> dict[str, Any]:
+        if content_type == JSON_PATCH:
+            patched = json_patch(_plain(current), doc)
+        else:
+            patched = merge_patch(_plain(current), doc, strategic=content_type == STRATEGIC)
+        if not isinstance(patched, dict):
+            raise bad_request("the patch result is not an object")
+        rv = (patched.get("metadata") or {}).get("resourceVersion")
+        if rv and rv != current["metadata"].get("resourceVersion"):
+            raise conflict(rtype.qualified, name)
+        return prepare_object(rtype, namespace, patched, url_name=name)
+
+    return mutate

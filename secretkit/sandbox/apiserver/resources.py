@@ -1,21 +1,25 @@
-"""The resources the stand-in serves: Secrets and ConfigMaps (plus a namespace list).
+"""What a served resource is, and the request-body rules every kind shares.
 
-Objects are handled as their Kubernetes JSON form (``dict``); :mod:`.codec` turns
-that into the protobuf the apiserver stores. This module validates and normalizes
-incoming JSON the way the apiserver's create/update strategies do, as far as a
-rehearsal cluster needs.
+A :class:`ResourceType` is one row of the table in :mod:`.kinds`: URL and discovery
+names, its protobuf message (:mod:`.schema`), the hooks that validate its own fields
+on create/update, and its ``kubectl get`` columns. This module holds the generic part
+of the apiserver's create/update strategies: names, ``metadata`` normalization,
+system fields, ``resourceVersion`` handling, as far as a rehearsal cluster needs.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import re
 import secrets as _random
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from secretkit.sandbox.apiserver.schema import Message
 from secretkit.sandbox.apiserver.status import ApiError, bad_request, invalid
 
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -24,31 +28,76 @@ _CONFIG_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
 # generateName suffixes use the apiserver's alphabet (no vowels, no confusable digits)
 _SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
+#: copies and checks the kind's own fields from a request body into the new object
+Normalize = Callable[["ResourceType", dict[str, Any], dict[str, Any]], None]
+#: checks an update against the stored object (immutable fields); raises ApiError
+UpdateCheck = Callable[["ResourceType", dict[str, Any], dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class Column:
+    """One ``kubectl get`` column (``meta.k8s.io/v1`` Table) and how to fill it."""
+
+    name: str
+    type: str
+    description: str
+    cell: Callable[[dict[str, Any]], Any]
+    format: str = ""
+
 
 @dataclass(frozen=True)
 class ResourceType:
-    """One served resource: URL plural, kind, etcd path segment and discovery data."""
+    """One served resource: URL/discovery names, message, hooks and table columns."""
 
+    group: str
+    version: str
     plural: str
     singular: str
     kind: str
+    message: Message
+    normalize: Normalize
+    columns: tuple[Column, ...]
+    check_update: UpdateCheck | None = None
     short_names: tuple[str, ...] = ()
+    namespaced: bool = True
+    #: below the etcd prefix (kube-apiserver's layout: no group for built-in kinds)
+    etcd_path: str = ""
+
+    @property
+    def api_version(self) -> str:
+        """``v1`` for the core group, ``<group>/<version>`` otherwise."""
+        return f"{self.group}/{self.version}" if self.group else self.version
 
     @property
     def list_kind(self) -> str:
         """The kind of a list of this resource, e.g. ``SecretList``."""
         return self.kind + "List"
 
+    @property
+    def qualified(self) -> str:
+        """``secrets`` for the core group, ``<plural>.<group>`` otherwise."""
+        return f"{self.plural}.{self.group}" if self.group else self.plural
 
-SECRETS = ResourceType("secrets", "secret", "Secret")
-CONFIGMAPS = ResourceType("configmaps", "configmap", "ConfigMap", ("cm",))
-#: resources stored in etcd, by URL plural
-STORED: dict[str, ResourceType] = {r.plural: r for r in (SECRETS, CONFIGMAPS)}
+    @property
+    def qualified_kind(self) -> str:
+        """``Secret`` or ``<Kind>.<group>``, as Status messages name a kind."""
+        return f"{self.kind}.{self.group}" if self.group else self.kind
+
+    @property
+    def storage_version_hash(self) -> str:
+        """Discovery's ``storageVersionHash``: sha256 of ``group/version/kind``, 8 bytes."""
+        digest = hashlib.sha256(f"{self.group}/{self.version}/{self.kind}".encode()).digest()
+        return base64.b64encode(digest[:8]).decode()
 
 
 def now_rfc3339() -> str:
     """The current UTC time as Kubernetes writes timestamps (second precision, ``Z``)."""
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def now_micro() -> str:
+    """The current UTC time as a ``metav1.MicroTime`` (microseconds, ``Z``)."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def validate_namespace(namespace: str) -> None:
@@ -58,14 +107,16 @@ def validate_namespace(namespace: str) -> None:
                       "consist of lower case alphanumeric characters or '-'")
 
 
-def _b64_map(value: Any, kind: str, name: str, field: str) -> dict[str, str]:
+# -- map fields ----------------------------------------------------------------------------
+def b64_map(value: Any, kind: str, name: str, field: str) -> dict[str, str]:
+    """A map of config keys to base64 text (Secret ``data``, ConfigMap ``binaryData``)."""
     if value is None:
         return {}
     if not isinstance(value, dict):
         raise invalid(kind, name, field, "must be a map of strings")
     out: dict[str, str] = {}
     for key, item in value.items():
-        _check_key(kind, name, f"{field}[{key}]", key)
+        check_key(kind, name, f"{field}[{key}]", key)
         if not isinstance(item, str):
             raise invalid(kind, name, f"{field}[{key}]", "must be a base64 string")
         try:
@@ -77,7 +128,9 @@ def _b64_map(value: Any, kind: str, name: str, field: str) -> dict[str, str]:
     return out
 
 
-def _str_map(value: Any, kind: str, name: str, field: str, *, keys: bool = True) -> dict[str, str]:
+def str_map(value: Any, kind: str, name: str, field: str, *, keys: bool = True
+            ) -> dict[str, str]:
+    """A map of strings; with ``keys`` every key must be a valid config key."""
     if value is None:
         return {}
     if not isinstance(value, dict) or not all(
@@ -86,35 +139,20 @@ def _str_map(value: Any, kind: str, name: str, field: str, *, keys: bool = True)
         raise invalid(kind, name, field, "must be a map of strings")
     if keys:
         for key in value:
-            _check_key(kind, name, f"{field}[{key}]", key)
+            check_key(kind, name, f"{field}[{key}]", key)
     return dict(value)
 
 
-def _check_key(kind: str, name: str, field: str, key: Any) -> None:
+def check_key(kind: str, name: str, field: str, key: Any) -> None:
+    """Reject a data key that is not ``[-._a-zA-Z0-9]+`` of at most 253 characters."""
     if not isinstance(key, str) or not key or len(key) > 253 or not _CONFIG_KEY.match(key):
         raise invalid(kind, name, field, "a valid config key must consist of alphanumeric "
                       "characters, '-', '_' or '.'")
 
 
-def prepare_object(
-    rtype: ResourceType, namespace: str, body: Any, *, url_name: str | None = None
-) -> dict[str, Any]:
-    """Validate and normalize a request body into the object that will be stored.
-
-    Drops what the apiserver never stores (``resourceVersion`` is kept separately
-    by the caller, ``stringData`` is merged into ``data``), fills ``type``, checks
-    names and keys. Raises :class:`ApiError` (400/422) on bad input.
-    """
-    if not isinstance(body, dict):
-        raise bad_request("the request body must be a JSON object")
-    kind = body.get("kind", rtype.kind)
-    if kind != rtype.kind or body.get("apiVersion", "v1") != "v1":
-        raise bad_request(
-            f"the body of the request was in an unknown format: expected v1 {rtype.kind}"
-        )
-    meta = body.get("metadata") or {}
-    if not isinstance(meta, dict):
-        raise bad_request("metadata must be an object")
+# -- create / update -----------------------------------------------------------------------
+def _metadata(rtype: ResourceType, namespace: str | None, meta: dict[str, Any],
+              url_name: str | None) -> dict[str, Any]:
     name = meta.get("name") or ""
     generate = meta.get("generateName") or ""
     if url_name is not None and name != url_name:
@@ -131,40 +169,48 @@ def prepare_object(
     if body_ns and body_ns != namespace:
         raise bad_request("the namespace of the provided object does not match the "
                           "namespace sent on the request")
-    out_meta: dict[str, Any] = {"name": name, "namespace": namespace}
+    out: dict[str, Any] = {"name": name}
     if generate:
-        out_meta["generateName"] = generate
+        out["generateName"] = generate
+    if namespace is not None:
+        out["namespace"] = namespace
     for field in ("uid", "creationTimestamp"):
         if meta.get(field):
-            out_meta[field] = meta[field]
+            out[field] = meta[field]
     for field in ("labels", "annotations"):
-        values = _str_map(meta.get(field), rtype.kind, name, f"metadata.{field}", keys=False)
+        values = str_map(meta.get(field), rtype.kind, name, f"metadata.{field}", keys=False)
         if values:
-            out_meta[field] = values
+            out[field] = values
     if meta.get("finalizers"):
-        out_meta["finalizers"] = [str(f) for f in meta["finalizers"]]
+        out["finalizers"] = [str(f) for f in meta["finalizers"]]
     if meta.get("ownerReferences"):
-        out_meta["ownerReferences"] = list(meta["ownerReferences"])
+        out["ownerReferences"] = list(meta["ownerReferences"])
+    return out
 
-    obj: dict[str, Any] = {"kind": rtype.kind, "apiVersion": "v1", "metadata": out_meta}
-    if rtype is SECRETS:
-        data = _b64_map(body.get("data"), rtype.kind, name, "data")
-        for key, text in _str_map(body.get("stringData"), rtype.kind, name, "stringData").items():
-            data[key] = base64.b64encode(text.encode()).decode()
-        if data:
-            obj["data"] = data
-        obj["type"] = body.get("type") or "Opaque"
-    else:
-        data_s = _str_map(body.get("data"), rtype.kind, name, "data")
-        binary = _b64_map(body.get("binaryData"), rtype.kind, name, "binaryData")
-        for key in set(data_s) & set(binary):
-            raise invalid(rtype.kind, name, f"binaryData[{key}]", "duplicate of key in data")
-        if data_s:
-            obj["data"] = data_s
-        if binary:
-            obj["binaryData"] = binary
-    if body.get("immutable") is not None:
-        obj["immutable"] = bool(body["immutable"])
+
+def prepare_object(
+    rtype: ResourceType, namespace: str | None, body: Any, *, url_name: str | None = None
+) -> dict[str, Any]:
+    """Validate and normalize a request body into the object that will be stored.
+
+    Drops what the apiserver never stores (``resourceVersion`` is kept separately by
+    the caller), checks names, then lets the kind's own hook copy and check its
+    fields. Raises :class:`ApiError` (400/422) on bad input.
+    """
+    if not isinstance(body, dict):
+        raise bad_request("the request body must be a JSON object")
+    kind = body.get("kind", rtype.kind)
+    if kind != rtype.kind or body.get("apiVersion", rtype.api_version) != rtype.api_version:
+        raise bad_request(
+            f"the body of the request was in an unknown format: expected {rtype.api_version} "
+            f"{rtype.kind}"
+        )
+    meta = body.get("metadata") or {}
+    if not isinstance(meta, dict):
+        raise bad_request("metadata must be an object")
+    obj: dict[str, Any] = {"kind": rtype.kind, "apiVersion": rtype.api_version,
+                           "metadata": _metadata(rtype, namespace, meta, url_name)}
+    rtype.normalize(rtype, body, obj)
     return obj
 
 
@@ -172,27 +218,21 @@ def fill_system_fields(obj: dict[str, Any], uid: str) -> None:
     """Set ``uid`` and ``creationTimestamp`` on create (the apiserver ignores client values)."""
     obj["metadata"]["uid"] = uid
     obj["metadata"]["creationTimestamp"] = now_rfc3339()
+    obj["metadata"].pop("managedFields", None)
 
 
 def check_update(rtype: ResourceType, old: dict[str, Any], new: dict[str, Any]) -> None:
-    """Carry system fields over from ``old`` and enforce immutability like the apiserver."""
-    for field in ("uid", "creationTimestamp"):
+    """Carry system fields over from ``old``, then the kind's own immutability rules."""
+    for field in ("uid", "creationTimestamp", "managedFields", "generation"):
         if field in old["metadata"]:
             new["metadata"][field] = old["metadata"][field]
         else:
             new["metadata"].pop(field, None)
-    name = old["metadata"]["name"]
-    if rtype is SECRETS and old.get("type", "Opaque") != new.get("type", "Opaque"):
-        raise invalid(rtype.kind, name, "type", "field is immutable")
-    if old.get("immutable"):
-        for field in ("data", "binaryData", "type"):
-            if old.get(field) != new.get(field):
-                raise invalid(rtype.kind, name, field, "field is immutable when `immutable` is set")
-        if not new.get("immutable"):
-            raise invalid(rtype.kind, name, "immutable", "field is immutable when `immutable` "
-                          "is set")
+    if rtype.check_update is not None:
+        rtype.check_update(rtype, old, new)
 
 
+# -- kubectl get ---------------------------------------------------------------------------
 def human_age(timestamp: str | None, now: datetime | None = None) -> str:
     """Age column text like kubectl's (``45s``, ``12m``, ``3h``, ``5d``)."""
     if not timestamp:
@@ -217,32 +257,21 @@ def human_age(timestamp: str | None, now: datetime | None = None) -> str:
     return f"{hours // 24}d"
 
 
-def table_columns(plural: str) -> list[dict[str, Any]]:
-    """The Table column definitions kubectl prints for ``plural``."""
-
-    def col(name: str, typ: str, desc: str, fmt: str = "") -> dict[str, Any]:
-        return {"name": name, "type": typ, "format": fmt, "description": desc, "priority": 0}
-
-    name = col("Name", "string", "Name must be unique within a namespace.", "name")
-    age = col("Age", "string", "CreationTimestamp of the object.", "")
-    if plural == "secrets":
-        return [name, col("Type", "string", "Type of the secret."),
-                col("Data", "string", "Number of items in the secret."), age]
-    if plural == "configmaps":
-        return [name, col("Data", "string", "Number of items in the config map."), age]
-    return [name, col("Status", "string", "The phase of the namespace."), age]
+NAME_COLUMN = Column("Name", "string", "Name must be unique within a namespace.",
+                     lambda o: o.get("metadata", {}).get("name"), "name")
+AGE_COLUMN = Column("Age", "string", "CreationTimestamp of the object.",
+                    lambda o: human_age(o.get("metadata", {}).get("creationTimestamp")))
 
 
-def table_cells(plural: str, obj: dict[str, Any]) -> list[Any]:
-    """One Table row's cells for ``obj`` (same columns as :func:`table_columns`)."""
-    meta = obj.get("metadata", {})
-    age = human_age(meta.get("creationTimestamp"))
-    if plural == "secrets":
-        return [meta.get("name"), obj.get("type", ""), len(obj.get("data") or {}), age]
-    if plural == "configmaps":
-        count = len(obj.get("data") or {}) + len(obj.get("binaryData") or {})
-        return [meta.get("name"), count, age]
-    return [meta.get("name"), obj.get("status", {}).get("phase", "Active"), age]
+def table_columns(columns: tuple[Column, ...]) -> list[dict[str, Any]]:
+    """Table ``columnDefinitions`` for ``columns``."""
+    return [{"name": c.name, "type": c.type, "format": c.format, "description": c.description,
+             "priority": 0} for c in columns]
+
+
+def table_cells(columns: tuple[Column, ...], obj: dict[str, Any]) -> list[Any]:
+    """One Table row's cells for ``obj``."""
+    return [c.cell(obj) for c in columns]
 
 
 def ensure_api_error(exc: Exception) -> ApiError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import logging
@@ -16,7 +17,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from secretkit.errors import UsageError
+from secretkit.errors import SecretkitError, UsageError
 from secretkit.etcd import EtcdClient, EtcdConfig
 from secretkit.loopback import is_loopback_host
 from secretkit.sandbox.apiserver.app import ApiApp, Response
@@ -26,6 +27,8 @@ from secretkit.sandbox.apiserver.encryption import (
     KMSFactory,
     default_kms_factory,
 )
+from secretkit.sandbox.apiserver.health import HealthChecks
+from secretkit.sandbox.apiserver.internal import INTERVAL, InternalKeys
 from secretkit.sandbox.apiserver.status import ApiError
 from secretkit.sandbox.apiserver.store import ObjectStore
 
@@ -90,7 +93,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(response.code)
         self.send_header("Content-Type", response.content_type)
         self.send_header("Content-Length", str(len(response.body)))
-        self.send_header("Cache-Control", "no-cache, private")
+        if "Cache-Control" not in response.headers:
+            self.send_header("Cache-Control", "no-cache, private")
+        for name, value in response.headers.items():
+            if name != "Content-Type":
+                self.send_header(name, value)
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(response.body)
@@ -166,6 +173,15 @@ class ApiServerConfig:
     #: sends bearer tokens over HTTPS only, so the sandbox always sets them.
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    #: write the apiserver's own keys (master/peer leases, identity Lease) every this
+    #: many seconds, as kube-apiserver does every 10 s; None: never
+    internal_keys_interval: float | None = INTERVAL
+
+
+def new_apiserver_id() -> str:
+    """An identity like kube-apiserver's: ``apiserver-`` + 26 base32 characters."""
+    return "apiserver-" + base64.b32encode(secrets.token_bytes(16)).decode().rstrip(
+        "=").lower()
 
 
 class ApiServer:
@@ -181,14 +197,17 @@ class ApiServer:
             raise UsageError("the sandbox API stand-in only binds loopback addresses",
                              where=f"{host}:{port}")
         self.config = config
-        self.apiserver_id = f"secretkit-sandbox-{secrets.token_hex(8)}"
+        self.apiserver_id = new_apiserver_id()
         self.encryption = EncryptionState(
-            config.encryption_config, options=config.options, kms_factory=config.kms_factory
+            config.encryption_config, options=config.options, kms_factory=config.kms_factory,
+            apiserver_id=self.apiserver_id,
         )
         self.etcd = EtcdClient(config.etcd)
-        store = ObjectStore(self.etcd, self.encryption, config.etcd_prefix)
-        self.app = ApiApp(store, self.encryption, config.tokens,
-                          apiserver_id=self.apiserver_id, server_address=f"{host}:{port}")
+        self.store = ObjectStore(self.etcd, self.encryption, config.etcd_prefix)
+        health = HealthChecks(self.encryption, self._etcd_health)
+        self.app = ApiApp(self.store, self.encryption, config.tokens,
+                          apiserver_id=self.apiserver_id, server_address=f"{host}:{port}",
+                          health=health)
         self._httpd = _Server((host, port), self.app)
         scheme = "http"
         if config.tls_cert is not None and config.tls_key is not None:
@@ -204,10 +223,28 @@ class ApiServer:
         self.app.server_address = f"{bound_host}:{bound_port}"
         self.url = f"{scheme}://{bound_host}:{bound_port}"
         self._thread: threading.Thread | None = None
+        self.internal_keys: InternalKeys | None = None
+        if config.internal_keys_interval is not None:
+            self.internal_keys = InternalKeys(
+                self.etcd, self.store, apiserver_id=self.apiserver_id, address=bound_host,
+                port=bound_port, prefix=config.etcd_prefix,
+                interval=config.internal_keys_interval)
+
+    def _etcd_health(self) -> str | None:
+        try:
+            self.etcd.current_revision()
+        except SecretkitError as exc:
+            return f"etcd: {exc.what}"
+        return None
+
+    def _start_background(self) -> None:
+        self.encryption.start()
+        if self.internal_keys is not None:
+            self.internal_keys.start()
 
     def start(self) -> ApiServer:
-        """Serve in a background thread (and start KMS polling / config reload)."""
-        self.encryption.start()
+        """Serve in a background thread (and start KMS polling, config reload, leases)."""
+        self._start_background()
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="sandbox-http",
                                         daemon=True)
         self._thread.start()
@@ -215,7 +252,7 @@ class ApiServer:
 
     def serve_forever(self) -> None:
         """Serve in the calling thread until :meth:`shutdown` (or a signal)."""
-        self.encryption.start()
+        self._start_background()
         self._httpd.serve_forever()
 
     def shutdown(self) -> None:
@@ -229,6 +266,8 @@ class ApiServer:
             self._thread.join(timeout=10)
             self._thread = None
         self._httpd.server_close()
+        if self.internal_keys is not None:
+            self.internal_keys.stop()
         self.encryption.stop()
         self.etcd.close()
 

@@ -1,9 +1,16 @@
 """Object storage in etcd, byte-for-byte the way kube-apiserver does it.
 
-Key ``/registry/<resource>/<namespace>/<name>``; value
-``transformer.write(b"k8s\\x00" + runtime.Unknown{v1, Kind, raw=protobuf}, key)``.
+Key ``<prefix>/<etcd path>/<namespace>/<name>``; value
+``transformer.write(b"k8s\\x00" + runtime.Unknown{apiVersion, kind, raw=protobuf}, key)``.
 The stored object carries no ``resourceVersion``: it is the etcd ``mod_revision``,
 filled in on read. Writes are compare-and-swap on ``mod_revision``.
+
+Updates follow ``GuaranteedUpdate`` of ``k8s.io/apiserver/pkg/storage/etcd3``: the new
+object is encoded and compared with the stored plaintext; an unchanged object is not
+written unless the stored value is *stale* (not written by the current write
+provider/key), in which case it is rewritten as it is. That is how a no-op update
+re-encrypts. A lost compare-and-swap is retried on the newer object, unless the
+client sent a ``resourceVersion`` precondition (409).
 """
 
 from __future__ import annotations
@@ -17,7 +24,6 @@ from typing import Any
 
 from secretkit.errors import SecretkitError
 from secretkit.etcd import EtcdClient, EtcdCompactedError, KeyValue
-from secretkit.formats import decode_unknown, encode_unknown
 from secretkit.sandbox.apiserver import codec
 from secretkit.sandbox.apiserver.encryption import EncryptionState
 from secretkit.sandbox.apiserver.pagination import decode_continue, encode_continue
@@ -37,29 +43,63 @@ from secretkit.sandbox.apiserver.status import (
 
 log = logging.getLogger(__name__)
 
-#: how many times an unconditional update retries a lost compare-and-swap
+#: how many times an update retries a lost compare-and-swap on the newer object
 _UPDATE_RETRIES = 5
+#: builds the new object from the stored one (None: the object stays as it is)
+Mutation = Callable[[dict[str, Any]], dict[str, Any]] | None
+
+
+@dataclass
+class Stored:
+    """One stored object: its plaintext, etcd revision and whether the value is stale.
+
+    The JSON form is decoded on first use (:meth:`object`), or only its metadata
+    (:meth:`metadata`), so answers that need less decode less.
+    """
+
+    rtype: ResourceType
+    plaintext: bytes = field(repr=False)
+    stale: bool
+    revision: int
+    _obj: dict[str, Any] | None = field(default=None, repr=False)
+
+    def object(self) -> dict[str, Any]:
+        """The object (JSON form) with its ``resourceVersion``."""
+        if self._obj is None:
+            try:
+                obj = codec.decode_stored(self.rtype, self.plaintext)
+            except SecretkitError as exc:
+                raise internal_error(f"unable to decode a stored {self.rtype.kind}: "
+                                     f"{exc.what}") from exc
+            obj["metadata"]["resourceVersion"] = str(self.revision)
+            self._obj = obj
+        return self._obj
+
+    def metadata(self) -> dict[str, Any]:
+        """Only the object's metadata, with its ``resourceVersion``."""
+        if self._obj is not None:
+            return dict(self._obj["metadata"])
+        try:
+            meta = codec.decode_stored_metadata(self.plaintext)
+        except SecretkitError as exc:
+            raise internal_error(f"unable to decode a stored {self.rtype.kind}: "
+                                 f"{exc.what}") from exc
+        meta["resourceVersion"] = str(self.revision)
+        return meta
 
 
 @dataclass(frozen=True)
 class ListResult:
     """One list page: the objects, the list's resourceVersion and the next token."""
 
-    items: builtins.list[dict[str, Any]]
+    items: builtins.list[Stored]
     resource_version: int
     continue_token: str | None
-
-
-@dataclass(frozen=True)
-class _Stored:
-    obj: dict[str, Any] = field(repr=False)
-    plaintext: bytes = field(repr=False)
-    stale: bool
-    mod_revision: int
+    remaining: int | None = None
 
 
 class ObjectStore:
-    """CRUD and paged lists of Secrets/ConfigMaps over one etcd client."""
+    """CRUD and paged lists of the stored kinds over one etcd client."""
 
     def __init__(self, etcd: EtcdClient, encryption: EncryptionState, prefix: str = "/registry"):
         self._etcd = etcd
@@ -67,33 +107,31 @@ class ObjectStore:
         self._prefix = prefix.rstrip("/")
 
     # -- keys ----------------------------------------------------------------------------
-    def key(self, rtype: ResourceType, namespace: str, name: str) -> str:
-        """The etcd key of one object."""
-        return f"{self._prefix}/{rtype.plural}/{namespace}/{name}"
+    def resource_prefix(self, rtype: ResourceType) -> str:
+        """The etcd prefix of every object of ``rtype`` (ends with ``/``)."""
+        return f"{self._prefix}/{rtype.etcd_path}/"
 
-    def _resource_prefix(self, rtype: ResourceType) -> str:
-        return f"{self._prefix}/{rtype.plural}/"
+    def key(self, rtype: ResourceType, namespace: str | None, name: str) -> str:
+        """The etcd key of one object."""
+        if namespace is None:
+            return f"{self.resource_prefix(rtype)}{name}"
+        return f"{self.resource_prefix(rtype)}{namespace}/{name}"
 
     # -- encode / decode -----------------------------------------------------------------
-    def _encode(self, rtype: ResourceType, obj: dict[str, Any]) -> bytes:
-        return encode_unknown("v1", rtype.kind, codec.encode_object(rtype, obj))
-
-    def _decode(self, rtype: ResourceType, kv: KeyValue) -> _Stored:
+    def _read(self, rtype: ResourceType, kv: KeyValue) -> Stored:
         key = kv.key.decode()
         try:
-            result = self._encryption.transformer(rtype.plural).read(kv.value, key)
-            unknown = decode_unknown(result.plaintext)
-            obj = codec.decode_object(rtype, unknown.raw)
+            result = self._encryption.transformer(rtype.plural, rtype.group).read(kv.value, key)
         except SecretkitError as exc:
             # same shape as upstream: "unable to transform key ..." (no value bytes)
             raise internal_error(f'unable to transform key "{key}": {exc.what}') from exc
-        obj["metadata"]["resourceVersion"] = str(kv.mod_revision)
-        return _Stored(obj, result.plaintext, result.stale, kv.mod_revision)
+        return Stored(rtype, result.plaintext, result.stale, kv.mod_revision)
 
     def _write_value(self, rtype: ResourceType, plaintext: bytes, key: str) -> bytes:
-        self._encryption.check_writable(rtype.plural)
+        self._encryption.check_writable(rtype.plural, rtype.group)
         try:
-            value: bytes = self._encryption.transformer(rtype.plural).write(plaintext, key)
+            value: bytes = self._encryption.transformer(rtype.plural, rtype.group).write(
+                plaintext, key)
         except SecretkitError as exc:
             raise internal_error(f'unable to transform key "{key}": {exc.what}') from exc
         return value
@@ -106,90 +144,98 @@ class ObjectStore:
             raise internal_error(f"etcd: {exc.what}") from exc
 
     # -- CRUD ----------------------------------------------------------------------------
-    def get(self, rtype: ResourceType, namespace: str, name: str) -> dict[str, Any]:
+    def get(self, rtype: ResourceType, namespace: str | None, name: str) -> Stored:
         """Read one object (404 when absent)."""
         kv = self._call(self._etcd.get, self.key(rtype, namespace, name).encode())
         if kv is None:
-            raise not_found(rtype.plural, name)
-        return self._decode(rtype, kv).obj
+            raise not_found(rtype.qualified, name)
+        return self._read(rtype, kv)
 
     def create(self, rtype: ResourceType, obj: dict[str, Any], *, dry_run: bool = False
                ) -> dict[str, Any]:
         """Store a new object (409 AlreadyExists when the key exists)."""
         meta = obj["metadata"]
         fill_system_fields(obj, str(uuid.uuid4()))
-        key = self.key(rtype, meta["namespace"], meta["name"])
-        value = self._write_value(rtype, self._encode(rtype, obj), key)
+        key = self.key(rtype, meta.get("namespace"), meta["name"])
+        value = self._write_value(rtype, codec.encode_stored(rtype, obj), key)
         if dry_run:
             return obj
         revision = self._call(self._etcd.put_if, key.encode(), value, mod_revision=0)
         if not revision:
-            raise already_exists(rtype.plural, meta["name"])
+            raise already_exists(rtype.qualified, meta["name"])
         meta["resourceVersion"] = str(revision)
         return obj
 
     def update(
         self,
         rtype: ResourceType,
-        obj: dict[str, Any],
+        namespace: str | None,
+        name: str,
+        mutate: Mutation,
         *,
-        precondition: str | None,
+        precondition: str | None = None,
         dry_run: bool = False,
-        mutate: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
-    ) -> dict[str, Any]:
-        """Replace an object; ``precondition`` is the client's resourceVersion (or None).
+    ) -> Stored:
+        """Update one object inside a compare-and-swap loop (GuaranteedUpdate).
 
-        An update that leaves the stored plaintext unchanged is skipped (no new
-        resourceVersion) unless the stored value is stale, in which case it is
-        rewritten with the current write provider: that is how a no-op replace
-        re-encrypts. ``mutate`` (for patches) builds the new object from the old one.
+        ``mutate`` builds the new object from the current one (it may raise ApiError);
+        None leaves it as it is, which rewrites only a stale value. ``precondition`` is
+        the client's ``resourceVersion``: a mismatch is a 409, never a retry.
         """
-        meta = obj["metadata"]
-        key = self.key(rtype, meta["namespace"], meta["name"])
+        key = self.key(rtype, namespace, name)
         for _attempt in range(_UPDATE_RETRIES):
             kv = self._call(self._etcd.get, key.encode())
             if kv is None:
-                raise not_found(rtype.plural, meta["name"])
-            current = self._decode(rtype, kv)
+                raise not_found(rtype.qualified, name)
+            current = self._read(rtype, kv)
             if precondition and precondition != str(kv.mod_revision):
-                raise conflict(rtype.plural, meta["name"])
-            new = mutate(current.obj) if mutate is not None else obj
-            new["metadata"].pop("resourceVersion", None)
-            check_update(rtype, current.obj, new)
-            plaintext = self._encode(rtype, new)
+                raise conflict(rtype.qualified, name)
+            new_obj: dict[str, Any] | None = None
+            plaintext = current.plaintext
+            if mutate is not None:
+                new_obj = mutate(current.object())
+                new_obj["metadata"].pop("resourceVersion", None)
+                check_update(rtype, current.object(), new_obj)
+                plaintext = codec.encode_stored(rtype, new_obj)
             if plaintext == current.plaintext and not current.stale:
-                return current.obj
+                return current
             value = self._write_value(rtype, plaintext, key)
             if dry_run:
-                new["metadata"]["resourceVersion"] = str(kv.mod_revision)
-                return new
+                preview = Stored(rtype, plaintext, False, kv.mod_revision)
+                if new_obj is not None:
+                    new_obj["metadata"]["resourceVersion"] = str(kv.mod_revision)
+                    preview._obj = new_obj
+                return preview
             revision = self._call(
                 self._etcd.put_if, key.encode(), value, mod_revision=kv.mod_revision
             )
             if revision:
-                new["metadata"]["resourceVersion"] = str(revision)
-                return new
+                written = Stored(rtype, plaintext, False, revision)
+                if new_obj is not None:
+                    new_obj["metadata"]["resourceVersion"] = str(revision)
+                    written._obj = new_obj
+                return written
             if precondition:
-                raise conflict(rtype.plural, meta["name"])
-        raise conflict(rtype.plural, meta["name"])
+                raise conflict(rtype.qualified, name)
+        raise conflict(rtype.qualified, name)
 
     def delete(
-        self, rtype: ResourceType, namespace: str, name: str, *, precondition: str | None = None,
-        dry_run: bool = False,
-    ) -> dict[str, Any]:
+        self, rtype: ResourceType, namespace: str | None, name: str, *,
+        precondition: str | None = None, dry_run: bool = False,
+    ) -> Stored:
         """Delete one object; returns it (404 when absent, 409 on a failed precondition)."""
         key = self.key(rtype, namespace, name)
         kv = self._call(self._etcd.get, key.encode())
         if kv is None:
-            raise not_found(rtype.plural, name)
+            raise not_found(rtype.qualified, name)
         if precondition and precondition != str(kv.mod_revision):
-            raise conflict(rtype.plural, name)
-        obj = self._decode(rtype, kv).obj
+            raise conflict(rtype.qualified, name)
+        stored = self._read(rtype, kv)
         if dry_run:
-            return obj
+            return stored
         if not self._call(self._etcd.delete, key.encode(), mod_revision=kv.mod_revision):
-            raise conflict(rtype.plural, name)
-        return obj
+            raise conflict(rtype.qualified, name)
+        return stored
 
     # -- lists ---------------------------------------------------------------------------
     def list(
@@ -199,14 +245,14 @@ class ObjectStore:
         *,
         limit: int = 0,
         continue_token: str | None = None,
-        accept: Callable[[dict[str, Any]], bool] | None = None,
+        accept: Callable[[Stored], bool] | None = None,
     ) -> ListResult:
         """List objects, all namespaces when ``namespace`` is None.
 
         With ``limit`` the list is paged; every page of one list reads the etcd
         revision of the first page (410 Expired once that revision is compacted).
         """
-        base = self._resource_prefix(rtype)
+        base = self.resource_prefix(rtype)
         prefix = base + (f"{namespace}/" if namespace else "")
         start: str | None = None
         revision: int | None = None
@@ -218,7 +264,7 @@ class ObjectStore:
                                "belong to this list")
         if revision is None:
             revision = int(self._call(self._etcd.current_revision))
-        items: builtins.list[dict[str, Any]] = []
+        items: builtins.list[Stored] = []
         last_key: str | None = None
         more = False
         try:
@@ -226,10 +272,10 @@ class ObjectStore:
                 if limit and len(items) >= limit:
                     more = True
                     break
-                stored = self._decode(rtype, kv)
+                stored = self._read(rtype, kv)
                 last_key = kv.key.decode()
-                if accept is None or accept(stored.obj):
-                    items.append(stored.obj)
+                if accept is None or accept(stored):
+                    items.append(stored)
         except SecretkitError as exc:
             if isinstance(exc, EtcdCompactedError) or "compacted" in exc.what:
                 raise gone_expired(
@@ -251,11 +297,11 @@ class ObjectStore:
         return int(self._call(self._etcd.current_revision))
 
     def list_at(self, rtype: ResourceType, namespace: str | None, revision: int
-                ) -> builtins.list[dict[str, Any]]:
+                ) -> builtins.list[Stored]:
         """Every object of ``rtype`` at one etcd revision (410 once it is compacted)."""
-        prefix = self._resource_prefix(rtype) + (f"{namespace}/" if namespace else "")
+        prefix = self.resource_prefix(rtype) + (f"{namespace}/" if namespace else "")
         try:
-            return [self._decode(rtype, kv).obj for kv in self._scan(prefix, None, revision, 0)]
+            return [self._read(rtype, kv) for kv in self._scan(prefix, None, revision, 0)]
         except SecretkitError as exc:
             if isinstance(exc, EtcdCompactedError) or "compacted" in exc.what:
                 raise gone_expired(f"too old resource version: {revision}") from exc
@@ -270,11 +316,13 @@ class ObjectStore:
         for batch in self._etcd.range_pages(prefix.encode(), **kwargs):
             yield from batch
 
-    def namespaces(self, plurals: tuple[ResourceType, ...]) -> builtins.list[str]:
+    def namespaces(self, kinds: tuple[ResourceType, ...]) -> builtins.list[str]:
         """Namespaces that hold at least one stored object, plus ``default``."""
         seen = {"default"}
-        for rtype in plurals:
-            base = self._resource_prefix(rtype)
+        for rtype in kinds:
+            if not rtype.namespaced:
+                continue
+            base = self.resource_prefix(rtype)
             for batch in self._etcd.range_pages(base.encode(), keys_only=True):
                 for kv in batch:
                     seen.add(kv.key.decode()[len(base):].split("/", 1)[0])

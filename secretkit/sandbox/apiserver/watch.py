@@ -87,7 +87,7 @@ def watch_events(
         if initial_events_bookmark:
             initial_events_bookmark = False
             yield WatchEvent("BOOKMARK", {
-                "kind": rtype.kind, "apiVersion": "v1",
+                "kind": rtype.kind, "apiVersion": rtype.api_version,
                 "metadata": {"resourceVersion": str(revision),
                              "annotations": {"k8s.io/initial-events-end": "true"}}})
         yield None
@@ -101,9 +101,9 @@ def _snapshot(
     revision: int,
     accept: Callable[[dict[str, Any]], bool] | None,
 ) -> dict[str, dict[str, Any]]:
-    objs = store.list_at(rtype, namespace, revision)
+    objs = [stored.object() for stored in store.list_at(rtype, namespace, revision)]
     return {
-        f"{o['metadata']['namespace']}/{o['metadata']['name']}": o
+        f"{o['metadata'].get('namespace', '')}/{o['metadata']['name']}": o
         for o in objs
         if accept is None or accept(o)
     }

@@ -13,9 +13,10 @@ import pytest
 
 from secretkit._proto.k8s import core_v1_pb2
 from secretkit.sandbox.apiserver import codec
+from secretkit.sandbox.apiserver.kinds import CONFIGMAPS, SECRETS
 from secretkit.sandbox.apiserver.pagination import decode_continue, encode_continue
 from secretkit.sandbox.apiserver.patch import json_patch, merge_patch
-from secretkit.sandbox.apiserver.resources import CONFIGMAPS, SECRETS, prepare_object
+from secretkit.sandbox.apiserver.resources import prepare_object
 from secretkit.sandbox.apiserver.selectors import field_selector, label_selector
 from secretkit.sandbox.apiserver.status import ApiError
 
