@@ -196,7 +196,11 @@ class Classifier:
                 return None, True
         findings, _reasons, key_name, key_id, _dek = self._judgement(stored, value, scope)
         reader = None
-        if self.transformers is not None and FindingKind.UNDECRYPTABLE not in findings:
+        if (
+            self.transformers is not None
+            and not scope.internal
+            and FindingKind.UNDECRYPTABLE not in findings
+        ):
             transformer = self.transformers.for_resource(scope.resource, scope.group)
             reader = transformer.reader_for_header(value, header)
             if reader is None:
@@ -303,7 +307,11 @@ class Classifier:
         stored = _classify_fast(value)
         provider = stored.provider
         findings, reasons, key_name, key_id, dek_type = self._judgement(stored, value, scope)
-        if self.transformers is not None and FindingKind.UNDECRYPTABLE not in findings:
+        if (
+            self.transformers is not None
+            and not scope.internal
+            and FindingKind.UNDECRYPTABLE not in findings
+        ):
             etcd_key = key.decode("utf-8", "surrogateescape")
             self._decrypt_check(etcd_key, value, scope, findings, reasons)
         namespace: str | None = None
