@@ -42,7 +42,8 @@ def test_local_providers_stale_exactly_as_captured() -> None:
     assert len(values) == len(expected) == 42
     for key, value in values:
         judged = judge.judge(key, value)
-        want = Verdict.STALE if expected[key.decode()]["stale_under_final_config"] else Verdict.CURRENT
+        stale = expected[key.decode()]["stale_under_final_config"]
+        want = Verdict.STALE if stale else Verdict.CURRENT
         assert judged.verdict is want, (key, judged)
         assert judged.key_name == expected[key.decode()]["key_name"]
 
