@@ -91,6 +91,16 @@ def kms() -> None:
     help="AWS KMS: move the backend's alias to this key (ARN or id) instead of rotating "
     "in place; in-place AWS rotation keeps the key ARN, so the apiserver would not re-seed.",
 )
+@click.option(
+    "--via",
+    type=click.Choice(["api", "etcd"]),
+    default="api",
+    show_default=True,
+    help="How to re-encrypt: through the API server (default), or in etcd directly with "
+    "every apiserver stopped (recovery; see `secretkit reencrypt --help`).",
+)
+@click.option("--i-understand-the-apiserver-is-stopped", "acknowledged", is_flag=True,
+              help="Required for --via etcd.")
 @click.option("--kubeconfig", type=click.Path(dir_okay=False), help="kubeconfig for the "
               "re-encryption (default: $KUBECONFIG, ~/.kube/config, in-cluster).")
 @click.option("--context", "kube_context", help="kubeconfig context to use.")
@@ -137,8 +147,11 @@ def rotate(extra_args: tuple[str, ...], **params: Any) -> None:
     def echo(message: str) -> None:
         click.echo(message, err=True)
 
+    services = KMSServices(config_endpoints=True)
+
     def reencrypt(resources: list[str]) -> int:
         request = ReencryptRequest(
+            via=params["via"],
             config_resources=tuple(resources),
             config=config,
             config_source=str(params["config_path"]),
@@ -150,10 +163,18 @@ def rotate(extra_args: tuple[str, ...], **params: Any) -> None:
                 kubeconfig=params["kubeconfig"], context=params["kube_context"]
             ),
         )
-        echo("re-encrypting " + ", ".join(resources) + " through the API server ...")
+        echo(
+            "re-encrypting " + ", ".join(resources)
+            + (" through the API server ..." if params["via"] == "api" else " in etcd ...")
+        )
         summary = run_reencrypt(
             request,
-            ReencryptWorld(kms=KMSServices(), warn=lambda m: echo(f"warning: {m}")),
+            ReencryptWorld(
+                kms=services,
+                open_etcd=lambda: EtcdClient(etcd_config),
+                warn=lambda m: echo(f"warning: {m}"),
+                apiservers_stopped=params["acknowledged"],
+            ),
         )
         error = outcome_error(summary, request)
         if error is not None:
@@ -162,6 +183,8 @@ def rotate(extra_args: tuple[str, ...], **params: Any) -> None:
 
     backend = _backend(params["backends_file"], params["provider"])
     plugin = GrpcKMSService(kms_socket)
+    # the re-encryption (--via etcd) reaches the provider through the same plugin
+    services.services[params["provider"]] = plugin
     try:
         report = KMSRotation(
             provider=params["provider"],
@@ -179,6 +202,7 @@ def rotate(extra_args: tuple[str, ...], **params: Any) -> None:
             echo=echo,
         ).run()
     finally:
+        services.close()
         plugin.close()
         backend.close()
     if params["output"] == "json":
