@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 from secretkit.encryption_config import load_encryption_config_file, providers_for
 from secretkit.encryption_config.model import EncryptionConfig, KMSProvider, content_hash
 from secretkit.errors import SecretkitError
+from secretkit.formats import classify_value, value_header
 from secretkit.kms_service import KMSEncryptResult, KMSService, KMSStatus
 from secretkit.sandbox.apiserver.metrics import EncryptionMetrics
 from secretkit.sandbox.apiserver.status import ApiError
@@ -301,6 +302,18 @@ class EncryptionState:
     def metrics(self, apiserver_id: str = "") -> str:
         """Prometheus text: kube-apiserver's encryption metrics plus the stand-in's own."""
         return self.recorder.render(self.config.hash, self._healthy)
+
+    def record_kms_use(self, provider: str, key_id: str, value: bytes, *, to_storage: bool
+                       ) -> None:
+        """Count a kms v2 value read or written (``apiserver_envelope_encryption_key_id_*``)."""
+        header = value_header(value) or b""
+        self.recorder.key_id_used(provider, key_id, to_storage, header)
+
+    def record_written(self, value: bytes) -> None:
+        """Count a kms v2 value just written (provider name and key_id read from it)."""
+        stored = classify_value(value)
+        if stored.kms_v2 is not None and stored.name:
+            self.record_kms_use(stored.name, stored.kms_v2.key_id, value, to_storage=True)
 
     @property
     def probes(self) -> list[KMSProbe]:

@@ -29,6 +29,7 @@ from typing import Any
 
 from secretkit.errors import SecretkitError
 from secretkit.etcd import EtcdClient
+from secretkit.etcd.layout import INTERNAL_KEYS, Layout
 from secretkit.formats import decode_unknown, encode_unknown
 from secretkit.sandbox.apiserver.kinds import ENDPOINTS, LEASES
 from secretkit.sandbox.apiserver.resources import now_micro, prepare_object
@@ -44,6 +45,33 @@ INTERVAL = 10.0
 #: the identity lease: kube-system/<apiserver id>, renewed every 10 s, 1 h duration
 IDENTITY_NAMESPACE = "kube-system"
 IDENTITY_DURATION = 3600
+
+
+def _internal_path(path: str) -> str:
+    """``path`` as listed in :data:`secretkit.etcd.layout.INTERNAL_KEYS` (checked)."""
+    if not any(key.path == path for key in INTERNAL_KEYS):
+        raise AssertionError(f"{path} is not an apiserver-internal key of the layout table")
+    return path
+
+
+def master_lease(address: str, generation: int) -> dict[str, Any]:
+    """The Endpoints object of ``masterleases/<ip>`` (the lease endpoint reconciler's)."""
+    return {"metadata": {"generation": generation},
+            "subsets": [{"addresses": [{"ip": address}]}]}
+
+
+def peer_lease(apiserver_id: str, address: str, port: int, generation: int
+               ) -> dict[str, Any]:
+    """The Endpoints object of ``peerserverleases/<apiserver id>``."""
+    return {"metadata": {"generation": generation,
+                         "labels": {"apiserverIdentity": apiserver_id}},
+            "subsets": [{"addresses": [{"ip": address}],
+                         "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}]}
+
+
+def endpoints_value(obj: dict[str, Any]) -> bytes:
+    """The plaintext stored value of an Endpoints object: ``k8s\x00`` + runtime.Unknown."""
+    return encode_unknown("v1", "Endpoints", encode_message(ENDPOINTS, obj))
 
 
 class InternalKeys:
@@ -66,7 +94,7 @@ class InternalKeys:
         self._id = apiserver_id
         self._address = address
         self._port = port
-        self._prefix = prefix.rstrip("/")
+        self._root = Layout(prefix).root
         self._interval = interval
         self._hostname = hostname or socket.gethostname()
         self._holder = f"{apiserver_id}_{uuid.uuid4()}"
@@ -75,13 +103,13 @@ class InternalKeys:
 
     @property
     def master_lease_key(self) -> str:
-        """``<prefix>/masterleases/<ip>``."""
-        return f"{self._prefix}/masterleases/{self._address}"
+        """``<prefix>/masterleases/<ip>`` (an entry of the layout's internal keys)."""
+        return f"{self._root}{_internal_path('masterleases/')}{self._address}"
 
     @property
     def peer_lease_key(self) -> str:
         """``<prefix>/peerserverleases/<apiserver id>``."""
-        return f"{self._prefix}/peerserverleases/{self._id}"
+        return f"{self._root}{_internal_path('peerserverleases/')}{self._id}"
 
     def start(self) -> None:
         """Write once now, then every interval in a background thread."""
@@ -114,37 +142,32 @@ class InternalKeys:
                 log.warning("could not write the %s: %s", what, exc)
 
     # -- plaintext Endpoints with an etcd lease ------------------------------------------
-    def _endpoints(self, key: str, build: Callable[[dict[str, Any]], None]) -> None:
-        """GuaranteedUpdate of an Endpoints value, in plaintext, with a new TTL lease."""
+    def _endpoints(self, key: str, build: Callable[[int], dict[str, Any]]) -> None:
+        """GuaranteedUpdate of an Endpoints value, in plaintext, with a new TTL lease.
+
+        Upstream bumps ``generation`` on every refresh: an unchanged object would not
+        be written, and the write is what renews the lease.
+        """
         for _attempt in range(5):
             kv = self._etcd.get(key.encode())
-            obj: dict[str, Any] = {"metadata": {}}
+            generation = 0
             if kv is not None:
-                obj = decode_message(ENDPOINTS, decode_unknown(kv.value).raw)
-            # upstream bumps generation: an unchanged object would not be written
-            obj.setdefault("metadata", {})
-            obj["metadata"]["generation"] = int(obj["metadata"].get("generation", 0)) + 1
-            build(obj)
-            value = encode_unknown("v1", "Endpoints", encode_message(ENDPOINTS, obj))
+                stored = decode_message(ENDPOINTS, decode_unknown(kv.value).raw)
+                generation = int(stored.get("metadata", {}).get("generation", 0))
+            value = endpoints_value(build(generation + 1))
             lease = self._etcd.grant_lease(LEASE_TTL)
             if self._etcd.put_if(key.encode(), value, mod_revision=kv.mod_revision if kv else 0,
                                  lease=lease):
                 return
 
     def _master_lease(self) -> None:
-        def build(obj: dict[str, Any]) -> None:
-            obj["subsets"] = [{"addresses": [{"ip": self._address}]}]
-
-        self._endpoints(self.master_lease_key, build)
+        self._endpoints(self.master_lease_key,
+                        lambda generation: master_lease(self._address, generation))
 
     def _peer_lease(self) -> None:
-        def build(obj: dict[str, Any]) -> None:
-            obj["metadata"]["labels"] = {"apiserverIdentity": self._id}
-            obj["subsets"] = [{"addresses": [{"ip": self._address}],
-                               "ports": [{"name": "https", "port": self._port,
-                                          "protocol": "TCP"}]}]
-
-        self._endpoints(self.peer_lease_key, build)
+        self._endpoints(self.peer_lease_key,
+                        lambda generation: peer_lease(self._id, self._address, self._port,
+                                                      generation))
 
     # -- the identity Lease (an API object) ----------------------------------------------
     def _identity_lease(self) -> None:

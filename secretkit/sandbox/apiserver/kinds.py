@@ -28,7 +28,12 @@ from secretkit.sandbox.apiserver.schema import (
     RawJSON,
     parse_time,
 )
-from secretkit.sandbox.apiserver.status import invalid
+from secretkit.sandbox.apiserver.status import ApiError, invalid
+
+
+def _invalid(rtype: ResourceType, name: str, field: str, message: str) -> ApiError:
+    return invalid(rtype.kind, name, field, message, group=rtype.group)
+
 
 S, INT, BOOL, M = Kind.STRING, Kind.INT, Kind.BOOL, Kind.MESSAGE
 META = Field(1, "metadata", M, OBJECT_META)
@@ -64,14 +69,14 @@ def _check_data_immutable(rtype: ResourceType, old: dict[str, Any], new: dict[st
     name = old["metadata"]["name"]
     for field in fields:
         if old.get(field) != new.get(field):
-            raise invalid(rtype.kind, name, field, "field is immutable when `immutable` is set")
+            raise _invalid(rtype, name, field, "field is immutable when `immutable` is set")
     if not new.get("immutable"):
-        raise invalid(rtype.kind, name, "immutable", "field is immutable when `immutable` is set")
+        raise _invalid(rtype, name, "immutable", "field is immutable when `immutable` is set")
 
 
 def _check_secret(rtype: ResourceType, old: dict[str, Any], new: dict[str, Any]) -> None:
     if old.get("type", "Opaque") != new.get("type", "Opaque"):
-        raise invalid(rtype.kind, old["metadata"]["name"], "type", "field is immutable")
+        raise _invalid(rtype, old["metadata"]["name"], "type", "field is immutable")
     _check_data_immutable(rtype, old, new, ("data", "type"))
 
 
@@ -82,7 +87,7 @@ SECRETS = ResourceType(
              Column("Data", "string", "Number of items in the secret.",
                     lambda o: len(o.get("data") or {})),
              AGE_COLUMN),
-    check_update=_check_secret, etcd_path="secrets",
+    check_update=_check_secret,
 )
 
 # -- core/v1 ConfigMap ---------------------------------------------------------------------
@@ -98,7 +103,7 @@ def _normalize_configmap(rtype: ResourceType, body: dict[str, Any], obj: dict[st
     data = str_map(body.get("data"), rtype.kind, name, "data")
     binary = b64_map(body.get("binaryData"), rtype.kind, name, "binaryData")
     for key in sorted(set(data) & set(binary)):
-        raise invalid(rtype.kind, name, f"binaryData[{key}]", "duplicate of key in data")
+        raise _invalid(rtype, name, f"binaryData[{key}]", "duplicate of key in data")
     if data:
         obj["data"] = data
     if binary:
@@ -113,7 +118,7 @@ CONFIGMAPS = ResourceType(
                     lambda o: len(o.get("data") or {}) + len(o.get("binaryData") or {})),
              AGE_COLUMN),
     check_update=lambda r, old, new: _check_data_immutable(r, old, new, ("data", "binaryData")),
-    short_names=("cm",), etcd_path="configmaps",
+    short_names=("cm",),
 )
 
 # -- coordination.k8s.io/v1 Lease ----------------------------------------------------------
@@ -135,7 +140,7 @@ def _normalize_lease(rtype: ResourceType, body: dict[str, Any], obj: dict[str, A
     name = obj["metadata"]["name"]
     spec = body.get("spec") or {}
     if not isinstance(spec, dict):
-        raise invalid(rtype.qualified_kind, name, "spec", "must be an object")
+        raise _invalid(rtype, name, "spec", "must be an object")
     out: dict[str, Any] = {}
     for f in LEASE_SPEC:
         value = spec.get(f.name)
@@ -144,19 +149,19 @@ def _normalize_lease(rtype: ResourceType, body: dict[str, Any], obj: dict[str, A
         path = f"spec.{f.name}"
         if f.name in _LEASE_INTS:
             if not isinstance(value, int) or isinstance(value, bool):
-                raise invalid(rtype.qualified_kind, name, path, "must be an integer")
+                raise _invalid(rtype, name, path, "must be an integer")
             if f.name == "leaseDurationSeconds" and value <= 0:
-                raise invalid(rtype.qualified_kind, name, path, "must be greater than 0")
+                raise _invalid(rtype, name, path, "must be greater than 0")
             if value < 0:
-                raise invalid(rtype.qualified_kind, name, path, "must be greater than or "
+                raise _invalid(rtype, name, path, "must be greater than or "
                               "equal to 0")
         elif not isinstance(value, str):
-            raise invalid(rtype.qualified_kind, name, path, "must be a string")
+            raise _invalid(rtype, name, path, "must be a string")
         elif f.name in _LEASE_TIMES:
             try:
                 parse_time(value, micro=True)
             except Exception:
-                raise invalid(rtype.qualified_kind, name, path,
+                raise _invalid(rtype, name, path,
                               "must be an RFC 3339 time with microseconds") from None
         out[f.name] = value
     obj["spec"] = out
@@ -168,7 +173,6 @@ LEASES = ResourceType(
              Column("Holder", "string", "The holder of the lease.",
                     lambda o: (o.get("spec") or {}).get("holderIdentity", "")),
              AGE_COLUMN),
-    etcd_path="leases",
 )
 
 # -- apps/v1 ControllerRevision ------------------------------------------------------------
@@ -183,7 +187,7 @@ def _normalize_revision(rtype: ResourceType, body: dict[str, Any], obj: dict[str
     data = body.get("data")
     revision = body.get("revision", 0)
     if not isinstance(revision, int) or isinstance(revision, bool) or revision < 0:
-        raise invalid(rtype.qualified_kind, name, "revision", "must be greater than or equal "
+        raise _invalid(rtype, name, "revision", "must be greater than or equal "
                       "to 0")
     if data is not None:
         # kept as the exact bytes sent (see ApiApp: the request body's raw member)
@@ -203,7 +207,7 @@ def _check_revision(rtype: ResourceType, old: dict[str, Any], new: dict[str, Any
     # apps validation: ValidateImmutableField(newHistory.Data, oldHistory.Data) is a
     # semantic DeepEqual of RawExtension, i.e. of its Raw bytes
     if old.get("data") != new.get("data"):
-        raise invalid(rtype.qualified_kind, old["metadata"]["name"], "data",
+        raise _invalid(rtype, old["metadata"]["name"], "data",
                       "field is immutable")
 
 
@@ -224,12 +228,12 @@ CONTROLLERREVISIONS = ResourceType(
              Column("Revision", "integer", "Revision indicates the revision of the state "
                     "represented by Data.", lambda o: o.get("revision", 0)),
              AGE_COLUMN),
-    check_update=_check_revision, etcd_path="controllerrevisions",
+    check_update=_check_revision,
 )
 
-#: every stored kind, by (group, version, plural)
+#: every stored kind, by (group, version, plural), groups in kube-apiserver's order
 STORED: dict[tuple[str, str, str], ResourceType] = {
-    (r.group, r.version, r.plural): r for r in (SECRETS, CONFIGMAPS, LEASES, CONTROLLERREVISIONS)
+    (r.group, r.version, r.plural): r for r in (SECRETS, CONFIGMAPS, CONTROLLERREVISIONS, LEASES)
 }
 
 

@@ -110,7 +110,7 @@ class EncryptionMetrics:
         self._key_use: Counter[tuple[str, str, str]] = Counter()
         self._key_use_time: dict[tuple[str, str, str], float] = {}
         self._status_time: dict[tuple[str, str], float] = {}
-        self._dek_sources: Counter[str] = Counter()
+        self._dek_sources: dict[str, set[bytes]] = {}
         self.kms_calls: Counter[tuple[str, str]] = Counter()
         self.kms_used = False
 
@@ -135,17 +135,21 @@ class EncryptionMetrics:
             for index, bound in enumerate(LATENCY_BUCKETS):
                 if seconds <= bound:
                     hist.counts[index] += 1
-            if code == "OK" and method in ("Encrypt", "Decrypt"):
-                self._dek_sources[provider] += 1
             if code == "OK" and method == "Status" and key_id:
                 self._status_time[(provider, sha256_label(key_id))] = self._clock()
 
-    def key_id_used(self, provider: str, key_id: str, to_storage: bool) -> None:
-        """A kms v2 value was read (``from_storage``) or written (``to_storage``)."""
+    def key_id_used(self, provider: str, key_id: str, to_storage: bool, dek_source: bytes
+                    ) -> None:
+        """A kms v2 value was read (``from_storage``) or written (``to_storage``).
+
+        ``dek_source`` identifies the value's encrypted DEK seed (its header): the DEK
+        source cache holds one entry per distinct seed used.
+        """
         key = (provider, sha256_label(key_id), "to_storage" if to_storage else "from_storage")
         with self._lock:
             self._key_use[key] += 1
             self._key_use_time[key] = self._clock()
+            self._dek_sources.setdefault(provider, set()).add(dek_source)
 
     # -- rendering -----------------------------------------------------------------------
     def render(self, config_hash: str, kms_healthy: bool) -> str:
@@ -179,8 +183,8 @@ class EncryptionMetrics:
                          for s, t in self._reload_time.items()]
         if self._dek_sources:
             name = "apiserver_envelope_encryption_dek_source_cache_size"
-            fam[name] = [_line(name, (("provider_name", p),), n)
-                         for p, n in self._dek_sources.items()]
+            fam[name] = [_line(name, (("provider_name", p),), len(seen))
+                         for p, seen in self._dek_sources.items()]
         if self._key_use:
             total = "apiserver_envelope_encryption_key_id_hash_total"
             last = "apiserver_envelope_encryption_key_id_hash_last_timestamp_seconds"

@@ -112,7 +112,7 @@ def mutation(
             raise bad_request("the patch result is not an object")
         rv = (patched.get("metadata") or {}).get("resourceVersion")
         if rv and rv != current["metadata"].get("resourceVersion"):
-            raise conflict(rtype.qualified, name)
+            raise conflict(rtype.plural, name, rtype.group)
         return prepare_object(rtype, namespace, patched, url_name=name)
 
     return mutate

@@ -60,8 +60,6 @@ class ResourceType:
     check_update: UpdateCheck | None = None
     short_names: tuple[str, ...] = ()
     namespaced: bool = True
-    #: below the etcd prefix (kube-apiserver's layout: no group for built-in kinds)
-    etcd_path: str = ""
 
     @property
     def api_version(self) -> str:
@@ -77,11 +75,6 @@ class ResourceType:
     def qualified(self) -> str:
         """``secrets`` for the core group, ``<plural>.<group>`` otherwise."""
         return f"{self.plural}.{self.group}" if self.group else self.plural
-
-    @property
-    def qualified_kind(self) -> str:
-        """``Secret`` or ``<Kind>.<group>``, as Status messages name a kind."""
-        return f"{self.kind}.{self.group}" if self.group else self.kind
 
     @property
     def storage_version_hash(self) -> str:

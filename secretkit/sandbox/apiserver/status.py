@@ -57,46 +57,48 @@ def _details(kind: str, name: str, group: str = "") -> dict[str, Any]:
     return details
 
 
-def not_found(resource: str, name: str) -> ApiError:
-    """404 like ``secrets "x" not found``."""
+def _qualified(resource: str, group: str) -> str:
+    return f"{resource}.{group}" if group else resource
+
+
+def not_found(resource: str, name: str, group: str = "") -> ApiError:
+    """404 like ``secrets "x" not found`` (``leases.coordination.k8s.io "x" ...``)."""
     return ApiError(
-        404, "NotFound", f'{resource} "{name}" not found', details=_details(resource, name)
+        404, "NotFound", f'{_qualified(resource, group)} "{name}" not found',
+        details=_details(resource, name, group),
     )
 
 
-def already_exists(resource: str, name: str) -> ApiError:
+def already_exists(resource: str, name: str, group: str = "") -> ApiError:
     """409 like ``secrets "x" already exists``."""
     return ApiError(
         409,
         "AlreadyExists",
-        f'{resource} "{name}" already exists',
-        details=_details(resource, name),
+        f'{_qualified(resource, group)} "{name}" already exists',
+        details=_details(resource, name, group),
     )
 
 
-def conflict(resource: str, name: str) -> ApiError:
+def conflict(resource: str, name: str, group: str = "") -> ApiError:
     """409 Conflict for a stale ``resourceVersion`` precondition (the apiserver's text)."""
     return ApiError(
         409,
         "Conflict",
-        f'Operation cannot be fulfilled on {resource} "{name}": the object has been '
-        "modified; please apply your changes to the latest version and try again",
-        details=_details(resource, name),
+        f'Operation cannot be fulfilled on {_qualified(resource, group)} "{name}": the object '
+        "has been modified; please apply your changes to the latest version and try again",
+        details=_details(resource, name, group),
     )
 
 
-def invalid(kind: str, name: str, field: str, message: str) -> ApiError:
-    """422 Invalid with one field cause."""
-    return ApiError(
-        422,
-        "Invalid",
-        f'{kind} "{name}" is invalid: {field}: {message}',
-        details={
-            "name": name,
-            "kind": kind,
-            "causes": [{"reason": "FieldValueInvalid", "message": message, "field": field}],
-        },
-    )
+def invalid(kind: str, name: str, field: str, message: str, group: str = "") -> ApiError:
+    """422 Invalid with one field cause (``ControllerRevision.apps "x" is invalid: ...``)."""
+    details: dict[str, Any] = {"name": name}
+    if group:
+        details["group"] = group
+    details["kind"] = kind
+    details["causes"] = [{"reason": "FieldValueInvalid", "message": message, "field": field}]
+    return ApiError(422, "Invalid", f'{_qualified(kind, group)} "{name}" is invalid: {field}: '
+                    f"{message}", details=details)
 
 
 def bad_request(message: str) -> ApiError:

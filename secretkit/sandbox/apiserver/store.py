@@ -1,6 +1,8 @@
 """Object storage in etcd, byte-for-byte the way kube-apiserver does it.
 
-Key ``<prefix>/<etcd path>/<namespace>/<name>``; value
+Key ``<prefix>/<path>/<namespace>/<name>``, the path from kube-apiserver's layout
+(:mod:`secretkit.etcd.layout`, e.g. ``secrets``, ``leases``, ``controllerrevisions``:
+no group for built-in kinds); value
 ``transformer.write(b"k8s\\x00" + runtime.Unknown{apiVersion, kind, raw=protobuf}, key)``.
 The stored object carries no ``resourceVersion``: it is the etcd ``mod_revision``,
 filled in on read. Writes are compare-and-swap on ``mod_revision``.
@@ -24,6 +26,9 @@ from typing import Any
 
 from secretkit.errors import SecretkitError
 from secretkit.etcd import EtcdClient, EtcdCompactedError, KeyValue
+from secretkit.etcd.layout import Layout
+from secretkit.formats.model import ValueProvider
+from secretkit.formats.prefixes import KMS_V2_PREFIX
 from secretkit.sandbox.apiserver import codec
 from secretkit.sandbox.apiserver.encryption import EncryptionState
 from secretkit.sandbox.apiserver.pagination import decode_continue, encode_continue
@@ -104,12 +109,20 @@ class ObjectStore:
     def __init__(self, etcd: EtcdClient, encryption: EncryptionState, prefix: str = "/registry"):
         self._etcd = etcd
         self._encryption = encryption
-        self._prefix = prefix.rstrip("/")
+        self.layout = Layout(prefix)
+        self._prefixes: dict[tuple[str, str], str] = {}
 
     # -- keys ----------------------------------------------------------------------------
     def resource_prefix(self, rtype: ResourceType) -> str:
         """The etcd prefix of every object of ``rtype`` (ends with ``/``)."""
-        return f"{self._prefix}/{rtype.etcd_path}/"
+        cached = self._prefixes.get((rtype.group, rtype.plural))
+        if cached is None:
+            known = self.layout.find(rtype.group, rtype.plural)
+            if known is None:  # every stored kind is in the table; a test keeps it so
+                raise AssertionError(f"{rtype.qualified} is not in the etcd layout table")
+            cached = f"{self.layout.root}{known.path}/"
+            self._prefixes[(rtype.group, rtype.plural)] = cached
+        return cached
 
     def key(self, rtype: ResourceType, namespace: str | None, name: str) -> str:
         """The etcd key of one object."""
@@ -125,6 +138,9 @@ class ObjectStore:
         except SecretkitError as exc:
             # same shape as upstream: "unable to transform key ..." (no value bytes)
             raise internal_error(f'unable to transform key "{key}": {exc.what}') from exc
+        if result.provider is ValueProvider.KMS_V2 and result.key_id and result.provider_name:
+            self._encryption.record_kms_use(result.provider_name, result.key_id, kv.value,
+                                            to_storage=False)
         return Stored(rtype, result.plaintext, result.stale, kv.mod_revision)
 
     def _write_value(self, rtype: ResourceType, plaintext: bytes, key: str) -> bytes:
@@ -134,6 +150,8 @@ class ObjectStore:
                 plaintext, key)
         except SecretkitError as exc:
             raise internal_error(f'unable to transform key "{key}": {exc.what}') from exc
+        if value.startswith(KMS_V2_PREFIX):
+            self._encryption.record_written(value)
         return value
 
     @staticmethod
@@ -148,7 +166,7 @@ class ObjectStore:
         """Read one object (404 when absent)."""
         kv = self._call(self._etcd.get, self.key(rtype, namespace, name).encode())
         if kv is None:
-            raise not_found(rtype.qualified, name)
+            raise not_found(rtype.plural, name, rtype.group)
         return self._read(rtype, kv)
 
     def create(self, rtype: ResourceType, obj: dict[str, Any], *, dry_run: bool = False
@@ -162,7 +180,7 @@ class ObjectStore:
             return obj
         revision = self._call(self._etcd.put_if, key.encode(), value, mod_revision=0)
         if not revision:
-            raise already_exists(rtype.qualified, meta["name"])
+            raise already_exists(rtype.plural, meta["name"], rtype.group)
         meta["resourceVersion"] = str(revision)
         return obj
 
@@ -186,10 +204,10 @@ class ObjectStore:
         for _attempt in range(_UPDATE_RETRIES):
             kv = self._call(self._etcd.get, key.encode())
             if kv is None:
-                raise not_found(rtype.qualified, name)
+                raise not_found(rtype.plural, name, rtype.group)
             current = self._read(rtype, kv)
             if precondition and precondition != str(kv.mod_revision):
-                raise conflict(rtype.qualified, name)
+                raise conflict(rtype.plural, name, rtype.group)
             new_obj: dict[str, Any] | None = None
             plaintext = current.plaintext
             if mutate is not None:
@@ -216,8 +234,8 @@ class ObjectStore:
                     written._obj = new_obj
                 return written
             if precondition:
-                raise conflict(rtype.qualified, name)
-        raise conflict(rtype.qualified, name)
+                raise conflict(rtype.plural, name, rtype.group)
+        raise conflict(rtype.plural, name, rtype.group)
 
     def delete(
         self, rtype: ResourceType, namespace: str | None, name: str, *,
@@ -227,14 +245,14 @@ class ObjectStore:
         key = self.key(rtype, namespace, name)
         kv = self._call(self._etcd.get, key.encode())
         if kv is None:
-            raise not_found(rtype.qualified, name)
+            raise not_found(rtype.plural, name, rtype.group)
         if precondition and precondition != str(kv.mod_revision):
-            raise conflict(rtype.qualified, name)
+            raise conflict(rtype.plural, name, rtype.group)
         stored = self._read(rtype, kv)
         if dry_run:
             return stored
         if not self._call(self._etcd.delete, key.encode(), mod_revision=kv.mod_revision):
-            raise conflict(rtype.qualified, name)
+            raise conflict(rtype.plural, name, rtype.group)
         return stored
 
     # -- lists ---------------------------------------------------------------------------
