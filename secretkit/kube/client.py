@@ -2,8 +2,11 @@
 
 The official client does the hard parts (kubeconfig merging, contexts, in-cluster
 service accounts, exec credential plugins, client certificates); this adapter only
-sends raw JSON requests through its connection pool, so that listing and replacing
-tens of thousands of objects does not pay for model (de)serialization.
+sends raw requests through its connection pool (:meth:`KubeClient.send`), so that
+listing and rewriting tens of thousands of objects pays neither for model
+(de)serialization nor for re-encoding bodies: a body goes out byte for byte as given
+(the official client's ``json.dumps`` adds spaces, which changes the bytes of a
+``runtime.RawExtension`` such as a ControllerRevision's ``data``: HTTP 422).
 
 Every failure is translated into :class:`~secretkit.errors.KubeError` or returned as
 an :class:`ApiResponse` with the HTTP status, so callers decide what a 404 or 409
@@ -14,17 +17,18 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from secretkit.errors import KubeError
 
 #: HTTP statuses that mean "the credentials are not good enough": fatal for a run
 AUTH_STATUSES = frozenset({401, 403})
+JSON = "application/json"
+PROTOBUF = "application/vnd.kubernetes.protobuf"
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,35 @@ class KubeConnectOptions:
     timeout: float = 30.0
     #: HTTP connection pool size; at least the worker count
     pool_size: int = 16
+
+
+@dataclass(frozen=True)
+class RawResponse:
+    """One HTTP answer as bytes: status, body, content type, ``Retry-After`` seconds."""
+
+    status: int
+    body: bytes
+    content_type: str = ""
+    retry_after: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True for 2xx."""
+        return 200 <= self.status < 300
+
+    @property
+    def is_protobuf(self) -> bool:
+        """True when the body is ``application/vnd.kubernetes.protobuf``."""
+        return self.content_type.startswith(PROTOBUF)
+
+    def json(self) -> Any:
+        """The body parsed as JSON, or None when it is not JSON."""
+        if not self.body or self.is_protobuf:
+            return None
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            return None
 
 
 @dataclass(frozen=True)
@@ -130,8 +163,17 @@ class KubeClient:
         # connection failures are retried by the engine's policy, not hidden in urllib3
         configuration.retries = 1
         self.host: str = str(configuration.host)
+        self._configuration: Any = configuration
         self._api: Any = k8s_client.ApiClient(configuration)
-        self._lock = threading.Lock()
+        # the official client's connection pool: its TLS set-up (CA, client certs, proxy)
+        self._pool: Any = self._api.rest_client.pool_manager
+        import urllib3
+
+        self._timeout = urllib3.Timeout(total=options.timeout)
+        self._retries = urllib3.Retry(total=1, read=0, status=0, redirect=0, raise_on_status=False)
+        from secretkit import __version__
+
+        self._user_agent = f"secretkit/{__version__}"
 
     def close(self) -> None:
         """Release pooled connections."""
@@ -143,42 +185,39 @@ class KubeClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def request(
+    def send(
         self,
         method: str,
         path: str,
         *,
         query: Sequence[tuple[str, str]] = (),
-        body: Mapping[str, Any] | None = None,
-    ) -> ApiResponse:
-        """Send one request; return the answer for any HTTP status.
+        body: bytes | None = None,
+        content_type: str | None = None,
+        accept: str = JSON,
+    ) -> RawResponse:
+        """Send one request with ``body`` exactly as given; return the answer for any status.
 
         Raises :class:`KubeError` only when no HTTP answer came back (unreachable,
         TLS failure, timeout), naming the API host, never the body.
         """
         import urllib3
 
-        headers: dict[str, str] = {"Accept": "application/json"}
-        if body is not None:
-            headers["Content-Type"] = "application/json"
-        # param_serialize applies auth (bearer tokens, exec plugins that refresh them)
-        with self._lock:
-            method_s, url, header_params, _, _ = self._api.param_serialize(
-                method,
-                path,
-                query_params=list(query) or None,
-                header_params=headers,
-                auth_settings=["BearerToken"],
-            )
+        headers = {"Accept": accept, "User-Agent": self._user_agent}
+        if content_type is not None:
+            headers["Content-Type"] = content_type
+        # evaluated per request: exec credential plugins refresh expiring tokens here
+        token = self._configuration.get_api_key_with_prefix("BearerToken",
+                                                            alias="authorization")
+        if token:
+            headers["authorization"] = token
+        url = self.host + path
+        if query:
+            url += "?" + urlencode(list(query))
         try:
-            resp: Any = self._api.call_api(
-                method_s,
-                url,
-                header_params=header_params,
-                body=dict(body) if body is not None else None,
-                _request_timeout=self._options.timeout,
+            resp: Any = self._pool.request(
+                method, url, body=body, headers=headers, timeout=self._timeout,
+                retries=self._retries, preload_content=True, redirect=False,
             )
-            raw = resp.read()
         except urllib3.exceptions.SSLError:
             raise KubeError(
                 "TLS handshake with the Kubernetes API failed",
@@ -191,20 +230,31 @@ class KubeClient:
                 where=self.host,
                 hint=f"{type(exc).__name__}; is the API server running and the address right?",
             ) from None
-        parsed: Any = None
-        if raw:
-            try:
-                parsed = json.loads(raw)
-            except ValueError:
-                parsed = None
         retry_after: float | None = None
-        header = resp.headers.get("Retry-After") if resp.headers else None
+        header = resp.headers.get("Retry-After")
         if header:
             try:
-                retry_after = float(header)
+                retry_after = max(float(header), 0.0)
             except ValueError:
                 retry_after = None
-        return ApiResponse(status=int(resp.status), body=parsed, retry_after=retry_after)
+        return RawResponse(int(resp.status), bytes(resp.data),
+                           str(resp.headers.get("Content-Type", "")), retry_after)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Sequence[tuple[str, str]] = (),
+        body: Mapping[str, Any] | None = None,
+    ) -> ApiResponse:
+        """Send one JSON request (compact JSON, as kubectl sends); parse the JSON answer."""
+        data = None
+        if body is not None:
+            data = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+        raw = self.send(method, path, query=query, body=data,
+                        content_type=JSON if data is not None else None)
+        return ApiResponse(status=raw.status, body=raw.json(), retry_after=raw.retry_after)
 
     def get_json(self, path: str) -> Any:
         """GET a path that must succeed (discovery); KubeError otherwise."""

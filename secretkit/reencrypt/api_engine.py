@@ -1,20 +1,31 @@
-"""Re-encrypt through the Kubernetes API: list each resource in pages and replace
-every object unchanged, with its resourceVersion as precondition.
+"""Re-encrypt through the Kubernetes API: list each resource's metadata in pages and ask
+the apiserver to rewrite every object as it is.
 
-The apiserver decrypts with its read chain and writes with its current write
-provider; a replace that changes nothing is skipped by the apiserver unless the
-stored value is stale, so re-running is safe and cheap.
+The request that does it is an **empty merge patch** (``PATCH`` with body ``{}``). The
+apiserver applies a patch inside its own compare-and-swap loop (``GuaranteedUpdate``
+in ``k8s.io/apiserver``): it reads the stored object, applies the (empty) patch,
+encodes the result and compares it with the stored bytes. Unchanged and not stale:
+nothing is written. Stale (not written by the current write provider/key): it is
+written back as it is, with the current key. So:
 
-Safety properties (see docs/reencrypt.md):
+* no object travels to the server and none is re-serialized by the client (the
+  ControllerRevision 422, ``data: field is immutable``, cannot happen);
+* no write can be lost: a concurrent writer's newer object is what the apiserver
+  patches (its CAS retries inside the server), and a patch never creates an object
+  (a deleted one answers 404, counted as gone);
+* it works on every resource type, built-in or custom (merge patch is always
+  served; strategic merge is not served for custom resources).
 
-* The object sent back is exactly the object as read, with its resourceVersion:
-  if anybody wrote it in between, the apiserver answers 409 and nothing is written.
-* After a 409 the object is read again and the *newer* data is replaced; older data
-  is never written back.
-* A 404 means the object was deleted: counted as gone, never recreated (replace
-  with a resourceVersion cannot create).
-* 401/403 and an unreachable API stop the run with a clear error; every other
-  per-object failure is recorded and the run goes on.
+Lists ask for ``PartialObjectMetadataList`` (names and resourceVersions only, in
+protobuf where the server offers it); the patch's answer is ``PartialObjectMetadata``.
+A server that cannot patch a resource (405/415) or refuses the patch's result (422)
+gets the object back byte for byte as it sent it (GET, then PUT of the same bytes
+with its resourceVersion as precondition; 409 re-reads the newer object).
+
+Concurrency adapts to the server (:mod:`.window`): 429/503 and ``Retry-After`` halve
+the number of requests in flight and pause new ones as asked; it grows back as
+answers come. 401/403 and an unreachable API stop the run with a clear error; every
+other per-object failure is recorded and the run goes on.
 """
 
 from __future__ import annotations
@@ -24,24 +35,41 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, NoReturn, Protocol
+from typing import NoReturn, Protocol
 
 from secretkit.errors import KubeError
 from secretkit.kube.client import (
     AUTH_STATUSES,
+    JSON,
+    PROTOBUF,
     ApiResponse,
+    RawResponse,
     collection_path,
     object_path,
     raise_for_status,
 )
 from secretkit.kube.discovery import ApiResource
+from secretkit.kube.metadata import (
+    LIST_ACCEPT,
+    OBJECT_ACCEPT,
+    RAW_ACCEPT,
+    ObjectRef,
+    parse_list,
+    parse_object,
+)
 from secretkit.reencrypt.checkpoint import Checkpoint, CheckpointFile, ResourceProgress
 from secretkit.reencrypt.ratelimit import RateLimiter
 from secretkit.reencrypt.retry import RetryPolicy
 from secretkit.reencrypt.summary import ObjectError, Summary
+from secretkit.reencrypt.window import AdaptiveWindow
 
 #: statuses worth retrying after a pause (overload, timeouts, server hiccups)
 _TRANSIENT = frozenset({429, 500, 502, 503, 504})
+#: the no-op update: an empty JSON merge patch (RFC 7386), served for every resource
+MERGE_PATCH = "application/merge-patch+json"
+EMPTY_PATCH = b"{}"
+#: answers to a patch that mean "this server will not patch this": send the object back
+_PATCH_REFUSED = frozenset({405, 415})
 
 
 class ApiTransport(Protocol):
@@ -49,15 +77,17 @@ class ApiTransport(Protocol):
 
     host: str
 
-    def request(
+    def send(
         self,
         method: str,
         path: str,
         *,
         query: Sequence[tuple[str, str]] = (),
-        body: Mapping[str, Any] | None = None,
-    ) -> ApiResponse:
-        """Send one request."""
+        body: bytes | None = None,
+        content_type: str | None = None,
+        accept: str = JSON,
+    ) -> RawResponse:
+        """Send one request with ``body`` as given; the answer for any HTTP status."""
         ...
 
 
@@ -66,6 +96,7 @@ class ApiRunOptions:
     """Knobs of an API-path run (CLI flags map 1:1)."""
 
     page_size: int = 500
+    #: the most requests in flight; fewer while the server asks to slow down
     concurrency: int = 8
     dry_run: bool = False
     retry: RetryPolicy = field(default_factory=RetryPolicy)
@@ -73,9 +104,12 @@ class ApiRunOptions:
     max_list_restarts: int = 5
 
 
-def object_key(item: Mapping[str, Any]) -> tuple[str | None, str]:
-    """``(namespace, name)`` of a listed object."""
+def object_key(item: Mapping[str, object] | ObjectRef) -> tuple[str | None, str]:
+    """``(namespace, name)`` of a listed object (a reference or a JSON item)."""
+    if isinstance(item, ObjectRef):
+        return item.namespace, item.name
     meta = item.get("metadata") or {}
+    assert isinstance(meta, Mapping)
     return meta.get("namespace") or None, str(meta.get("name", ""))
 
 
@@ -110,6 +144,11 @@ class ApiReencryptor:
         self._abort = threading.Event()
         self._estimate: dict[str, int] = {}
         self._ckpt_lock = threading.Lock()
+        self.window = AdaptiveWindow(options.concurrency)
+        #: resources whose list answers cannot be metadata-only (406)
+        self._full_lists: set[str] = set()
+        #: resources the server will not patch: their objects are sent back as read
+        self._no_patch: set[str] = set()
 
     # ------------------------------------------------------------------ run
 
@@ -148,27 +187,19 @@ class ApiReencryptor:
 
     # -------------------------------------------------------------- listing
 
-    def _list_page(self, res: ApiResource, token: str | None) -> ApiResponse:
+    def _list_page(self, res: ApiResource, token: str | None) -> RawResponse:
         query = [("limit", str(self._opts.page_size))]
         if token:
             query.append(("continue", token))
         path = collection_path(res.group, res.version, res.resource)
-        retry = 0
         while True:
-            self._limiter.acquire()
-            try:
-                resp = self._api.request("GET", path, query=query)
-            except KubeError:
-                retry += 1
-                if not self._opts.retry.should_retry(retry):
-                    raise
-                self._sleep(self._opts.retry.delay(retry))
+            full = res.qualified in self._full_lists
+            resp = self._exchange("GET", path, query=query,
+                                  accept=JSON if full else LIST_ACCEPT)
+            if resp.status == 406 and not full:
+                # a server that cannot answer metadata only: read names from full objects
+                self._full_lists.add(res.qualified)
                 continue
-            if resp.status in _TRANSIENT:
-                retry += 1
-                if self._opts.retry.should_retry(retry):
-                    self._sleep(self._opts.retry.delay(retry, retry_after=resp.retry_after))
-                    continue
             return resp
 
     def _run_list(
@@ -182,7 +213,7 @@ class ApiReencryptor:
         token = progress.continue_token
         skip_upto = progress.last_key
         restarts = 0
-        pending: Future[ApiResponse] = lister.submit(self._list_page, res, token)
+        pending: Future[RawResponse] = lister.submit(self._list_page, res, token)
         while True:
             resp = pending.result()
             if resp.status == 410:
@@ -197,24 +228,22 @@ class ApiReencryptor:
                 continue
             if not resp.ok:
                 _raise_list_error(resp, where)
-            body = resp.body if isinstance(resp.body, dict) else {}
-            items: list[dict[str, Any]] = list(body.get("items") or [])
-            meta = body.get("metadata") or {}
-            next_token = meta.get("continue") or None
-            self._update_estimate(res.qualified, len(items), meta.get("remainingItemCount"))
-            # prefetch the next page while the workers replace this one
-            if next_token:
-                pending = lister.submit(self._list_page, res, next_token)
+            page = parse_list(resp.body, resp.content_type)
+            self._update_estimate(res.qualified, len(page.items), page.remaining)
+            # prefetch the next page while the workers rewrite this one
+            if page.continue_token:
+                pending = lister.submit(self._list_page, res, page.continue_token)
+            items = page.items
             if skip_upto is not None:
-                items = [i for i in items if order_key(*object_key(i)) > skip_upto]
-            self._replace_all(pool, res, items)
+                items = [i for i in items if order_key(i.namespace, i.name) > skip_upto]
+            self._wait([pool.submit(self._rewrite, res, item) for item in items])
             if items:
-                progress.last_key = max(order_key(*object_key(i)) for i in items)
-            progress.continue_token = next_token
+                progress.last_key = max(order_key(i.namespace, i.name) for i in items)
+            progress.continue_token = page.continue_token
             self._save(res, progress)
-            if not next_token:
+            if not page.continue_token:
                 return
-            token = next_token
+            token = page.continue_token
 
     def _run_keys(
         self,
@@ -229,15 +258,16 @@ class ApiReencryptor:
         step = max(self._opts.page_size, 1)
         for offset in range(0, len(todo), step):
             batch = todo[offset : offset + step]
-            futures = [pool.submit(self._fetch_and_replace, res, ns, name) for ns, name in batch]
-            self._wait(futures)
+            # a stale scan gives no resourceVersion: any successful rewrite counts
+            self._wait([pool.submit(self._rewrite, res, ObjectRef(ns, name, ""))
+                        for ns, name in batch])
             progress.last_key = order_key(*batch[-1])
             self._save(res, progress)
 
-    def _update_estimate(self, resource: str, page_len: int, remaining: Any) -> None:
+    def _update_estimate(self, resource: str, page_len: int, remaining: int | None) -> None:
         seen_before = self._summary.resource_counters(resource)["seen"]
         estimate = seen_before + page_len
-        if isinstance(remaining, int) and remaining > 0:
+        if remaining is not None and remaining > 0:
             estimate += remaining
         self._estimate[resource] = max(self._estimate.get(resource, 0), estimate)
         self._report_total()
@@ -245,14 +275,6 @@ class ApiReencryptor:
     def _report_total(self) -> None:
         if self._on_total is not None:
             self._on_total(sum(self._estimate.values()))
-
-    # ------------------------------------------------------------ replacing
-
-    def _replace_all(
-        self, pool: ThreadPoolExecutor, res: ApiResource, items: list[dict[str, Any]]
-    ) -> None:
-        futures = [pool.submit(self._replace_one, res, item) for item in items]
-        self._wait(futures)
 
     def _wait(self, futures: list[Future[None]]) -> None:
         fatal: BaseException | None = None
@@ -265,99 +287,147 @@ class ApiReencryptor:
         if fatal is not None:
             raise fatal
 
-    def _fetch_and_replace(self, res: ApiResource, namespace: str | None, name: str) -> None:
-        if self._abort.is_set():
-            return
-        path = object_path(res.group, res.version, res.resource, name, namespace)
-        resp = self._send("GET", path, None)
-        if resp.status == 404:
-            self._summary.add(res.qualified, "seen")
-            self._summary.add(res.qualified, "gone")
-            return
-        if not resp.ok or not isinstance(resp.body, dict):
-            self._summary.add(res.qualified, "seen")
-            self._fail(res, namespace, name, resp)
-            return
-        self._replace_one(res, resp.body)
+    # ------------------------------------------------------------ rewriting
 
-    def _replace_one(self, res: ApiResource, item: dict[str, Any]) -> None:
+    def _rewrite(self, res: ApiResource, ref: ObjectRef) -> None:
+        """Have the apiserver rewrite one object if stale: an empty merge patch."""
         if self._abort.is_set():
             return
-        namespace, name = object_key(item)
         q = res.qualified
         self._summary.add(q, "seen")
         if self._opts.dry_run:
-            self._summary.candidate(q, order_key(namespace, name))
+            self._summary.candidate(q, order_key(ref.namespace, ref.name))
             return
-        path = object_path(res.group, res.version, res.resource, name, namespace)
-        obj = item
+        if q in self._no_patch:
+            self._send_back(res, ref)
+            return
+        path = object_path(res.group, res.version, res.resource, ref.name, ref.namespace)
         conflicts = 0
-        retries = 0
         while True:
-            obj["apiVersion"] = res.api_version
-            obj["kind"] = res.kind
-            sent_rv = (obj.get("metadata") or {}).get("resourceVersion")
-            resp = self._send("PUT", path, obj)
+            resp = self._exchange("PATCH", path, body=EMPTY_PATCH, content_type=MERGE_PATCH,
+                                  accept=OBJECT_ACCEPT)
             if resp.ok:
-                body = resp.body if isinstance(resp.body, dict) else {}
-                new_rv = (body.get("metadata") or {}).get("resourceVersion")
-                self._summary.add(q, "unchanged" if new_rv == sent_rv else "rewritten")
+                self._count_written(q, ref, resp)
                 return
             if resp.status == 404:
                 self._summary.add(q, "gone")
                 return
             if resp.status == 409:
+                # the apiserver gave up retrying its own compare-and-swap: ask again
                 conflicts += 1
                 if not self._opts.retry.should_retry(conflicts):
-                    self._fail(res, namespace, name, resp)
+                    self._fail(res, ref, resp)
                     return
                 self._summary.add(q, "conflicts_retried")
                 self._sleep(self._opts.retry.delay(conflicts))
-                # re-read: the newer object is what we replace next, never the old one
-                fresh = self._send("GET", path, None)
-                if fresh.status == 404:
-                    self._summary.add(q, "gone")
-                    return
-                if not fresh.ok or not isinstance(fresh.body, dict):
-                    self._fail(res, namespace, name, fresh)
-                    return
-                obj = fresh.body
                 continue
-            if resp.status in _TRANSIENT:
-                retries += 1
-                if self._opts.retry.should_retry(retries):
-                    self._sleep(self._opts.retry.delay(retries, retry_after=resp.retry_after))
-                    continue
-            self._fail(res, namespace, name, resp)
+            if resp.status in _PATCH_REFUSED:
+                self._no_patch.add(q)
+                self._send_back(res, ref)
+                return
+            if resp.status == 422:
+                # the server's own round trip of the object changed it (a RawExtension
+                # it re-encodes differently): send back exactly the bytes it stores
+                self._send_back(res, ref)
+                return
+            self._fail(res, ref, resp)
             return
 
-    def _send(self, method: str, path: str, body: Mapping[str, Any] | None) -> ApiResponse:
-        """One request with rate limiting; transport errors retried, auth errors fatal."""
-        retry = 0
+    def _send_back(self, res: ApiResource, ref: ObjectRef) -> None:
+        """GET the object and PUT the very same bytes (its resourceVersion guards it)."""
+        q = res.qualified
+        path = object_path(res.group, res.version, res.resource, ref.name, ref.namespace)
+        conflicts = 0
+        while True:
+            got = self._exchange("GET", path, accept=RAW_ACCEPT)
+            if got.status == 404:
+                self._summary.add(q, "gone")
+                return
+            if not got.ok:
+                self._fail(res, ref, got)
+                return
+            put = self._exchange("PUT", path, body=got.body,
+                                 content_type=PROTOBUF if got.is_protobuf else JSON,
+                                 accept=OBJECT_ACCEPT)
+            if put.ok:
+                self._count_written(q, ref, put)
+                return
+            if put.status == 404:
+                self._summary.add(q, "gone")
+                return
+            if put.status == 409:
+                # written in between: read the newer object, never send the older one
+                conflicts += 1
+                if not self._opts.retry.should_retry(conflicts):
+                    self._fail(res, ref, put)
+                    return
+                self._summary.add(q, "conflicts_retried")
+                self._sleep(self._opts.retry.delay(conflicts))
+                continue
+            self._fail(res, ref, put)
+            return
+
+    def _count_written(self, q: str, ref: ObjectRef, resp: RawResponse) -> None:
+        try:
+            rv = parse_object(resp.body, resp.content_type).resource_version
+        except KubeError:
+            rv = ""
+        self._summary.add(q, "unchanged" if rv and rv == ref.resource_version else "rewritten")
+
+    def _exchange(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Sequence[tuple[str, str]] = (),
+        body: bytes | None = None,
+        content_type: str | None = None,
+        accept: str = JSON,
+    ) -> RawResponse:
+        """One request, retried while the transport fails or the server is overloaded.
+
+        Goes through the rate limiter and the adaptive window; 401/403 are fatal.
+        Returns the last answer once it is not transient or retries are used up.
+        """
+        transport_retries = retries = 0
         while True:
             self._limiter.acquire()
-            try:
-                resp = self._api.request(method, path, body=body)
-            except KubeError:
-                retry += 1
-                if self._abort.is_set() or not self._opts.retry.should_retry(retry):
-                    raise
-                self._sleep(self._opts.retry.delay(retry))
+            with self.window.slot() as answer:
+                try:
+                    resp = self._api.send(method, path, query=query, body=body,
+                                          content_type=content_type, accept=accept)
+                except KubeError:
+                    transport_retries += 1
+                    if self._abort.is_set() or not self._opts.retry.should_retry(
+                            transport_retries):
+                        raise
+                    resp = None
+                if resp is not None:
+                    answer[:] = [resp.status, resp.retry_after]
+            if resp is None:
+                self._sleep(self._opts.retry.delay(transport_retries))
                 continue
             if resp.status in AUTH_STATUSES:
                 _raise_auth(resp, self._api.host)
+            if resp.status in _TRANSIENT:
+                retries += 1
+                if self._opts.retry.should_retry(retries) and not self._abort.is_set():
+                    self._sleep(self._opts.retry.delay(retries, retry_after=resp.retry_after))
+                    continue
             return resp
 
-    def _fail(
-        self, res: ApiResource, namespace: str | None, name: str, resp: ApiResponse
-    ) -> None:
+    def _fail(self, res: ApiResource, ref: ObjectRef, resp: RawResponse) -> None:
+        reason = ""
+        doc = resp.json()
+        if isinstance(doc, dict) and doc.get("kind") == "Status":
+            reason = str(doc.get("reason") or "")
         self._summary.fail(
             ObjectError(
                 resource=res.qualified,
-                namespace=namespace,
-                name=name,
+                namespace=ref.namespace,
+                name=ref.name,
                 status=resp.status,
-                reason=resp.reason or _STATUS_TEXT.get(resp.status, "error"),
+                reason=reason or _STATUS_TEXT.get(resp.status, "error"),
             )
         )
 
@@ -374,7 +444,7 @@ class ApiReencryptor:
 _STATUS_TEXT = {409: "Conflict", 422: "Invalid", 400: "BadRequest", 500: "InternalError"}
 
 
-def _raise_auth(resp: ApiResponse, host: str) -> NoReturn:
+def _raise_auth(resp: RawResponse, host: str) -> NoReturn:
     if resp.status == 401:
         raise KubeError(
             "the Kubernetes API rejected the credentials (401 Unauthorized)",
@@ -384,13 +454,15 @@ def _raise_auth(resp: ApiResponse, host: str) -> NoReturn:
     raise KubeError(
         "the Kubernetes API refused the request (403 Forbidden)",
         where=host,
-        hint="the user needs list, get and update on every resource being re-encrypted (RBAC)",
+        hint="the user needs list and patch (or get and update) on every resource being "
+        "re-encrypted (RBAC)",
     )
 
 
-def _raise_list_error(resp: ApiResponse, where: str) -> NoReturn:
+def _raise_list_error(resp: RawResponse, where: str) -> NoReturn:
     if resp.status in AUTH_STATUSES:
         _raise_auth(resp, where)
-    raise_for_status(resp, where=where)
+    raise_for_status(ApiResponse(resp.status, resp.json(), resp.retry_after), where=where)
     # only reached for a 2xx answer, which callers never pass
     raise KubeError(f"unexpected list answer {resp.status}", where=where)
+

@@ -17,8 +17,9 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
+from secretkit.sandbox.apiserver.jsonwire import go_compact
 from secretkit.sandbox.apiserver.resources import ResourceType, prepare_object
-from secretkit.sandbox.apiserver.schema import RawJSON
+from secretkit.sandbox.apiserver.schema import Kind, RawJSON
 from secretkit.sandbox.apiserver.status import ApiError, bad_request, conflict
 
 MERGE = "application/merge-patch+json"
@@ -81,15 +82,21 @@ def json_patch(target: Any, ops: Any) -> Any:
     return doc
 
 
-def _plain(obj: Any) -> Any:
-    """``obj`` with raw JSON members parsed, as the apiserver sees its JSON form."""
-    if isinstance(obj, RawJSON):
-        return obj.value()
-    if isinstance(obj, dict):
-        return {k: _plain(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_plain(v) for v in obj]
-    return obj
+def _as_json(obj: dict[str, Any], raw_fields: set[str]) -> dict[str, Any]:
+    """The object as kube-apiserver's patch handler sees it: its JSON encoding.
+
+    Go writes a RawExtension's bytes compacted (:func:`go_compact`), so a raw member
+    that was stored with whitespace comes back different: ``raw_fields`` (the members
+    the patch touches) are parsed, the others stay raw but compacted.
+    """
+    out: dict[str, Any] = {}
+    for key, value in obj.items():
+        if isinstance(value, RawJSON):
+            compact = RawJSON(go_compact(value.raw))
+            out[key] = compact.value() if key in raw_fields else compact
+        else:
+            out[key] = value
+    return out
 
 
 def mutation(
@@ -97,17 +104,24 @@ def mutation(
 ) -> Callable[[dict[str, Any]], dict[str, Any]] | None:
     """The update a PATCH makes, for the store to apply to the current object.
 
-    None for an empty patch: the object stays byte for byte what it is (as
-    kube-apiserver's re-encoding of an unchanged object gives the same bytes).
+    None for an empty patch of a kind without raw members: the object stays byte for
+    byte what it is, as kube-apiserver's re-encoding of an unchanged object gives the
+    same bytes. A kind with raw members (ControllerRevision ``data``) goes through the
+    JSON round trip even then, as upstream's does, so a ``data`` stored with
+    whitespace makes even an empty patch a 422.
     """
-    if doc == ([] if content_type == JSON_PATCH else {}):
+    raw_members = {f.name for f in rtype.message if f.kind is Kind.RAW}
+    if doc == ([] if content_type == JSON_PATCH else {}) and not raw_members:
         return None
+    touched = raw_members if content_type == JSON_PATCH or not isinstance(doc, dict) else (
+        raw_members & set(doc))
 
     def mutate(current: dict[str, Any]) -> dict[str, Any]:
+        base = _as_json(current, touched)
         if content_type == JSON_PATCH:
-            patched = json_patch(_plain(current), doc)
+            patched = json_patch(base, doc)
         else:
-            patched = merge_patch(_plain(current), doc, strategic=content_type == STRATEGIC)
+            patched = merge_patch(base, doc, strategic=content_type == STRATEGIC)
         if not isinstance(patched, dict):
             raise bad_request("the patch result is not an object")
         rv = (patched.get("metadata") or {}).get("resourceVersion")
