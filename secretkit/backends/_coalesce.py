@@ -21,12 +21,28 @@ P = TypeVar("P")
 R = TypeVar("R")
 
 
+class _Signal:
+    """A one-shot wake-up: set once, waited once (a held lock; cheaper than an Event)."""
+
+    __slots__ = ("_lock",)
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lock.acquire()
+
+    def set(self) -> None:
+        self._lock.release()
+
+    def wait(self) -> None:
+        self._lock.acquire()
+
+
 class _Waiter(Generic[P, R]):
     __slots__ = ("error", "event", "lead", "payload", "result")
 
     def __init__(self, payload: P) -> None:
         self.payload = payload
-        self.event = threading.Event()
+        self.event = _Signal()
         self.lead = False
         self.result: R | None = None
         self.error: BaseException | None = None

@@ -416,6 +416,25 @@ class EtcdClient:
         resp = self._txn(request, "compare-and-swap")
         return int(resp.header.revision) if resp.succeeded else 0
 
+    def put_if_many(self, items: Sequence[tuple[bytes, bytes, int]]) -> int:
+        """Like :meth:`compare_and_swap_many`, but return the write's revision (0: none).
+
+        Every key is written at the one returned revision, or none is.
+        """
+        if not items:
+            raise ValueError("put_if_many needs at least one item")
+        if any(mod_revision < 0 for _, _, mod_revision in items):
+            raise ValueError("mod_revision must be >= 0")
+        request = rpc_pb2.TxnRequest(
+            compare=[self._guard(key, mod_revision) for key, _, mod_revision in items],
+            success=[
+                rpc_pb2.RequestOp(request_put=rpc_pb2.PutRequest(key=key, value=value))
+                for key, value, _ in items
+            ],
+        )
+        resp = self._txn(request, "compare-and-swap (batch)")
+        return int(resp.header.revision) if resp.succeeded else 0
+
     def grant_lease(self, ttl: int) -> int:
         """Grant an etcd lease of ``ttl`` seconds; return its ID (keys put with it expire)."""
         timeout = self._config.timeout

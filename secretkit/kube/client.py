@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,11 +26,14 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from secretkit.errors import KubeError
+from secretkit.kube.http1 import Http1Pool, tls_context
 
 #: HTTP statuses that mean "the credentials are not good enough": fatal for a run
 AUTH_STATUSES = frozenset({401, 403})
 JSON = "application/json"
 PROTOBUF = "application/vnd.kubernetes.protobuf"
+#: how long a bearer token is reused before asking the kubeconfig's refresh hook again
+_TOKEN_TTL = 1.0
 
 
 @dataclass(frozen=True)
@@ -174,9 +179,24 @@ class KubeClient:
         from secretkit import __version__
 
         self._user_agent = f"secretkit/{__version__}"
+        self._token_at = -_TOKEN_TTL - 1.0
+        self._cached_token: str | None = None
+        self._direct: Any = None
+        self._http1: Http1Pool | None = None
+        if not getattr(configuration, "proxy", None):
+            self._direct = self._pool.connection_from_url(self.host)
+            try:
+                context, server_name = tls_context(configuration)
+            except (OSError, ValueError):
+                context = None  # let urllib3 report the TLS problem on the first request
+            else:
+                self._http1 = Http1Pool(self.host, context, server_name,
+                                        timeout=options.timeout)
 
     def close(self) -> None:
         """Release pooled connections."""
+        if self._http1 is not None:
+            self._http1.close()
         self._api.close()
 
     def __enter__(self) -> KubeClient:
@@ -205,19 +225,25 @@ class KubeClient:
         headers = {"Accept": accept, "User-Agent": self._user_agent}
         if content_type is not None:
             headers["Content-Type"] = content_type
-        # evaluated per request: exec credential plugins refresh expiring tokens here
-        token = self._configuration.get_api_key_with_prefix("BearerToken",
-                                                            alias="authorization")
+        token = self._token()
         if token:
             headers["authorization"] = token
-        url = self.host + path
-        if query:
-            url += "?" + urlencode(list(query))
+        target = path + ("?" + urlencode(list(query)) if query else "")
+        if self._http1 is not None:
+            return self._send_http1(method, target, headers, body)
         try:
-            resp: Any = self._pool.request(
-                method, url, body=body, headers=headers, timeout=self._timeout,
-                retries=self._retries, preload_content=True, redirect=False,
-            )
+            if self._direct is not None:
+                # one connection pool for the one API host: no URL parsing per request
+                resp: Any = self._direct.urlopen(
+                    method, target, body=body, headers=headers, timeout=self._timeout,
+                    retries=self._retries, preload_content=True, redirect=False,
+                )
+            else:
+                resp = self._pool.request(
+                    method, self.host + target, body=body, headers=headers,
+                    timeout=self._timeout, retries=self._retries, preload_content=True,
+                    redirect=False,
+                )
         except urllib3.exceptions.SSLError:
             raise KubeError(
                 "TLS handshake with the Kubernetes API failed",
@@ -239,6 +265,47 @@ class KubeClient:
                 retry_after = None
         return RawResponse(int(resp.status), bytes(resp.data),
                            str(resp.headers.get("Content-Type", "")), retry_after)
+
+    def _send_http1(self, method: str, target: str, headers: dict[str, str],
+                    body: bytes | None) -> RawResponse:
+        assert self._http1 is not None
+        try:
+            answer = self._http1.request(method, target, headers, body)
+        except ssl.SSLError:
+            raise KubeError(
+                "TLS handshake with the Kubernetes API failed",
+                where=self.host,
+                hint="check the cluster CA and client certificate in the kubeconfig",
+            ) from None
+        except OSError as exc:
+            raise KubeError(
+                "cannot reach the Kubernetes API",
+                where=self.host,
+                hint=f"{type(exc).__name__}; is the API server running and the address right?",
+            ) from None
+        retry_after: float | None = None
+        header = answer.headers.get("retry-after")
+        if header:
+            try:
+                retry_after = max(float(header), 0.0)
+            except ValueError:
+                retry_after = None
+        return RawResponse(answer.status, answer.body, answer.headers.get("content-type", ""),
+                           retry_after)
+
+    def _token(self) -> str | None:
+        """The bearer token, refreshed at most once a second.
+
+        The kubeconfig loader's refresh hook (exec credential plugins, token files)
+        runs on every lookup and rebuilds part of the configuration (a proxy scan of
+        the environment, ~50 us); a token that is valid now is valid a second later.
+        """
+        now = time.monotonic()
+        if now - self._token_at > _TOKEN_TTL:
+            self._cached_token = self._configuration.get_api_key_with_prefix(
+                "BearerToken", alias="authorization")
+            self._token_at = now
+        return self._cached_token
 
     def request(
         self,

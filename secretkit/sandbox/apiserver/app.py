@@ -434,11 +434,12 @@ class ApiApp:
     def _one(self, rtype: ResourceType, item: Stored | dict[str, Any], target: Target,
              code: int) -> Response:
         if target.form == "PartialObjectMetadata":
-            meta = item.metadata() if isinstance(item, Stored) else item["metadata"]
             if target.media == PROTOBUF:
-                raw = encode_len_field(1, encode_message(OBJECT_META, meta))
+                raw = encode_len_field(1, item.metadata_raw() if isinstance(item, Stored)
+                                       else encode_message(OBJECT_META, item["metadata"]))
                 return Response(code, encode_unknown(_META_V1, "PartialObjectMetadata", raw),
                                 target.content_type)
+            meta = item.metadata() if isinstance(item, Stored) else item["metadata"]
             return Response(code, jsonwire.dumps(_partial(meta, target.version)),
                             target.content_type)
         obj = item.object() if isinstance(item, Stored) else item
@@ -461,13 +462,13 @@ class ApiApp:
             return Response(200, jsonwire.dumps(self._table(
                 rtype, objs, rv, result.continue_token, target.version)), target.content_type)
         if target.form == "PartialObjectMetadataList":
-            metas = [s.metadata() for s in result.items]
             if target.media == PROTOBUF:
                 raw = encode_len_field(1, encode_message(LIST_META, meta)) + b"".join(
-                    encode_len_field(2, encode_len_field(1, encode_message(OBJECT_META, m)))
-                    for m in metas)
+                    encode_len_field(2, encode_len_field(1, s.metadata_raw()))
+                    for s in result.items)
                 return Response(200, encode_unknown(_META_V1, "PartialObjectMetadataList",
                                                     raw), target.content_type)
+            metas = [s.metadata() for s in result.items]
             doc = {"kind": "PartialObjectMetadataList",
                    "apiVersion": f"meta.k8s.io/{target.version}", "metadata": meta,
                    "items": [_partial(m, target.version) for m in metas]}

@@ -10,9 +10,15 @@ from __future__ import annotations
 from typing import Any
 
 from secretkit.formats import decode_unknown, encode_unknown
-from secretkit.formats.protowire import iter_fields
+from secretkit.formats.protowire import encode_len_field, iter_fields
 from secretkit.sandbox.apiserver.resources import ResourceType
-from secretkit.sandbox.apiserver.schema import OBJECT_META, decode_message, encode_message
+from secretkit.sandbox.apiserver.schema import (
+    OBJECT_META,
+    decode_message,
+    encode_message,
+    field_payload,
+    with_field,
+)
 
 
 def encode_object(rtype: ResourceType, obj: dict[str, Any]) -> bytes:
@@ -46,3 +52,13 @@ def decode_stored_metadata(plaintext: bytes) -> dict[str, Any]:
         if number == 1 and isinstance(value, memoryview):
             return decode_message(OBJECT_META, value, where="metadata")
     return {}
+
+
+def stored_metadata_raw(plaintext: bytes, resource_version: str) -> bytes:
+    """A stored object's ``ObjectMeta`` bytes with ``resourceVersion`` set, not re-encoded.
+
+    What a metadata-only answer in protobuf carries: the bytes kube-apiserver stored
+    (field 1 of every kind), with field 6 filled in as it fills it on read.
+    """
+    meta = field_payload(decode_unknown(plaintext).raw, 1) or b""
+    return with_field(meta, 6, encode_len_field(6, resource_version.encode()), ordered=True)

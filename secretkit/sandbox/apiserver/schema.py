@@ -28,11 +28,14 @@ from typing import Any
 
 from secretkit.errors import FormatError
 from secretkit.formats.protowire import (
+    WIRE_FIXED32,
+    WIRE_FIXED64,
     WIRE_LEN,
     WIRE_VARINT,
     encode_len_field,
     encode_varint,
     iter_fields,
+    read_varint,
 )
 
 _UINT64 = (1 << 64) - 1
@@ -334,3 +337,57 @@ def _index(message: Message) -> dict[int, Field]:
         index = {f.number: f for f in message}
         _INDEXES[id(message)] = index
     return index
+
+
+# -- splicing ------------------------------------------------------------------------------
+def field_spans(raw: bytes, *, upto: int | None = None) -> list[tuple[int, int, int]]:
+    """``(number, start, end)`` of the fields of ``raw``, tag included (FormatError if bad).
+
+    With ``upto`` the scan stops after the first field numbered ``upto`` or more.
+    """
+    spans: list[tuple[int, int, int]] = []
+    pos, end = 0, len(raw)
+    while pos < end:
+        start = pos
+        tag, pos = read_varint(raw, pos, where="protobuf")
+        wire = tag & 0x7
+        if wire == WIRE_LEN:
+            length, pos = read_varint(raw, pos, where="protobuf")
+            pos += length
+        elif wire == WIRE_VARINT:
+            _value, pos = read_varint(raw, pos, where="protobuf")
+        elif wire == WIRE_FIXED64:
+            pos += 8
+        elif wire == WIRE_FIXED32:
+            pos += 4
+        else:
+            raise FormatError(f"unsupported wire type {wire}", where="protobuf")
+        if pos > end:
+            raise FormatError("truncated field", where="protobuf")
+        spans.append((tag >> 3, start, pos))
+        if upto is not None and tag >> 3 >= upto:
+            break
+    return spans
+
+
+def with_field(raw: bytes, number: int, encoded: bytes, *, ordered: bool = False) -> bytes:
+    """``raw`` with field ``number`` replaced by ``encoded`` (a whole field), or inserted
+    in number order when absent; the other bytes are kept as they are.
+
+    ``ordered``: ``raw`` is known to be in field order (what gogo writes), so the scan
+    stops at the first field numbered ``number`` or more.
+    """
+    for found, start, end in field_spans(raw, upto=number if ordered else None):
+        if found == number:
+            return raw[:start] + encoded + raw[end:]
+        if found > number:
+            return raw[:start] + encoded + raw[start:]
+    return raw + encoded
+
+
+def field_payload(raw: bytes, number: int) -> bytes | None:
+    """The payload of the first length-delimited field ``number`` (None when absent)."""
+    for found, wire, value in iter_fields(raw, where="protobuf"):
+        if found == number and wire == WIRE_LEN and isinstance(value, memoryview):
+            return bytes(value)
+    return None

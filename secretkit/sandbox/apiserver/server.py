@@ -10,7 +10,10 @@ import secrets
 import select
 import ssl
 import threading
+import time
 from dataclasses import dataclass, field
+from email.utils import formatdate
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
@@ -36,6 +39,10 @@ log = logging.getLogger(__name__)
 
 #: request bodies larger than this are refused (the apiserver's limit is 3 MiB)
 MAX_BODY = 3 * 1024 * 1024
+#: request header limits (Go's net/http default is 1 MiB in total)
+MAX_HEADER_LINE = 64 * 1024
+MAX_HEADER_BYTES = 1024 * 1024
+MAX_HEADERS = 200
 
 
 def read_token_file(path: Path) -> frozenset[str]:
@@ -66,6 +73,21 @@ def parse_bind(bind: str) -> tuple[str, int]:
     return host, int(port)
 
 
+_REASONS = {status.value: status.phrase for status in HTTPStatus}
+
+
+def _http_date() -> str:
+    """The ``Date`` header, recomputed at most once a second."""
+    now = int(time.time())
+    cached = _DATE_CACHE
+    if cached[0] != now:
+        cached[:] = [now, formatdate(now, usegmt=True)]
+    return str(cached[1])
+
+
+_DATE_CACHE: list[object] = [0, ""]
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     # headers and body are separate writes: without TCP_NODELAY, Nagle + delayed ACK
@@ -73,10 +95,53 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server: _Server
 
+    def parse_request(self) -> bool:
+        """Parse the request line and headers (HTTP/1.x only).
+
+        A lean replacement for the standard library's parser, which reads headers
+        through ``email.parser``: that cost about a third of the stand-in's CPU time
+        for a no-op PATCH. Headers end up lower-cased in a plain dict.
+        """
+        self.command = None  # type: ignore[assignment]
+        self.request_version = "HTTP/1.0"
+        self.close_connection = True
+        line = str(self.raw_requestline, "iso-8859-1").rstrip("\r\n")  # type: ignore[attr-defined]
+        self.requestline = line
+        words = line.split()
+        if len(words) != 3 or words[2] not in ("HTTP/1.0", "HTTP/1.1"):
+            self.send_error(400, "Bad request syntax")
+            return False
+        self.command, self.path, self.request_version = words
+        headers: dict[str, str] = {}
+        total = 0
+        while True:
+            raw = self.rfile.readline(MAX_HEADER_LINE + 1)
+            total += len(raw)
+            if len(raw) > MAX_HEADER_LINE or total > MAX_HEADER_BYTES or (
+                    len(headers) > MAX_HEADERS):
+                self.send_error(431, "Request header fields too large")
+                return False
+            if raw in (b"\r\n", b"\n", b""):
+                break
+            name, sep, value = raw.decode("iso-8859-1").partition(":")
+            if not sep or not name.strip():
+                self.send_error(400, "Bad header line")
+                return False
+            key = name.strip().lower()
+            value = value.strip()
+            headers[key] = f"{headers[key]}, {value}" if key in headers else value
+        self.headers = headers  # type: ignore[assignment]
+        connection = headers.get("connection", "").lower()
+        self.close_connection = connection == "close" or (
+            self.request_version == "HTTP/1.0" and connection != "keep-alive")
+        if headers.get("expect", "").lower() == "100-continue":
+            self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        return True
+
     def _dispatch(self) -> None:
         url = urlsplit(self.path)
         query = dict(parse_qsl(url.query, keep_blank_values=True))
-        headers = {k.lower(): v for k, v in self.headers.items()}
+        headers: dict[str, str] = self.headers  # type: ignore[assignment]
         length = int(headers.get("content-length") or 0)
         if length > MAX_BODY:
             self._send(Response(413, b'{"kind":"Status","apiVersion":"v1","status":"Failure",'
@@ -90,17 +155,22 @@ class _Handler(BaseHTTPRequestHandler):
         if response.stream is not None:
             self._send_stream(response)
             return
-        self.send_response(response.code)
-        self.send_header("Content-Type", response.content_type)
-        self.send_header("Content-Length", str(len(response.body)))
+        self.log_request(response.code)
+        lines = [
+            f"HTTP/1.1 {response.code} {_REASONS.get(response.code, '')}",
+            f"Content-Type: {response.content_type}",
+            f"Content-Length: {len(response.body)}",
+            f"Date: {_http_date()}",
+        ]
         if "Cache-Control" not in response.headers:
-            self.send_header("Cache-Control", "no-cache, private")
-        for name, value in response.headers.items():
-            if name != "Content-Type":
-                self.send_header(name, value)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(response.body)
+            lines.append("Cache-Control: no-cache, private")
+        lines.extend(f"{name}: {value}" for name, value in response.headers.items()
+                     if name != "Content-Type")
+        if self.close_connection:
+            lines.append("Connection: close")
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        # one write: one TLS record and one syscall for the whole answer
+        self.wfile.write(head if self.command == "HEAD" else head + response.body)
 
     def _send_stream(self, response: Response) -> None:
         assert response.stream is not None
@@ -143,7 +213,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         # request lines carry names only (never bodies); keep them at debug level
-        log.debug("%s - %s", self.address_string(), format % args)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s - %s", self.address_string(), format % args)
 
 
 class _Server(ThreadingHTTPServer):

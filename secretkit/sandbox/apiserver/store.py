@@ -20,12 +20,14 @@ from __future__ import annotations
 import builtins
 import logging
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from secretkit.backends._coalesce import Coalescer
 from secretkit.errors import SecretkitError
 from secretkit.etcd import EtcdClient, EtcdCompactedError, KeyValue
+from secretkit.etcd.client import MAX_TXN_OPS
 from secretkit.etcd.layout import Layout
 from secretkit.formats.model import ValueProvider
 from secretkit.formats.prefixes import KMS_V2_PREFIX
@@ -50,6 +52,8 @@ log = logging.getLogger(__name__)
 
 #: how many times an update retries a lost compare-and-swap on the newer object
 _UPDATE_RETRIES = 5
+#: a batch of writes stays well below etcd's default --max-request-bytes (1.5 MiB)
+_MAX_BATCH_BYTES = 1024 * 1024
 #: builds the new object from the stored one (None: the object stays as it is)
 Mutation = Callable[[dict[str, Any]], dict[str, Any]] | None
 
@@ -80,6 +84,14 @@ class Stored:
             self._obj = obj
         return self._obj
 
+    def metadata_raw(self) -> bytes:
+        """The protobuf ``ObjectMeta`` of the object, with its ``resourceVersion``."""
+        try:
+            return codec.stored_metadata_raw(self.plaintext, str(self.revision))
+        except SecretkitError as exc:
+            raise internal_error(f"unable to decode a stored {self.rtype.kind}: "
+                                 f"{exc.what}") from exc
+
     def metadata(self) -> dict[str, Any]:
         """Only the object's metadata, with its ``resourceVersion``."""
         if self._obj is not None:
@@ -109,6 +121,17 @@ class ObjectStore:
     def __init__(self, etcd: EtcdClient, encryption: EncryptionState, prefix: str = "/registry"):
         self._etcd = etcd
         self._encryption = encryption
+        # Concurrent requests go to etcd together: a Python gRPC call costs ~0.2 ms of
+        # CPU, a key in a batch ~0.01 ms, and the stand-in is one Python process (a Go
+        # kube-apiserver pays ~0.02 ms per call). Reads share one read-only Txn; writes
+        # share one Txn in which each key keeps its own compare-and-swap. The one
+        # visible difference: objects written together share a resourceVersion.
+        self._reads: Coalescer[bytes, KeyValue | None] = Coalescer(
+            etcd.get, lambda keys: etcd.get_many([(key, 0) for key in keys]),
+            max_items=MAX_TXN_OPS, max_inflight=1)
+        self._writes: Coalescer[tuple[bytes, bytes, int], int] = Coalescer(
+            lambda item: etcd.put_if(item[0], item[1], mod_revision=item[2]),
+            self._put_batch, max_items=MAX_TXN_OPS, max_inflight=1)
         self.layout = Layout(prefix)
         self._prefixes: dict[tuple[str, str], str] = {}
 
@@ -154,6 +177,29 @@ class ObjectStore:
             self._encryption.record_written(value)
         return value
 
+    def _put_batch(self, items: Sequence[tuple[bytes, bytes, int]]) -> list[int]:
+        """One Txn for ``items`` when it fits; on any conflict, each on its own."""
+        keys = {key for key, _, _ in items}
+        size = sum(len(key) + len(value) for key, value, _ in items)
+        if len(keys) == len(items) and size <= _MAX_BATCH_BYTES:
+            revision = self._etcd.put_if_many(items)
+            if revision:
+                return [revision] * len(items)
+        # a conflict (or a key twice): find out which, one compare-and-swap at a time
+        return [self._etcd.put_if(key, value, mod_revision=rev) for key, value, rev in items]
+
+    def _put_if(self, key: str, value: bytes, mod_revision: int) -> int:
+        try:
+            return self._writes.submit((key.encode(), value, mod_revision))
+        except SecretkitError as exc:
+            raise internal_error(f"etcd: {exc.what}") from exc
+
+    def _get(self, key: str) -> KeyValue | None:
+        try:
+            return self._reads.submit(key.encode())
+        except SecretkitError as exc:
+            raise internal_error(f"etcd: {exc.what}") from exc
+
     @staticmethod
     def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         try:
@@ -164,7 +210,7 @@ class ObjectStore:
     # -- CRUD ----------------------------------------------------------------------------
     def get(self, rtype: ResourceType, namespace: str | None, name: str) -> Stored:
         """Read one object (404 when absent)."""
-        kv = self._call(self._etcd.get, self.key(rtype, namespace, name).encode())
+        kv = self._get(self.key(rtype, namespace, name))
         if kv is None:
             raise not_found(rtype.plural, name, rtype.group)
         return self._read(rtype, kv)
@@ -178,7 +224,7 @@ class ObjectStore:
         value = self._write_value(rtype, codec.encode_stored(rtype, obj), key)
         if dry_run:
             return obj
-        revision = self._call(self._etcd.put_if, key.encode(), value, mod_revision=0)
+        revision = self._put_if(key, value, 0)
         if not revision:
             raise already_exists(rtype.plural, meta["name"], rtype.group)
         meta["resourceVersion"] = str(revision)
@@ -202,7 +248,7 @@ class ObjectStore:
         """
         key = self.key(rtype, namespace, name)
         for _attempt in range(_UPDATE_RETRIES):
-            kv = self._call(self._etcd.get, key.encode())
+            kv = self._get(key)
             if kv is None:
                 raise not_found(rtype.plural, name, rtype.group)
             current = self._read(rtype, kv)
@@ -224,9 +270,7 @@ class ObjectStore:
                     new_obj["metadata"]["resourceVersion"] = str(kv.mod_revision)
                     preview._obj = new_obj
                 return preview
-            revision = self._call(
-                self._etcd.put_if, key.encode(), value, mod_revision=kv.mod_revision
-            )
+            revision = self._put_if(key, value, kv.mod_revision)
             if revision:
                 written = Stored(rtype, plaintext, False, revision)
                 if new_obj is not None:
@@ -243,7 +287,7 @@ class ObjectStore:
     ) -> Stored:
         """Delete one object; returns it (404 when absent, 409 on a failed precondition)."""
         key = self.key(rtype, namespace, name)
-        kv = self._call(self._etcd.get, key.encode())
+        kv = self._get(key)
         if kv is None:
             raise not_found(rtype.plural, name, rtype.group)
         if precondition and precondition != str(kv.mod_revision):
