@@ -16,13 +16,13 @@ from secretkit.audit.model import (
 )
 from secretkit.audit.scan import Progress, ScanOptions, scan_etcd, scan_snapshot
 from secretkit.encryption_config import EncryptionConfig, load_encryption_config_file
-from secretkit.errors import SecretkitError, UsageError
+from secretkit.errors import FindingsError, UsageError
 from secretkit.kmsapi.services import KMSServices, current_key_ids, open_kms_services
 
 DEFAULT_FAIL_ON = (FindingKind.PLAINTEXT, FindingKind.UNDECRYPTABLE)
 
 
-class AuditFailed(SecretkitError):
+class AuditFailed(FindingsError):
     """The audit ran and found what ``--fail-on`` lists (exit code 1)."""
 
 

@@ -48,6 +48,7 @@ from secretkit.errors import (
     BackendUnavailable,
     ConfigError,
 )
+from secretkit.fileio import SECRET_FILE_MAX_BYTES, read_text_file
 from secretkit.loopback import is_loopback_url
 
 log = logging.getLogger(__name__)
@@ -232,8 +233,13 @@ def _make_client(cfg: VaultConfig) -> hvac.Client:
 
 
 def _read_secret_file(path: Path, what: str, *, private: bool = False) -> str:
+    # bounded and regular files only: a token_file of /dev/zero must fail, not read
+    # until the kernel kills the process; binary content is an error, never quoted
+    text = read_text_file(
+        path, what=f"the {what} file", error=ConfigError, max_bytes=SECRET_FILE_MAX_BYTES
+    )
+    value = text.strip()
     try:
-        value = path.read_text(encoding="utf-8").strip()
         mode = path.stat().st_mode & 0o777
     except OSError as exc:
         raise ConfigError(f"cannot read {what} file ({exc.strerror})", where=str(path)) from None

@@ -104,7 +104,7 @@ VAULT = {"type": "vault", "address": "http://127.0.0.1:8200", "key": "k8s"}
          "b.yaml:kms.address", "http"),
         ({"auth": {"method": "token", "token": "t"}, "key": "a:b"}, "b.yaml:kms.key", "invalid"),
         ({"auth": {"method": "token", "token": "t"}, "batch": {"max_items": 0}},
-         "b.yaml:kms.batch.max_items", "integer >= 1"),
+         "b.yaml:kms.batch.max_items", "integer from 1 to"),
         ({"auth": {"method": "token", "token": "t"}, "timeout_seconds": "2"},
          "b.yaml:kms.timeout_seconds", "number"),
     ],
