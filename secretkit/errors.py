@@ -45,8 +45,11 @@ class ExitCode(IntEnum):
         return self.name.lower()
 
 
-#: ``scheme://userinfo@``: the userinfo part of a URL (a password or a token)
-_URL_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^\s/?#@]+)@")
+#: ``scheme://userinfo@``: the userinfo part of a URL (a password or a token); up to
+#: the authority's last ``@``, as Go's url.Parse reads it
+_URL_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^\s/?#]+)@")
+#: ``user:password@host`` without a scheme, as gRPC and resolvers quote targets
+_BARE_USERINFO = re.compile(r"(?<![^\s\[(<'\"=,])[^\s/@:'\"]+:[^\s/'\"]+@(?=[\w\[])")
 #: what replaces a URL's userinfo
 REDACTED = "REDACTED"
 
@@ -55,12 +58,15 @@ def redact_urls(text: str) -> str:
     """``text`` with the userinfo of every URL in it replaced by ``REDACTED``.
 
     ``https://admin:s3cret@host`` becomes ``https://REDACTED@host``. The user name
-    goes too: in ``https://TOKEN@host`` it is the credential. Anything that quotes
-    an endpoint or URL in an error, a log line or a report uses this one helper.
+    goes too: in ``https://TOKEN@host`` it is the credential. ``admin:s3cret@host``
+    without a scheme (how gRPC and resolvers quote a target) is redacted as well; an
+    e-mail address (no ``:``) is left alone. Anything that quotes an endpoint or URL
+    in an error, a log line or a report uses this one helper.
     """
     if "@" not in text:
         return text
-    return _URL_USERINFO.sub(lambda m: f"{m.group('scheme')}{REDACTED}@", text)
+    text = _URL_USERINFO.sub(lambda m: f"{m.group('scheme')}{REDACTED}@", text)
+    return _BARE_USERINFO.sub(f"{REDACTED}@", text)
 
 
 class SecretkitError(Exception):

@@ -127,7 +127,9 @@ class AliasedOption(click.Option):
             self.opts = saved
 
 
-def aliased_option(*param_decls: str, hidden_aliases: Sequence[str], **attrs: Any) -> Any:
+def aliased_option(
+    *param_decls: str, hidden_aliases: Sequence[str], **attrs: Any
+) -> Callable[[F], F]:
     """``click.option`` for an :class:`AliasedOption`."""
     return click.option(*param_decls, cls=AliasedOption, hidden_aliases=hidden_aliases, **attrs)
 
@@ -148,7 +150,7 @@ def read_secret_file(path: Path, *, what: str) -> str:
     return value
 
 
-def etcd_prefix_option(**attrs: Any) -> Any:
+def etcd_prefix_option(**attrs: Any) -> Callable[[F], F]:
     """``--etcd-prefix`` (kube-apiserver's name; ``--prefix`` still accepted)."""
     return aliased_option(
         "--etcd-prefix",

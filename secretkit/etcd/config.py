@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from secretkit.durations import parse_seconds
-from secretkit.errors import ConfigError
+from secretkit.errors import ConfigError, redact_urls
 
 #: etcdctl's default endpoint
 DEFAULT_ENDPOINT = "http://127.0.0.1:2379"
@@ -68,6 +68,15 @@ class EtcdConfig:
                 where="endpoints",
                 hint="e.g. --endpoints https://127.0.0.1:2379",
             )
+        for endpoint in endpoints:
+            if "@" in endpoint.split("://", 1)[-1].split("/", 1)[0]:
+                # gRPC would take "user:pass@host" as a host name and quote it back
+                raise ConfigError(
+                    "credentials inside an etcd endpoint are not supported",
+                    where=redact_urls(endpoint),
+                    hint="pass the user with --user and the password with --password-file "
+                    "or $ETCDCTL_PASSWORD",
+                )
         object.__setattr__(self, "endpoints", endpoints)
         for name in ("cacert", "cert", "key"):
             value = getattr(self, name)
