@@ -7,7 +7,8 @@ itself serves (:func:`builtin_resources`) and suggests the nearest one ("did you
 mean 'secrets'?"). A name in a group kube-apiserver does not own (a CRD such as
 ``widgets.example.com``, an aggregated API) cannot be judged offline and is accepted.
 
-Pure: no I/O.
+Pure: no I/O. The list of built-in resources is the layout table's
+(:mod:`secretkit.etcd.layout`).
 """
 
 from __future__ import annotations
@@ -17,47 +18,7 @@ from collections.abc import Iterable
 from functools import cache
 
 from secretkit.errors import UsageError
-
-#: resources kube-apiserver stores in etcd, by API group ("" = core); kept to what
-#: an EncryptionConfiguration may name. TODO(layout): derive from
-#: secretkit.etcd.layout once it lands, so there is one table of built-in resources.
-_BUILTIN: dict[str, tuple[str, ...]] = {
-    "": (
-        "configmaps", "endpoints", "events", "limitranges", "namespaces", "nodes",
-        "persistentvolumeclaims", "persistentvolumes", "pods", "podtemplates",
-        "replicationcontrollers", "resourcequotas", "secrets", "serviceaccounts", "services",
-    ),
-    "admissionregistration.k8s.io": (
-        "mutatingadmissionpolicies", "mutatingadmissionpolicybindings",
-        "mutatingwebhookconfigurations", "validatingadmissionpolicies",
-        "validatingadmissionpolicybindings", "validatingwebhookconfigurations",
-    ),
-    "apiextensions.k8s.io": ("customresourcedefinitions",),
-    "apiregistration.k8s.io": ("apiservices",),
-    "apps": ("controllerrevisions", "daemonsets", "deployments", "replicasets", "statefulsets"),
-    "autoscaling": ("horizontalpodautoscalers",),
-    "batch": ("cronjobs", "jobs"),
-    "certificates.k8s.io": ("certificatesigningrequests", "clustertrustbundles"),
-    "coordination.k8s.io": ("leasecandidates", "leases"),
-    "discovery.k8s.io": ("endpointslices",),
-    "flowcontrol.apiserver.k8s.io": ("flowschemas", "prioritylevelconfigurations"),
-    "internal.apiserver.k8s.io": ("storageversions",),
-    "networking.k8s.io": (
-        "ingressclasses", "ingresses", "ipaddresses", "networkpolicies", "servicecidrs",
-    ),
-    "node.k8s.io": ("runtimeclasses",),
-    "policy": ("poddisruptionbudgets",),
-    "rbac.authorization.k8s.io": ("clusterrolebindings", "clusterroles", "rolebindings", "roles"),
-    "resource.k8s.io": (
-        "deviceclasses", "resourceclaims", "resourceclaimtemplates", "resourceslices",
-    ),
-    "scheduling.k8s.io": ("priorityclasses",),
-    "storage.k8s.io": (
-        "csidrivers", "csinodes", "csistoragecapacities", "storageclasses",
-        "volumeattachments", "volumeattributesclasses",
-    ),
-    "storagemigration.k8s.io": ("storageversionmigrations",),
-}
+from secretkit.etcd.layout import BUILTIN_GROUPS, BUILTIN_RESOURCES
 
 #: API groups kube-apiserver serves itself that store nothing an operator would
 #: name (reviews, webhooks' token requests); a name in them is unknown too
@@ -65,7 +26,6 @@ _BUILTIN_GROUPS_WITHOUT_STORAGE = frozenset(
     {
         "authentication.k8s.io",
         "authorization.k8s.io",
-        "events.k8s.io",
         "extensions",
     }
 )
@@ -73,13 +33,17 @@ _BUILTIN_GROUPS_WITHOUT_STORAGE = frozenset(
 
 @cache
 def builtin_resources() -> frozenset[tuple[str, str]]:
-    """``(group, resource)`` for every resource kube-apiserver serves from etcd."""
-    return frozenset((group, r) for group, names in _BUILTIN.items() for r in names)
+    """``(group, resource)`` for every resource kube-apiserver serves from etcd.
+
+    From the one layout table (:mod:`secretkit.etcd.layout`, read off a real
+    kube-apiserver).
+    """
+    return frozenset((r.group, r.resource) for r in BUILTIN_RESOURCES)
 
 
 def builtin_groups() -> frozenset[str]:
     """Every API group kube-apiserver serves itself (``""`` is core)."""
-    return frozenset(_BUILTIN) | _BUILTIN_GROUPS_WITHOUT_STORAGE
+    return BUILTIN_GROUPS | _BUILTIN_GROUPS_WITHOUT_STORAGE
 
 
 def is_served(group: str, resource: str) -> bool | None:
@@ -93,7 +57,7 @@ def is_served(group: str, resource: str) -> bool | None:
     if group not in builtin_groups():
         return None
     if resource == "*":
-        return group in _BUILTIN
+        return group in BUILTIN_GROUPS
     return (group, resource) in builtin_resources()
 
 
