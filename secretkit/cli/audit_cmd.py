@@ -267,9 +267,9 @@ def etcd_access(
     elif etcd_flags is not None:
         flags = parse_flag_string(etcd_flags)
     if cacert is not None:
-        from secretkit.fileio import read_file
+        from secretkit.cli.etcd_options import check_pem_file
 
-        read_file(cacert, what="the --cacert file")  # a clear error before any probe
+        check_pem_file(cacert, what="the --cacert file")  # a clear error before any probe
     endpoint_list = [e.strip() for e in (endpoints or "").split(",") if e.strip()]
     report = audit_etcd_access(
         endpoint_list, flags=flags, cacert=cacert, timeout=dial_timeout, prefix=etcd_prefix
@@ -334,6 +334,12 @@ def config_check(
         raise UsageError(
             "pass either --apiserver-manifest or --apiserver-flags", where="--apiserver-flags"
         )
+    if encryption_config is not None:
+        from secretkit.fileio import read_text_file
+
+        # a file that cannot be read as text at all is bad input (2); one that reads
+        # but does not load is a finding the report lists (1)
+        read_text_file(encryption_config, what="the --config file")
     flags = None
     if apiserver_manifest is not None:
         flags = load_manifest_flags(apiserver_manifest, "kube-apiserver")

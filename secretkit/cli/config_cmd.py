@@ -177,7 +177,7 @@ def _loose_key_file_warnings(path: Path, cfg: Any) -> list[Any]:
 
 
 @config.command("validate", short_help="Check configs against the apiserver's rules.")
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @output_option()
 def validate(files: tuple[Path, ...], output: str) -> None:
     """Check EncryptionConfiguration FILES against the apiserver's rules.

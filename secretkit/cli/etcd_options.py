@@ -71,7 +71,6 @@ def etcd_config_from(params: dict[str, Any]) -> Any:
     from secretkit.errors import UsageError
     from secretkit.etcd import EtcdConfig
     from secretkit.etcd.config import split_user
-    from secretkit.fileio import read_file
 
     overrides: dict[str, Any] = {"endpoints": params.get("endpoints") or None}
     for name in ("cacert", "cert", "key"):
@@ -94,5 +93,23 @@ def etcd_config_from(params: dict[str, Any]) -> Any:
     config = EtcdConfig.from_env(**overrides)  # ConfigError (exit 2) for a bad combination
     for name, path in (("--cacert", config.cacert), ("--cert", config.cert), ("--key", config.key)):
         if path is not None:
-            read_file(path, what=f"the {name} file")
+            check_pem_file(path, what=f"the {name} file")
     return config
+
+
+def check_pem_file(path: Path, *, what: str) -> None:
+    """A usage error unless ``path`` is a readable, bounded, PEM-looking regular file.
+
+    gRPC and ssl would otherwise fail later with a handshake error that does not
+    name the file.
+    """
+    from secretkit.errors import UsageError
+    from secretkit.fileio import read_file
+
+    data = read_file(path, what=what, max_bytes=1024 * 1024)
+    if b"-----BEGIN " not in data:
+        raise UsageError(
+            f"{what} is not PEM",
+            where=str(path),
+            hint="pass a PEM file (-----BEGIN CERTIFICATE----- or -----BEGIN ... PRIVATE KEY-----)",
+        )
