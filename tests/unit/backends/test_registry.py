@@ -116,6 +116,8 @@ def test_vault_validation(extra: dict[str, Any], where: str, match: str) -> None
 def test_vault_relative_paths_and_secret_free_repr(tmp_path: Path) -> None:
     from secretkit.backends.vault import VaultTransitBackend
 
+    # the CA file must exist and look like PEM (checked before requests reads it)
+    (tmp_path / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
     backend = build_backend(
         {**VAULT, "auth": {"method": "approle", "role_id": "rid", "secret_id": "s3cr3t-id"},
          "tls": {"ca_file": "ca.pem"}},

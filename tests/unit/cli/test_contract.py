@@ -389,15 +389,27 @@ def test_backend_token_files_are_bounded_and_must_be_text(tmp_path: Path) -> Non
         backend.close()
 
 
-@pytest.mark.parametrize("bad", ["/dev/zero", "directory"])
-def test_the_plugin_config_is_bounded(bad: str, tmp_path: Path) -> None:
-    path = str(tmp_path) if bad == "directory" else bad
-    proc = subprocess.run(
-        [sys.executable, "-m", "kms_plugin", "--config", path, "--check-config"],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    assert proc.returncode == 2, proc.stderr
-    assert path in proc.stderr and "Traceback" not in proc.stderr
+def test_vault_tls_files_are_bounded_and_must_be_pem(tmp_path: Path) -> None:
+    from secretkit.backends import build_backend
+
+    for kind, bad in _bad_files(tmp_path).items():
+        with pytest.raises(ConfigError) as err:
+            build_backend(
+                {"type": "vault", "address": "https://127.0.0.1:1", "key": "k",
+                 "auth": {"method": "token", "token": "t"}, "tls": {"ca_file": str(bad)}},
+                where="b.yaml:kms",
+            )  # fmt: skip
+        assert str(bad) in str(err.value), kind
+
+
+def test_the_plugin_config_is_bounded(tmp_path: Path) -> None:
+    for kind, bad in _bad_files(tmp_path).items():
+        proc = subprocess.run(
+            [sys.executable, "-m", "kms_plugin", "--config", str(bad), "--check-config"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert proc.returncode == 2, f"{kind}: {proc.stderr}"
+        assert str(bad) in proc.stderr and "Traceback" not in proc.stderr, kind
 
 
 # -- numbers within the ranges the apiserver accepts ------------------------------------------
