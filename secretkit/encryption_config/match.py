@@ -32,6 +32,19 @@ def providers_for(cfg: EncryptionConfig, resource: str, group: str = "") -> tupl
     return (IdentityProvider(),)
 
 
+def governing_rules(cfg: EncryptionConfig, resource: str, group: str = "") -> tuple[int, ...]:
+    """Indexes of the rules whose providers :func:`providers_for` returns (empty: none,
+    the default identity). A valid config names a resource in one rule only."""
+    found: dict[tuple[str, str], list[int]] = {}
+    for index, rule in enumerate(cfg.rules):
+        for name in rule.resources:
+            found.setdefault(parse_group_resource(name), []).append(index)
+    for key in ((group, resource), (group, "*"), ("*", "*")):
+        if key in found:
+            return tuple(found[key])
+    return ()
+
+
 def resource_for_etcd_key(etcd_key: str, prefix: str = "/registry") -> tuple[str, str]:
     """Return ``(resource, group)`` of the object stored under ``etcd_key``.
 
