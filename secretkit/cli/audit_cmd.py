@@ -70,7 +70,7 @@ _SCAN_OPTIONS = [
     ),
     click.option(
         "--page-size",
-        type=int,
+        type=click.IntRange(1, 1_000_000),
         default=DEFAULT_PAGE_SIZE,
         show_default=True,
         help="Most keys per etcd range request; pages of large values hold fewer "
@@ -183,9 +183,9 @@ def audit(ctx: click.Context, /, **params: Any) -> None:
           /etc/kubernetes/manifests/kube-apiserver.yaml
 
     \b
-    Exit codes: 0 nothing listed in --fail-on was found; 1 findings; 2 usage or
-    bad input; 4 never (undecryptable values are findings: 1); 5 could not check
-    (etcd, a KMS plugin, Vault or AWS KMS unreachable or failing).
+    Exit codes: 0 nothing listed in --fail-on was found; 1 findings (undecryptable
+    values included); 2 usage or bad input; 5 could not check (etcd, a KMS plugin,
+    Vault or AWS KMS unreachable or failing).
     With -o json every outcome is one JSON document on stdout
     (docs/schemas/secretkit.audit.report.v1.json, or secretkit.error.v1.json).
     """
