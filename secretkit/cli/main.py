@@ -170,6 +170,9 @@ def _run(args: list[str], state: CliState) -> int:
     except click.ClickException as exc:
         # every click error (bad flag, bad value, missing file) is a usage error: exit 2,
         # told in the same what/where/hint shape as every other error
+        if _is_no_args_help(exc) and not state.json:
+            exc.show()  # a group run without its command: its help is the answer
+            return int(ExitCode.USAGE)
         error = _click_error(exc)
         return _fail(state, error, _diagnostics(error), ExitCode.USAGE)
     except KeyboardInterrupt:
@@ -216,6 +219,12 @@ def _plain_error(what: str) -> dict[str, Any]:
     }
 
 
+def _is_no_args_help(exc: click.ClickException) -> bool:
+    # click >= 8.2 raises NoArgsIsHelpError; older versions print the help themselves
+    no_args = getattr(click.exceptions, "NoArgsIsHelpError", None)
+    return no_args is not None and isinstance(exc, no_args)
+
+
 def _click_error(exc: click.ClickException) -> dict[str, Any]:
     ctx = getattr(exc, "ctx", None)
     param = getattr(exc, "param", None)
@@ -224,8 +233,9 @@ def _click_error(exc: click.ClickException) -> dict[str, Any]:
     if param is not None:
         opts = getattr(param, "opts", None) or [param.human_readable_name]
         where = f"{command} {opts[0]}"
+    what = f"{command} needs a command" if _is_no_args_help(exc) else exc.format_message()
     return error_object(
-        exc.format_message(),
+        what,
         where=where,
         hint=f"see '{command} --help'",
         code=ExitCode.USAGE,

@@ -483,3 +483,10 @@ def test_write_errors_are_clear(tmp_path: Path, capsys: pytest.CaptureFixture[st
         return
     error = _json_error(res, 2)
     assert str(readonly / "enc.yaml") == error["where"]
+
+
+def test_a_group_without_its_command_shows_its_help(capsys: pytest.CaptureFixture[str]) -> None:
+    res = run_cli(capsys, "config")
+    assert res.code == 2 and "Commands:" in res.out + res.err and "error:" not in res.err
+    error = _json_error(run_cli(capsys, "audit", "etcd-access", "--bogus", "-o", "json"), 2)
+    assert error["where"] == "secretkit audit etcd-access"
