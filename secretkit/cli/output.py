@@ -86,8 +86,10 @@ def output_from_argv(args: Sequence[str]) -> str:
 
 
 def _remember_output(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    # a default must not overwrite what argv said: `audit etcd-access -o json` passes
+    # through the `audit` group, whose own -o is left at its default
     state = cli_state(ctx)
-    if state is not None and value is not None:
+    if state is not None and value is not None and value != param.default:
         state.output = str(value)
     return value
 
