@@ -317,11 +317,12 @@ class StageEngine:
         report.messages += self.verify_apiservers(file_hash(raws[first]))
         if self.world.reencrypt is None:
             raise UsageError("the reencrypt stage needs a way to reach the Kubernetes API")
+        names = scope_names(config, state)
         request = replace(
             self.world.reencrypt_template,
             via="api",
             resources=(),
-            config_resources=tuple(state.resources),
+            config_resources=tuple(names),
             config=config,
             config_source=first,
             only_stale=False,
@@ -329,7 +330,7 @@ class StageEngine:
             dry_run=self.options.dry_run,
             etcd_prefix=self.options.etcd_prefix,
         )
-        self.echo("re-encrypting " + ", ".join(state.resources) + " through the API server ...")
+        self.echo("re-encrypting " + ", ".join(names) + " through the API server ...")
         summary = self.world.reencrypt(request)
         report.reencrypt = summary.to_json()
         error = outcome_error(summary, request)
@@ -375,7 +376,7 @@ class StageEngine:
                         stale += 1
                         if len(examples) < 10:
                             examples.append(f"{key}: {verdict.reason}")
-        names = ", ".join(state.resources)
+        names = ", ".join(scope_names(config, state))
         rewritten = summary.totals().get("rewritten", 0)
         if unreadable:
             raise UndecryptableError(
@@ -450,7 +451,7 @@ class StageEngine:
             )
         report = self._write_stage("prune", state, new_doc, raws)
         report.gate = result.to_json()
-        report.messages[:0] = [*messages, result.summary(", ".join(state.resources))]
+        report.messages[:0] = [*messages, result.summary(", ".join(scope_names(config, state)))]
         if not self.options.dry_run:
             report.messages.append(
                 "every kube-apiserver must now drop what was removed: " + RESTART_HOW
@@ -466,9 +467,24 @@ class StageEngine:
         return report
 
 
+def _rule_indexes(config: EncryptionConfig, state: RotationState) -> tuple[int, ...]:
+    """The procedure's rules: recorded at prepare, else (older state files) every rule that
+    names one of its resources. Whole rules either way: a shared rule is never half-done."""
+    return tuple(state.rule_indexes) or rule_indexes_of(config, state.resources)
+
+
 def _matcher(config: EncryptionConfig, state: RotationState) -> ScopeMatcher:
-    """Which keys the procedure's rules govern (rules recorded at prepare, else by name)."""
-    return ScopeMatcher(config, state.rule_indexes or rule_indexes_of(config, state.resources))
+    """Which keys the procedure's rules govern."""
+    return ScopeMatcher(config, _rule_indexes(config, state))
+
+
+def scope_names(config: EncryptionConfig, state: RotationState) -> list[str]:
+    """Every resource name of the procedure's rules (what re-encryption must cover)."""
+    names: list[str] = []
+    for index in _rule_indexes(config, state):
+        if index < len(config.rules):
+            names += [n for n in config.rules[index].resources if n not in names]
+    return names or list(state.resources)
 
 
 def _first_owner(config: EncryptionConfig, state: RotationState) -> tuple[str, str]:
