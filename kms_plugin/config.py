@@ -147,14 +147,23 @@ def load_config_file(path: Path) -> dict[str, Any]:
 
 
 def _number(value: Any, where: str, *, minimum: float = 0.0) -> float:
-    if isinstance(value, str):
-        try:
-            value = float(value.removesuffix("s"))
-        except ValueError:
-            raise UsageError(f"expected seconds, got {value!r}", where=where) from None
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= minimum:
+    """Seconds: a number or a Go duration string (``30s``, ``1m``), finite, > ``minimum``.
+
+    The one duration parser (:mod:`secretkit.durations`) refuses ``nan``, ``inf`` and
+    values beyond Go's range, which a TTL compared with ``<=`` would let through.
+    """
+    from secretkit.durations import parse_seconds
+
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise UsageError(f"expected a number of seconds > {minimum:g}", where=where)
-    return float(value)
+    try:
+        return parse_seconds(str(value), minimum=minimum)
+    except ValueError as exc:
+        raise UsageError(
+            f"expected a number of seconds > {minimum:g}: {exc}",
+            where=where,
+            hint="use seconds (30) or a Go duration (30s, 1m)",
+        ) from None
 
 
 def _boolean(value: Any, where: str) -> bool:

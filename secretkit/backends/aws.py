@@ -426,7 +426,7 @@ def parse_aws_config(d: Definition) -> AwsConfig:
             role_arn=role_def.req_str("role_arn"),
             session_name=role_def.str_("session_name", "secretkit-kms") or "secretkit-kms",
             external_id=role_def.str_("external_id"),
-            duration_seconds=role_def.integer("duration_seconds", 3600, minimum=900),
+            duration_seconds=role_def.integer("duration_seconds", 3600, minimum=900, maximum=43200),
         )
     context = d.str_map("encryption_context") if d.has("encryption_context") else DEFAULT_CONTEXT
     deadline = d.number("deadline_seconds", 2.5)

@@ -48,6 +48,7 @@ from secretkit.errors import (
     BackendUnavailable,
     ConfigError,
 )
+from secretkit.fileio import SECRET_FILE_MAX_BYTES, read_file, read_text_file
 from secretkit.loopback import is_loopback_url
 
 log = logging.getLogger(__name__)
@@ -214,10 +215,13 @@ def _make_client(cfg: VaultConfig) -> hvac.Client:
     if cfg.tls.insecure_skip_verify:
         verify = False
     elif cfg.tls.ca_file is not None:
-        verify = str(cfg.tls.ca_file)
+        verify = str(_checked_pem(cfg.tls.ca_file, "tls.ca_file"))
     cert = None
     if cfg.tls.client_cert is not None and cfg.tls.client_key is not None:
-        cert = (str(cfg.tls.client_cert), str(cfg.tls.client_key))
+        cert = (
+            str(_checked_pem(cfg.tls.client_cert, "tls.client_cert")),
+            str(_checked_pem(cfg.tls.client_key, "tls.client_key")),
+        )
     # hvac ignores its verify/cert arguments when given a session: set them here
     session.verify = verify
     session.cert = cert
@@ -231,9 +235,28 @@ def _make_client(cfg: VaultConfig) -> hvac.Client:
     )
 
 
+def _checked_pem(path: Path, what: str) -> Path:
+    """``path`` once it is a readable, bounded, PEM-looking regular file.
+
+    requests/OpenSSL read these files themselves, without a size limit and with
+    errors that do not name the file; a device or a binary file fails here instead.
+    """
+    data = read_file(path, what=f"the Vault {what} file", error=ConfigError, max_bytes=1 << 20)
+    if b"-----BEGIN " not in data:
+        raise ConfigError(
+            f"the Vault {what} file is not PEM", where=str(path), hint="pass a PEM file"
+        )
+    return path
+
+
 def _read_secret_file(path: Path, what: str, *, private: bool = False) -> str:
+    # bounded and regular files only: a token_file of /dev/zero must fail, not read
+    # until the kernel kills the process; binary content is an error, never quoted
+    text = read_text_file(
+        path, what=f"the {what} file", error=ConfigError, max_bytes=SECRET_FILE_MAX_BYTES
+    )
+    value = text.strip()
     try:
-        value = path.read_text(encoding="utf-8").strip()
         mode = path.stat().st_mode & 0o777
     except OSError as exc:
         raise ConfigError(f"cannot read {what} file ({exc.strerror})", where=str(path)) from None

@@ -10,10 +10,14 @@ from typing import Any
 
 import click
 
-from secretkit.cli.output import emit_json, output_option
+from secretkit.cli.output import emit_json, output_option, schema_id
+from secretkit.cli.params import etcd_prefix_option
 from secretkit.errors import UsageError
 from secretkit.formats import PlaintextEncoding, StoredValue, ValueProvider, classify_value
 from secretkit.transformers import TransformerSet
+
+#: the ``schema`` of ``inspect -o json`` (docs/schemas/secretkit.inspect.v1.json)
+INSPECT_SCHEMA = schema_id("inspect")
 
 
 def _encoding_fields(sv: StoredValue) -> dict[str, Any]:
@@ -93,10 +97,11 @@ def inspect_value(
 
 
 def _read_value(source: str) -> bytes:
-    if source == "-":
-        return sys.stdin.buffer.read()
-    from secretkit.fileio import read_file
+    # bounded like every file the tools take: `inspect /dev/zero` must not eat memory
+    from secretkit.fileio import read_file, read_stream
 
+    if source == "-":
+        return read_stream(sys.stdin.buffer, what="the value on stdin")
     return read_file(Path(source), what="the value file")
 
 
@@ -118,7 +123,7 @@ def _read_value(source: str) -> bytes:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Backends file resolving the config's kms providers (offline decrypt).",
 )
-@click.option("--prefix", default="/registry", show_default=True, help="etcd key prefix.")
+@etcd_prefix_option()
 @click.option(
     "--show-plaintext",
     is_flag=True,
@@ -130,7 +135,7 @@ def inspect_cmd(
     etcd_key: str,
     config_path: Path | None,
     backends_path: Path | None,
-    prefix: str,
+    etcd_prefix: str,
     show_plaintext: bool,
     value_file: str,
     output: str,
@@ -141,7 +146,8 @@ def inspect_cmd(
     key_id. With --config the value is decrypted through the same provider chain the
     apiserver uses, reporting which provider and key read it and whether it is
     stale (a no-op update would rewrite it). kms providers are resolved through
-    --backends. An undecryptable value exits non-zero, naming every provider tried.
+    --backends. A value the configured providers cannot read exits 4, naming every
+    provider tried; a KMS plugin or backend that fails exits 5; bad input exits 2.
 
     \b
     Example:
@@ -166,13 +172,13 @@ def inspect_cmd(
             services = open_kms_services(backends_path, {})
             transformers = build_transformers(cfg, services.factory)
         report = inspect_value(
-            value, etcd_key, transformers, prefix=prefix, show_plaintext=show_plaintext
+            value, etcd_key, transformers, prefix=etcd_prefix, show_plaintext=show_plaintext
         )
     finally:
         if services is not None:
             services.close()
     if output == "json":
-        emit_json(report)
+        emit_json(report, schema=INSPECT_SCHEMA)
         return
     _print_text(report)
 
