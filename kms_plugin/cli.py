@@ -31,7 +31,7 @@ ENV_PREFIX = "SECRETKIT_PLUGIN_"
 _PLAIN = (
     "listen", "socket_mode", "socket_group", "health_addr", "health_addr_allow_remote",
     "status_ttl", "status_grace", "grace_period", "disable_v1beta1", "max_workers",
-    "log_format", "log_level",
+    "max_pending", "log_format", "log_level",
 )
 
 
@@ -114,6 +114,9 @@ Docs: docs/kms-plugin.md. Exit codes: 0 clean shutdown, 2 invalid configuration.
       help="Serve only v2.KeyManagementService (no deprecated KMS v1 API).")
 @_opt("--max-workers", type=int, metavar="N",
       help="Concurrent requests handled at once (thread pool). [default: 32]")
+@_opt("--max-pending", type=int, metavar="N",
+      help="Calls queued or running beyond which new calls are refused at once with "
+      "RESOURCE_EXHAUSTED (logged and counted) instead of waiting. [default: 4096]")
 @_opt("--log-format", type=click.Choice(LOG_FORMATS),
       help="json (one object per line) or text. [default: json]")
 @_opt("--log-level", type=click.Choice(LOG_LEVELS), help="[default: info]")
