@@ -36,6 +36,7 @@ import socket
 import stat
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
@@ -331,11 +332,13 @@ class PluginServer:
         signal.signal(signal.SIGTERM, self.request_stop)
         signal.signal(signal.SIGINT, self.request_stop)
 
-    def serve_until_signal(self) -> None:
-        """Block until SIGTERM/SIGINT, then shut down gracefully."""
+    def serve_until_signal(self, on_signal: Callable[[], object] | None = None) -> None:
+        """Block until SIGTERM/SIGINT, call ``on_signal``, then shut down gracefully."""
         # a short wait keeps the main thread responsive to signals
         while not self._stop_requested.wait(timeout=0.2):
             pass
+        if on_signal is not None:
+            on_signal()
         self.stop(self._config.grace_period)
 
     def stop(self, grace: float) -> None:

@@ -306,6 +306,14 @@ class PluginService:
             )
         return result
 
+    def check_backend(self) -> str:
+        """One uncached round trip (encrypt + decrypt of a random seed); the key_id, or raise.
+
+        What ``--check-backend`` runs: unlike :meth:`probe`, errors are raised as they
+        are (no grace, no cache), so the caller can say exactly what failed.
+        """
+        return self._round_trip()
+
     def _round_trip(self) -> str:
         """Encrypt then decrypt a random probe value; return the key_id that wrote it."""
         kind = self._backend.kind
