@@ -70,7 +70,7 @@ def _opt(*decls: str, **kw: Any) -> Callable[[_F], _F]:
 
 EPILOG = """\b
 Examples:
-  # development: a local KEK file (32 random bytes)
+  # development: a local KEK file (create one with: secretkit kek create FILE)
   secretkit-kms-plugin --listen unix:///run/kms/plugin.sock \\
       --backend local --local-kek-file /etc/secretkit/kek-1.bin
 \b
@@ -79,13 +79,10 @@ Examples:
       --backend vault --vault-addr https://vault:8200 --vault-key k8s-etcd \\
       --vault-token-file /etc/secretkit/vault-token
 \b
-  # everything from a file (the backend section is a backends-file entry)
-  secretkit-kms-plugin --config /etc/secretkit/kms-plugin.yaml --check-config
-\b
-Precedence: flags > SECRETKIT_PLUGIN_* environment > --config file > defaults.
-  # on the node, before pointing kube-apiserver at it: a real round trip
+  # on the node, before pointing kube-apiserver at it: validate, then a real round trip
   secretkit-kms-plugin --config /etc/secretkit/kms-plugin.yaml --check-backend
 \b
+Precedence: flags > SECRETKIT_PLUGIN_* environment > --config file > defaults.
 Docs: docs/kms-plugin.md. Exit codes: 0 clean shutdown (or check passed),
 2 invalid configuration, 1 --check-backend failed (the reason is printed).
 """
