@@ -39,6 +39,7 @@ COMMANDS: dict[str, str] = {
     "kms": "secretkit.cli.kms_cmd:kms",
     "encryption": "secretkit.cli.encryption_cmd:encryption",
     "sandbox": "secretkit.cli.sandbox_cmd:sandbox",
+    "kek": "secretkit.cli.kek_cmd:kek",
 }
 
 
