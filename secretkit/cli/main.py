@@ -31,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "kms": "secretkit.cli.kms_cmd:kms",
     "encryption": "secretkit.cli.encryption_cmd:encryption",
     "sandbox": "secretkit.cli.sandbox_cmd:sandbox",
+    "monitor": "secretkit.cli.monitor_cmd:monitor",
 }
 
 
