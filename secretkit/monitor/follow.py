@@ -34,7 +34,7 @@ from secretkit.etcd.watch import WatchRange, WatchStream
 from secretkit.monitor.coverage import Coverage, Judge
 from secretkit.monitor.inputs import VerdictInputs, watch_prefixes
 from secretkit.monitor.labels import RowTable
-from secretkit.monitor.metrics import MonitorMetrics
+from secretkit.monitor.metrics import MonitorMetrics, WatchProgress
 from secretkit.monitor.options import MonitorOptions
 
 log = logging.getLogger(__name__)
@@ -82,12 +82,16 @@ class Follower:
         #: per watch: best guess of how far the watch has seen (for the lag only)
         self._seen: list[int] = []
         self._etcd_revision = 0
+        self._puts = 0
+        self._deletes = 0
+        self._cpu_ns = 0
         self._last_inexact_scan = float("-inf")
         #: False right after a full scan: the next watch starts, it does not resume
         self._resuming = False
         #: the scan lock: a full scan and a history check never overlap
         self.scan_lock = threading.Lock()
         self.started_at = monotonic()
+        metrics.progress = self.progress
 
     # -- control (any thread) ---------------------------------------------------------
 
@@ -124,7 +128,6 @@ class Follower:
         with self._lock:
             self._etcd_revision = max(self._etcd_revision, revision)
             stream = self._stream
-        self._update_lag()
         if stream is not None:
             stream.request_progress()
 
@@ -199,7 +202,6 @@ class Follower:
             self._metrics.key_ids = dict(classifier.kms_key_ids)
             self._metrics.serve(coverage, revision=revision, duration=duration)
             self._metrics.full_scans.labels(reason).inc()
-            self._update_lag()
             log.info("full scan done in %.1fs: %s", duration, _totals(coverage))
 
     def _follow(self) -> bool:
@@ -216,54 +218,48 @@ class Follower:
             if self._stop.is_set() or self._scan_reason is not None:
                 return False
             self._stream = stream
-        metrics = self._metrics
-        puts_metric = metrics.watch_events.labels("put")
-        deletes_metric = metrics.watch_events.labels("delete")
         created = 0
         established = False
+        apply = coverage.apply
+        lock = self._lock
+        clock_ns = time.thread_time_ns
         try:
             for batch in stream:
+                began = clock_ns()
                 index = batch.watch
-                if batch.events:
+                revision = batch.revision
+                events = batch.events
+                if events:
                     assert index is not None
-                    puts, deletes = coverage.apply(batch.events)
-                    last = int(batch.events[-1].kv.mod_revision)
-                    with self._lock:
-                        self._counted[index] = last
-                        self._seen[index] = last
-                        self._etcd_revision = max(self._etcd_revision, int(batch.revision))
-                    if puts:
-                        puts_metric.inc(puts)
-                    if deletes:
-                        deletes_metric.inc(deletes)
-                    metrics.watch_revision.set(min(self._counted))
+                    puts, deletes = apply(events)
+                    last = events[-1].kv.mod_revision
+                    with lock:
+                        self._counted[index] = self._seen[index] = last
+                        if revision > self._etcd_revision:
+                            self._etcd_revision = revision
+                        self._puts += puts
+                        self._deletes += deletes
                     if coverage.inexact:
                         self._inexact()
-                elif index is None or not batch.ordered:
+                elif index is not None and batch.ordered:
+                    # an ordered progress notice: everything up to it was delivered
+                    with lock:
+                        self._counted[index] = max(self._counted[index], revision)
+                        self._seen[index] = max(self._seen[index], revision)
+                        self._etcd_revision = max(self._etcd_revision, revision)
+                else:
                     if index is not None:  # a watch's "created" notice
                         created += 1
                         if created == len(ranges):
                             established = True
-                            metrics.set_following(True)
-                            if self._resuming:
-                                metrics.watch_resumes.inc()
-                                log.info("watch resumed on %s", stream.endpoint)
-                            self._resuming = True  # the next stream is a resumption
-                    with self._lock:
-                        targets = range(len(self._seen)) if index is None else ()
-                        for i in targets:
-                            self._seen[i] = max(self._seen[i], int(batch.revision))
-                        self._etcd_revision = max(self._etcd_revision, int(batch.revision))
-                else:  # an ordered progress notice: everything up to it was delivered
-                    with self._lock:
-                        revision = int(batch.revision)
-                        self._counted[index] = max(self._counted[index], revision)
-                        self._seen[index] = max(self._seen[index], revision)
+                            self._established()
+                    with lock:
+                        if index is None:  # an answer to a progress request: lag only
+                            self._seen = [max(s, revision) for s in self._seen]
                         self._etcd_revision = max(self._etcd_revision, revision)
-                    metrics.watch_revision.set(min(self._counted))
-                self._update_lag()
+                self._cpu_ns += clock_ns() - began
         finally:
-            with self._lock:
+            with lock:
                 if self._stream is stream:
                     self._stream = None
             stream.close()
@@ -271,20 +267,33 @@ class Follower:
             raise Stopped
         return established
 
+    def _established(self) -> None:
+        self._metrics.set_following(True)
+        if self._resuming:
+            self._metrics.watch_resumes.inc()
+            log.info("watch resumed on %s", self._client.endpoint)
+        self._resuming = True  # the next stream is a resumption
+
+    def progress(self) -> WatchProgress:
+        """The engine's counters for the metrics (called at scrape time)."""
+        with self._lock:
+            counted = min(self._counted) if self._counted else 0
+            seen = min(self._seen) if self._seen else 0
+            return WatchProgress(
+                counted=counted,
+                etcd_revision=self._etcd_revision,
+                lag=max(0, self._etcd_revision - seen) if self._seen else 0,
+                puts=self._puts,
+                deletes=self._deletes,
+                cpu_seconds=self._cpu_ns / 1e9,
+            )
+
     def _inexact(self) -> None:
         now = self._monotonic()
         if now - self._last_inexact_scan >= INEXACT_RESCAN_INTERVAL:
             self._last_inexact_scan = now
             log.warning("counts may have drifted (see docs/monitor.md); scanning again")
             self.request_scan("inexact")
-
-    def _update_lag(self) -> None:
-        with self._lock:
-            if not self._seen:
-                return
-            behind = self._etcd_revision - min(self._seen)
-        self._metrics.etcd_revision.set(self._etcd_revision)
-        self._metrics.watch_lag.set(max(0, behind))
 
 
 def _error_kind(exc: EtcdError) -> str:

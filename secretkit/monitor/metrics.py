@@ -14,14 +14,31 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any, Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from secretkit.monitor.coverage import Coverage
 from secretkit.monitor.labels import VERDICTS
+
+
+@dataclass(frozen=True)
+class WatchProgress:
+    """The engine's counters, read at scrape time (no metric object on the hot path)."""
+
+    #: every watched change up to this revision is counted
+    counted: int
+    #: etcd's current revision, as last seen
+    etcd_revision: int
+    #: etcd revisions the watch is behind (an estimate, see docs/monitor.md)
+    lag: int
+    puts: int
+    deletes: int
+    #: CPU seconds of secretkit's own code applying changes (gRPC not included)
+    cpu_seconds: float
 
 PREFIX: Final = "secretkit_monitor_"
 
@@ -68,6 +85,7 @@ METRIC_NAMES: Final = frozenset(
         "etcd_revision",
         "watch_lag_revisions",
         "watch_events",
+        "watch_cpu_seconds",
         "watch_resumes",
         "errors",
         "kms_key_id_info",
@@ -128,6 +146,27 @@ class _CoverageCollector(Collector):  # type: ignore[misc]
             yield _gauge("snapshot_age_seconds", "Age of the newest snapshot in "
                          "--snapshot-dir (by its modification time).",
                          max(0.0, now - m.snapshot_mtime))
+        progress = m.progress() if m.progress is not None else None
+        if progress is not None:
+            yield _gauge("watch_revision", "etcd revision up to which every watched change "
+                         "has been counted.", progress.counted)
+            yield _gauge("etcd_revision", "etcd's current revision, as last seen.",
+                         progress.etcd_revision)
+            yield _gauge("watch_lag_revisions", "etcd's current revision minus the revision "
+                         "the watch has caught up with (an estimate).", progress.lag)
+            events = CounterMetricFamily(
+                PREFIX + "watch_events", "Watched changes applied, by type (put, delete).",
+                labels=["type"],
+            )
+            events.add_metric(["put"], progress.puts)
+            events.add_metric(["delete"], progress.deletes)
+            yield events
+            yield CounterMetricFamily(
+                PREFIX + "watch_cpu_seconds",
+                "CPU time secretkit's own code spent applying watched changes (verdicts and "
+                "counts; gRPC's receive path not included).",
+                value=progress.cpu_seconds,
+            )
         info = GaugeMetricFamily(
             PREFIX + "kms_key_id_info",
             "The current key_id of each kms v2 provider (Status), value 1.",
@@ -180,6 +219,8 @@ class MonitorMetrics:
         self.history_counts: dict[Any, int] | None = None
         self.snapshot_counts: dict[Any, int] | None = None
         self.snapshot_mtime: float | None = None
+        #: the engine's counters, read at scrape time
+        self.progress: Callable[[], WatchProgress] | None = None
         self._following = False
         r = self.registry
         self.following = Gauge(
@@ -203,22 +244,6 @@ class MonitorMetrics:
         )
         self.scan_revision = Gauge(
             PREFIX + "scan_revision", "etcd revision the last full scan read at.", registry=r,
-        )
-        self.watch_revision = Gauge(
-            PREFIX + "watch_revision",
-            "etcd revision up to which every watched change has been counted.", registry=r,
-        )
-        self.etcd_revision = Gauge(
-            PREFIX + "etcd_revision", "etcd's current revision, as last seen.", registry=r,
-        )
-        self.watch_lag = Gauge(
-            PREFIX + "watch_lag_revisions",
-            "etcd's current revision minus the revision the monitor has caught up with.",
-            registry=r,
-        )
-        self.watch_events = Counter(
-            PREFIX + "watch_events", "Watched changes applied, by type (put, delete).",
-            ["type"], registry=r,
         )
         self.watch_resumes = Counter(
             PREFIX + "watch_resumes",
@@ -246,8 +271,6 @@ class MonitorMetrics:
             self.full_scans.labels(reason)
         for kind in ERROR_KINDS:
             self.errors.labels(kind)
-        for event_type in ("put", "delete"):
-            self.watch_events.labels(event_type)
         r.register(_CoverageCollector(self))
 
     def serve(self, coverage: Coverage, *, revision: int, duration: float) -> None:
@@ -259,7 +282,6 @@ class MonitorMetrics:
         self.last_scan.set(now)
         self.last_scan_duration.set(duration)
         self.scan_revision.set(revision)
-        self.watch_revision.set(revision)
 
     @property
     def is_following(self) -> bool:

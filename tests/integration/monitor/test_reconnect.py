@@ -31,7 +31,8 @@ def test_killing_the_member_it_watches_resumes_on_another_without_a_full_scan(
         watched = etcd_cluster.endpoints.index(client.endpoint)
         etcd_cluster.members[watched].kill()
         others = [e for i, e in enumerate(etcd_cluster.endpoints) if i != watched]
-        with EtcdClient(etcd_cluster.client_config(endpoints=tuple(others))) as writer:
+        # the writer waits out a leader election (the killed member may have led)
+        with EtcdClient(etcd_cluster.client_config(endpoints=tuple(others), timeout=30)) as writer:
             for i in range(5):
                 writer.put(f"/registry/secrets/default/after-{i}".encode(), PLAINTEXT_SECRET)
             writer.delete(b"/registry/secrets/default/before")
@@ -53,7 +54,7 @@ def test_killing_the_member_it_watches_resumes_on_another_without_a_full_scan(
         second = etcd_cluster.endpoints.index(client.endpoint)
         etcd_cluster.members[second].kill()
         alive = [e for i, e in enumerate(etcd_cluster.endpoints) if i != second]
-        with EtcdClient(etcd_cluster.client_config(endpoints=tuple(alive))) as writer:
+        with EtcdClient(etcd_cluster.client_config(endpoints=tuple(alive), timeout=30)) as writer:
             writer.delete(b"/registry/secrets/default/after-0")
         wait_for(lambda: objects(scrape(address), "plaintext") == 4, what="the delete")
         assert value(scrape(address), "secretkit_monitor_following") == 1

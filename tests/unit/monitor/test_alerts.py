@@ -16,7 +16,7 @@ import yaml
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from secretkit.monitor.metrics import METRIC_NAMES, MonitorMetrics
+from secretkit.monitor.metrics import METRIC_NAMES, MonitorMetrics, WatchProgress
 from tests.fixtures.promql import evaluate, metric_names, samples_from_text
 from tests.unit.monitor.helpers import (
     CURRENT,
@@ -45,6 +45,7 @@ def _exposition(*, findings: bool, age: float = 0.0, following: bool = True) -> 
     metrics.history_counts = {}
     metrics.snapshot_counts = {}
     metrics.snapshot_mtime = start
+    metrics.progress = lambda: WatchProgress(9, 12, 3, 5, 1, 0.01)
     return generate_latest(metrics.registry).decode()
 
 
