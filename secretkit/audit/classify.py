@@ -15,7 +15,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from secretkit.audit.keys import OTHER_RESOURCE, KeyParts, KeySplitter, resource_matches
+from secretkit.audit.keys import (
+    INTERNAL_RESOURCE,
+    OTHER_RESOURCE,
+    KeyParts,
+    KeySplitter,
+    resource_matches,
+)
 from secretkit.audit.model import FindingKind, ObjectRecord, SummaryKey, summary_label
 from secretkit.encryption_config import providers_for
 from secretkit.encryption_config.model import (
@@ -35,16 +41,9 @@ from secretkit.formats import (
     value_header,
 )
 from secretkit.formats.model import DEKSourceType, PlaintextEncoding, StoredValue, ValueProvider
-from secretkit.staleness import identify as _identify
-from secretkit.staleness import kms_v1_name
-from secretkit.staleness import reader_index as _reader_index
+from secretkit.readability import LOCAL_TYPES, judge_chain, kms_v1_name, local_key_name
+from secretkit.readability import Verdict as ReadVerdict
 from secretkit.transformers import HeaderReader, TransformerSet
-
-_LOCAL = {
-    ValueProvider.AESCBC: "aescbc",
-    ValueProvider.AESGCM: "aesgcm",
-    ValueProvider.SECRETBOX: "secretbox",
-}
 
 
 @dataclass(frozen=True)
@@ -69,7 +68,9 @@ class ScopePolicy:
         return not isinstance(providers[0], IdentityProvider)
 
     def protected(self, parts: KeyParts) -> bool:
-        """True when plaintext for this resource is a finding."""
+        """True when plaintext for this resource is a finding (never for internal keys)."""
+        if parts.resource == INTERNAL_RESOURCE:
+            return False
         if self.explicit or self.config is None:
             return any(resource_matches(parts, r) for r in self.resources)
         return self.encrypted_by_config(parts)
@@ -90,6 +91,8 @@ class _Scope:
     protected: bool
     providers: tuple[Provider, ...]
     identity_row: SummaryKey
+    #: an apiserver-internal key: plaintext by design, never a finding
+    internal: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,18 +185,22 @@ class Classifier:
             # legacy type-0 values each carry their own wrapped DEK, so each has a
             # header of its own: keeping them would only crowd out the shared ones
             return None, False
-        if provider in _LOCAL:
+        if provider in LOCAL_TYPES:
             configured = [
                 k.name.encode()
                 for p in scope.providers
-                if isinstance(p, LocalKeyProvider) and p.type.value == _LOCAL[provider]
+                if isinstance(p, LocalKeyProvider) and p.type.value == LOCAL_TYPES[provider]
                 for k in p.keys
             ]
             if not header_decides_key(header[len(stored.prefix or "") : -1], configured):
                 return None, True
         findings, _reasons, key_name, key_id, _dek = self._judgement(stored, value, scope)
         reader = None
-        if self.transformers is not None and FindingKind.UNDECRYPTABLE not in findings:
+        if (
+            self.transformers is not None
+            and not scope.internal
+            and FindingKind.UNDECRYPTABLE not in findings
+        ):
             transformer = self.transformers.for_resource(scope.resource, scope.group)
             reader = transformer.reader_for_header(value, header)
             if reader is None:
@@ -233,6 +240,7 @@ class Classifier:
                 protected=self.policy.protected(parts),
                 providers=self._providers(parts),
                 identity_row=SummaryKey(parts.qualified_resource, _IDENTITY.value, "-"),
+                internal=resource == INTERNAL_RESOURCE,
             )
             self._scope_cache[(resource, group)] = scope
         return scope
@@ -299,7 +307,11 @@ class Classifier:
         stored = _classify_fast(value)
         provider = stored.provider
         findings, reasons, key_name, key_id, dek_type = self._judgement(stored, value, scope)
-        if self.transformers is not None and FindingKind.UNDECRYPTABLE not in findings:
+        if (
+            self.transformers is not None
+            and not scope.internal
+            and FindingKind.UNDECRYPTABLE not in findings
+        ):
             etcd_key = key.decode("utf-8", "surrogateescape")
             self._decrypt_check(etcd_key, value, scope, findings, reasons)
         namespace: str | None = None
@@ -336,7 +348,13 @@ class Classifier:
         findings: list[FindingKind] = []
         reasons: list[str] = []
         providers = scope.providers
-        key_name, key_id, dek_type = _identify(stored, value, providers)
+        key_name = local_key_name(stored, value, providers)
+        obj = stored.kms_v2
+        key_id = obj.key_id if obj is not None else None
+        dek_type = int(obj.encrypted_dek_source_type) if obj is not None else None
+        if scope.internal:
+            # the apiserver writes these itself, in plaintext, whatever the config
+            return findings, reasons, key_name, key_id, dek_type
         if stored.provider is _IDENTITY and scope.protected:
             findings.append(FindingKind.PLAINTEXT)
             reasons.append("stored unencrypted")
@@ -344,7 +362,13 @@ class Classifier:
             findings.append(FindingKind.UNKNOWN)
             reasons.append(stored.detail or "bytes match no known storage format")
         if self.policy.config is not None and stored.provider is not _UNKNOWN:
-            self._judge(stored, value, key_name, providers, findings, reasons)
+            judged = judge_chain(stored, value, providers, current_key_ids=self.kms_key_ids)
+            if judged.verdict is ReadVerdict.UNREADABLE:
+                findings.append(FindingKind.UNDECRYPTABLE)
+                reasons.append(judged.reason)
+            elif judged.verdict is ReadVerdict.STALE:
+                findings.append(FindingKind.STALE)
+                reasons.append(judged.reason)
         return findings, reasons, key_name, key_id, dek_type
 
     def _providers(self, parts: KeyParts) -> tuple[Provider, ...]:
@@ -356,43 +380,6 @@ class Classifier:
             providers = providers_for(self.policy.config, parts.resource, parts.group)
             self._provider_cache[cache_key] = providers
         return providers
-
-    def _judge(
-        self,
-        stored: StoredValue,
-        value: bytes,
-        key_name: str | None,
-        providers: tuple[Provider, ...],
-        findings: list[FindingKind],
-        reasons: list[str],
-    ) -> None:
-        """Staleness and readability from the prefix alone (no decryption)."""
-        if stored.provider is ValueProvider.KMS_V2 and stored.kms_v2 is None:
-            findings.append(FindingKind.UNDECRYPTABLE)
-            reasons.append("kms v2 EncryptedObject does not parse")
-            return
-        index = _reader_index(stored, value, key_name, providers)
-        if index is None:
-            findings.append(FindingKind.UNDECRYPTABLE)
-            reasons.append(_unreadable_reason(stored, key_name))
-            return
-        write = providers[0]
-        if index != 0:
-            findings.append(FindingKind.STALE)
-            reasons.append(f"written by provider #{index}, config writes with {_describe(write)}")
-            return
-        if isinstance(write, LocalKeyProvider) and key_name != write.keys[0].name:
-            findings.append(FindingKind.STALE)
-            reasons.append(f"key {key_name!r} is not the write key {write.keys[0].name!r}")
-        elif stored.provider is ValueProvider.KMS_V2 and stored.kms_v2 is not None:
-            obj = stored.kms_v2
-            current = self.kms_key_ids.get(stored.name or "")
-            if obj.encrypted_dek_source_type is DEKSourceType.AES_GCM_KEY:
-                findings.append(FindingKind.STALE)
-                reasons.append("kms v2 DEK source type 0 (legacy per-object DEK)")
-            elif current is not None and obj.key_id != current:
-                findings.append(FindingKind.STALE)
-                reasons.append("kms v2 key_id differs from the plugin's current key_id")
 
     def _decrypt_check(
         self,
@@ -478,19 +465,3 @@ def _provider_name(
     if stored.provider is ValueProvider.KMS_V1:
         return kms_v1_name(value, providers) or stored.name
     return stored.name if stored.provider in _KMS else None
-
-
-def _unreadable_reason(stored: StoredValue, key_name: str | None) -> str:
-    if stored.provider is ValueProvider.IDENTITY:
-        return "plaintext value but the config has no identity provider for this resource"
-    if stored.provider in _KMS:
-        return f"kms provider {stored.name!r} is not in the config"
-    return f"{stored.provider.value} key {key_name!r} is not in the config"
-
-
-def _describe(provider: Provider) -> str:
-    if isinstance(provider, IdentityProvider):
-        return "identity"
-    if isinstance(provider, LocalKeyProvider):
-        return f"{provider.type.value} key {provider.keys[0].name!r}"
-    return f"kms {provider.api_version} provider {provider.name!r}"

@@ -10,40 +10,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from secretkit.encryption_config import etcd_prefixes_for, resource_for_etcd_key
-from secretkit.errors import SecretkitError
-
-#: resources stored at ``<prefix>/<resource>/<name>`` (no namespace)
-_CLUSTER_SCOPED = frozenset(
-    {
-        "namespaces",
-        "nodes",
-        "persistentvolumes",
-        "clusterroles",
-        "clusterrolebindings",
-        "customresourcedefinitions",
-        "apiservices",
-        "priorityclasses",
-        "storageclasses",
-        "csidrivers",
-        "csinodes",
-        "volumeattachments",
-        "validatingwebhookconfigurations",
-        "mutatingwebhookconfigurations",
-        "certificatesigningrequests",
-        "runtimeclasses",
-        "ingressclasses",
-        "flowschemas",
-        "prioritylevelconfigurations",
-    }
-)
+from secretkit.etcd.layout import KeyOwner, Layout
 
 OTHER_RESOURCE = "<other>"
+#: the resource name the audit gives apiserver-internal keys (see secretkit.etcd.layout)
+INTERNAL_RESOURCE = "<internal>"
 
 
 @dataclass(frozen=True)
 class KeyParts:
-    """The parts of one etcd key; ``group`` is ``""`` for the core and apps groups."""
+    """The parts of one etcd key; ``group`` is ``""`` for the core group."""
 
     resource: str
     group: str
@@ -64,70 +40,46 @@ def normalize_prefix(prefix: str) -> str:
 def split_etcd_key(key: str, prefix: str = "/registry") -> KeyParts:
     """Split ``key`` (below ``prefix``) into its parts; never raises.
 
-    Resource and group come from :func:`resource_for_etcd_key`, so they match what
-    the EncryptionConfiguration lookup uses.
+    Resource and group come from :mod:`secretkit.etcd.layout`, so they match what the
+    EncryptionConfiguration lookup uses.
     """
     return KeySplitter(prefix).split(key)
 
 
 class KeySplitter:
-    """:func:`split_etcd_key` with a cache of the resource path segments (scan hot path)."""
+    """:func:`split_etcd_key` over one :class:`~secretkit.etcd.layout.Layout` (cached)."""
 
-    def __init__(self, prefix: str = "/registry") -> None:
-        self.base = normalize_prefix(prefix)
-        self._root = self.base + "/"
-        self._resources: dict[tuple[str, str], tuple[str, str, int] | None] = {}
+    def __init__(self, prefix: str = "/registry", layout: Layout | None = None) -> None:
+        self.layout = layout or Layout(prefix)
+        self.base = self.layout.base
+
+    def owner(self, key: str | bytes) -> KeyOwner:
+        """The key's owner in the layout (resource, internal, unknown or outside)."""
+        return self.layout.owner(key)
 
     def split(self, key: str) -> KeyParts:
         """Split one key."""
-        if not key.startswith(self._root):
+        owner = self.layout.owner(key)
+        if owner.kind == "outside":
             return KeyParts(OTHER_RESOURCE, "", None, key)
-        segments = key[len(self._root) :].split("/")
-        first = segments[0]
-        second = segments[1] if len(segments) > 2 and (first == "services" or "." in first) else ""
-        cache_key = (first, second)
-        if cache_key in self._resources:
-            found = self._resources[cache_key]
-        else:
-            found = self._resources[cache_key] = self._resource(key, first, second)
-        if found is None:
-            return KeyParts(OTHER_RESOURCE, "", None, key)
-        resource, group, consumed = found
-        return _with_name(resource, group, [s for s in segments[consumed:] if s])
+        namespace, name = self.layout.object_name(key, owner)
+        if owner.kind == "internal":
+            return KeyParts(INTERNAL_RESOURCE, "", None, f"{owner.path}/{name}".rstrip("/"))
+        group, resource = owner.resources[0]
+        if owner.namespaced is None and namespace is None and "/" in name:
+            namespace, name = name.split("/", 1)
+        return KeyParts(resource, group, namespace, name)
 
-    def resource(self, key: str) -> tuple[str, str] | None:
-        """``(resource, group)`` of ``key`` (None outside the prefix); the cheap hot path."""
-        if not key.startswith(self._root):
+    def resource(self, key: str | bytes) -> tuple[str, str] | None:
+        """``(resource, group)`` of ``key``; None outside the prefix. Internal keys give
+        ``(INTERNAL_RESOURCE, "")``."""
+        owner = self.layout.owner(key)
+        if owner.kind == "outside":
             return None
-        start = len(self._root)
-        slash = key.find("/", start)
-        first = key[start:slash] if slash >= 0 else key[start:]
-        second = ""
-        if slash >= 0 and (first == "services" or "." in first):
-            end = key.find("/", slash + 1)
-            if end >= 0:
-                second = key[slash + 1 : end]
-        cache_key = (first, second)
-        try:
-            found = self._resources[cache_key]
-        except KeyError:
-            found = self._resources[cache_key] = self._resource(key, first, second)
-        return None if found is None else (found[0], found[1])
-
-    def _resource(self, key: str, first: str, second: str) -> tuple[str, str, int] | None:
-        try:
-            resource, group = resource_for_etcd_key(key, self.base or "/")
-        except SecretkitError:
-            return None
-        return resource, group, 2 if second else 1
-
-
-def _with_name(resource: str, group: str, tail: list[str]) -> KeyParts:
-    if not tail:
-        return KeyParts(resource, group, None, "")
-    if len(tail) == 1 or resource in _CLUSTER_SCOPED:
-        return KeyParts(resource, group, None, "/".join(tail))
-    return KeyParts(resource, group, tail[0], "/".join(tail[1:]))
+        if owner.kind == "internal":
+            return INTERNAL_RESOURCE, ""
+        group, resource = owner.resources[0]
+        return resource, group
 
 
 def resource_matches(parts: KeyParts, wanted: str) -> bool:
@@ -145,5 +97,5 @@ def range_prefix_for(resource: str, prefix: str = "/registry") -> str | None:
     prefix and filtering.
     """
     name, _, group = resource.partition(".")
-    candidates = etcd_prefixes_for(name, group, prefix)
+    candidates = Layout(prefix).prefixes(group, name)
     return candidates[0] if len(candidates) == 1 else None

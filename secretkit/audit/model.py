@@ -139,6 +139,9 @@ class AuditReport:
     total_objects: int = 0
     total_bytes: int = 0
     historical_values: int = 0
+    #: apiserver-internal keys seen (lease and allocation data the apiserver writes in
+    #: plaintext whatever the config; never a finding)
+    internal_keys: int = 0
     rows: dict[SummaryKey, SummaryRow] = field(default_factory=dict)
     finding_counts: Counter[FindingKind] = field(default_factory=Counter)
     historical_finding_counts: Counter[FindingKind] = field(default_factory=Counter)

@@ -50,6 +50,7 @@ def report_to_json(report: AuditReport, fail_on: Iterable[FindingKind]) -> dict[
             "objects": report.total_objects,
             "bytes": report.total_bytes,
             "historical_values": report.historical_values,
+            "internal_keys": report.internal_keys,
             "findings": {k.value: report.finding_counts[k] for k in _ORDER},
             "historical_findings": {k.value: report.historical_finding_counts[k] for k in _ORDER},
         },

@@ -91,6 +91,15 @@ def _policy(request: AuditRequest, config: EncryptionConfig | None) -> ScopePoli
     return ScopePolicy(all_resources=request.all_resources, config=config)
 
 
+def _encrypted_by(config: EncryptionConfig) -> tuple[str, ...]:
+    """The resource names of the config's rules whose write provider is not identity."""
+    names: list[str] = []
+    for rule in config.rules:
+        if rule.providers and rule.providers[0].type.value != "identity":
+            names += [n for n in rule.resources if n not in names]
+    return tuple(names)
+
+
 def run_audit(
     request: AuditRequest, *, etcd_config: Any = None, progress: Progress | None = None
 ) -> AuditReport:
@@ -105,7 +114,8 @@ def run_audit(
         config_source=str(request.config) if request.config else None,
         config_hash=config.hash if config else None,
         decrypt_checked=request.decrypt_check,
-        protected_resources=request.resources or (() if config else ("secrets",)),
+        protected_resources=request.resources
+        or (_encrypted_by(config) if config else ("secrets",)),
         findings_limit=request.findings_limit,
     )
     if config is not None and request.resources is None:

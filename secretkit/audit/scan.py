@@ -117,6 +117,8 @@ def classify_stream(
             key = kv.key
             value = kv.value
             scope = scope_of(key)
+            if scope.internal and not historical:
+                report.internal_keys += 1
             if not scope.in_scope:
                 continue
             verdict = verdict_of(scope, value)
@@ -243,6 +245,7 @@ def scan_etcd(
     classify_stream(
         classifier, _etcd_items(client, classifier, options, revision, history), report, progress
     )
+    _note_internal(report)
     if history is not None and history.compacted:
         report.notes.append(
             f"history of {history.compacted} keys ends at etcd's compaction point; "
@@ -270,4 +273,15 @@ def scan_snapshot(
         revision, entries = snapshot.entries((base + "/").encode(), history=options.history)
         report.revision = revision
         classify_stream(classifier, ((e.kv, not e.live) for e in entries), report, progress)
+    _note_internal(report)
     return report
+
+
+def _note_internal(report: AuditReport) -> None:
+    if report.internal_keys:
+        report.notes.append(
+            f"{report.internal_keys} apiserver-internal key(s) (masterleases, "
+            "peerserverleases, ranges) are stored in plaintext by design: they belong to "
+            "no API resource, no EncryptionConfiguration can cover them, and they hold "
+            "lease and allocation data, not Secrets; they are never findings"
+        )

@@ -250,3 +250,12 @@ def show(file: Path, output: str) -> None:
         for j, provider in enumerate(rule.providers):
             role = "writes + reads" if j == 0 else "reads"
             click.echo(f"  {j + 1}. {provider_summary(provider)}  [{role}]")
+
+
+def _register_split_rule() -> None:
+    from secretkit.cli.split_rule_cmd import split_rule
+
+    config.add_command(split_rule)
+
+
+_register_split_rule()

@@ -69,6 +69,7 @@ encryption.add_command(
             click.option("--kms-endpoint", help="Plugin socket, unix:///path."),
             click.option("--kms-timeout", default="3s", show_default=True),
         ],
+        check_plugin=True,
     )
 )
 encryption.add_command(

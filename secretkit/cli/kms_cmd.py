@@ -51,7 +51,14 @@ def kms() -> None:
 @click.option("--backends", "backends_file", required=True, help="Backends file (YAML).")
 @click.option("--provider", required=True, help="kms provider name in the EncryptionConfiguration.")
 @click.option("--kms-socket", required=True, help="The plugin's socket, unix:///path.")
-@click.option("--resources", default="secrets", show_default=True, help="Resources to re-encrypt.")
+@click.option(
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The EncryptionConfiguration the apiservers run: every rule holding the provider "
+    "is re-encrypted (a *.* rule covers every resource).",
+)
 @click.option("--prefix", default="/registry", show_default=True, help="etcd key prefix.")
 @click.option(
     "--plugin-timeout",
@@ -68,67 +75,152 @@ def kms() -> None:
     help="Seconds to wait for apiservers to poll Status (they do every 60s) before re-encrypting.",
 )
 @click.option(
-    "--retire-old", is_flag=True, help="After proof, make old key versions undecryptable (Vault)."
+    "--retire-old",
+    is_flag=True,
+    help="After proof, make old key versions undecryptable (Vault/OpenBao); refused while "
+    "any stored value, or an older revision etcd holds, still carries an old key_id.",
+)
+@click.option(
+    "--ignore-history",
+    is_flag=True,
+    help="With --retire-old: only judge current values (older revisions etcd still holds "
+    "become unreadable).",
 )
 @click.option(
     "--to-key",
     help="AWS KMS: move the backend's alias to this key (ARN or id) instead of rotating "
     "in place; in-place AWS rotation keeps the key ARN, so the apiserver would not re-seed.",
 )
+@click.option(
+    "--via",
+    type=click.Choice(["api", "etcd"]),
+    default="api",
+    show_default=True,
+    help="How to re-encrypt: through the API server (default), or in etcd directly with "
+    "every apiserver stopped (recovery; see `secretkit reencrypt --help`).",
+)
+@click.option("--i-understand-the-apiserver-is-stopped", "acknowledged", is_flag=True,
+              help="Required for --via etcd.")
+@click.option("--kubeconfig", type=click.Path(dir_okay=False), help="kubeconfig for the "
+              "re-encryption (default: $KUBECONFIG, ~/.kube/config, in-cluster).")
+@click.option("--context", "kube_context", help="kubeconfig context to use.")
+@click.option("--concurrency", type=click.IntRange(1, 256), default=16, show_default=True,
+              help="Parallel re-encryption workers.")
+@click.option("--qps", type=click.FloatRange(0), default=500.0, show_default=True,
+              help="Client-side API request rate limit (0 = unlimited).")
+@click.option("--progress/--no-progress", default=True, show_default=True,
+              help="Re-encryption progress on stderr.")
 @etcd_options
 @output_option()
-@click.argument("reencrypt_args", nargs=-1, type=click.UNPROCESSED)
-def rotate(reencrypt_args: tuple[str, ...], **params: Any) -> None:
+@click.argument("extra_args", nargs=-1, type=click.UNPROCESSED)
+def rotate(extra_args: tuple[str, ...], **params: Any) -> None:
     """Rotate the backend key, wait for plugin and apiservers, re-encrypt, and prove.
 
-    Arguments after ``--`` go to ``secretkit reencrypt`` (e.g. ``-- --kubeconfig F``).
+    Everything the provider covers in --config is re-encrypted through the API server,
+    then etcd is read whole to prove every value of the provider carries the new key_id.
     """
+    if extra_args:
+        raise UsageError(
+            "arguments after `--` are no longer passed to `secretkit reencrypt`",
+            where=" ".join(extra_args[:3]),
+            hint="give them to this command directly: --kubeconfig, --context, "
+            "--concurrency, --qps (see --help)",
+        )
     kms_socket = _kms_socket(params["kms_socket"])
+    from secretkit.encryption_config import load_encryption_config_file
     from secretkit.etcd import EtcdClient
+    from secretkit.etcd.layout import Layout
     from secretkit.kmsapi import GrpcKMSService
-    from secretkit.rotation import gates
-    from secretkit.rotation.kms import rotate_kms_key
-    from secretkit.rotation.reencrypt_step import run_reencrypt
+    from secretkit.kmsapi.services import KMSServices
+    from secretkit.kube.client import KubeConnectOptions
+    from secretkit.reencrypt.request import (
+        ReencryptRequest,
+        ReencryptWorld,
+        outcome_error,
+        run_reencrypt,
+    )
+    from secretkit.rotation.kms import KMSRotation
 
-    resources = [r.strip() for r in params["resources"].split(",") if r.strip()]
+    config = load_encryption_config_file(params["config_path"])
     etcd_config = etcd_config_from(params)
 
-    def reencrypt() -> None:
-        run_reencrypt(reencrypt_args, resources, echo=lambda m: click.echo(m, err=True))
+    def echo(message: str) -> None:
+        click.echo(message, err=True)
+
+    services = KMSServices(config_endpoints=True)
+
+    def reencrypt(resources: list[str]) -> int:
+        request = ReencryptRequest(
+            via=params["via"],
+            config_resources=tuple(resources),
+            config=config,
+            config_source=str(params["config_path"]),
+            concurrency=params["concurrency"],
+            qps=params["qps"],
+            etcd_prefix=params["prefix"],
+            show_progress=params["progress"],
+            kube=KubeConnectOptions(
+                kubeconfig=params["kubeconfig"], context=params["kube_context"]
+            ),
+        )
+        echo(
+            "re-encrypting " + ", ".join(resources)
+            + (" through the API server ..." if params["via"] == "api" else " in etcd ...")
+        )
+        summary = run_reencrypt(
+            request,
+            ReencryptWorld(
+                kms=services,
+                open_etcd=lambda: EtcdClient(etcd_config),
+                warn=lambda m: echo(f"warning: {m}"),
+                apiservers_stopped=params["acknowledged"],
+            ),
+        )
+        error = outcome_error(summary, request)
+        if error is not None:
+            raise error
+        return int(summary.totals().get("rewritten", 0))
 
     backend = _backend(params["backends_file"], params["provider"])
     plugin = GrpcKMSService(kms_socket)
+    # the re-encryption (--via etcd) reaches the provider through the same plugin
+    services.services[params["provider"]] = plugin
     try:
-        report = rotate_kms_key(
+        report = KMSRotation(
             provider=params["provider"],
+            config=config,
             backend=backend,
             plugin=plugin,
-            scan_client_factory=lambda: EtcdClient(etcd_config),
-            prefixes=gates.etcd_prefixes_for(resources, params["prefix"]),
-            run_reencrypt=reencrypt,
+            open_etcd=lambda: EtcdClient(etcd_config),
+            reencrypt=reencrypt,
+            layout=Layout(params["prefix"]),
             plugin_timeout=params["plugin_timeout"],
             refresh_wait=params["refresh_wait"],
             retire_old=params["retire_old"],
+            include_history=not params["ignore_history"],
             to_key=params.get("to_key"),
-            echo=lambda m: click.echo(m, err=True),
-        )
+            echo=echo,
+        ).run()
     finally:
+        services.close()
         plugin.close()
         backend.close()
     if params["output"] == "json":
         emit_json(asdict(report))
     else:
         click.echo(f"rotated {report.provider}: {report.old_key_id} -> {report.new_key_id}")
+        for step in report.steps:
+            click.echo(f"  {step}")
         for key_id, n in sorted(report.counts_after.items()):
-            click.echo(f"  {n} object(s) under {key_id}")
+            click.echo(f"  {n} value(s) under {key_id}")
 
 
 @kms.command("status")
 @click.option("--kms-socket", required=True, help="The plugin's socket, unix:///path.")
 @click.option("--provider", help="kms provider name (to count its objects in etcd).")
 @click.option("--backends", "backends_file", help="Backends file, to show the backend's key.")
-@click.option("--resources", default="secrets", show_default=True)
-@click.option("--prefix", default="/registry", show_default=True)
+@click.option("--resources", hidden=True, help="Ignored: every key under --prefix is counted.")
+@click.option("--prefix", default="/registry", show_default=True, help="etcd key prefix.")
 @click.option("--no-etcd", is_flag=True, help="Do not count objects in etcd.")
 @etcd_options
 @output_option()
@@ -153,14 +245,11 @@ def status(**params: Any) -> None:
         result["backend"] = {"kind": backend.kind, "key_id": bst.key_id, "healthy": bst.healthy}
     if params.get("provider") and not params["no_etcd"]:
         from secretkit.etcd import EtcdClient
-        from secretkit.rotation import gates
-        from secretkit.rotation.kms import count_key_ids
+        from secretkit.etcd.layout import Layout
+        from secretkit.rotation.gates import count_key_ids
 
-        resources = [r.strip() for r in params["resources"].split(",") if r.strip()]
         with EtcdClient(etcd_config_from(params)) as client:
-            counts = count_key_ids(
-                client, gates.etcd_prefixes_for(resources, params["prefix"]), params["provider"]
-            )
+            counts = count_key_ids(client, Layout(params["prefix"]).root, params["provider"])
         result["objects_by_key_id"] = dict(counts)
     if params["output"] == "json":
         emit_json(result)

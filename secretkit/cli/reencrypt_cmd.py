@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +12,7 @@ import click
 
 from secretkit.cli.etcd_options import etcd_config_from, etcd_options
 from secretkit.cli.output import emit_json, output_option
-from secretkit.errors import SafetyError, SecretkitError, UndecryptableError, UsageError
+from secretkit.errors import SafetyError
 
 _EPILOG = """\b
 Examples:
@@ -35,13 +35,6 @@ See docs/reencrypt.md for the safety properties and the JSON summary schema.
 
 def _split(values: tuple[str, ...]) -> list[str]:
     return [p.strip() for v in values for p in v.split(",") if p.strip()]
-
-
-def _kms_key_ids(config: Any, services: Any) -> dict[str, str]:
-    """Every kms v2 provider's current key_id; an unhealthy plugin stops the run."""
-    from secretkit.kmsapi.services import current_key_ids
-
-    return current_key_ids(config, services, strict=True)[0]
 
 
 def _config_resources(config: Any) -> list[str]:
@@ -74,13 +67,6 @@ def _confirm_etcd_mode(acknowledged: bool) -> None:
         "--via etcd writes etcd directly. Is every kube-apiserver stopped?", err=True
     ):
         raise SafetyError("not confirmed", hint="run through the API server instead (default)")
-
-
-def _keys_where(verify: dict[str, Any]) -> str:
-    """The first undecryptable etcd keys, for the error's ``where``."""
-    keys: list[str] = list(verify.get("undecryptable_keys") or [])
-    more = int(verify["undecryptable"]) - len(keys[:3])
-    return ", ".join(keys[:3]) + (f" (and {more} more)" if more > 0 else "")
 
 
 @click.command(
@@ -162,200 +148,75 @@ def reencrypt(**params: Any) -> None:
     --verify found values no provider of the config can read (data-loss risk: a
     rewrite cannot fix them; restore the missing key or the objects).
     """
-    from secretkit.reencrypt.runner import RunControl
+    from secretkit.kmsapi.services import open_kms_services, parse_kms_sockets
+    from secretkit.kube.client import KubeConnectOptions
+    from secretkit.reencrypt.request import (
+        ReencryptRequest,
+        ReencryptWorld,
+        iter_names,
+        outcome_error,
+        run_reencrypt,
+    )
 
-    control = RunControl(resume=params["resume"], show_progress=params["progress"])
     config_path: Path | None = params["config_path"] or params["from_config"]
     config = None
     if config_path is not None:
         from secretkit.encryption_config import load_encryption_config_file
 
         config = load_encryption_config_file(config_path)
-    explicit = _split(params["resources"])
-    from_config: list[str] = []
+    explicit = tuple(iter_names(params["resources"]))
+    from_config: tuple[str, ...] = ()
     if params["from_config"] is not None:
         from secretkit.encryption_config import load_encryption_config_file
 
-        from_config = [
-            n for n in _config_resources(load_encryption_config_file(params["from_config"]))
+        from_config = tuple(
+            n
+            for n in _config_resources(load_encryption_config_file(params["from_config"]))
             if n not in explicit
-        ]
-    if not explicit and not from_config:
-        explicit = ["secrets"]
-    names = explicit + from_config
-    needs_config = params["only_stale"] or params["verify"] or params["via"] == "etcd"
-    if needs_config and config is None:
-        raise UsageError(
-            "this mode needs the EncryptionConfiguration",
-            hint="pass --config FILE (the same file the API server uses)",
         )
-    from secretkit.kmsapi.services import open_kms_services, parse_kms_sockets
-
+    request = ReencryptRequest(
+        via=params["via"],
+        resources=explicit,
+        config_resources=from_config,
+        config=config,
+        config_source=str(config_path) if config_path else None,
+        only_stale=params["only_stale"],
+        verify=params["verify"],
+        dry_run=params["dry_run"],
+        force=params["force"],
+        page_size=params["page_size"],
+        concurrency=params["concurrency"],
+        qps=params["qps"],
+        burst=params["burst"],
+        etcd_prefix=params["etcd_prefix"],
+        resume=params["resume"],
+        show_progress=params["progress"],
+        kube=KubeConnectOptions(kubeconfig=params["kubeconfig"], context=params["kube_context"]),
+    )
+    request.check()
+    stopped = False
+    if request.via == "etcd" and not request.dry_run:
+        _confirm_etcd_mode(params["acknowledged"])
+        stopped = True
     services = open_kms_services(
         params["backends"], parse_kms_sockets(params["kms_sockets"]), config_endpoints=True
     )
     try:
-        if params["via"] == "etcd":
-            summary = _run_etcd(params, names, config, services, control)
-        else:
-            summary = _run_api(params, explicit, from_config, config, services, control)
+        summary = run_reencrypt(
+            request,
+            ReencryptWorld(
+                kms=services,
+                open_etcd=lambda: _etcd(params),
+                warn=lambda message: click.echo(f"warning: {message}", err=True),
+                apiservers_stopped=stopped,
+            ),
+        )
     finally:
         services.close()
     if params["output"] == "json":
         emit_json(summary.to_json())
     else:
         click.echo(summary.to_text())
-    failed = summary.totals()["failed"]
-    verify = summary.verify
-    # checked before the failures: in etcd mode an unreadable value is also a failed
-    # object, and "run again" is the wrong advice for it
-    if verify is not None and verify.get("undecryptable"):
-        raise UndecryptableError(
-            f"{verify['undecryptable']} stored value(s) cannot be read by any provider "
-            f"of {config_path} (data-loss risk; a rewrite cannot fix them)"
-            + (f"; {failed} object(s) also failed" if failed else ""),
-            where=_keys_where(verify),
-            hint="add the missing key or provider back to the config (removed too early?) "
-            "or restore these objects from a backup; the summary lists every key "
-            "(verify.undecryptable_keys with -o json), `secretkit audit` explains each",
-        )
-    if failed:
-        raise SecretkitError(
-            f"{failed} object(s) could not be re-encrypted",
-            hint="see the summary; fix the cause and run again (only stale objects change)",
-        )
-    if verify is not None and verify.get("verdict") != "ok":
-        raise SecretkitError(
-            f"{verify.get('stale')} stale value(s) remain after the run",
-            hint="run again (objects written by an API server with an older config?)",
-        )
-
-
-def _run_api(
-    params: dict[str, Any],
-    explicit: list[str],
-    from_config: list[str],
-    config: Any,
-    services: Any,
-    control: Any,
-) -> Any:
-    from secretkit.kube.client import KubeClient, KubeConnectOptions
-    from secretkit.kube.discovery import discover, resolve
-    from secretkit.reencrypt.api_engine import ApiRunOptions
-    from secretkit.reencrypt.runner import run_api
-    from secretkit.reencrypt.verify import verify_no_stale
-
-    options = KubeConnectOptions(
-        kubeconfig=params["kubeconfig"],
-        context=params["kube_context"],
-        pool_size=params["concurrency"] + 2,
-    )
-    with ExitStack() as stack:
-        client = stack.enter_context(KubeClient(options))
-        available = discover(client)
-        resources = resolve(explicit, available)
-        # a config may name resources this cluster does not serve (CRD not installed)
-        missing: list[str] = []
-        for res in resolve(from_config, available, missing=missing):
-            if res not in resources:
-                resources.append(res)
-        if missing:
-            click.echo(
-                "warning: not served by this cluster, skipped: " + ", ".join(missing), err=True
-            )
-        if not resources:
-            raise UsageError(
-                "no resource to re-encrypt", where=",".join(explicit + from_config)
-            )
-        key_ids: dict[str, str] = {}
-        store = None
-        if params["only_stale"] or params["verify"]:
-            key_ids = _kms_key_ids(config, services)
-            store = stack.enter_context(_etcd(params))
-        summary = run_api(
-            client,
-            resources,
-            options=ApiRunOptions(
-                page_size=params["page_size"],
-                concurrency=params["concurrency"],
-                dry_run=params["dry_run"],
-            ),
-            qps=params["qps"],
-            burst=params["burst"],
-            control=control,
-            stale_source=(
-                (store, config, key_ids) if params["only_stale"] and store is not None else None
-            ),
-            etcd_prefix=params["etcd_prefix"],
-        )
-        if params["verify"] and store is not None and not params["dry_run"]:
-            summary.verify = verify_no_stale(
-                store, resources, config, kms_key_ids=key_ids, prefix=params["etcd_prefix"]
-            )
-        return summary
-
-
-def _etcd_resources(names: list[str]) -> list[Any]:
-    from secretkit.kube.discovery import ApiResource, split_name
-
-    out: list[ApiResource] = []
-    for name in names:
-        resource, group = split_name(name.strip().lower())
-        out.append(ApiResource(group, resource, "", "", True))
-    return out
-
-
-def _run_etcd(
-    params: dict[str, Any],
-    names: list[str],
-    config: Any,
-    services: Any,
-    control: Any,
-) -> Any:
-    from secretkit.reencrypt.etcd_engine import EtcdRunOptions, EtcdScope
-    from secretkit.reencrypt.runner import run_etcd, scopes_for
-    from secretkit.reencrypt.verify import verify_no_stale
-    from secretkit.transformers import build_transformers
-
-    if params["only_stale"]:
-        raise UsageError(
-            "--only-stale is implied by --via etcd (only stale values are rewritten)",
-            hint="drop --only-stale, or pass --force to rewrite fresh values too",
-        )
-    if not params["dry_run"]:
-        _confirm_etcd_mode(params["acknowledged"])
-    prefix = params["etcd_prefix"]
-    # a KMS outage would fail every object one by one: check every plugin first
-    _kms_key_ids(config, services)
-    if any(n.startswith("*.") for n in names):
-        # a wildcard covers keys of unknown paths: scan everything, the chain decides
-        scopes = [EtcdScope("*", prefix.rstrip("/") + "/", True)]
-        resources = []
-    else:
-        resources = _etcd_resources(names)
-        scopes = scopes_for(resources, prefix)
-    transformers = build_transformers(config, services.factory)
-    with _etcd(params) as store:
-        summary = run_etcd(
-            store,
-            transformers,
-            scopes,
-            options=EtcdRunOptions(
-                page_size=params["page_size"],
-                concurrency=params["concurrency"],
-                dry_run=params["dry_run"],
-                force=params["force"],
-                etcd_prefix=prefix,
-            ),
-            control=control,
-            config=config,
-        )
-        if params["verify"] and not resources:
-            click.echo("warning: --verify needs explicit --resources with --via etcd "
-                       "and a wildcard; skipped", err=True)
-        if params["verify"] and resources and not params["dry_run"]:
-            key_ids = _kms_key_ids(config, services)
-            summary.verify = verify_no_stale(
-                store, resources, config, kms_key_ids=key_ids, prefix=prefix
-            )
-        return summary
+    error = outcome_error(summary, request)
+    if error is not None:
+        raise error

@@ -1,4 +1,4 @@
-"""Is a stored value stale? Decided from its prefix alone (no decryption).
+"""Is a stored value stale, or unreadable? Both are :mod:`secretkit.readability` verdicts.
 
 A value is *stale* when the current write provider did not write it: another
 provider type, another local key, another kms provider, or (kms v2) another key_id
@@ -6,8 +6,10 @@ than the plugin's Status reports, or the legacy DEK type 0. The apiserver rewrit
 exactly these values on a no-op update, so ``--only-stale`` rewrites only them.
 
 A value *no* provider of the chain can read is another matter (:func:`is_unreadable`):
-a rewrite cannot fix it, the data is lost unless the key comes back. ``--verify``
-reports those separately, as the audit's ``undecryptable`` finding does.
+a rewrite cannot fix it, the data is lost unless the key comes back. It is also
+"stale" here, on purpose: ``--only-stale`` then sends it to the API server, whose error
+names the object, instead of skipping it silently; ``--verify`` reports those
+separately, as the audit's ``undecryptable`` finding does.
 """
 
 from __future__ import annotations
@@ -16,8 +18,7 @@ from collections.abc import Mapping, Sequence
 
 from secretkit.encryption_config.model import Provider
 from secretkit.formats import classify_value
-from secretkit.formats.model import ValueProvider
-from secretkit.staleness import identify, is_stale_value, reader_index
+from secretkit.readability import judge_chain
 
 
 def is_stale(
@@ -33,24 +34,14 @@ def is_stale(
     ``kms_key_ids`` maps kms v2 provider names to the plugin's current Status
     key_id; without an entry only the provider name is compared.
     """
-    return is_stale_value(value, _chain(providers), kms_key_ids=kms_key_ids)
+    return judge_chain(
+        classify_value(value), value, _chain(providers), current_key_ids=kms_key_ids
+    ).stale
 
 
 def is_unreadable(value: bytes, providers: Provider | Sequence[Provider]) -> bool:
-    """True when no provider of the chain would read ``value`` (judged from its bytes).
-
-    The audit's ``undecryptable`` rule: no provider of the value's type, key name
-    (local keys) or provider name and API version (kms) is configured, the bytes match
-    no storage format, or a kms v2 ``EncryptedObject`` does not parse. Such a value
-    also counts as stale for :func:`is_stale` (``--only-stale`` sends it to the API
-    server, whose error then names it); ``--verify`` tells the two apart.
-    """
-    chain = _chain(providers)
-    stored = classify_value(value)
-    if stored.provider is ValueProvider.KMS_V2 and stored.kms_v2 is None:
-        return True
-    key_name, _, _ = identify(stored, value, chain)
-    return reader_index(stored, value, key_name, chain) is None
+    """True when no provider of the chain would read ``value`` (judged from its bytes)."""
+    return not judge_chain(classify_value(value), value, _chain(providers)).readable
 
 
 def _chain(providers: Provider | Sequence[Provider]) -> tuple[Provider, ...]:

@@ -227,3 +227,45 @@ def remove_provider(
             raise ConfigError("pruning would leave a rule without providers")
         rule["providers"] = providers
     return new
+
+
+def split_rule(doc: Document, resources: Sequence[str]) -> Document:
+    """Move ``resources`` out of the rules that share them into a rule of their own.
+
+    The new rule holds a copy of the shared rule's providers and goes right before it,
+    so every resource keeps exactly the providers it had: the split changes no
+    encryption behaviour, only lets a stage edit the named resources apart. Lists are
+    edited in place so their YAML style (flow ``[a, b]`` or block) survives.
+    """
+    wanted = list(dict.fromkeys(resources))
+    new = copy.deepcopy(doc)
+    rules = new.get("resources")
+    if not isinstance(rules, list):
+        raise ConfigError("the document has no `resources:` list", where="resources")
+    index = 0
+    found: list[str] = []
+    while index < len(rules):
+        rule = rules[index]
+        names = list(rule.get("resources") or []) if isinstance(rule, dict) else []
+        taken = [n for n in names if n in wanted]
+        found += taken
+        if taken and len(taken) < len(names):
+            part = copy.deepcopy(rule)
+            _replace_items(part["resources"], taken)
+            _replace_items(rule["resources"], [n for n in names if n not in taken])
+            rules.insert(index, part)
+            index += 1
+        index += 1
+    missing = [n for n in wanted if n not in found]
+    if missing:
+        raise ConfigError(
+            f"no rule names {', '.join(missing)}",
+            where="resources[*].resources",
+            hint="pass names exactly as they appear in the config",
+        )
+    return new
+
+
+def _replace_items(items: list[Any], values: Sequence[Any]) -> None:
+    del items[:]
+    items.extend(values)

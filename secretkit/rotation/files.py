@@ -21,14 +21,23 @@ from secretkit.encryption_config.model import content_hash, key_fingerprint
 from secretkit.errors import UsageError
 from secretkit.fileio import read_file, write_private
 
+#: a comment's secret-looking token: long runs of base64/hex/URL-safe characters
+_COMMENT_TOKEN = re.compile(r"[A-Za-z0-9+/_=-]{16,}")
 _SECRET_LINE = re.compile(r"^(?P<lead>\s*(?:-\s*)?secret:\s*)(?P<value>\S+)\s*$")
 #: ``secret: |`` or ``secret: >-``: the value follows on more-indented lines
 _BLOCK_SECRET = re.compile(r"^\s*(?:-\s*)?[\"']?secret[\"']?:\s*[|>][-+0-9]*\s*(?:#.*)?$")
 
 
 def atomic_write(path: Path, data: bytes, *, mode: int = 0o600) -> None:
-    """Write ``data`` to ``path`` atomically with ``mode`` (default 0600)."""
-    write_private(path, data, mode=mode)
+    """Write ``data`` to ``path`` atomically with ``mode`` (default 0600).
+
+    A symlinked config (``enc.yaml -> enc-v3.yaml``, a common way to switch configs)
+    is written through to its target, atomically there, and the link is kept: the
+    apiserver's ``--encryption-provider-config`` still names the same path.
+    """
+    path = Path(path)
+    target = path.resolve() if path.is_symlink() else path
+    write_private(target, data, mode=mode)
 
 
 def backup(path: Path, label: str) -> Path:
@@ -63,6 +72,22 @@ def _mask(line: str) -> str:
         return line
     value = match.group("value").strip("'\"")
     return f"{match.group('lead')}<redacted {_fingerprint(value)}>\n"
+
+
+def _mask_comment(line: str) -> str:
+    """Redact secret-looking tokens in a line's ``# comment`` (people paste keys there).
+
+    The ``#`` must start a comment (first character or after a space), so a ``#``
+    inside a base64 value is not taken for one.
+    """
+    stripped = line.lstrip()
+    if stripped.startswith("#"):
+        start = len(line) - len(stripped)
+    else:
+        start = line.find(" #")
+        if start < 0:
+            return line
+    return line[:start] + _COMMENT_TOKEN.sub("<redacted>", line[start:])
 
 
 def _secret_values(data: bytes) -> set[str]:
@@ -126,7 +151,7 @@ def _redact_lines(text: str, secrets_: set[str]) -> list[str]:
             block_indent = indent
             out.append(line)
             continue
-        masked = _mask(line)
+        masked = _mask_comment(_mask(line))
         for value in ordered:
             if value in masked:
                 masked = masked.replace(value, f"<redacted {_fingerprint(value)}>")

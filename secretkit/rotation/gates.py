@@ -1,60 +1,71 @@
-"""Safety gates: prove from etcd itself that nothing still needs what we remove.
+"""The safety gate: nothing is removed while any stored value still needs it.
 
-A gate scans the stored values of the rotated resources (one pinned revision) and,
-unless told otherwise, the older revisions etcd still holds, and lists every value
-that only the key (or provider) about to be removed can read. ``prune`` refuses to
-run while that list is not empty: this is what keeps a rotation from losing data.
+Before a step removes a key, a provider or a KMS key version, :func:`prove_readable`
+reads *every* key under the etcd prefix (one pinned revision) and, unless told
+otherwise, every older revision etcd still holds, and judges each value with
+:mod:`secretkit.readability` under the configuration (and the KMS key_ids) that will be
+in force after the step. Any value that would then be unreadable blocks the step. The
+scan is not limited to a resource list: a rule shared by several resources, a
+wildcard, or a key an operator forgot cannot slip past it.
+
+A proof over nothing is not a proof: an etcd with no key under the prefix (a typo in
+``--prefix``, the wrong cluster) is refused, and the result says plainly how many
+values the changed rules cover, including when that is zero.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
-from secretkit.encryption_config import etcd_prefixes_for as config_prefixes
+from secretkit.errors import SafetyError
 from secretkit.etcd.history import HistoryWalk
+from secretkit.etcd.layout import KeyOwner
 from secretkit.etcd.pages import linear_pages
-from secretkit.formats import classify_value, match_key_name
-from secretkit.formats.model import StoredValue, ValueProvider
+from secretkit.formats import classify_value
+from secretkit.readability import Judge, Verdict
 
-#: A predicate returns a short reason when a stored value blocks the removal.
-Predicate = Callable[[StoredValue, bytes], str | None]
-
-def etcd_prefixes_for(resources: Iterable[str], base: str = "/registry") -> list[bytes]:
-    """etcd key prefixes that hold ``resources`` (``secrets``, ``roles.rbac...``, ``*.*``).
-
-    Every prefix an object of the resources can live under is returned (see
-    :func:`secretkit.encryption_config.etcd_prefixes_for`): a gate that scanned too
-    little would pass while values still need the key.
-    """
-    prefixes: set[str] = set()
-    for resource in resources:
-        name, _, group = resource.partition(".")
-        prefixes.update(config_prefixes(name, group, base))
-    return sorted(p.encode() for p in prefixes)
+#: does a key belong to what the step changes? (for the "covered" count only)
+Covers = Callable[[KeyOwner], bool]
 
 
 @dataclass(frozen=True)
 class Blocker:
-    """One stored value that still needs what a stage wants to remove."""
+    """One stored value that would be unreadable after the step."""
 
     etcd_key: str
     mod_revision: int
     reason: str
     historic: bool = False
+    #: already unreadable under the config in force now (not caused by this step)
+    already: bool = False
+
+    def line(self) -> str:
+        """``key @rev: reason (older revision)`` for messages."""
+        extra = " (older revision)" if self.historic else ""
+        if self.already:
+            extra += " (already unreadable now: lost before this step)"
+        return f"{self.etcd_key} @{self.mod_revision}: {self.reason}{extra}"
 
 
 @dataclass
 class GateResult:
-    """The outcome of a gate scan."""
+    """What a gate scan judged and found."""
 
+    prefix: str
     scanned: int = 0
+    historic_scanned: int = 0
+    internal: int = 0
+    #: current values the step's rules (or KMS provider) govern
+    covered: int = 0
     blocker_count: int = 0
     examples: list[Blocker] = field(default_factory=list)
+    history: bool = True
 
     @property
     def passed(self) -> bool:
-        """True when nothing blocks."""
+        """True when no value would be left unreadable."""
         return self.blocker_count == 0
 
     def add(self, blocker: Blocker, keep: int) -> None:
@@ -63,91 +74,140 @@ class GateResult:
         if len(self.examples) < keep:
             self.examples.append(blocker)
 
+    def summary(self, what: str) -> str:
+        """One line saying what was proven, with the numbers (never "all" over nothing)."""
+        history = (
+            f" and {self.historic_scanned:,} older revision(s)"
+            if self.history
+            else " (older revisions not checked: --ignore-history)"
+        )
+        covered = (
+            f"{self.covered:,} of them belong to {what}"
+            if self.covered
+            else f"nothing to prove for {what}: etcd holds 0 values of it"
+        )
+        internal = (
+            f"; {self.internal} apiserver-internal key(s) are plaintext by design"
+            if self.internal
+            else ""
+        )
+        verdict = (
+            "every one stays readable after the step"
+            if self.passed
+            else f"{self.blocker_count:,} would be unreadable"
+        )
+        return (
+            f"{self.scanned:,} stored value(s) under {self.prefix}{history} judged: "
+            f"{verdict}; {covered}{internal}"
+        )
 
-def uses_local_keys(
-    provider_type: str, removed: Sequence[str], all_names: Sequence[str]
-) -> Predicate:
-    """Blocks values written by one of the ``removed`` keys of ``provider_type``."""
-    removed_set = set(removed)
-
-    def predicate(stored: StoredValue, value: bytes) -> str | None:
-        if stored.provider.value != provider_type:
-            return None
-        name = match_key_name(value[len(stored.prefix) :], all_names)
-        if name is None:
-            # a key name no config knows: it can only be read by a key we don't have
-            return f"{provider_type} value under an unknown key name"
-        return f"{provider_type} key {name!r}" if name in removed_set else None
-
-    return predicate
-
-
-def plaintext_values() -> Predicate:
-    """Blocks values stored in plaintext (identity), e.g. before dropping ``identity``."""
-
-    def predicate(stored: StoredValue, value: bytes) -> str | None:
-        return "stored in plaintext" if stored.provider is ValueProvider.IDENTITY else None
-
-    return predicate
-
-
-def uses_provider(provider: ValueProvider, kms_name: str | None = None) -> Predicate:
-    """Blocks values written by ``provider`` (for kms: with provider name ``kms_name``)."""
-
-    def predicate(stored: StoredValue, value: bytes) -> str | None:
-        if stored.provider is not provider:
-            return None
-        if kms_name is not None and stored.name != kms_name:
-            return None
-        return f"written by {provider.value}" + (f" provider {kms_name!r}" if kms_name else "")
-
-    return predicate
-
-
-def uses_kms_key_id(kms_name: str, key_ids: Sequence[str]) -> Predicate:
-    """Blocks kms v2 values of provider ``kms_name`` whose key_id is in ``key_ids``."""
-    wanted = set(key_ids)
-
-    def predicate(stored: StoredValue, value: bytes) -> str | None:
-        if stored.provider is not ValueProvider.KMS_V2 or stored.name != kms_name:
-            return None
-        key_id = stored.kms_v2.key_id if stored.kms_v2 else None
-        return f"kms v2 key_id {key_id!r}" if key_id in wanted else None
-
-    return predicate
+    def to_json(self) -> dict[str, Any]:
+        """The gate section of a stage's ``-o json`` report."""
+        return {
+            "prefix": self.prefix,
+            "scanned": self.scanned,
+            "historic_scanned": self.historic_scanned,
+            "history_checked": self.history,
+            "internal": self.internal,
+            "covered": self.covered,
+            "blockers": self.blocker_count,
+            "examples": [
+                {
+                    "etcd_key": b.etcd_key,
+                    "mod_revision": b.mod_revision,
+                    "reason": b.reason,
+                    "historic": b.historic,
+                    "already_unreadable": b.already,
+                }
+                for b in self.examples
+            ],
+        }
 
 
-def scan(
-    client: object,
-    prefixes: Sequence[bytes],
-    predicate: Predicate,
+def prove_readable(
+    client: Any,
     *,
+    after: Judge,
+    before: Judge | None = None,
+    covers: Covers | None = None,
     include_history: bool = True,
     keep_examples: int = 20,
     page_size: int = 1000,
 ) -> GateResult:
-    """Scan ``prefixes`` (and older revisions when ``include_history``) for blockers.
+    """Judge every value under ``after.layout``'s prefix under ``after``.
 
-    ``client`` is a :class:`secretkit.etcd.EtcdClient`, or anything with its
-    ``range_pages`` and ``get`` (read through :func:`secretkit.etcd.pages.linear_pages`).
+    ``before`` (the config in force now) tells values lost before this step apart
+    from values the step would lose; both block. ``client`` is a
+    :class:`secretkit.etcd.EtcdClient` (or anything with its ``range_pages``,
+    ``get_many`` and ``current_revision``, read through
+    :func:`secretkit.etcd.pages.linear_pages`). Any etcd error propagates: the gate
+    fails closed. Compaction only ends a key's history.
     """
-    result = GateResult()
-    # compaction ends a key's history quietly; any other error propagates: fail closed
+    layout = after.layout
+    result = GateResult(prefix=layout.root, history=include_history)
     history = HistoryWalk(client) if include_history else None
-    for prefix in prefixes:
-        for page in linear_pages(client, prefix, page_size=page_size):
-            for kv in page:
-                result.scanned += 1
-                reason = predicate(classify_value(kv.value), kv.value)
-                if reason:
-                    key = kv.key.decode("utf-8", "replace")
-                    result.add(Blocker(key, kv.mod_revision, reason), keep_examples)
-            if history is None:
-                continue
-            for kv, old in history.older(page):
-                reason = predicate(classify_value(old.value), old.value)
-                if reason:
-                    key = kv.key.decode("utf-8", "replace")
-                    blocker = Blocker(key, old.mod_revision, reason, historic=True)
-                    result.add(blocker, keep_examples)
+
+    def judge(kv: Any, historic: bool) -> None:
+        value = kv.value
+        owner = layout.owner(kv.key)
+        stored = classify_value(value)
+        verdict = after.judge_owned(owner, value, stored)
+        if verdict.verdict is Verdict.INTERNAL:
+            if not historic:
+                result.internal += 1
+            return
+        if not historic and covers is not None and covers(owner):
+            result.covered += 1
+        if verdict.readable:
+            return
+        already = before is not None and not before.judge_owned(owner, value, stored).readable
+        key = kv.key.decode("utf-8", "replace")
+        result.add(Blocker(key, kv.mod_revision, verdict.reason, historic, already), keep_examples)
+
+    for page in linear_pages(client, layout.root.encode(), page_size=page_size):
+        for kv in page:
+            result.scanned += 1
+            judge(kv, False)
+        if history is None:
+            continue
+        for _kv, old in history.older(page):
+            result.historic_scanned += 1
+            judge(old, True)
+    if result.scanned == 0:
+        raise SafetyError(
+            f"etcd holds no value under {layout.root}: nothing to prove, so nothing is removed",
+            where=layout.root,
+            hint="check --prefix (the apiserver's --etcd-prefix) and --endpoints: a real "
+            "cluster always stores objects there",
+        )
     return result
+
+
+def refusal(result: GateResult, step: str, hint: str) -> SafetyError:
+    """The error for a gate that did not pass: the numbers and the first blockers."""
+    lines = "\n".join("  " + b.line() for b in result.examples)
+    more = result.blocker_count - len(result.examples)
+    return SafetyError(
+        f"refusing to {step}: {result.blocker_count:,} stored value(s) out of "
+        f"{result.scanned + result.historic_scanned:,} judged would be unreadable after it:\n"
+        + lines
+        + (f"\n  ... and {more:,} more" if more > 0 else ""),
+        hint=hint,
+    )
+
+
+def count_key_ids(client: Any, prefix: str, kms_name: str) -> dict[str, int]:
+    """How many current kms v2 values of provider ``kms_name`` carry each key_id.
+
+    The whole prefix is read: a kms provider may serve many resources (``*.*``).
+    """
+    from secretkit.formats.model import ValueProvider
+
+    counts: dict[str, int] = {}
+    for page in linear_pages(client, prefix.encode()):
+        for kv in page:
+            stored = classify_value(kv.value)
+            if stored.provider is ValueProvider.KMS_V2 and stored.name == kms_name:
+                key_id = stored.kms_v2.key_id if stored.kms_v2 else "<undecodable>"
+                counts[key_id] = counts.get(key_id, 0) + 1
+    return counts

@@ -1,50 +1,87 @@
 """KMS v2 key rotation: rotate in the backend, wait for the plugin and the apiservers,
-re-encrypt, and prove from etcd that no object still carries the old key_id."""
+re-encrypt everything the provider covers, prove it from etcd, and only then (if asked)
+retire the old key versions.
+
+The scope follows the EncryptionConfiguration: every rule whose providers include the
+kms provider is re-encrypted (a ``*.*`` rule covers every resource), and the proofs
+read the whole keyspace, not a resource list. Retiring old versions is a removal like
+pruning a key: it is refused while any stored value, current or in the history etcd
+still holds, carries a key_id the backend would no longer decrypt.
+"""
 
 from __future__ import annotations
 
 import time
-from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
-from secretkit.errors import SafetyError
-from secretkit.etcd.pages import linear_pages
-from secretkit.formats import classify_value
-from secretkit.formats.model import ValueProvider
+from secretkit.encryption_config import EncryptionConfig, KMSProvider
+from secretkit.errors import SafetyError, UsageError
+from secretkit.etcd.layout import Layout
 from secretkit.kms_service import KMSService
+from secretkit.readability import Judge
 from secretkit.rotation import gates
 
 
-def count_key_ids(client: Any, prefixes: Sequence[bytes], kms_name: str) -> Counter[str]:
-    """How many current values of kms provider ``kms_name`` use each key_id."""
-    counts: Counter[str] = Counter()
-    for prefix in prefixes:
-        for page in linear_pages(client, prefix):
-            for kv in page:
-                stored = classify_value(kv.value)
-                if stored.provider is ValueProvider.KMS_V2 and stored.name == kms_name:
-                    counts[stored.kms_v2.key_id if stored.kms_v2 else "<undecodable>"] += 1
-    return counts
+def kms_rule_resources(config: EncryptionConfig, name: str) -> list[str]:
+    """Every resource name of the rules whose chain holds kms v2 provider ``name``."""
+    names: list[str] = []
+    for rule in config.rules:
+        if any(
+            isinstance(p, KMSProvider) and p.name == name and p.api_version == "v2"
+            for p in rule.providers
+        ):
+            names += [n for n in rule.resources if n not in names]
+    if not names:
+        configured = sorted(
+            {p.name for r in config.rules for p in r.providers if isinstance(p, KMSProvider)}
+        )
+        raise UsageError(
+            f"the config has no kms v2 provider named {name!r}",
+            where="--provider",
+            hint="configured kms providers: " + (", ".join(configured) or "none"),
+        )
+    return names
 
 
 def wait_for_plugin_key_id(
-    plugin: KMSService, expected: str, *, timeout: float, interval: float = 1.0
+    plugin: KMSService,
+    expected: str,
+    *,
+    timeout: float,
+    interval: float = 1.0,
+    echo: Callable[[str], None] = lambda _m: None,
 ) -> None:
     """Poll the plugin's Status until it reports ``expected`` (it caches its probe)."""
     deadline = time.monotonic() + timeout
     last = ""
+    next_note = time.monotonic() + 10
     while time.monotonic() < deadline:
         status = plugin.status()
         last = status.key_id
         if last == expected and status.healthy:
             return
+        if time.monotonic() >= next_note:
+            echo(f"  still waiting for the plugin: {deadline - time.monotonic():.0f}s left")
+            next_note += 10
         time.sleep(interval)
     raise SafetyError(
         f"the plugin still reports key_id {last!r}, not {expected!r}, after {timeout:.0f}s",
         hint="check the plugin's --status-ttl and logs; it may be talking to another backend",
     )
+
+
+def countdown(seconds: float, what: str, echo: Callable[[str], None], step: float = 10) -> None:
+    """Sleep ``seconds``, saying what for and how long is left every ``step`` seconds."""
+    end = time.monotonic() + seconds
+    echo(f"waiting {seconds:.0f}s {what} ...")
+    while (left := end - time.monotonic()) > 0:
+        time.sleep(min(step, left))
+        left = end - time.monotonic()
+        if left > 0.5:
+            echo(f"  {left:.0f}s left")
 
 
 @dataclass
@@ -54,98 +91,140 @@ class KMSRotationReport:
     provider: str
     old_key_id: str
     new_key_id: str
+    resources: list[str] = field(default_factory=list)
     reencrypt_runs: int = 0
+    rewritten: int = 0
     remaining_old: int = 0
     counts_after: dict[str, int] = field(default_factory=dict)
     retired_old: bool = False
+    gate: dict[str, Any] | None = None
     steps: list[str] = field(default_factory=list)
 
 
-def rotate_kms_key(
-    *,
-    provider: str,
-    backend: Any,
-    plugin: KMSService,
-    scan_client_factory: Callable[[], Any],
-    prefixes: Sequence[bytes],
-    run_reencrypt: Callable[[], None],
-    plugin_timeout: float,
-    refresh_wait: float,
-    max_reencrypt_runs: int = 2,
-    retire_old: bool = False,
-    to_key: str | None = None,
-    echo: Callable[[str], None] = print,
-) -> KMSRotationReport:
-    """Rotate, wait, re-encrypt and prove; raise SafetyError when the proof fails.
+@dataclass
+class KMSRotation:
+    """One rotation of one kms v2 provider's key (see the module docstring)."""
 
-    ``to_key`` switches the backend to another key instead of rotating the current one
-    (AWS KMS: move the configured alias to that key, which changes the key_id).
-    """
-    old = plugin.status().key_id
-    echo(f"plugin reports key_id {old}")
-    if to_key is not None:
-        move = getattr(backend, "move_alias", None)
-        if move is None:
+    provider: str
+    config: EncryptionConfig
+    backend: Any
+    plugin: KMSService
+    open_etcd: Callable[[], AbstractContextManager[Any]]
+    #: re-encrypts the given resource names in-process; returns objects rewritten
+    reencrypt: Callable[[list[str]], int]
+    layout: Layout = field(default_factory=Layout)
+    plugin_timeout: float = 120.0
+    refresh_wait: float = 70.0
+    max_reencrypt_runs: int = 2
+    retire_old: bool = False
+    include_history: bool = True
+    to_key: str | None = None
+    echo: Callable[[str], None] = print
+
+    def run(self) -> KMSRotationReport:
+        """Rotate, wait, re-encrypt and prove; raise SafetyError when a proof fails."""
+        resources = kms_rule_resources(self.config, self.provider)
+        old = self.plugin.status().key_id
+        self.echo(f"plugin reports key_id {old}")
+        new = self._rotate_backend()
+        report = KMSRotationReport(
+            provider=self.provider, old_key_id=old, new_key_id=new, resources=resources
+        )
+        if new == old:
             raise SafetyError(
-                f"the {backend.kind} backend cannot switch to another key",
-                hint="--to-key is for AWS KMS backends configured with an alias",
+                "the backend rotated but its key_id did not change",
+                hint="the key_id must change on rotation, or the apiserver will never re-seed; "
+                "check the backend's key_id scheme (docs/backends.md)",
             )
-        new = move(to_key)
-    elif getattr(backend, "kind", "") == "aws":
-        # refuse before touching the key: in-place rotation keeps the ARN (our key_id)
-        raise SafetyError(
-            "AWS KMS rotation in place keeps the key ARN, which is the key_id, so "
-            "apiservers would never draw a new seed",
-            hint="create a new key and pass --to-key ARN: the backend's alias moves to it",
-        )
-    else:
-        new = backend.rotate()
-    report = KMSRotationReport(provider=provider, old_key_id=old, new_key_id=new)
-    if new == old:
-        raise SafetyError(
-            "the backend rotated but its key_id did not change",
-            hint="the key_id must change on rotation, or the apiserver will never re-seed; "
-            "check the backend's key_id scheme (docs/backends.md)",
-        )
-    report.steps.append(f"backend rotated: new key_id {new}")
-    echo(report.steps[-1])
-    wait_for_plugin_key_id(plugin, new, timeout=plugin_timeout)
-    report.steps.append("plugin Status reports the new key_id")
-    echo(report.steps[-1])
-    if refresh_wait > 0:
-        echo(f"waiting {refresh_wait:.0f}s for every apiserver to poll Status and re-seed ...")
-        time.sleep(refresh_wait)
-    for _ in range(max_reencrypt_runs):
-        run_reencrypt()
-        report.reencrypt_runs += 1
-        with scan_client_factory() as client:
-            counts = count_key_ids(client, prefixes, provider)
-        report.counts_after = dict(counts)
-        report.remaining_old = sum(n for k, n in counts.items() if k != new)
-        if report.remaining_old == 0:
-            break
-        echo(f"{report.remaining_old} object(s) still under an older key_id; re-encrypting again")
-    if report.remaining_old:
-        raise SafetyError(
-            f"{report.remaining_old} object(s) of provider {provider!r} still carry an old "
-            f"key_id after {report.reencrypt_runs} re-encryption run(s)",
-            hint="are all apiservers using the new key_id? wait for their Status poll "
-            "(every 60s) and run `secretkit reencrypt` again",
-        )
-    report.steps.append(f"etcd: every {provider} object uses {new}")
-    echo(report.steps[-1])
-    if retire_old:
-        with scan_client_factory() as client:
-            leftovers = gates.scan(
-                client, prefixes, gates.uses_kms_key_id(provider, [old]), include_history=False
+        self._step(report, f"backend rotated: new key_id {new}")
+        wait_for_plugin_key_id(self.plugin, new, timeout=self.plugin_timeout, echo=self.echo)
+        self._step(report, "plugin Status reports the new key_id")
+        if self.refresh_wait > 0:
+            countdown(
+                self.refresh_wait, "for every apiserver to poll Status and re-seed", self.echo
             )
-        if not leftovers.passed:
-            raise SafetyError("objects under the old key_id appeared; not retiring it")
-        retire = getattr(backend, "retire_old_versions", None)
+        for _ in range(self.max_reencrypt_runs):
+            report.rewritten += self.reencrypt(resources)
+            report.reencrypt_runs += 1
+            with self.open_etcd() as client:
+                counts = gates.count_key_ids(client, self.layout.root, self.provider)
+            report.counts_after = counts
+            report.remaining_old = sum(n for k, n in counts.items() if k != new)
+            if report.remaining_old == 0:
+                break
+            self.echo(
+                f"{report.remaining_old} value(s) still under an older key_id; re-encrypting again"
+            )
+        if report.remaining_old:
+            raise SafetyError(
+                f"{report.remaining_old} value(s) of provider {self.provider!r} still carry an "
+                f"old key_id after {report.reencrypt_runs} re-encryption run(s)",
+                hint="are all apiservers using the new key_id? wait for their Status poll "
+                "(every 60s) and run `secretkit kms rotate` again, or `secretkit reencrypt`",
+            )
+        total = sum(report.counts_after.values())
+        if total:
+            self._step(report, f"etcd: all {total:,} value(s) of {self.provider} carry {new}")
+        else:
+            self._step(
+                report,
+                f"nothing to prove: etcd holds 0 values under provider {self.provider} "
+                f"(rules: {', '.join(resources)})",
+            )
+        if self.retire_old:
+            self._retire(report, new)
+        return report
+
+    def _step(self, report: KMSRotationReport, text: str) -> None:
+        report.steps.append(text)
+        self.echo(text)
+
+    def _rotate_backend(self) -> str:
+        if self.to_key is not None:
+            move = getattr(self.backend, "move_alias", None)
+            if move is None:
+                raise SafetyError(
+                    f"the {self.backend.kind} backend cannot switch to another key",
+                    hint="--to-key is for AWS KMS backends configured with an alias",
+                )
+            return str(move(self.to_key))
+        if getattr(self.backend, "kind", "") == "aws":
+            # refuse before touching the key: in-place rotation keeps the ARN (our key_id)
+            raise SafetyError(
+                "AWS KMS rotation in place keeps the key ARN, which is the key_id, so "
+                "apiservers would never draw a new seed",
+                hint="create a new key and pass --to-key ARN: the backend's alias moves to it",
+            )
+        return str(self.backend.rotate())
+
+    def _retire(self, report: KMSRotationReport, new: str) -> None:
+        retire = getattr(self.backend, "retire_old_versions", None)
         if retire is None:
-            raise SafetyError(f"the {backend.kind} backend cannot retire old key versions")
+            raise SafetyError(f"the {self.backend.kind} backend cannot retire old key versions")
+        kept = {self.provider: frozenset({new})}
+        self.echo(
+            "judging every stored value as if only "
+            f"{new} still decrypted"
+            + (" (and older revisions)" if self.include_history else "")
+            + " ..."
+        )
+        with self.open_etcd() as client:
+            result = gates.prove_readable(
+                client,
+                after=Judge(self.config, layout=self.layout, kept_key_ids=kept),
+                before=Judge(self.config, layout=self.layout),
+                include_history=self.include_history,
+            )
+        report.gate = result.to_json()
+        if not result.passed:
+            raise gates.refusal(
+                result,
+                "retire the old key versions",
+                hint="run `secretkit reencrypt` for what still carries an old key_id; for "
+                "older revisions, compact etcd or pass --ignore-history if you accept that "
+                "a restore of an older revision could no longer be read",
+            )
+        self._step(report, result.summary(f"provider {self.provider}"))
         retire()
         report.retired_old = True
-        report.steps.append("old key versions retired (no longer decryptable)")
-        echo(report.steps[-1])
-    return report
+        self._step(report, "old key versions retired (no longer decryptable)")

@@ -1,8 +1,9 @@
-"""What each staged procedure changes in the config, and what its prune gate checks.
+"""What each staged procedure changes in the config.
 
 A plan is the only thing that differs between a local-key rotation, enabling
 encryption and disabling it: the stage engine (:mod:`.engine`) does the rest (node
-checks, diffs, atomic writes, backups, state, apiserver verification, gates).
+checks, diffs, atomic writes, backups, state, apiserver verification, re-encryption
+and the one safety gate, which judges every stored value under the pruned config).
 """
 
 from __future__ import annotations
@@ -12,9 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from secretkit.encryption_config.generate import default_key_name, new_key_secret
-from secretkit.errors import UsageError
-from secretkit.formats.model import ValueProvider
-from secretkit.rotation import config_edit, gates
+from secretkit.errors import ConfigError, UsageError
+from secretkit.rotation import config_edit
 from secretkit.rotation.state import RotationState
 
 Document = dict[str, Any]
@@ -78,11 +78,6 @@ class LocalKeyRotation:
             doc, state.resources, state.provider_type, state.old_key_names
         )
 
-    def gate(self, doc: Document, state: RotationState) -> gates.Predicate:
-        """Values still written by an old key block the prune."""
-        names = config_edit.key_names(doc, state.resources, state.provider_type)
-        return gates.uses_local_keys(state.provider_type, state.old_key_names, names)
-
 
 @dataclass
 class EnableEncryption:
@@ -124,10 +119,6 @@ class EnableEncryption:
         """Drop the identity fallback."""
         return config_edit.remove_provider(doc, state.resources, "identity")
 
-    def gate(self, doc: Document, state: RotationState) -> gates.Predicate:
-        """Plaintext values block dropping identity."""
-        return gates.plaintext_values()
-
 
 @dataclass
 class DisableEncryption:
@@ -162,20 +153,9 @@ class DisableEncryption:
         for ptype in ("aescbc", "aesgcm", "secretbox", "kms"):
             try:
                 new = config_edit.remove_provider(new, state.resources, ptype)
-            except Exception:  # noqa: S112 - absent providers are fine to skip
+            except ConfigError:  # would leave a rule without providers: keep that one
                 continue
         return new
-
-    def gate(self, doc: Document, state: RotationState) -> gates.Predicate:
-        """Any encrypted value blocks the removal of the providers."""
-
-        def predicate(stored: object, value: bytes) -> str | None:
-            provider = stored.provider  # type: ignore[attr-defined]
-            if provider is ValueProvider.IDENTITY:
-                return None
-            return f"still encrypted ({provider.value})"
-
-        return predicate
 
 
 Plan = LocalKeyRotation | EnableEncryption | DisableEncryption

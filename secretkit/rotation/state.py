@@ -3,6 +3,13 @@
 It sits next to the first config file (``secretkit-rotation.json``) unless ``--state``
 names another path, is written atomically, and holds no key material: only key
 names, config hashes and timestamps.
+
+State and config files cannot disagree after a crash: a stage that writes configs
+first records its intent (:class:`PendingStage`: the stage and every file's hash
+before and after), then writes the files, then records the stage as completed. A
+stage interrupted in between is finished or rolled back from the files themselves
+(:meth:`RotationState.settle_pending`), or, when the nodes' files disagree, refused
+with what to do.
 """
 
 from __future__ import annotations
@@ -30,6 +37,16 @@ class StageRecord:
 
 
 @dataclass
+class PendingStage:
+    """A stage that started writing config files and has not been recorded yet."""
+
+    stage: str
+    at: float
+    before: dict[str, str]
+    after: str
+
+
+@dataclass
 class RotationState:
     """A rotation in progress (or finished)."""
 
@@ -42,6 +59,9 @@ class RotationState:
     configs: list[str] = field(default_factory=list)
     completed: list[StageRecord] = field(default_factory=list)
     started_at: float = field(default_factory=time.time)
+    pending: PendingStage | None = None
+    #: indexes of the config rules the procedure edits (see rotation.scope)
+    rule_indexes: list[int] = field(default_factory=list)
 
     @property
     def last_stage(self) -> str | None:
@@ -80,6 +100,38 @@ class RotationState:
     def record(self, stage: str, hashes: dict[str, str]) -> None:
         """Mark ``stage`` completed now with the resulting config hashes."""
         self.completed.append(StageRecord(stage=stage, at=time.time(), hashes=hashes))
+        self.pending = None
+
+    def settle_pending(self, current: dict[str, str]) -> str | None:
+        """Finish or roll back an interrupted write from the files' ``current`` hashes.
+
+        Every file has the new content: the stage is recorded as done. Every file still
+        has its old content: the intent is dropped. Returns what happened (None when
+        nothing was pending); raises when the files disagree (some written, some not).
+        """
+        pending = self.pending
+        if pending is None:
+            return None
+        if all(h == pending.after for h in current.values()):
+            self.record(pending.stage, dict(current))
+            return f"`{pending.stage}` had written every config file before it was " \
+                "interrupted: recorded as done"
+        if all(current.get(name) == h for name, h in pending.before.items()):
+            self.pending = None
+            return f"`{pending.stage}` was interrupted before writing any config file: " \
+                "nothing had changed"
+        written = sorted(n for n, h in current.items() if h == pending.after)
+        old = sorted(n for n, h in current.items() if h == pending.before.get(n))
+        other = sorted(set(current) - set(written) - set(old))
+        raise SafetyError(
+            f"`{pending.stage}` was interrupted while writing the nodes' config files: "
+            f"new content in {', '.join(written) or 'none'}; old content in "
+            f"{', '.join(old) or 'none'}"
+            + (f"; changed by someone else: {', '.join(other)}" if other else ""),
+            hint=f"make every file identical: copy a new one over the others to finish "
+            f"`{pending.stage}`, or restore the written ones from their "
+            f".bak-{pending.stage}-* copies to undo it; then run the stage again",
+        )
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (also the ``-o json`` shape of ``rotate status``)."""
@@ -105,10 +157,18 @@ def load_state(path: Path) -> RotationState | None:
             f"cannot read rotation state {path}: {exc}",
             hint="restore it from the .bak file beside it, or remove it to start over",
         ) from exc
-    completed = [StageRecord(**r) for r in raw.pop("completed", [])]
-    raw.pop("next_stage", None)
-    raw.pop("last_stage", None)
-    return RotationState(completed=completed, **raw)
+    try:
+        completed = [StageRecord(**r) for r in raw.pop("completed", [])]
+        pending_raw = raw.pop("pending", None)
+        pending = PendingStage(**pending_raw) if pending_raw else None
+        raw.pop("next_stage", None)
+        raw.pop("last_stage", None)
+        return RotationState(completed=completed, pending=pending, **raw)
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise UsageError(
+            f"rotation state {path} is not a state file secretkit wrote ({type(exc).__name__})",
+            hint="restore it from a backup, or remove it to start over",
+        ) from None
 
 
 def save_state(path: Path, state: RotationState) -> None:

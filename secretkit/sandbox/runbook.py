@@ -121,7 +121,7 @@ class Runbook:
         return ["--config", self.state.encryption_config]
 
     def reencrypt_args(self) -> list[str]:
-        return ["--", "--kubeconfig", self.state.kubeconfig, "--no-progress"]
+        return ["--kubeconfig", self.state.kubeconfig, "--no-progress", *self.etcd_flags]
 
     def compact(self) -> int:
         """Compact etcd at its current revision (what etcd's auto-compaction does)."""
@@ -256,9 +256,12 @@ class Runbook:
             "3",
             "--plugin-timeout",
             "60",
+            *self.config,
             "-o",
             "json",
-            *self.reencrypt_args(),
+            "--kubeconfig",
+            self.state.kubeconfig,
+            "--no-progress",
         )
         self.echo(f"   key_id {report['old_key_id']} -> {report['new_key_id']}")
         self.prove(

@@ -19,7 +19,8 @@ from secretkit.errors import ConfigError
 #: command that got past the endpoint check would fail differently (and exit 1)
 COMMANDS = {
     "status": ["kms", "status", "--no-etcd"],
-    "rotate": ["kms", "rotate", "--backends", "/nonexistent/backends.yaml", "--provider", "p"],
+    "rotate": ["kms", "rotate", "--backends", "/nonexistent/backends.yaml", "--provider", "p",
+               "--config", "/nonexistent/enc.yaml"],
 }
 
 
@@ -67,4 +68,4 @@ def test_a_valid_endpoint_gets_past_the_check() -> None:
     proc = _run(*COMMANDS["rotate"], "--kms-socket", "unix:///nonexistent/kms.sock")
     assert proc.returncode != 2, proc.stderr
     assert "--kms-socket" not in proc.stderr
-    assert "backends" in proc.stderr
+    assert "/nonexistent/" in proc.stderr  # the next missing file is named

@@ -21,12 +21,13 @@ def test_disable_decrypts_everything_and_gates_the_prune(sandbox_factory: Sandbo
         ValueProvider.SECRETBOX
     }
     cfg = ["--config", str(sb.config_path), *metrics_flags(sb)]
-    run = secretkit("encryption", "disable", "prepare", *cfg, "--resources", "secrets")
+    run = secretkit("encryption", "disable", "prepare", *cfg, "--resources", "secrets,configmaps")
     assert run.rc == 0, run.output
     run = secretkit("encryption", "disable", "promote", *cfg)
     assert run.rc == 0, run.output
     run = secretkit(
-        "encryption", "disable", "reencrypt", *cfg, "--", "--kubeconfig", str(sb.kubeconfig)
+        "encryption", "disable", "reencrypt", *cfg, "--kubeconfig", str(sb.kubeconfig),
+        "--endpoints", sb.etcd_endpoint,
     )
     assert run.rc == 0, run.output
     now = {k: v for k, v in stored_values(sb).items() if "/secrets/" in k}
@@ -41,10 +42,11 @@ def test_disable_decrypts_everything_and_gates_the_prune(sandbox_factory: Sandbo
                                      mod_revision=kv.mod_revision)
     prune = ["encryption", "disable", "prune", *cfg, "--endpoints", sb.etcd_endpoint]
     refused = secretkit(*prune, "--ignore-history")
-    assert refused.rc == 3 and "still encrypted (secretbox)" in refused.stderr, refused.output
+    assert refused.rc == 3, refused.output
+    assert "secretbox key 'key1' is not in the config" in refused.stderr
 
-    assert secretkit("encryption", "disable", "reencrypt", *cfg, "--", "--kubeconfig",
-                     str(sb.kubeconfig)).rc == 0
+    assert secretkit("encryption", "disable", "reencrypt", *cfg, "--kubeconfig",
+                     str(sb.kubeconfig), "--endpoints", sb.etcd_endpoint).rc == 0
     with sb.etcd_client() as etcd:
         etcd.compact(etcd.current_revision())
     run = secretkit(*prune)

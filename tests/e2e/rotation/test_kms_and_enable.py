@@ -27,7 +27,8 @@ def test_kms_rotate_openbao_end_to_end(sandbox_factory: SandboxFactory) -> None:
     run = secretkit(
         "kms", "rotate", *common, *etcd,
         "--plugin-timeout", "30", "--refresh-wait", "3", "--retire-old", "-o", "json",
-        "--", "--kubeconfig", str(sb.kubeconfig),
+        "--config", str(sb.config_path), "--kubeconfig", str(sb.kubeconfig),
+        "--ignore-history",
     )
     assert run.rc == 0, run.output
     report = run.json()
@@ -58,7 +59,7 @@ def test_enable_kms_encryption_from_plaintext(sandbox_factory: SandboxFactory) -
     cfg = ["--config", str(sb.config_path), *metrics_flags(sb)]
     name = "enable-kms"
     run = secretkit(
-        "encryption", "enable", "prepare", *cfg, "--resources", "secrets",
+        "encryption", "enable", "prepare", *cfg, "--resources", "secrets,configmaps",
         "--provider", "kms", "--kms-name", name, "--kms-endpoint", sb.plugin_endpoint,
     )
     assert run.rc == 0, run.output
@@ -66,7 +67,8 @@ def test_enable_kms_encryption_from_plaintext(sandbox_factory: SandboxFactory) -
 
     prune = ["encryption", "enable", "prune", *cfg, "--endpoints", sb.etcd_endpoint]
     run = secretkit(
-        "encryption", "enable", "reencrypt", *cfg, "--", "--kubeconfig", str(sb.kubeconfig)
+        "encryption", "enable", "reencrypt", *cfg, "--kubeconfig", str(sb.kubeconfig),
+        "--endpoints", sb.etcd_endpoint,
     )
     assert run.rc == 0, run.output
     from secretkit.formats import classify_value
@@ -86,10 +88,12 @@ def test_enable_kms_encryption_from_plaintext(sandbox_factory: SandboxFactory) -
             key.encode(), plaintext_before[key], mod_revision=kv.mod_revision
         )
     refused = secretkit(*prune, "--ignore-history")
-    assert refused.rc == 3 and "stored in plaintext" in refused.stderr, refused.output
+    assert refused.rc == 3, refused.output
+    assert "plaintext value but the config has no identity provider" in refused.stderr
     assert key in refused.stderr
     run = secretkit(
-        "encryption", "enable", "reencrypt", *cfg, "--", "--kubeconfig", str(sb.kubeconfig)
+        "encryption", "enable", "reencrypt", *cfg, "--kubeconfig", str(sb.kubeconfig),
+        "--endpoints", sb.etcd_endpoint,
     )
     assert run.rc == 0, run.output
     assert classify_value(secrets_now()[key]).provider is ValueProvider.KMS_V2

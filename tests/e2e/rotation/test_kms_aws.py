@@ -76,11 +76,8 @@ def test_kms_rotate_by_moving_the_alias(
             "kms", "rotate", "--backends", str(backends_file), "--provider", PROVIDER,
             "--kms-socket", plugin.endpoint, "--to-key", key2,
             "--endpoints", etcd_server.endpoint, "--refresh-wait", "0",
-            "--plugin-timeout", "30", "-o", "json",
-            "--", "--via", "etcd", "--config", str(config_file),
-            "--kms-socket", f"{PROVIDER}={plugin.endpoint}",
-            "--i-understand-the-apiserver-is-stopped", "--endpoints", etcd_server.endpoint,
-            "--no-progress",
+            "--plugin-timeout", "30", "-o", "json", "--config", str(config_file),
+            "--via", "etcd", "--i-understand-the-apiserver-is-stopped", "--no-progress",
         )
         assert run.rc == 0, run.output
         report = run.json()
@@ -101,7 +98,7 @@ def test_kms_rotate_by_moving_the_alias(
         refused = secretkit(
             "kms", "rotate", "--backends", str(backends_file), "--provider", PROVIDER,
             "--kms-socket", plugin.endpoint, "--endpoints", etcd_server.endpoint,
-            "--refresh-wait", "0",
+            "--refresh-wait", "0", "--config", str(config_file),
         )
         assert refused.rc != 0
         assert "--to-key" in refused.stderr or "alias" in refused.stderr, refused.output

@@ -37,7 +37,13 @@ def test_rotation_with_prune_gate(sandbox_factory: SandboxFactory) -> None:
     outputs: list[str] = []
 
     # 1. prepare: a read-only key2 appears after key1
+    # the sandbox's rule covers secrets and configmaps: naming only secrets is refused
     run = secretkit("rotate", "prepare", *cfg, "--key-name", "key2", *metrics_flags(sb))
+    assert run.rc == 2, run.output
+    assert "also covers configmaps" in run.stderr and "split-rule" in run.stderr
+    assert not default_state_path([sb.config_path]).exists()
+    run = secretkit("rotate", "prepare", *cfg, "--key-name", "key2", *metrics_flags(sb),
+                    "--resources", "secrets,configmaps")
     outputs.append(run.output)
     assert run.rc == 0, run.output
     assert "<redacted sha256:" in run.stdout
@@ -62,7 +68,8 @@ def test_rotation_with_prune_gate(sandbox_factory: SandboxFactory) -> None:
 
     # 3. reencrypt through the API: every Secret now under key2
     run = secretkit(
-        "rotate", "reencrypt", *cfg, *metrics_flags(sb), "--", "--kubeconfig", str(sb.kubeconfig)
+        "rotate", "reencrypt", *cfg, *metrics_flags(sb), "--kubeconfig", str(sb.kubeconfig),
+        "--endpoints", sb.etcd_endpoint,
     )
     outputs.append(run.output)
     assert run.rc == 0, run.output
@@ -92,7 +99,8 @@ def test_rotation_with_prune_gate(sandbox_factory: SandboxFactory) -> None:
 
     # ... re-encrypting again fixes the current revision, older revisions still block ...
     run = secretkit(
-        "rotate", "reencrypt", *cfg, *metrics_flags(sb), "--", "--kubeconfig", str(sb.kubeconfig)
+        "rotate", "reencrypt", *cfg, *metrics_flags(sb), "--kubeconfig", str(sb.kubeconfig),
+        "--endpoints", sb.etcd_endpoint,
     )
     assert run.rc == 0, run.output
     run = secretkit(*prune)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from secretkit.encryption_config import etcd_prefixes_for, resource_for_etcd_key
-from secretkit.rotation.gates import etcd_prefixes_for as gate_prefixes
 
 
 @pytest.mark.parametrize(
@@ -31,13 +30,3 @@ def test_every_key_is_under_one_of_its_resources_prefixes(
 def test_custom_prefix_and_wildcards() -> None:
     assert etcd_prefixes_for("secrets", "", "/custom/") == ["/custom/secrets/"]
     assert etcd_prefixes_for("*", "*") == ["/registry/"]
-
-
-def test_prune_gate_scans_where_builtin_group_resources_really_live() -> None:
-    # these used to be looked for under /registry/<group>/<resource>/ only: an empty
-    # range, so the gate passed while values still needed the old key
-    assert b"/registry/roles/" in gate_prefixes(["roles.rbac.authorization.k8s.io"])
-    assert gate_prefixes(["secrets", "configmaps"]) == [
-        b"/registry/configmaps/",
-        b"/registry/secrets/",
-    ]

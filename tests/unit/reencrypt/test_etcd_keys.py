@@ -12,9 +12,16 @@ def test_core_resources_and_special_paths() -> None:
 
 
 def test_group_resources_get_both_layouts() -> None:
+    # a dotted group outside the built-in ones is a CRD first; the built-in layout is
+    # kept as a second candidate for a built-in of another Kubernetes version
     assert etcd_prefixes("widgets", "example.com") == [
-        "/registry/widgets/",
         "/registry/example.com/widgets/",
+        "/registry/widgets/",
+    ]
+    # built-in groups have exactly one layout (read off a real apiserver)
+    assert etcd_prefixes("roles", "rbac.authorization.k8s.io") == ["/registry/roles/"]
+    assert etcd_prefixes("apiservices", "apiregistration.k8s.io") == [
+        "/registry/apiregistration.k8s.io/apiservices/"
     ]
 
 

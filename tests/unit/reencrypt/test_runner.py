@@ -77,7 +77,6 @@ def test_scopes_of_group_resources_cover_both_layouts() -> None:
     res = ApiResource("example.com", "widgets", "v1", "Widget", False)
     scopes = scopes_for([res], "/registry")
     assert [(s.label, s.key_prefix, s.namespaced) for s in scopes] == [
-        ("widgets.example.com", "/registry/widgets/", False),
-        ("widgets.example.com@/registry/example.com/widgets/",
-         "/registry/example.com/widgets/", False),
+        ("widgets.example.com", "/registry/example.com/widgets/", False),
+        ("widgets.example.com@/registry/widgets/", "/registry/widgets/", False),
     ]

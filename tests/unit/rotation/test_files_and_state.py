@@ -95,30 +95,18 @@ def test_reencrypt_may_be_repeated_before_prune() -> None:
         state.require_next("promote")
 
 
-def test_echoed_reencrypt_command_masks_credentials() -> None:
-    from secretkit.rotation.reencrypt_step import masked
-
-    args = ["--via", "etcd", "--password", "s3cret", "--user", "root:hunter2",
-            "--password=s3cret2", "--user=admin:pw3", "--endpoints", "http://e:2379"]
-    shown = " ".join(masked(args))
-    for secret in ("s3cret", "hunter2", "s3cret2", "pw3"):
-        assert secret not in shown
-    assert "--user root:***" in shown and "--endpoints http://e:2379" in shown
-
-
-def test_reencrypt_step_keeps_exit_4_with_a_data_loss_hint() -> None:
+def test_undecryptable_values_keep_exit_4_with_a_data_loss_hint() -> None:
     from secretkit.errors import UndecryptableError
-    from secretkit.rotation.reencrypt_step import reencrypt_failure
+    from secretkit.reencrypt.request import ReencryptRequest, outcome_error
+    from secretkit.reencrypt.summary import Summary
 
-    err = reencrypt_failure(4)
-    # the child's own error and code for undecryptable values: automation sees the same
+    summary = Summary(mode="api", dry_run=False)
+    summary.verify = {"undecryptable": 2, "undecryptable_keys": ["/registry/secrets/a/b"],
+                      "verdict": "undecryptable", "stale": 0}
+    err = outcome_error(summary, ReencryptRequest(config_source="enc.yaml"))
     assert isinstance(err, UndecryptableError) and err.exit_code == 4
     assert not isinstance(err, SafetyError)
-    assert err.hint is not None
-    assert "do not prune" in err.hint and "backup" in err.hint
-    assert "run it again" not in err.hint
-    for code in (1, 2, 3, 130):
-        other = reencrypt_failure(code)
-        assert isinstance(other, SafetyError) and other.exit_code == 3
-        assert f"exit {code}" in other.what
-        assert other.hint is not None and "run it again" in other.hint
+    assert err.hint is not None and "backup" in err.hint
+    assert "run again" not in err.hint
+    assert err.where is not None and "/registry/secrets/a/b" in err.where
+    assert outcome_error(Summary(mode="api", dry_run=False), ReencryptRequest()) is None
