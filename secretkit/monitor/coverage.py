@@ -30,10 +30,6 @@ from secretkit.monitor.labels import VERDICTS, RowTable, Verdict, has_object_pat
 #: values whose verdict came from decrypting them alone, remembered by key (see above)
 MAX_REMEMBERED: Final = 100_000
 
-#: apiserver-internal keys under the prefix: plaintext by design (kube-apiserver writes
-#: them through a storage without the encryption transformers), never findings
-INTERNAL_RESOURCES: Final = (b"masterleases/", b"peerserverleases/", b"ranges/")
-
 #: row number the judge gives apiserver-internal keys (not a row of the table)
 INTERNAL: Final = -1
 
@@ -51,13 +47,12 @@ class Judge:
         self.classifier = classifier
         self.rows = rows
         self._root = (classifier.splitter.base + "/").encode()
-        self._internal = tuple(self._root + r for r in INTERNAL_RESOURCES)
         self._decrypting = classifier.transformers is not None
         self._verdicts: dict[tuple[FindingKind, ...], Verdict] = {}
 
     def is_internal(self, key: bytes) -> bool:
-        """True for apiserver-internal keys (masterleases, peerserverleases, ranges)."""
-        return key.startswith(self._internal)
+        """True for apiserver-internal keys (``secretkit.etcd.layout.INTERNAL_KEYS``)."""
+        return bool(self.classifier.scope_of(key).internal)
 
     def judge(
         self, key: bytes, value: bytes, mod_revision: int
@@ -65,10 +60,12 @@ class Judge:
         """``(row, verdict, remembered)`` of one value, or None when out of scope."""
         classifier = self.classifier
         scope = classifier.scope_of(key)
+        if scope.internal:
+            # written by kube-apiserver without the transformers, whatever the config
+            # (secretkit.etcd.layout.INTERNAL_KEYS): counted apart, never a finding
+            return INTERNAL, Verdict.OK, False
         if not scope.in_scope:
             return None
-        if key.startswith(self._internal):
-            return INTERNAL, Verdict.OK, False
         verdict = classifier.verdict(scope, value)
         if verdict is not None and verdict.reader is not None:
             try:
