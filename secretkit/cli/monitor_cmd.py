@@ -18,9 +18,13 @@ from secretkit.monitor.options import DEFAULT_METRICS_ADDR
 def _duration(value: str | None, where: str) -> float | None:
     if value is None:
         return None
+    from secretkit.errors import ConfigError, UsageError
     from secretkit.etcd.config import parse_duration
 
-    return parse_duration(value, where=where)
+    try:
+        return parse_duration(value, where=where)
+    except ConfigError as exc:
+        raise UsageError(exc.what, where=exc.where, hint=exc.hint) from None
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})

@@ -21,7 +21,7 @@ from secretkit.audit.keys import normalize_prefix, range_prefix_for
 from secretkit.audit.scan import range_prefixes
 from secretkit.encryption_config import EncryptionConfig, load_encryption_config
 from secretkit.encryption_config.model import IdentityProvider
-from secretkit.errors import SecretkitError
+from secretkit.errors import ConfigError, SecretkitError, UsageError
 from secretkit.fileio import read_file
 from secretkit.kmsapi.services import KMSServices, current_key_ids, open_kms_services
 from secretkit.monitor.options import MonitorOptions
@@ -45,7 +45,11 @@ class VerdictInputs:
         self._options = options
         self._on_error = on_error
         self._lock = threading.Lock()
-        self._loaded = self._load()  # a bad config at start is the user's error: raise
+        try:
+            self._loaded = self._load()
+        except ConfigError as exc:
+            # a bad config at start is the operator's to fix: exit 2, not restarted
+            raise UsageError(exc.what, where=exc.where, hint=exc.hint) from None
         self._services = KMSServices()
         self.key_ids: dict[str, str] = {}
         if self._loaded.config is not None:
