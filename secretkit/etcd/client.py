@@ -378,6 +378,7 @@ class EtcdClient:
             prev_kv=prev_kv,
             progress_notify=progress_notify,
             on_unavailable=lambda: self._rotate(conn),
+            on_unauthenticated=lambda: setattr(conn, "token", None),
         )
 
     # -- writes -----------------------------------------------------------------------

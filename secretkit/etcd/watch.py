@@ -100,6 +100,7 @@ class WatchStream:
         prev_kv: bool = False,
         progress_notify: bool = True,
         on_unavailable: Callable[[], None] | None = None,
+        on_unauthenticated: Callable[[], None] | None = None,
     ) -> None:
         if not ranges:
             raise ValueError("a watch needs at least one range")
@@ -109,6 +110,7 @@ class WatchStream:
         self._prev_kv = prev_kv
         self._progress_notify = progress_notify
         self._on_unavailable = on_unavailable
+        self._on_unauthenticated = on_unauthenticated
         self._requests: queue.Queue[object] = queue.Queue()
         self._lock = threading.Lock()
         self._call: Any = None
@@ -174,6 +176,8 @@ class WatchStream:
             code = rpc_code(exc)
             if code == grpc.StatusCode.UNAVAILABLE and self._on_unavailable is not None:
                 self._on_unavailable()
+            if code == grpc.StatusCode.UNAUTHENTICATED and self._on_unauthenticated is not None:
+                self._on_unauthenticated()  # an expired token: the next watch logs in again
             raise translate(
                 exc, endpoint=self.endpoint, operation="watch", timeout=0.0
             ) from None
