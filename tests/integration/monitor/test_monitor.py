@@ -245,3 +245,26 @@ def _no_leftover_threads() -> Iterator[None]:
 def test_stop_ends_every_thread(etcd_client: EtcdClient) -> None:
     with running_monitor(fast_options(history_every=3600.0), etcd_client):
         pass
+
+
+def test_unreachable_etcd_is_not_ready_but_alive_and_counted(tmp_path: Path) -> None:
+    from secretkit.etcd import EtcdConfig
+    from secretkit.monitor.run import Monitor
+    from secretkit.sandbox.servers import free_port
+
+    client = EtcdClient(EtcdConfig(endpoints=(f"http://127.0.0.1:{free_port()}",), timeout=1))
+    monitor = Monitor(fast_options(), client)
+    thread = threading.Thread(target=monitor.run, daemon=True)
+    thread.start()
+    try:
+        base = f"http://{monitor.address.host}:{monitor.address.port}"
+        wait_for(lambda: value(scrape(monitor.address), "secretkit_monitor_errors_total",
+                               kind="etcd_unavailable") >= 2, what="retries")
+        assert fetch(base + "/healthz") == (503, "not ready: the start-up scan is not done\n")
+        assert fetch(base + "/livez") == (200, "ok\n")
+        assert value(scrape(monitor.address), "secretkit_monitor_following") == 0
+    finally:
+        monitor.stop()
+        thread.join(15)
+        client.close()
+    assert not thread.is_alive()
