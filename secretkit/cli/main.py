@@ -40,6 +40,7 @@ COMMANDS: dict[str, str] = {
     "encryption": "secretkit.cli.encryption_cmd:encryption",
     "sandbox": "secretkit.cli.sandbox_cmd:sandbox",
     "kek": "secretkit.cli.kek_cmd:kek",
+    "monitor": "secretkit.cli.monitor_cmd:monitor",
 }
 
 
