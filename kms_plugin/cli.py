@@ -27,6 +27,7 @@ from secretkit.errors import (
     BackendPermissionDenied,
     BackendTimeout,
     BackendUnavailable,
+    ExitCode,
     SecretkitError,
     UsageError,
 )
@@ -304,7 +305,7 @@ def _origin(ctx: click.Context, name: str) -> str:
 class BackendCheckFailed(SecretkitError):
     """``--check-backend``: the backend did not complete a round trip (exit 1)."""
 
-    exit_code = 1
+    exit_code = ExitCode.FINDINGS
 
 
 #: what to look at, by the class of error the round trip raised
