@@ -62,7 +62,7 @@ from tests.fixtures.servers import EtcdServer
 pytestmark = pytest.mark.etcd
 
 #: how hard CI searches (the shared-rule bug of the old gate is found well within this)
-EXAMPLES = int(os.environ.get("SECRETKIT_PROPERTY_EXAMPLES", "40"))
+EXAMPLES = int(os.environ.get("SECRETKIT_PROPERTY_EXAMPLES", "60"))
 STEPS = int(os.environ.get("SECRETKIT_PROPERTY_STEPS", "30"))
 
 #: (resource name in configs, etcd path segment) of the simulated resources
@@ -394,9 +394,10 @@ class RotationLifecycle(RuleBasedStateMachine):
             self.cluster.load(server)
 
     @precondition(lambda self: hasattr(self, "plan"))
-    @rule(restart=st.booleans())
-    def operator_runs_the_next_stage(self, restart: bool) -> None:
-        """The runbook path: (restart the apiservers, then) run what `status` says is next."""
+    @rule(restart=st.booleans(), compact=st.booleans())
+    def operator_runs_the_next_stage(self, restart: bool, compact: bool) -> None:
+        """The runbook path: (restart the apiservers, compact before a prune, then) run
+        what `status` says is next."""
         assert self.cluster is not None
         if restart:
             self.operator_restarts_every_apiserver()
@@ -405,6 +406,8 @@ class RotationLifecycle(RuleBasedStateMachine):
         state = load_state(self.cluster.workdir / "state.json")
         if state is None or state.next_stage in (None, "prepare"):
             return
+        if compact and state.next_stage == "prune":
+            self.compact()
         engine = self.engine(self.plan)
         self._attempt(getattr(engine, state.next_stage), state.next_stage)
 
@@ -467,9 +470,17 @@ class RotationLifecycle(RuleBasedStateMachine):
         self._attempt(getattr(engine, stage), stage)
 
     @precondition(lambda self: hasattr(self, "plan"))
-    @rule(stage=st.sampled_from(["prepare", "promote", "prune"]), after=st.integers(0, 1))
-    def interrupted_stage(self, stage: str, after: int) -> None:
-        """A stage whose file writes stop after ``after`` of the two node files."""
+    @rule(after=st.integers(0, 1))
+    def interrupted_stage(self, after: int) -> None:
+        """The next stage, its file writes stopped after ``after`` of the two node files."""
+        from secretkit.rotation.state import load_state
+
+        assert self.cluster is not None
+        self.operator_restarts_every_apiserver()
+        state = load_state(self.cluster.workdir / "state.json")
+        stage = state.next_stage if state is not None else None
+        if stage not in ("promote", "prune"):
+            stage = "prepare"
         real = rotation_files.write_private
         written = [0]
 
