@@ -463,6 +463,37 @@ class RotationLifecycle(RuleBasedStateMachine):
         self.prepare(kind, list(rule_["resources"]), data.draw(st.binary(min_size=32,
                                                                            max_size=32)))
 
+    @precondition(lambda self: self.cluster is not None)
+    @rule(data=st.data())
+    def operator_follows_a_runbook(self, data: st.DataObject) -> None:
+        """A whole procedure as a runbook says, with writers between the stages.
+
+        The resources are a whole rule or any part of one (what an operator may type);
+        before each stage some apiservers write (possibly still on an older file), then
+        the operator restarts them all and, before a prune, may compact etcd.
+        """
+        assert self.cluster is not None
+        doc = yaml.safe_load(self.cluster.nodes[0].read_bytes())
+        rule_ = data.draw(st.sampled_from(doc["resources"]))
+        names = list(rule_["resources"])
+        resources = data.draw(
+            st.sampled_from([names]) | st.lists(st.sampled_from(names), min_size=1, unique=True)
+        )
+        writer = next(iter(rule_["providers"][0]))
+        kinds = {"identity": ["enable-aesgcm", "enable-kms"], "kms": ["disable"]}
+        kind = data.draw(st.sampled_from(kinds.get(writer, ["local-key", "disable"])))
+        self.prepare(kind, resources, data.draw(st.binary(min_size=32, max_size=32)))
+        if not hasattr(self, "plan"):
+            return
+        for stage in ("promote", "reencrypt", "prune"):
+            for _ in range(data.draw(st.integers(0, 3))):
+                self.apiserver_writes(data)
+            self.operator_restarts_every_apiserver()
+            if stage == "prune" and data.draw(st.booleans()):
+                self.compact()
+            if not self._attempt(getattr(self.engine(self.plan), stage), f"runbook {stage}"):
+                return
+
     @precondition(lambda self: hasattr(self, "plan"))
     @rule(stage=st.sampled_from(["promote", "reencrypt", "prune"]))
     def stage(self, stage: str) -> None:
