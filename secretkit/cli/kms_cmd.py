@@ -10,7 +10,8 @@ import click
 
 from secretkit.cli.etcd_options import etcd_config_from, etcd_options
 from secretkit.cli.output import emit_json, output_option
-from secretkit.errors import ConfigError, UsageError
+from secretkit.cli.params import Duration, etcd_prefix_option
+from secretkit.errors import ConfigError, DependencyError, ExitCode, UsageError
 
 
 def _backend(path: str, provider: str) -> Any:
@@ -59,20 +60,26 @@ def kms() -> None:
     help="The EncryptionConfiguration the apiservers run: every rule holding the provider "
     "is re-encrypted (a *.* rule covers every resource).",
 )
-@click.option("--prefix", default="/registry", show_default=True, help="etcd key prefix.")
+@etcd_prefix_option()
 @click.option(
     "--plugin-timeout",
-    type=float,
-    default=120.0,
+    type=Duration(),
+    default="120s",
     show_default=True,
-    help="Seconds to wait for the plugin to report the new key_id (its --status-ttl).",
+    envvar="SECRETKIT_KMS_PLUGIN_TIMEOUT",
+    show_envvar=True,
+    help="How long to wait for the plugin to report the new key_id (its --status-ttl); "
+    "a Go duration (90s, 2m) or seconds.",
 )
 @click.option(
     "--refresh-wait",
-    type=float,
-    default=70.0,
+    type=Duration(allow_minimum=True),
+    default="70s",
     show_default=True,
-    help="Seconds to wait for apiservers to poll Status (they do every 60s) before re-encrypting.",
+    envvar="SECRETKIT_KMS_REFRESH_WAIT",
+    show_envvar=True,
+    help="How long to wait for every apiserver to poll Status (they do every 60s) and "
+    "draw a seed under the new key_id before re-encrypting.",
 )
 @click.option(
     "--retire-old",
@@ -157,7 +164,7 @@ def rotate(extra_args: tuple[str, ...], **params: Any) -> None:
             config_source=str(params["config_path"]),
             concurrency=params["concurrency"],
             qps=params["qps"],
-            etcd_prefix=params["prefix"],
+            etcd_prefix=params["etcd_prefix"],
             show_progress=params["progress"],
             kube=KubeConnectOptions(
                 kubeconfig=params["kubeconfig"], context=params["kube_context"]
@@ -193,7 +200,7 @@ def rotate(extra_args: tuple[str, ...], **params: Any) -> None:
             plugin=plugin,
             open_etcd=lambda: EtcdClient(etcd_config),
             reencrypt=reencrypt,
-            layout=Layout(params["prefix"]),
+            layout=Layout(params["etcd_prefix"]),
             plugin_timeout=params["plugin_timeout"],
             refresh_wait=params["refresh_wait"],
             retire_old=params["retire_old"],
@@ -215,12 +222,81 @@ def rotate(extra_args: tuple[str, ...], **params: Any) -> None:
             click.echo(f"  {n} value(s) under {key_id}")
 
 
+@kms.command("retire")
+@click.option("--backends", "backends_file", required=True, help="Backends file (YAML).")
+@click.option("--provider", required=True, help="kms provider name in the EncryptionConfiguration.")
+@click.option("--kms-socket", required=True, help="The plugin's socket, unix:///path.")
+@click.option(
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The EncryptionConfiguration the apiservers run.",
+)
+@etcd_prefix_option()
+@click.option(
+    "--ignore-history",
+    is_flag=True,
+    help="Only judge current values (older revisions etcd still holds become unreadable).",
+)
+@etcd_options
+@output_option()
+def retire(**params: Any) -> None:
+    """Make the provider's old key versions undecryptable, once etcd proves none is needed.
+
+    \b
+    Run after `secretkit kms rotate` and after etcd compacted the history that still
+    holds values under the old key versions (or with --ignore-history). Every value
+    etcd holds is judged as if only the plugin's current key_id still decrypted;
+    while any would be unreadable, nothing is retired (exit 3).
+    """
+    kms_socket = _kms_socket(params["kms_socket"])
+    from secretkit.encryption_config import load_encryption_config_file
+    from secretkit.etcd import EtcdClient
+    from secretkit.etcd.layout import Layout
+    from secretkit.kmsapi import GrpcKMSService
+    from secretkit.rotation.kms import KMSRotation
+
+    config = load_encryption_config_file(params["config_path"])
+    etcd_config = etcd_config_from(params)
+    backend = _backend(params["backends_file"], params["provider"])
+    plugin = GrpcKMSService(kms_socket)
+
+    def echo(message: str) -> None:
+        click.echo(message, err=True)
+
+    def no_reencrypt(_resources: list[str]) -> int:
+        raise AssertionError("retire never re-encrypts")
+
+    try:
+        report = KMSRotation(
+            provider=params["provider"],
+            config=config,
+            backend=backend,
+            plugin=plugin,
+            open_etcd=lambda: EtcdClient(etcd_config),
+            reencrypt=no_reencrypt,
+            layout=Layout(params["etcd_prefix"]),
+            include_history=not params["ignore_history"],
+            echo=echo,
+        ).retire_only()
+    finally:
+        plugin.close()
+        backend.close()
+    if params["output"] == "json":
+        emit_json(asdict(report))
+    else:
+        click.echo(f"retired the old key versions of {report.provider}; kept {report.new_key_id}")
+        for step in report.steps:
+            click.echo(f"  {step}")
+
+
 @kms.command("status")
 @click.option("--kms-socket", required=True, help="The plugin's socket, unix:///path.")
 @click.option("--provider", help="kms provider name (to count its objects in etcd).")
 @click.option("--backends", "backends_file", help="Backends file, to show the backend's key.")
 @click.option("--resources", hidden=True, help="Ignored: every key under --prefix is counted.")
-@click.option("--prefix", default="/registry", show_default=True, help="etcd key prefix.")
+@etcd_prefix_option()
 @click.option("--no-etcd", is_flag=True, help="Do not count objects in etcd.")
 @etcd_options
 @output_option()
@@ -235,7 +311,12 @@ def status(**params: Any) -> None:
         st = plugin.status()
     finally:
         plugin.close()
-    result["plugin"] = {"version": st.version, "healthz": st.healthz, "key_id": st.key_id}
+    result["plugin"] = {
+        "version": st.version,
+        "healthz": st.healthz,
+        "key_id": st.key_id,
+        "healthy": st.healthy,
+    }
     if params.get("backends_file") and params.get("provider"):
         backend = _backend(params["backends_file"], params["provider"])
         try:
@@ -249,10 +330,21 @@ def status(**params: Any) -> None:
         from secretkit.rotation.gates import count_key_ids
 
         with EtcdClient(etcd_config_from(params)) as client:
-            counts = count_key_ids(client, Layout(params["prefix"]).root, params["provider"])
+            counts = count_key_ids(client, Layout(params["etcd_prefix"]).root, params["provider"])
         result["objects_by_key_id"] = dict(counts)
+    unhealthy = [
+        part
+        for part, healthy in (
+            ("plugin", st.healthy),
+            ("backend", result.get("backend", {}).get("healthy", True)),
+        )
+        if not healthy
+    ]
+    result["healthy"] = not unhealthy
     if params["output"] == "json":
         emit_json(result)
+        if unhealthy:
+            raise click.exceptions.Exit(ExitCode.UNAVAILABLE)
         return
     p = result["plugin"]
     click.echo(f"plugin: healthz={p['healthz']} version={p['version']} key_id={p['key_id']}")
@@ -265,3 +357,12 @@ def status(**params: Any) -> None:
         for key_id, n in sorted(result["objects_by_key_id"].items()):
             marker = "" if key_id == p["key_id"] else "  (stale: not the current key_id)"
             click.echo(f"etcd: {n} object(s) under {key_id}{marker}")
+    if unhealthy:
+        # a KMS that cannot serve is "could not check" (exit 5), not a finding
+        raise DependencyError(
+            f"the {' and the '.join(unhealthy)} {'is' if len(unhealthy) == 1 else 'are'} "
+            "not healthy",
+            where=kms_socket,
+            hint="see the healthz above; the apiservers cannot encrypt or decrypt with "
+            "this provider until it is fixed (the plugin's log says why)",
+        )
