@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 
 from kms_plugin.config import PluginConfig
 from kms_plugin.logs import configure_logging
 from kms_plugin.metrics import PluginMetrics
+from kms_plugin.sd_notify import notify
 from kms_plugin.server import PluginServer
 from kms_plugin.service import PluginService, StatusPolicy
 from secretkit.backends import build_backend
@@ -44,9 +46,12 @@ def run(config: PluginConfig) -> None:
         # a signal during start-up must still end in a clean stop, not a default kill
         server.install_signal_handlers()
         server.start()
+        # the socket accepts connections now: a Type=notify unit becomes active here,
+        # so kube-apiserver ordered After= it finds the socket
+        notify("READY=1", f"STATUS=serving {config.listen.endpoint}", f"MAINPID={os.getpid()}")
         # warm the Status cache (and log the key_id) without delaying the socket:
         # the apiserver may start before the backend is reachable
         threading.Thread(target=service.probe, name="first-probe", daemon=True).start()
-        server.serve_until_signal()
+        server.serve_until_signal(on_signal=lambda: notify("STOPPING=1"))
     finally:
         backend.close()

@@ -21,7 +21,16 @@ from kms_plugin.config import (
     parse_listen,
 )
 from secretkit import __version__
-from secretkit.errors import SecretkitError, UsageError
+from secretkit.backends.interface import describe_unexpected
+from secretkit.errors import (
+    BackendInvalidRequest,
+    BackendPermissionDenied,
+    BackendTimeout,
+    BackendUnavailable,
+    ExitCode,
+    SecretkitError,
+    UsageError,
+)
 
 log = logging.getLogger("kms_plugin")
 
@@ -31,7 +40,7 @@ ENV_PREFIX = "SECRETKIT_PLUGIN_"
 _PLAIN = (
     "listen", "socket_mode", "socket_group", "health_addr", "health_addr_allow_remote",
     "status_ttl", "status_grace", "grace_period", "disable_v1beta1", "max_workers",
-    "log_format", "log_level",
+    "max_pending", "log_format", "log_level",
 )
 
 
@@ -62,7 +71,7 @@ def _opt(*decls: str, **kw: Any) -> Callable[[_F], _F]:
 
 EPILOG = """\b
 Examples:
-  # development: a local KEK file (32 random bytes)
+  # development: a local KEK file (create one with: secretkit kek create FILE)
   secretkit-kms-plugin --listen unix:///run/kms/plugin.sock \\
       --backend local --local-kek-file /etc/secretkit/kek-1.bin
 \b
@@ -71,11 +80,12 @@ Examples:
       --backend vault --vault-addr https://vault:8200 --vault-key k8s-etcd \\
       --vault-token-file /etc/secretkit/vault-token
 \b
-  # everything from a file (the backend section is a backends-file entry)
-  secretkit-kms-plugin --config /etc/secretkit/kms-plugin.yaml --check-config
+  # on the node, before pointing kube-apiserver at it: validate, then a real round trip
+  secretkit-kms-plugin --config /etc/secretkit/kms-plugin.yaml --check-backend
 \b
 Precedence: flags > SECRETKIT_PLUGIN_* environment > --config file > defaults.
-Docs: docs/kms-plugin.md. Exit codes: 0 clean shutdown, 2 invalid configuration.
+Docs: docs/kms-plugin.md. Exit codes: 0 clean shutdown (or check passed),
+2 invalid configuration, 1 --check-backend failed (the reason is printed).
 """
 
 
@@ -114,6 +124,9 @@ Docs: docs/kms-plugin.md. Exit codes: 0 clean shutdown, 2 invalid configuration.
       help="Serve only v2.KeyManagementService (no deprecated KMS v1 API).")
 @_opt("--max-workers", type=int, metavar="N",
       help="Concurrent requests handled at once (thread pool). [default: 32]")
+@_opt("--max-pending", type=int, metavar="N",
+      help="Calls queued or running beyond which new calls are refused at once with "
+      "RESOURCE_EXHAUSTED (logged and counted) instead of waiting. [default: 4096]")
 @_opt("--log-format", type=click.Choice(LOG_FORMATS),
       help="json (one object per line) or text. [default: json]")
 @_opt("--log-level", type=click.Choice(LOG_LEVELS), help="[default: info]")
@@ -130,7 +143,12 @@ Docs: docs/kms-plugin.md. Exit codes: 0 clean shutdown, 2 invalid configuration.
 @_opt("--aws-region", metavar="REGION", help="aws: region.")
 @_opt("--aws-endpoint-url", metavar="URL", help="aws: KMS endpoint (VPC endpoint, test server).")
 @click.option("--check-config", is_flag=True,
-              help="Validate the configuration, build the backend, print a summary and exit.")
+              help="Validate the configuration, build the backend, print a summary and exit "
+              "(does not contact the backend: see --check-backend).")
+@click.option("--check-backend", is_flag=True,
+              help="Like --check-config, then one real round trip to the backend (encrypt "
+              "and decrypt a random 32-byte seed) and print the key_id Status would report; "
+              "exit 1 with the reason when it fails.")
 @click.version_option(__version__, prog_name="secretkit-kms-plugin")
 def command(**params: Any) -> None:
     """Serve the Kubernetes KMS v2 API (and v1beta1) on a unix socket.
@@ -143,8 +161,8 @@ def command(**params: Any) -> None:
     one TTL.
     """
     config = _config_from(params)
-    if params["check_config"]:
-        _check(config)
+    if params["check_config"] or params["check_backend"]:
+        _check(config, backend_round_trip=params["check_backend"])
         return
     from kms_plugin.app import run  # grpc and the backend SDKs only when serving
 
@@ -284,8 +302,31 @@ def _origin(ctx: click.Context, name: str) -> str:
     return _flag(name)
 
 
-def _check(config: PluginConfig) -> None:
+class BackendCheckFailed(SecretkitError):
+    """``--check-backend``: the backend did not complete a round trip (exit 1)."""
+
+    exit_code = ExitCode.FINDINGS
+
+
+#: what to look at, by the class of error the round trip raised
+_CHECK_HINTS: tuple[tuple[type[SecretkitError], str], ...] = (
+    (BackendUnavailable, "is the backend reachable from this node (address, port, TLS CA, "
+     "proxy, firewall)? The plugin would report unhealthy and the apiserver would not "
+     "write Secrets"),
+    (BackendTimeout, "the backend did not answer in time: check the network path and the "
+     "backend's load (timeout_seconds in the backend section)"),
+    (BackendPermissionDenied, "the credentials were refused or lack permission: check the "
+     "token/role and that its policy allows encrypt and decrypt on this key"),
+    (BackendInvalidRequest, "the backend refused the request: does the key exist, under "
+     "this name and mount/region, and is it usable for encryption?"),
+)
+
+
+def _check(config: PluginConfig, *, backend_round_trip: bool = False) -> None:
+    import time
+
     from kms_plugin.app import build_backend_for
+    from kms_plugin.service import PluginService
 
     backend = build_backend_for(config)
     try:
@@ -295,6 +336,26 @@ def _check(config: PluginConfig) -> None:
         click.echo(f"health:       {f'{health.host}:{health.port}' if health else 'off'}")
         click.echo(f"v1beta1:      {'disabled' if config.disable_v1beta1 else 'enabled'}")
         click.echo("configuration OK")
+        if not backend_round_trip:
+            click.echo("backend not contacted (use --check-backend for a round trip)")
+            return
+        started = time.perf_counter()
+        try:
+            key_id = PluginService(backend).check_backend()
+        except SecretkitError as exc:
+            hint = next((h for cls, h in _CHECK_HINTS if isinstance(exc, cls)), exc.hint)
+            raise BackendCheckFailed(
+                f"backend check failed: {exc.what}",
+                where=exc.where or f"{backend.kind} backend", hint=hint,
+            ) from None
+        except Exception as exc:  # an SDK error a backend did not translate
+            raise BackendCheckFailed(
+                f"backend check failed: {describe_unexpected(exc)}",
+                where=f"{backend.kind} backend",
+            ) from None
+        took = (time.perf_counter() - started) * 1000
+        click.echo(f"key_id:       {key_id}")
+        click.echo(f"backend OK (encrypt + decrypt of a random seed in {took:.0f} ms)")
     finally:
         backend.close()
 
@@ -312,6 +373,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except SecretkitError as exc:
         click.echo(exc.diagnostics(), err=True)
-        # anything wrong before serving is a configuration problem
+        if isinstance(exc, BackendCheckFailed):
+            sys.exit(1)
+        # anything else wrong before serving is a configuration problem
         sys.exit(exc.exit_code if exc.exit_code != 1 else 2)
     sys.exit(0)

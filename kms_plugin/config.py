@@ -24,7 +24,7 @@ from secretkit.fileio import read_yaml_file
 FILE_FIELDS = (
     "listen", "socket_mode", "socket_group", "health_addr", "health_addr_allow_remote",
     "status_ttl", "status_grace", "grace_period", "disable_v1beta1", "max_workers",
-    "log_format", "log_level", "backend",
+    "max_pending", "log_format", "log_level", "backend",
 )
 LOG_FORMATS = ("json", "text")
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -57,6 +57,8 @@ class PluginConfig:
     grace_period: float = 10.0
     disable_v1beta1: bool = False
     max_workers: int = 32
+    #: calls queued or running beyond which new calls get RESOURCE_EXHAUSTED
+    max_pending: int = 4096
     log_format: str = "json"
     log_level: str = "info"
     #: relative file paths in ``backend`` resolve here (the config file's directory)
@@ -147,14 +149,23 @@ def load_config_file(path: Path) -> dict[str, Any]:
 
 
 def _number(value: Any, where: str, *, minimum: float = 0.0) -> float:
-    if isinstance(value, str):
-        try:
-            value = float(value.removesuffix("s"))
-        except ValueError:
-            raise UsageError(f"expected seconds, got {value!r}", where=where) from None
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= minimum:
+    """Seconds: a number or a Go duration string (``30s``, ``1m``), finite, > ``minimum``.
+
+    The one duration parser (:mod:`secretkit.durations`) refuses ``nan``, ``inf`` and
+    values beyond Go's range, which a TTL compared with ``<=`` would let through.
+    """
+    from secretkit.durations import parse_seconds
+
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise UsageError(f"expected a number of seconds > {minimum:g}", where=where)
-    return float(value)
+    try:
+        return parse_seconds(str(value), minimum=minimum)
+    except ValueError as exc:
+        raise UsageError(
+            f"expected a number of seconds > {minimum:g}: {exc}",
+            where=where,
+            hint="use seconds (30) or a Go duration (30s, 1m)",
+        ) from None
 
 
 def _boolean(value: Any, where: str) -> bool:
@@ -220,6 +231,13 @@ def build_config(
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1024:
             raise UsageError("expected an integer from 1 to 1024", where=where("max_workers"))
         kwargs["max_workers"] = value
+    if "max_pending" in merged:
+        value = merged["max_pending"]
+        if isinstance(value, str) and value.isdigit():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1_000_000:
+            raise UsageError("expected an integer from 1 to 1000000", where=where("max_pending"))
+        kwargs["max_pending"] = value
     if "log_format" in merged:
         kwargs["log_format"] = _choice(merged["log_format"], LOG_FORMATS, where("log_format"))
     if "log_level" in merged:

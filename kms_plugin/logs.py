@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import threading
 import time
+from collections.abc import Callable, Hashable
 from typing import Any
 
 from secretkit.sdk_logging import cap_sdk_loggers
@@ -67,3 +69,49 @@ def configure_logging(fmt: str, level: str) -> None:
     root.setLevel(level.upper())
     # SDK loggers print request and response bodies at debug level
     cap_sdk_loggers(logging.WARNING)
+
+
+class RateLimitedLog:
+    """At most ``burst`` log lines per ``period`` seconds for each key; the rest are counted.
+
+    A client that sends garbage (or a flood the plugin refuses) must not turn the log
+    into a denial of service: the first lines of a burst are logged as usual, the
+    following ones are only counted, and the next line logged for that key carries
+    ``suppressed``: how many were dropped since. Thread-safe.
+    """
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        *,
+        burst: int = 5,
+        period: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._logger = logger
+        self._burst = burst
+        self._period = period
+        self._clock = clock
+        self._lock = threading.Lock()
+        # key -> [window start, lines logged in the window, lines suppressed since last]
+        self._state: dict[Hashable, list[float]] = {}
+
+    def log(self, level: int, key: Hashable, msg: str, extra: dict[str, Any]) -> bool:
+        """Log ``msg`` unless ``key`` used up its burst; True when a line was written."""
+        now = self._clock()
+        with self._lock:
+            state = self._state.get(key)
+            if state is None or now - state[0] >= self._period:
+                suppressed = int(state[2]) if state is not None else 0
+                state = [now, 0.0, float(suppressed)]
+                self._state[key] = state
+            if state[1] >= self._burst:
+                state[2] += 1
+                return False
+            state[1] += 1
+            suppressed = int(state[2])
+            state[2] = 0
+        if suppressed:
+            extra = {**extra, "suppressed": suppressed}
+        self._logger.log(level, msg, extra=extra)
+        return True

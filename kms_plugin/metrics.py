@@ -8,6 +8,7 @@ the current key_id (key_ids are not secret: etcd stores them in plaintext).
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -77,6 +78,21 @@ class PluginMetrics:
             "secretkit_kms_plugin_requests_in_flight",
             "gRPC requests being handled right now.", registry=r,
         )
+        self.overload_refusals = Counter(
+            "secretkit_kms_plugin_overload_refusals_total",
+            "Calls refused with RESOURCE_EXHAUSTED because --max-pending calls were "
+            "already queued or running.", registry=r,
+        )
+        self.pending = Gauge(
+            "secretkit_kms_plugin_requests_pending",
+            "gRPC calls accepted and not finished: queued for a handler thread or running.",
+            registry=r,
+        )
+        self.malformed = Counter(
+            "secretkit_kms_plugin_malformed_requests_total",
+            "Requests whose body is not a valid protobuf message of the method's type "
+            "(answered INVALID_ARGUMENT).", ["operation"], registry=r,
+        )
         self.healthy = Gauge(
             "secretkit_kms_plugin_healthy",
             "1 when the last Status probe reported healthy, else 0.", registry=r,
@@ -92,6 +108,10 @@ class PluginMetrics:
         # the children (label sets are bounded, so these dicts stay small)
         self._request_children: dict[tuple[str, str], tuple[Any, Any]] = {}
         self._backend_children: dict[tuple[str, str], Any] = {}
+
+    def track_pending(self, count: Callable[[], int]) -> None:
+        """Let the pending gauge read ``count()`` at scrape time."""
+        self.pending.set_function(count)
 
     def observe_request(self, operation: str, status_class: str, seconds: float) -> None:
         """Count one gRPC request and its latency."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -26,6 +25,7 @@ from secretkit.errors import (
     BackendUnavailable,
     SecretkitError,
 )
+from secretkit.formats.kmsv2 import is_fully_qualified_domain_name
 from secretkit.kms_service import KMSEncryptResult, KMSStatus
 
 log = logging.getLogger("kms_plugin.service")
@@ -47,19 +47,6 @@ RUNTIME_NAME = "secretkit-kms-plugin"
 
 _T = TypeVar("_T")
 
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-
-
-def is_fully_qualified_domain_name(name: str) -> bool:
-    """True for a lower-case RFC 1123 name with at least two labels (upstream's rule)."""
-    if not name or len(name) > 253:
-        return False
-    labels = name.split(".")
-    if len(labels) < 2:
-        return False
-    return all(len(label) <= 63 and _DNS_LABEL.match(label) for label in labels)
-
-
 def validate_key_id(key_id: str, *, where: str) -> None:
     """Reject an empty or oversized key_id."""
     if not key_id:
@@ -73,7 +60,12 @@ def validate_key_id(key_id: str, *, where: str) -> None:
 
 
 def validate_annotations(annotations: Mapping[str, bytes], *, where: str) -> None:
-    """Reject annotation keys that are not FQDNs and totals over 32 KiB."""
+    """Reject annotation keys that are not FQDNs and totals over 32 KiB.
+
+    The key rule is the core's (:func:`secretkit.formats.kmsv2.is_fully_qualified_domain_name`,
+    upstream's ``IsFullyQualifiedDomainName``): what the plugin accepts is exactly what
+    the apiserver will accept when it decodes the stored ``EncryptedObject``.
+    """
     total = 0
     for key, value in annotations.items():
         if not is_fully_qualified_domain_name(key):
@@ -313,6 +305,14 @@ class PluginService:
                        "detail": result.detail, "backend": kind},
             )
         return result
+
+    def check_backend(self) -> str:
+        """One uncached round trip (encrypt + decrypt of a random seed); the key_id, or raise.
+
+        What ``--check-backend`` runs: unlike :meth:`probe`, errors are raised as they
+        are (no grace, no cache), so the caller can say exactly what failed.
+        """
+        return self._round_trip()
 
     def _round_trip(self) -> str:
         """Encrypt then decrypt a random probe value; return the key_id that wrote it."""

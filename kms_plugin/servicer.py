@@ -18,14 +18,16 @@ logged by class name only.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import grpc
+from google.protobuf.message import DecodeError, Message
 
+from kms_plugin.admission import CallTracker
 from kms_plugin.errors import InvalidRequest
+from kms_plugin.logs import RateLimitedLog
 from kms_plugin.metrics import PluginMetrics
 from kms_plugin.service import RUNTIME_NAME, V1BETA1_VERSION, PluginService
 from secretkit import __version__
@@ -62,29 +64,31 @@ def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     return grpc.StatusCode.INTERNAL, "internal error in secretkit-kms-plugin (see its log)"
 
 
-class RequestTracker:
-    """Counts requests our handlers started and finished (shutdown reports the gap)."""
+class Malformed:
+    """Stands in for a request body that is not a valid message of the method's type.
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.started = 0
-        self.finished = 0
+    grpcio's own deserializer failure answers INTERNAL ("Exception deserializing
+    request!") and logs a traceback per call; :func:`lenient` hands the handler this
+    marker instead, and the handler answers INVALID_ARGUMENT with a rate-limited log.
+    """
 
-    def begin(self) -> None:
-        """A handler started."""
-        with self._lock:
-            self.started += 1
+    __slots__ = ("message_type",)
 
-    def end(self) -> None:
-        """A handler returned (answer or error)."""
-        with self._lock:
-            self.finished += 1
+    def __init__(self, message_type: str) -> None:
+        self.message_type = message_type
 
-    @property
-    def in_flight(self) -> int:
-        """Handlers running right now."""
-        with self._lock:
-            return self.started - self.finished
+
+def lenient(message: type[Message]) -> Callable[[bytes], Message | Malformed]:
+    """A request deserializer for ``message`` that never raises."""
+    name = message.DESCRIPTOR.full_name
+
+    def parse(data: bytes) -> Message | Malformed:
+        try:
+            return message.FromString(data)
+        except (DecodeError, RuntimeWarning, ValueError):
+            return Malformed(name)
+
+    return parse
 
 
 class _Base:
@@ -92,29 +96,49 @@ class _Base:
         self,
         service: PluginService,
         metrics: PluginMetrics | None,
-        tracker: RequestTracker | None = None,
+        tracker: CallTracker | None = None,
     ) -> None:
         self._service = service
         self._metrics = metrics
-        self._tracker = tracker or RequestTracker()
+        self._tracker = tracker or CallTracker()
+        # one client sending garbage or stale key_ids must not flood the log: a few
+        # lines per (operation, code) every 10 s, then a count of what was dropped
+        self._refusal_log = RateLimitedLog(log, burst=5, period=10.0)
 
     def _handle(
-        self, operation: str, context: grpc.ServicerContext, fn: Callable[[], _R]
+        self, operation: str, context: grpc.ServicerContext, request: object,
+        fn: Callable[[], _R],
     ) -> _R:
-        self._tracker.begin()
         if self._metrics is not None:
             self._metrics.in_flight.inc()
         try:
-            return self._handle_tracked(operation, context, fn)
+            return self._handle_tracked(operation, context, request, fn)
         finally:
-            self._tracker.end()
+            # the caller gets our answer (or error status) only while the call is
+            # active: after the grace period grpc has already cancelled it
+            if context.is_active():
+                self._tracker.mark_answered()
             if self._metrics is not None:
                 self._metrics.in_flight.dec()
 
     def _handle_tracked(
-        self, operation: str, context: grpc.ServicerContext, fn: Callable[[], _R]
+        self, operation: str, context: grpc.ServicerContext, request: object,
+        fn: Callable[[], _R],
     ) -> _R:
         start = time.perf_counter()
+        if isinstance(request, Malformed):
+            self._record(operation, grpc.StatusCode.INVALID_ARGUMENT, start)
+            if self._metrics is not None:
+                self._metrics.malformed.labels(operation).inc()
+            self._refusal_log.log(
+                logging.INFO, (operation, "malformed"), "request refused",
+                {"operation": operation, "code": "INVALID_ARGUMENT",
+                 "reason": f"request is not a valid {request.message_type} message"},
+            )
+            context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"request is not a valid {request.message_type} message",
+            )
         remaining = context.time_remaining()
         if remaining is not None and remaining <= 0:
             # queued behind other work until the caller gave up: don't spend a KMS call
@@ -129,15 +153,14 @@ class _Base:
                 # our own `what` texts and type/origin only: SDK messages may echo input
                 # (backends already name the unexpected SDK error's type and origin)
                 what = exc.what if isinstance(exc, SecretkitError) else describe_unexpected(exc)
-                log.error(
-                    "request failed unexpectedly",
-                    extra={"operation": operation, "error_type": type(exc).__name__,
-                           "what": what},
+                self._refusal_log.log(
+                    logging.ERROR, (operation, code.name), "request failed unexpectedly",
+                    {"operation": operation, "error_type": type(exc).__name__, "what": what},
                 )
             else:
-                log.info(
-                    "request refused",
-                    extra={"operation": operation, "code": code.name, "reason": message[:300]},
+                self._refusal_log.log(
+                    logging.INFO, (operation, code.name), "request refused",
+                    {"operation": operation, "code": code.name, "reason": message[:300]},
                 )
             context.abort(code, message)
         self._record(operation, grpc.StatusCode.OK, start)
@@ -162,7 +185,7 @@ class V2Servicer(_Base):
             st = self._service.status()
             return v2_pb2.StatusResponse(version=st.version, healthz=st.healthz, key_id=st.key_id)
 
-        return self._handle("status", context, run)
+        return self._handle("status", context, request, run)
 
     def Encrypt(
         self, request: v2_pb2.EncryptRequest, context: grpc.ServicerContext
@@ -175,7 +198,7 @@ class V2Servicer(_Base):
                 ciphertext=res.ciphertext, key_id=res.key_id, annotations=dict(res.annotations)
             )
 
-        return self._handle("encrypt", context, run)
+        return self._handle("encrypt", context, request, run)
 
     def Decrypt(
         self, request: v2_pb2.DecryptRequest, context: grpc.ServicerContext
@@ -188,7 +211,7 @@ class V2Servicer(_Base):
             )
             return v2_pb2.DecryptResponse(plaintext=plaintext)
 
-        return self._handle("decrypt", context, run)
+        return self._handle("decrypt", context, request, run)
 
 
 def _check_v1beta1_version(version: str) -> None:
@@ -213,7 +236,7 @@ class V1beta1Servicer(_Base):
                 version=V1BETA1_VERSION, runtime_name=RUNTIME_NAME, runtime_version=__version__
             )
 
-        return self._handle("v1beta1_version", context, run)
+        return self._handle("v1beta1_version", context, request, run)
 
     def Encrypt(
         self, request: v1beta1_pb2.EncryptRequest, context: grpc.ServicerContext
@@ -224,7 +247,7 @@ class V1beta1Servicer(_Base):
             _check_v1beta1_version(request.version)
             return v1beta1_pb2.EncryptResponse(cipher=self._service.v1beta1_encrypt(request.plain))
 
-        return self._handle("v1beta1_encrypt", context, run)
+        return self._handle("v1beta1_encrypt", context, request, run)
 
     def Decrypt(
         self, request: v1beta1_pb2.DecryptRequest, context: grpc.ServicerContext
@@ -235,4 +258,37 @@ class V1beta1Servicer(_Base):
             _check_v1beta1_version(request.version)
             return v1beta1_pb2.DecryptResponse(plain=self._service.v1beta1_decrypt(request.cipher))
 
-        return self._handle("v1beta1_decrypt", context, run)
+        return self._handle("v1beta1_decrypt", context, request, run)
+
+
+def _handlers(
+    servicer: object, methods: dict[str, tuple[type[Message], type[Message]]]
+) -> dict[str, grpc.RpcMethodHandler[Any, Any]]:
+    return {
+        name: grpc.unary_unary_rpc_method_handler(
+            getattr(servicer, name),
+            request_deserializer=lenient(request),
+            response_serializer=response.SerializeToString,
+        )
+        for name, (request, response) in methods.items()
+    }
+
+
+def v2_handler(servicer: V2Servicer) -> grpc.GenericRpcHandler[Any, Any]:
+    """``v2.KeyManagementService`` with request parsing that never answers INTERNAL."""
+    return grpc.method_handlers_generic_handler("v2.KeyManagementService", _handlers(servicer, {
+        "Status": (v2_pb2.StatusRequest, v2_pb2.StatusResponse),
+        "Encrypt": (v2_pb2.EncryptRequest, v2_pb2.EncryptResponse),
+        "Decrypt": (v2_pb2.DecryptRequest, v2_pb2.DecryptResponse),
+    }))
+
+
+def v1beta1_handler(servicer: V1beta1Servicer) -> grpc.GenericRpcHandler[Any, Any]:
+    """``v1beta1.KeyManagementService``, likewise."""
+    return grpc.method_handlers_generic_handler(
+        "v1beta1.KeyManagementService", _handlers(servicer, {
+            "Version": (v1beta1_pb2.VersionRequest, v1beta1_pb2.VersionResponse),
+            "Encrypt": (v1beta1_pb2.EncryptRequest, v1beta1_pb2.EncryptResponse),
+            "Decrypt": (v1beta1_pb2.DecryptRequest, v1beta1_pb2.DecryptResponse),
+        }),
+    )

@@ -12,11 +12,13 @@ One implementation for every YAML reader too (:func:`read_yaml_file`,
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import stat
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import yaml
 
@@ -24,32 +26,63 @@ from secretkit.errors import SecretkitError, UsageError
 
 
 def write_private(path: Path, data: bytes, *, mode: int = 0o600) -> None:
-    """Atomically replace ``path`` with ``data``, created with ``mode`` (default 0600)."""
+    """Atomically replace ``path`` with ``data``, created with ``mode`` (default 0600).
+
+    Any failure (missing or read-only directory, full disk, permission denied) is a
+    :class:`~secretkit.errors.UsageError` naming the file and the reason; the
+    temporary file is removed and the old ``path``, if any, is left untouched.
+    """
     path = Path(path)
     directory = path.parent if str(path.parent) else Path(".")
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     except OSError as exc:
         raise UsageError(
-            f"cannot create a file in {directory} ({exc.strerror})",
+            f"cannot create a file in {directory} ({_reason(exc)})",
             where=str(path),
             hint="check that the directory exists and is writable",
         ) from None
     try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        try:
+            os.fchmod(fd, mode)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise UsageError(
+                f"cannot write {path.name} ({_reason(exc)})",
+                where=str(path),
+                hint=_write_hint(exc),
+            ) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    dir_fd = os.open(directory, os.O_RDONLY)
     try:
-        os.fsync(dir_fd)  # make the rename itself durable
-    finally:
-        os.close(dir_fd)
+        dir_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)  # make the rename itself durable
+        finally:
+            os.close(dir_fd)
+    except OSError as exc:
+        raise UsageError(
+            f"wrote {path.name} but could not make the rename durable ({_reason(exc)})",
+            where=str(path),
+            hint="check the file system; the new file is in place",
+        ) from None
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or type(exc).__name__
+
+
+def _write_hint(exc: OSError) -> str:
+    if exc.errno == errno.ENOSPC or exc.errno == errno.EDQUOT:
+        return "free some space (or raise the quota) and run again; nothing was replaced"
+    if exc.errno == errno.EROFS:
+        return "the file system is read-only: write somewhere else"
+    return "check the directory's permissions and free space; nothing was replaced"
 
 
 # -- reading ------------------------------------------------------------------------
@@ -252,21 +285,126 @@ def load_yaml(
         ) from None
 
 
-def read_file(
-    path: Path, *, what: str, error: type[SecretkitError] = UsageError, hint: str | None = None
-) -> bytes:
-    """Read ``path``; a missing or unreadable file becomes ``error`` naming ``what``.
+#: the largest file any reader takes unless told otherwise: configs, manifests and
+#: value files are kilobytes; a device such as /dev/zero must not be read until the
+#: kernel kills the process
+DEFAULT_MAX_BYTES = 16 * 1024 * 1024
+#: token and password files hold one line
+SECRET_FILE_MAX_BYTES = 64 * 1024
 
-    One wording for every file: ``cannot read <what>: <reason>``, ``where`` the path.
+
+def _read_error(
+    exc: OSError, path: Path, what: str, error: type[SecretkitError], hint: str | None
+) -> SecretkitError:
+    missing = isinstance(exc, FileNotFoundError)
+    reason = "file not found" if missing else _reason(exc)
+    default_hint = "check the path" if missing else "check the path and its permissions"
+    return error(f"cannot read {what}: {reason}", where=str(path), hint=hint or default_hint)
+
+
+def _size(limit: int) -> str:
+    if limit % (1024 * 1024) == 0:
+        return f"{limit // (1024 * 1024)} MiB"
+    if limit % 1024 == 0:
+        return f"{limit // 1024} KiB"
+    return f"{limit} bytes"
+
+
+def read_file(
+    path: Path,
+    *,
+    what: str,
+    error: type[SecretkitError] = UsageError,
+    hint: str | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> bytes:
+    """Read the regular file ``path``, at most ``max_bytes``; every failure is ``error``.
+
+    One wording for every file: ``cannot read <what>: <reason>``, ``where`` the
+    path. Directories, devices (``/dev/zero``), FIFOs and sockets are refused before
+    a byte is read (opened non-blocking, so a FIFO without a writer cannot hang the
+    read); a file larger than ``max_bytes`` is refused without reading it all.
     """
+    path = Path(path)
     try:
-        return Path(path).read_bytes()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
-        missing = isinstance(exc, FileNotFoundError)
-        reason = "file not found" if missing else exc.strerror or type(exc).__name__
-        default_hint = "check the path" if missing else "check the path and its permissions"
+        raise _read_error(exc, path, what, error, hint) from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+            raise error(
+                f"cannot read {what}: {kind}",
+                where=str(path),
+                hint=hint or "pass a regular file (devices, FIFOs and directories are refused)",
+            )
+        if st.st_size > max_bytes:
+            raise _too_large(path, what, error, max_bytes)
+        chunks: list[bytes] = []
+        total = 0
+        while True:
+            # a file that grows while read (or lies about its size) is still capped
+            chunk = os.read(fd, min(1024 * 1024, max_bytes + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > max_bytes:
+                raise _too_large(path, what, error, max_bytes)
+        return b"".join(chunks)
+    except OSError as exc:
+        raise _read_error(exc, path, what, error, hint) from None
+    finally:
+        os.close(fd)
+
+
+def _too_large(
+    path: Path, what: str, error: type[SecretkitError], max_bytes: int
+) -> SecretkitError:
+    return error(
+        f"cannot read {what}: larger than {_size(max_bytes)}",
+        where=str(path),
+        hint="is this the right file?",
+    )
+
+
+def read_stream(
+    stream: BinaryIO,
+    *,
+    what: str,
+    error: type[SecretkitError] = UsageError,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> bytes:
+    """Read ``stream`` (stdin) to its end, at most ``max_bytes``, like :func:`read_file`."""
+    data = stream.read(max_bytes + 1)
+    if len(data) > max_bytes:
         raise error(
-            f"cannot read {what}: {reason}", where=str(path), hint=hint or default_hint
+            f"cannot read {what}: larger than {_size(max_bytes)}",
+            where="<stdin>",
+            hint="is this the right input?",
+        )
+    return data
+
+
+def read_text_file(
+    path: Path,
+    *,
+    what: str,
+    error: type[SecretkitError] = UsageError,
+    hint: str | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> str:
+    """:func:`read_file`, decoded as UTF-8; binary content is ``error`` (never quoted)."""
+    data = read_file(path, what=what, error=error, hint=hint, max_bytes=max_bytes)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise error(
+            f"cannot read {what}: not UTF-8 text (byte {exc.start} on line {line})",
+            where=str(path),
+            hint=hint or "is this the right file? it looks binary",
         ) from None
 
 
@@ -277,6 +415,7 @@ def read_yaml_file(
     error: type[SecretkitError] = UsageError,
     hint: str | None = None,
     unique_keys: bool = False,
+    max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> object:
     """Read and parse a YAML file; every failure is ``error`` with what, where and a hint.
 
@@ -284,7 +423,7 @@ def read_yaml_file(
     are located as ``path:line:column``; no message ever quotes the file's content.
     ``hint`` replaces the default hints (not the file's own problem).
     """
-    data = read_file(path, what=what, error=error, hint=hint)
+    data = read_file(path, what=what, error=error, hint=hint, max_bytes=max_bytes)
     return load_yaml(
         data, source=str(path), what=what, error=error, hint=hint, unique_keys=unique_keys
     )

@@ -36,7 +36,15 @@ from secretkit.encryption_config.model import (
     Provider,
     ProviderType,
 )
-from secretkit.errors import BackendError, ConfigError, DecryptError, FormatError, SecretkitError
+from secretkit.errors import (
+    BackendError,
+    BackendInvalidRequest,
+    ConfigError,
+    DecryptError,
+    ExitCode,
+    FormatError,
+    SecretkitError,
+)
 from secretkit.formats import (
     AESCBC_PREFIX,
     AESGCM_PREFIX,
@@ -89,11 +97,24 @@ class ReadResult:
 
 
 class _Attempt(Exception):
-    """One provider could not read the value; ``reason`` holds no secret material."""
+    """One provider could not read the value; ``reason`` holds no secret material.
 
-    def __init__(self, reason: str) -> None:
+    ``code`` is what the failure proves: DATA_AT_RISK when the provider's key does
+    not open the value, UNAVAILABLE (or USAGE) when the KMS service could not be
+    asked, so nothing is known about the value.
+    """
+
+    def __init__(self, reason: str, code: ExitCode = ExitCode.DATA_AT_RISK) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.code = code
+
+
+def _dek_attempt(exc: SecretkitError) -> _Attempt:
+    """A failed DEK unwrap: the backend refusing the ciphertext proves the key is gone."""
+    if isinstance(exc, DecryptError | FormatError | BackendInvalidRequest):
+        return _Attempt(_dek_failure(exc))
+    return _Attempt(_dek_failure(exc), exc.exit_code)
 
 
 @dataclass(frozen=True)
@@ -396,7 +417,7 @@ class _KMSv2:
         try:
             source = self._plugin.dek_source(obj)
         except SecretkitError as exc:
-            raise _Attempt(_dek_failure(exc)) from None
+            raise _dek_attempt(exc) from None
         try:
             plaintext = kmsv2_decrypt_data(obj, source, aad)
         except (FormatError, DecryptError) as exc:
@@ -471,7 +492,7 @@ class _KMSv1:
         try:
             dek = self._plugin.dek_source(obj)
         except SecretkitError as exc:
-            raise _Attempt(_dek_failure(exc)) from None
+            raise _dek_attempt(exc) from None
         try:
             # upstream's union: AES-GCM, else the pre-1.25 AES-CBC layout (stale)
             plaintext, legacy_cbc = kmsv1_open(dek, payload, aad)
@@ -512,6 +533,7 @@ class ResourceTransformer:
         """Decrypt ``value`` stored under ``etcd_key``; :class:`DecryptError` names every try."""
         aad = _aad(etcd_key)
         reasons: list[str] = []
+        codes: set[ExitCode] = set()
         for index, link in enumerate(self._links):
             if not value.startswith(link.prefix):
                 continue
@@ -520,17 +542,28 @@ class ResourceTransformer:
             except _Attempt as attempt:
                 if link.prefix:  # identity's refusal is not an error upstream
                     reasons.append(f"{link.label}: {attempt.reason}")
+                    codes.add(attempt.code)
                 continue
             if index != 0 and not result.stale:
                 result = _with_stale(result)
             return result
         if reasons:
-            raise DecryptError(
+            asked = not codes & {ExitCode.UNAVAILABLE, ExitCode.USAGE}
+            error = DecryptError(
                 "no provider could decrypt the value: " + " | ".join(reasons),
                 where=etcd_key,
                 hint="the matching providers' keys do not open it: wrong key, tampered value, "
-                "or a value copied from another etcd key (aesgcm and kms v2 bind the key)",
+                "or a value copied from another etcd key (aesgcm and kms v2 bind the key)"
+                if asked
+                else "a KMS service could not be asked (see the reasons): nothing is known "
+                "about the value yet; fix that and run again",
             )
+            # a KMS service that could not be asked proves nothing about the value
+            for code in (ExitCode.UNAVAILABLE, ExitCode.USAGE):
+                if code in codes:
+                    error.exit_code = code
+                    break
+            raise error
         tried = ", ".join(link.label for link in self._links)
         raise DecryptError(
             f"{NO_MATCHING_PREFIX} (resource {self.resource!r}; tried: {tried})",

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from secretkit.audit.model import SCHEMA_VERSION
+from secretkit.audit.model import CHECKS_SCHEMA
 
 
 class Severity(StrEnum):
@@ -80,7 +80,7 @@ class CheckReport:
     def to_json(self) -> dict[str, Any]:
         """The documented ``-o json`` document of a check command."""
         return {
-            "schema_version": SCHEMA_VERSION,
+            "schema": CHECKS_SCHEMA,
             "command": self.command,
             "subject": self.subject,
             "checks": [f.to_json() for f in self.findings],

@@ -268,7 +268,7 @@ def audit_config(flags: Flags | None, encryption_config: Path | None) -> CheckRe
                     "the encryption config named by the manifest is not readable here",
                     False,
                     detail=str(candidate),
-                    remediation="run on a control-plane node or pass --encryption-config FILE",
+                    remediation="run on a control-plane node or pass --config FILE",
                     where=flags.source,
                 )
             )

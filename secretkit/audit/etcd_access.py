@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from secretkit.audit.checks import CheckFinding, CheckReport, Severity
 from secretkit.audit.flags import Flags
-from secretkit.errors import UsageError
+from secretkit.errors import UsageError, redact_urls
 from secretkit.etcd.keys import prefix_range_end
 from secretkit.loopback import is_loopback_url
 
@@ -42,7 +42,7 @@ def _connection(endpoint: str, cacert: Path | None, timeout: float) -> http.clie
     parts = urlsplit(endpoint)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UsageError(
-            f"endpoint {endpoint!r} is not an http:// or https:// URL",
+            f"endpoint {redact_urls(endpoint)!r} is not an http:// or https:// URL",
             where="--endpoints",
             hint="e.g. --endpoints https://10.0.0.5:2379",
         )
@@ -76,6 +76,8 @@ def probe_endpoint(
     )
     version: str | None = None
     conn = _connection(endpoint, cacert, timeout)
+    # the probe never sends the URL's userinfo, and the report never quotes it
+    endpoint = redact_urls(endpoint)
     try:
         try:
             conn.request("GET", "/version")
@@ -328,7 +330,7 @@ def audit_etcd_access(
     prefix: str = "/registry",
 ) -> CheckReport:
     """Run the live probes on every endpoint and, if given, the flag checks."""
-    subject = ", ".join(endpoints) if endpoints else (flags.source if flags else "")
+    subject = redact_urls(", ".join(endpoints)) if endpoints else (flags.source if flags else "")
     report = CheckReport("etcd-access", subject)
     for endpoint in endpoints:
         result = probe_endpoint(

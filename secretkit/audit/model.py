@@ -14,8 +14,11 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import NamedTuple
 
-#: version of the ``-o json`` document; bump on any incompatible change
-SCHEMA_VERSION = 1
+#: the ``schema`` of ``audit -o json`` (docs/schemas/secretkit.audit.report.v1.json);
+#: a new version on any incompatible change
+REPORT_SCHEMA = "secretkit.audit.report/v1"
+#: the ``schema`` of ``audit etcd-access|config -o json``
+CHECKS_SCHEMA = "secretkit.audit.checks/v1"
 
 #: most keys per etcd range request (pages of large values hold fewer: etcd.pages)
 DEFAULT_PAGE_SIZE = 3000

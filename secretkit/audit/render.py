@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from typing import Any
 from xml.etree import ElementTree as ET
 
-from secretkit.audit.model import SCHEMA_VERSION, AuditReport, FindingKind, ObjectRecord
+from secretkit.audit.model import REPORT_SCHEMA, AuditReport, FindingKind, ObjectRecord
 
 #: offending objects listed per finding kind in text output unless ``--show-all``
 TEXT_LIST_LIMIT = 20
@@ -30,10 +30,10 @@ _ORDER = (
 
 
 def report_to_json(report: AuditReport, fail_on: Iterable[FindingKind]) -> dict[str, Any]:
-    """The documented ``-o json`` document (see docs/audit.md, schema_version 1)."""
+    """The documented ``-o json`` document (docs/schemas/secretkit.audit.report.v1.json)."""
     fail_on = tuple(fail_on)
     return {
-        "schema_version": SCHEMA_VERSION,
+        "schema": REPORT_SCHEMA,
         "source": report.source,
         "prefix": report.prefix,
         "revision": report.revision,

@@ -16,13 +16,14 @@ from secretkit.audit.model import (
 )
 from secretkit.audit.scan import Progress, ScanOptions, scan_etcd, scan_snapshot
 from secretkit.encryption_config import EncryptionConfig, load_encryption_config_file
-from secretkit.errors import SecretkitError, UsageError
+from secretkit.errors import FindingsError, UsageError, redact_urls
 from secretkit.kmsapi.services import KMSServices, current_key_ids, open_kms_services
+from secretkit.resources import check_resource_names
 
 DEFAULT_FAIL_ON = (FindingKind.PLAINTEXT, FindingKind.UNDECRYPTABLE)
 
 
-class AuditFailed(SecretkitError):
+class AuditFailed(FindingsError):
     """The audit ran and found what ``--fail-on`` lists (exit code 1)."""
 
 
@@ -60,6 +61,9 @@ class AuditRequest:
             )
         if self.resources is not None and not self.resources:
             raise UsageError("--resources is empty", where="--resources")
+        if self.resources:
+            # a typo would scan nothing and pass: unknown names are errors
+            check_resource_names(self.resources, where="--resources")
 
 
 def fail_on_kinds(text: str) -> tuple[FindingKind, ...]:
@@ -161,4 +165,5 @@ def run_audit(
 
 def _endpoints(etcd_config: Any) -> str:
     endpoints = getattr(etcd_config, "endpoints", None) or ()
-    return ",".join(str(e) for e in endpoints) or "etcd"
+    # reports quote the source: never the credentials of an http://user:pass@ endpoint
+    return redact_urls(",".join(str(e) for e in endpoints)) or "etcd"

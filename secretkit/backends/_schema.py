@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from secretkit.errors import ConfigError
+
+#: the longest duration in seconds: Go's int64 nanoseconds, also threading.TIMEOUT_MAX
+MAX_SECONDS = float((1 << 63) // 1_000_000_000)
+#: counts (attempts, batch sizes, in-flight requests) beyond this are typos
+MAX_INTEGER = 1_000_000
 
 
 class Definition:
@@ -71,22 +77,45 @@ class Definition:
             raise ConfigError(f"missing required field {name!r}", where=self.path_of(name))
         return path
 
-    def number(self, name: str, default: float, *, minimum: float = 0.0) -> float:
-        """A number field greater than ``minimum``."""
+    def number(
+        self, name: str, default: float, *, minimum: float = 0.0, maximum: float = MAX_SECONDS
+    ) -> float:
+        """A finite number field greater than ``minimum`` and at most ``maximum``.
+
+        ``.nan`` and ``.inf`` are refused (every comparison with NaN is false, so a
+        plain range check would let it through); the default ``maximum`` is Go's
+        duration range, the longest wait any Python or Go timer accepts.
+        """
         value = self.data.get(name)
         if value is None:
             return default
-        if isinstance(value, bool) or not isinstance(value, int | float) or value <= minimum:
-            raise ConfigError(f"expected a number > {minimum:g}", where=self.path_of(name))
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+            or not minimum < value <= maximum
+        ):
+            low = ">= 0" if -1e-6 < minimum < 0 else f"> {minimum:g}"
+            raise ConfigError(
+                f"expected a finite number {low} and <= {maximum:g}", where=self.path_of(name)
+            )
         return float(value)
 
-    def integer(self, name: str, default: int, *, minimum: int = 1) -> int:
-        """An integer field of at least ``minimum``."""
+    def integer(
+        self, name: str, default: int, *, minimum: int = 1, maximum: int = MAX_INTEGER
+    ) -> int:
+        """An integer field from ``minimum`` to ``maximum``."""
         value = self.data.get(name)
         if value is None:
             return default
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise ConfigError(f"expected an integer >= {minimum}", where=self.path_of(name))
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int)
+            or not minimum <= value <= maximum
+        ):
+            raise ConfigError(
+                f"expected an integer from {minimum} to {maximum}", where=self.path_of(name)
+            )
         return value
 
     def boolean(self, name: str, default: bool) -> bool:

@@ -357,6 +357,12 @@ class AwsKmsBackend(KeyBackend):
             ) from None
         return arn
 
+    def key_created(self, key_id: str) -> float | None:
+        """The key's CreationDate (an ARN key_id; in-place material rotation keeps it)."""
+        meta = self._call("DescribeKey", KeyId=key_id)["KeyMetadata"]
+        created = meta.get("CreationDate")
+        return float(created.timestamp()) if hasattr(created, "timestamp") else None
+
     def move_alias(self, target_key: str) -> str:
         """Point the configured alias at ``target_key`` (ARN or id); return the new key_id."""
         if not self.cfg.key.startswith("alias/"):
@@ -426,7 +432,7 @@ def parse_aws_config(d: Definition) -> AwsConfig:
             role_arn=role_def.req_str("role_arn"),
             session_name=role_def.str_("session_name", "secretkit-kms") or "secretkit-kms",
             external_id=role_def.str_("external_id"),
-            duration_seconds=role_def.integer("duration_seconds", 3600, minimum=900),
+            duration_seconds=role_def.integer("duration_seconds", 3600, minimum=900, maximum=43200),
         )
     context = d.str_map("encryption_context") if d.has("encryption_context") else DEFAULT_CONTEXT
     deadline = d.number("deadline_seconds", 2.5)

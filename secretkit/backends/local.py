@@ -152,7 +152,7 @@ def read_kek_file(path: Path) -> bytes:
             where=where,
             hint=f"chmod 600 {path}",
         )
-    data = read_file(path, what="the KEK file", error=ConfigError)
+    data = read_file(path, what="the KEK file", error=ConfigError, max_bytes=4096)
     if len(data) == KEK_SIZE:
         return data
     try:

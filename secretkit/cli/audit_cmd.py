@@ -11,21 +11,21 @@ import click
 
 from secretkit.audit.model import DEFAULT_PAGE_SIZE
 from secretkit.cli.etcd_options import etcd_config_from, etcd_options
-from secretkit.errors import UsageError
+from secretkit.cli.output import output_option
+from secretkit.cli.params import Duration, aliased_option, etcd_prefix_option
+from secretkit.errors import DependencyError, UsageError
+from secretkit.resources import split_resource_flags
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 _SCAN_OPTIONS = [
-    click.option(
-        "--prefix",
-        default="/registry",
-        show_default=True,
-        help="The apiserver's --etcd-prefix.",
-    ),
+    etcd_prefix_option(),
     click.option(
         "--resources",
-        help="Comma-separated resources to audit, e.g. secrets,configmaps,deployments.apps "
-        "(default: secrets, or with --config every resource the config encrypts).",
+        multiple=True,
+        help="Resources to audit, comma-separated or repeated, e.g. "
+        "secrets,configmaps,deployments.apps (default: secrets, or with --config every "
+        "resource the config encrypts). Unknown names are errors.",
     ),
     click.option(
         "--all-resources",
@@ -70,7 +70,7 @@ _SCAN_OPTIONS = [
     ),
     click.option(
         "--page-size",
-        type=int,
+        type=click.IntRange(1, 1_000_000),
         default=DEFAULT_PAGE_SIZE,
         show_default=True,
         help="Most keys per etcd range request; pages of large values hold fewer "
@@ -81,7 +81,7 @@ _SCAN_OPTIONS = [
         default="plaintext,undecryptable",
         show_default=True,
         help="Exit 1 when any of these findings is seen: plaintext, stale, undecryptable, "
-        "unknown (or none).",
+        "unknown (or none); a misspelt kind is a usage error (exit 2).",
     ),
     click.option(
         "--show-all",
@@ -89,14 +89,7 @@ _SCAN_OPTIONS = [
         help="List every offending object (default: the first 20 per finding in text, "
         "1,000 in JSON; --show-all keeps up to 100,000).",
     ),
-    click.option(
-        "-o",
-        "--output",
-        type=click.Choice(["text", "json", "junit"]),
-        default="text",
-        show_default=True,
-        help="Output format (JSON schema: docs/audit.md).",
-    ),
+    output_option("junit"),
 ]
 
 
@@ -117,9 +110,10 @@ def _run_scan(params: dict[str, Any]) -> None:
     fail_on = fail_on_kinds(params["fail_on"])
     resources = None
     if params["resources"]:
-        resources = tuple(r.strip() for r in params["resources"].split(",") if r.strip())
+        resources = tuple(r.strip() for r in split_resource_flags(params["resources"]))
+        resources = tuple(r for r in resources if r)
     request = AuditRequest(
-        prefix=params["prefix"],
+        prefix=params["etcd_prefix"],
         page_size=params["page_size"],
         resources=resources,
         all_resources=params["all_resources"],
@@ -140,7 +134,7 @@ def _run_scan(params: dict[str, Any]) -> None:
         if progress is not None:
             sys.stderr.write("\n")
     if params["output"] == "json":
-        emit_json(report_to_json(report, fail_on))
+        emit_json(report_to_json(report, fail_on))  # carries its own "schema"
     elif params["output"] == "junit":
         click.echo(report_to_junit(report, fail_on))
     else:
@@ -189,8 +183,11 @@ def audit(ctx: click.Context, /, **params: Any) -> None:
           /etc/kubernetes/manifests/kube-apiserver.yaml
 
     \b
-    Exit codes: 0 nothing listed in --fail-on was found; 1 findings (or an error);
-    2 usage errors.
+    Exit codes: 0 nothing listed in --fail-on was found; 1 findings (undecryptable
+    values included); 2 usage or bad input; 5 could not check (etcd, a KMS plugin,
+    Vault or AWS KMS unreachable or failing).
+    With -o json every outcome is one JSON document on stdout
+    (docs/schemas/secretkit.audit.report.v1.json, or secretkit.error.v1.json).
     """
     if ctx.invoked_subcommand is None:
         _run_scan(params)
@@ -216,8 +213,14 @@ def scan(**params: Any) -> None:
     help="etcd static pod manifest to check flags in (e.g. /etc/kubernetes/manifests/etcd.yaml).",
 )
 @click.option("--etcd-flags", help='etcd\'s flags as one string, e.g. "--client-cert-auth=true".')
-@click.option("--dial-timeout", type=float, default=5.0, show_default=True)
-@click.option("--prefix", default="/registry", show_default=True, help="The --etcd-prefix.")
+@click.option(
+    "--dial-timeout",
+    type=Duration(),
+    default="5s",
+    show_default=True,
+    help="How long to wait for each endpoint (Go duration: 5s, 500ms).",
+)
+@etcd_prefix_option()
 @click.option(
     "--fail-on",
     type=click.Choice(["critical", "high", "medium", "low", "info", "none"]),
@@ -225,16 +228,14 @@ def scan(**params: Any) -> None:
     show_default=True,
     help="Exit 1 when a failed check is at least this severe.",
 )
-@click.option(
-    "-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True
-)
+@output_option()
 def etcd_access(
     endpoints: str | None,
     cacert: Path | None,
     manifest: Path | None,
     etcd_flags: str | None,
     dial_timeout: float,
-    prefix: str,
+    etcd_prefix: str,
     fail_on: str,
     output: str,
 ) -> None:
@@ -243,6 +244,11 @@ def etcd_access(
     Probes each endpoint like an attacker would (plain HTTP, TLS without a client
     certificate; a count-only range, no values are fetched) and checks etcd's own
     flags: client-cert auth, peer TLS, auto-tls.
+
+    \b
+    Exit codes: 0 no failed check at --fail-on or worse; 1 such a failed check;
+    2 usage or bad input; 5 an endpoint did not answer (nothing was proven for it)
+    and nothing else failed at --fail-on.
     """
     from secretkit.audit.etcd_access import audit_etcd_access
     from secretkit.audit.flags import load_manifest_flags, parse_flag_string
@@ -260,11 +266,22 @@ def etcd_access(
         flags = load_manifest_flags(manifest, "etcd")
     elif etcd_flags is not None:
         flags = parse_flag_string(etcd_flags)
+    if cacert is not None:
+        from secretkit.cli.etcd_options import check_pem_file
+
+        check_pem_file(cacert, what="the --cacert file")  # a clear error before any probe
     endpoint_list = [e.strip() for e in (endpoints or "").split(",") if e.strip()]
     report = audit_etcd_access(
-        endpoint_list, flags=flags, cacert=cacert, timeout=dial_timeout, prefix=prefix
+        endpoint_list, flags=flags, cacert=cacert, timeout=dial_timeout, prefix=etcd_prefix
     )
     _emit_checks(report, output, fail_on)
+    unreachable = [f.where for f in report.failed if f.check == "etcd.reachable"]
+    if unreachable:
+        raise DependencyError(
+            f"{len(unreachable)} endpoint(s) did not answer: nothing was proven for them",
+            where=", ".join(unreachable),
+            hint="check the address and --dial-timeout, or run this from a control-plane node",
+        )
 
 
 @audit.command("config")
@@ -276,8 +293,10 @@ def etcd_access(
 @click.option(
     "--apiserver-flags", help="kube-apiserver flags as one string (instead of a manifest)."
 )
-@click.option(
-    "--encryption-config",
+@aliased_option(
+    "--config",
+    "encryption_config",
+    hidden_aliases=("--encryption-config",),
     type=click.Path(dir_okay=False, path_type=Path),
     help="The EncryptionConfiguration (default: the file the manifest names, if readable).",
 )
@@ -288,9 +307,7 @@ def etcd_access(
     show_default=True,
     help="Exit 1 when a failed check is at least this severe.",
 )
-@click.option(
-    "-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True
-)
+@output_option()
 def config_check(
     apiserver_manifest: Path | None,
     apiserver_flags: str | None,
@@ -311,12 +328,18 @@ def config_check(
         raise UsageError(
             "nothing to check",
             where="secretkit audit config",
-            hint="pass --apiserver-manifest FILE and/or --encryption-config FILE",
+            hint="pass --apiserver-manifest FILE and/or --config FILE",
         )
     if apiserver_manifest is not None and apiserver_flags is not None:
         raise UsageError(
             "pass either --apiserver-manifest or --apiserver-flags", where="--apiserver-flags"
         )
+    if encryption_config is not None:
+        from secretkit.fileio import read_text_file
+
+        # a file that cannot be read as text at all is bad input (2); one that reads
+        # but does not load is a finding the report lists (1)
+        read_text_file(encryption_config, what="the --config file")
     flags = None
     if apiserver_manifest is not None:
         flags = load_manifest_flags(apiserver_manifest, "kube-apiserver")
@@ -329,9 +352,10 @@ def config_check(
 def _emit_checks(report: Any, output: str, fail_on: str) -> None:
     from secretkit.audit.checks import Severity
     from secretkit.audit.run import AuditFailed
+    from secretkit.cli.output import emit_json
 
     if output == "json":
-        click.echo(report.to_json_text())
+        emit_json(report.to_json())  # carries its own "schema"
     else:
         click.echo(report.to_text())
     if fail_on != "none" and report.fails_at(Severity(fail_on)):

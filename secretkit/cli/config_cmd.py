@@ -7,8 +7,14 @@ from typing import Any
 
 import click
 
-from secretkit.cli.output import emit_json, output_option
-from secretkit.errors import ConfigError, UsageError
+from secretkit.cli.output import emit_json, output_option, schema_id
+from secretkit.cli.params import Duration
+from secretkit.errors import FindingsError, UsageError
+
+#: the ``schema`` of each subcommand's ``-o json`` document (docs/schemas/)
+GENERATE_SCHEMA = schema_id("config.generate")
+VALIDATE_SCHEMA = schema_id("config.validate")
+SHOW_SCHEMA = schema_id("config.show")
 
 
 @click.group(short_help="Generate, validate and show EncryptionConfiguration files.")
@@ -35,9 +41,11 @@ def config() -> None:
 )
 @click.option(
     "--resources",
-    default="secrets",
+    multiple=True,
+    default=("secrets",),
     show_default=True,
-    help="Comma-separated resources: secrets, configmaps, deployments.apps, *.apps, *. (core), *.*",
+    help="Resources, comma-separated or repeated: secrets, configmaps, deployments.apps, "
+    "*.apps, *. (core), *.*. Unknown names are errors.",
 )
 @click.option(
     "--identity-fallback",
@@ -49,7 +57,11 @@ def config() -> None:
 @click.option("--kms-name", help="kms provider name (unique, no ':'; part of every stored value).")
 @click.option("--kms-endpoint", help="Plugin socket, unix:///path/to/plugin.sock.")
 @click.option(
-    "--kms-timeout", default="3s", show_default=True, help="kms call timeout (Go duration)."
+    "--kms-timeout",
+    type=Duration(as_text=True),
+    default="3s",
+    show_default=True,
+    help="kms call timeout (Go duration).",
 )
 @click.option(
     "-f",
@@ -62,7 +74,8 @@ def config() -> None:
 @click.option(
     "--show-secrets",
     is_flag=True,
-    help="Allow printing the config, key included, to stdout when no --file is given.",
+    help="Allow printing the config, key included, to stdout when no --file is given "
+    "(with -o json: the config as JSON in the document's \"config\" field).",
 )
 @output_option()
 def generate(**params: Any) -> None:
@@ -80,7 +93,7 @@ def generate(**params: Any) -> None:
       secretkit config generate --provider kms --kms-name kms-prod \\
           --kms-endpoint unix:///var/run/kmsplugin/socket.sock -f enc.yaml
     """
-    from secretkit.encryption_config import load_encryption_config, parse_duration
+    from secretkit.encryption_config import load_encryption_config
     from secretkit.encryption_config.describe import describe_encryption_config
     from secretkit.encryption_config.generate import (
         GenerateOptions,
@@ -88,17 +101,14 @@ def generate(**params: Any) -> None:
         split_resources,
         write_private_file,
     )
+    from secretkit.fileio import parse_yaml
+    from secretkit.resources import check_resource_names
 
-    try:
-        parse_duration(params["kms_timeout"])
-    except ValueError:
-        raise UsageError(
-            f"--kms-timeout {params['kms_timeout']!r} is not a duration",
-            hint="use e.g. 3s or 500ms",
-        ) from None
+    resources = split_resources(params["resources"])
+    check_resource_names(resources, where="--resources", wildcards=True, bare_means_core=True)
     options = GenerateOptions(
         provider=params["provider"],
-        resources=split_resources(params["resources"]),
+        resources=resources,
         key_name=params["key_name"],
         identity_fallback=params["identity_fallback"],
         kms_name=params["kms_name"],
@@ -110,6 +120,7 @@ def generate(**params: Any) -> None:
     # self-check: never hand out a file the apiserver would refuse
     cfg = load_encryption_config(data, source=str(file_path or "<generated>"))
     holds_key = options.provider != "kms"
+    summary = describe_encryption_config(cfg)
     if file_path is None:
         if holds_key and not params["show_secrets"]:
             raise UsageError(
@@ -117,13 +128,19 @@ def generate(**params: Any) -> None:
                 hint="write it to a file with -f PATH (mode 0600), or pass --show-secrets "
                 "to print it anyway",
             )
+        if params["output"] == "json":
+            # the apiserver reads JSON configs too: the document itself, key included
+            emit_json(
+                {**summary, "written": None, "config": parse_yaml(data)},
+                schema=GENERATE_SCHEMA,
+            )
+            return
         click.echo(data.decode(), nl=False)
         return
     write_private_file(file_path, data, force=params["force"])
-    summary = describe_encryption_config(cfg)
     summary["written"] = str(file_path)
     if params["output"] == "json":
-        emit_json(summary)
+        emit_json({**summary, "config": None}, schema=GENERATE_SCHEMA)
         return
     provider = summary["rules"][0]["providers"][0]
     click.echo(f"wrote {file_path} (mode 0600)")
@@ -136,9 +153,9 @@ def generate(**params: Any) -> None:
     click.echo(f"  config hash: {cfg.hash}")
 
 
-def _loose_key_file_warnings(path: Path, cfg: Any) -> list[str]:
+def _loose_key_file_warnings(path: Path, cfg: Any) -> list[Any]:
     """A warning when a file holding local keys is readable by group or others."""
-    from secretkit.encryption_config import LocalKeyProvider
+    from secretkit.encryption_config import ConfigProblem, LocalKeyProvider
 
     if cfg is None or not any(
         isinstance(p, LocalKeyProvider) and p.keys for rule in cfg.rules for p in rule.providers
@@ -150,38 +167,54 @@ def _loose_key_file_warnings(path: Path, cfg: Any) -> list[str]:
         return []
     if not mode & 0o077:
         return []
-    return [f"holds keys but is readable by group or others (mode {mode:04o}); "
-            f"run: chmod 600 {path}"]
+    return [
+        ConfigProblem(
+            "(file)",
+            f"holds keys but is readable by group or others (mode {mode:04o})",
+            f"run: chmod 600 {path}",
+        )
+    ]
 
 
 @config.command("validate", short_help="Check configs against the apiserver's rules.")
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @output_option()
 def validate(files: tuple[Path, ...], output: str) -> None:
     """Check EncryptionConfiguration FILES against the apiserver's rules.
 
     Every problem is listed with its field path (e.g.
-    resources[0].providers[1].aesgcm.keys[0].secret) and a hint. Exit status 0 when
-    every file is valid, 1 otherwise. Key values are never printed.
+    resources[0].providers[1].aesgcm.keys[0].secret) and a hint. Warnings (a
+    resource no kube-apiserver serves, a key file others can read) do not make a
+    file invalid. Exit status 0 when every file is valid, 1 when one is not, 2 on
+    usage errors. Key values are never printed.
     """
     from secretkit.encryption_config import ConfigProblem, check_encryption_config
+    from secretkit.encryption_config.validate import unserved_resource_warnings
+    from secretkit.errors import SecretkitError
+    from secretkit.fileio import read_file
 
     reports: list[dict[str, Any]] = []
     for path in files:
         try:
-            data = path.read_bytes()
-        except OSError as exc:
-            problems = [ConfigProblem("(file)", f"cannot read: {exc.strerror}")]
-            reports.append({"path": str(path), "valid": False, "hash": None, "problems": problems})
+            data = read_file(path, what="the file")
+        except SecretkitError as exc:
+            problems = [ConfigProblem("(file)", exc.what, exc.hint)]
+            reports.append(
+                {"path": str(path), "valid": False, "hash": None, "problems": problems,
+                 "warnings": []}
+            )
             continue
         cfg, problems = check_encryption_config(data, source=str(path))
+        warnings = _loose_key_file_warnings(path, cfg)
+        if cfg is not None:
+            warnings += unserved_resource_warnings(cfg)
         reports.append(
             {
                 "path": str(path),
                 "valid": not problems,
                 "hash": cfg.hash if cfg is not None else None,
                 "problems": problems,
-                "warnings": _loose_key_file_warnings(path, cfg),
+                "warnings": warnings,
             }
         )
     all_valid = all(r["valid"] for r in reports)
@@ -192,35 +225,40 @@ def validate(files: tuple[Path, ...], output: str) -> None:
                 "files": [
                     {
                         **r,
-                        "problems": [
-                            {"path": p.path, "message": p.message, "hint": p.hint}
-                            for p in r["problems"]
-                        ],
+                        "problems": [_problem_json(p) for p in r["problems"]],
+                        "warnings": [_problem_json(p) for p in r["warnings"]],
                     }
                     for r in reports
                 ],
-            }
+            },
+            schema=VALIDATE_SCHEMA,
         )
     else:
         for r in reports:
             if r["valid"]:
                 click.echo(f"OK       {r['path']}  ({r['hash']})")
-                for warning in r["warnings"]:
-                    click.echo(f"  warning: {warning}")
-                continue
-            count = len(r["problems"])
-            click.echo(f"INVALID  {r['path']}: {count} problem{'s' if count != 1 else ''}")
-            for p in r["problems"]:
-                click.echo(f"  - {p.path}: {p.message}")
-                if p.hint:
-                    click.echo(f"      fix: {p.hint}")
+            else:
+                count = len(r["problems"])
+                click.echo(f"INVALID  {r['path']}: {count} problem{'s' if count != 1 else ''}")
+                for p in r["problems"]:
+                    click.echo(f"  - {p.path}: {p.message}")
+                    if p.hint:
+                        click.echo(f"      fix: {p.hint}")
+            for w in r["warnings"]:
+                click.echo(f"  warning: {w.path}: {w.message}")
+                if w.hint:
+                    click.echo(f"      fix: {w.hint}")
     if not all_valid:
         # an error (not ctx.exit) so the one CLI boundary sets the exit status
         bad = sum(1 for r in reports if not r["valid"])
-        raise ConfigError(
+        raise FindingsError(
             f"{bad} of {len(reports)} file{'s' if len(reports) != 1 else ''} invalid",
             hint="fix the problems listed above",
         )
+
+
+def _problem_json(problem: Any) -> dict[str, Any]:
+    return {"path": problem.path, "message": problem.message, "hint": problem.hint}
 
 
 @config.command("show", short_help="Explain a config (never shows keys).")
@@ -241,7 +279,7 @@ def show(file: Path, output: str) -> None:
 
     cfg = load_encryption_config_file(file)
     if output == "json":
-        emit_json(describe_encryption_config(cfg))
+        emit_json(describe_encryption_config(cfg), schema=SHOW_SCHEMA)
         return
     click.echo(f"config: {cfg.source}")
     click.echo(f"hash:   {cfg.hash}")

@@ -10,10 +10,15 @@ from typing import Any
 
 import click
 
-from secretkit.cli.output import emit_json, output_option
+from secretkit.cli.etcd_options import etcd_config_from, etcd_options
+from secretkit.cli.output import emit_json, output_option, schema_id
+from secretkit.cli.params import etcd_prefix_option
 from secretkit.errors import UsageError
 from secretkit.formats import PlaintextEncoding, StoredValue, ValueProvider, classify_value
 from secretkit.transformers import TransformerSet
+
+#: the ``schema`` of ``inspect -o json`` (docs/schemas/secretkit.inspect.v1.json)
+INSPECT_SCHEMA = schema_id("inspect")
 
 
 def _encoding_fields(sv: StoredValue) -> dict[str, Any]:
@@ -92,11 +97,27 @@ def inspect_value(
     return report
 
 
-def _read_value(source: str) -> bytes:
-    if source == "-":
-        return sys.stdin.buffer.read()
-    from secretkit.fileio import read_file
+def _value_from_etcd(etcd_key: str, params: dict[str, Any]) -> bytes:
+    from secretkit.etcd import EtcdClient
 
+    with EtcdClient(etcd_config_from(params)) as client:
+        kv = client.get(etcd_key.encode("utf-8", "surrogateescape"))
+    if kv is None:
+        raise UsageError(
+            "etcd holds no value at this key",
+            where=etcd_key,
+            hint="check the key (`etcdctl get --prefix --keys-only /registry/secrets/NS/`) "
+            "and --endpoints",
+        )
+    return bytes(kv.value)
+
+
+def _read_value(source: str) -> bytes:
+    # bounded like every file the tools take: `inspect /dev/zero` must not eat memory
+    from secretkit.fileio import read_file, read_stream
+
+    if source == "-":
+        return read_stream(sys.stdin.buffer, what="the value on stdin")
     return read_file(Path(source), what="the value file")
 
 
@@ -118,22 +139,31 @@ def _read_value(source: str) -> bytes:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Backends file resolving the config's kms providers (offline decrypt).",
 )
-@click.option("--prefix", default="/registry", show_default=True, help="etcd key prefix.")
+@etcd_prefix_option()
 @click.option(
     "--show-plaintext",
     is_flag=True,
     help="Also print the decrypted object (base64 in JSON). It is secret: handle with care.",
 )
+@click.option(
+    "--from-etcd",
+    is_flag=True,
+    help="Read the value at --etcd-key from etcd (the --endpoints/--cacert/... flags) "
+    "instead of VALUE_FILE: the exact stored bytes, no shell pipeline to get wrong.",
+)
+@etcd_options
 @click.argument("value_file", default="-", required=False)
 @output_option()
 def inspect_cmd(
     etcd_key: str,
     config_path: Path | None,
     backends_path: Path | None,
-    prefix: str,
+    etcd_prefix: str,
     show_plaintext: bool,
+    from_etcd: bool,
     value_file: str,
     output: str,
+    **etcd_params: Any,
 ) -> None:
     """Say what wrote one etcd value (VALUE_FILE, or - for stdin: raw bytes).
 
@@ -141,12 +171,18 @@ def inspect_cmd(
     key_id. With --config the value is decrypted through the same provider chain the
     apiserver uses, reporting which provider and key read it and whether it is
     stale (a no-op update would rewrite it). kms providers are resolved through
-    --backends. An undecryptable value exits non-zero, naming every provider tried.
+    --backends. A value the configured providers cannot read exits 4, naming every
+    provider tried; a KMS plugin or backend that fails exits 5; bad input exits 2.
 
     \b
-    Example:
+    Examples:
+      secretkit inspect --etcd-key /registry/secrets/default/db --from-etcd \\
+          --endpoints https://10.0.0.1:2379 --cacert ca.crt --cert c.crt --key c.key \\
+          --config enc.yaml --backends backends.yaml
+      # a value saved earlier (exact bytes: not `etcdctl get --print-value-only`,
+      # which appends a newline)
       etcdctl get -w json /registry/secrets/default/db \\
-          | jq -r '.kvs[0].value' | base64 -d > v.bin   # exact bytes
+          | jq -r '.kvs[0].value' | base64 -d > v.bin
       secretkit inspect --etcd-key /registry/secrets/default/db \\
           --config enc.yaml --backends backends.yaml -o json v.bin
     """
@@ -155,7 +191,7 @@ def inspect_cmd(
 
     if backends_path is not None and config_path is None:
         raise UsageError("--backends needs --config", hint="pass the EncryptionConfiguration too")
-    value = _read_value(value_file)
+    value = _value_from_etcd(etcd_key, etcd_params) if from_etcd else _read_value(value_file)
     services = None
     transformers = None
     try:
@@ -166,13 +202,13 @@ def inspect_cmd(
             services = open_kms_services(backends_path, {})
             transformers = build_transformers(cfg, services.factory)
         report = inspect_value(
-            value, etcd_key, transformers, prefix=prefix, show_plaintext=show_plaintext
+            value, etcd_key, transformers, prefix=etcd_prefix, show_plaintext=show_plaintext
         )
     finally:
         if services is not None:
             services.close()
     if output == "json":
-        emit_json(report)
+        emit_json(report, schema=INSPECT_SCHEMA)
         return
     _print_text(report)
 

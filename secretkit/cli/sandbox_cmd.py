@@ -14,9 +14,12 @@ from types import FrameType
 
 import click
 
-from secretkit.cli.output import emit_json, output_option
+from secretkit.cli.output import emit_json, output_option, schema_id
+from secretkit.cli.params import Duration, read_secret_file
 
 DEFAULT_DIR = ".secretkit-sandbox"
+#: most objects one `sandbox seed` creates (a rehearsal, not a load test of etcd)
+MAX_SEED = 1_000_000
 
 _dir_option = click.option(
     "--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
@@ -52,14 +55,14 @@ def sandbox() -> None:
               default="none", show_default=True,
               help="Initial EncryptionConfiguration: none (identity), kms (KMS v2 through the "
                    "plugin and OpenBao transit) or a local-key provider with a fresh key.")
-@click.option("--kms-poll-interval", type=float, default=60.0, show_default=True,
-              help="Seconds between KMS Status polls while healthy (apiserver: 60).")
-@click.option("--kms-unhealthy-grace", type=float, default=180.0, show_default=True,
+@click.option("--kms-poll-interval", type=Duration(), default="60s", show_default=True,
+              help="Time between KMS Status polls while healthy (apiserver: 1m).")
+@click.option("--kms-unhealthy-grace", type=Duration(), default="3m", show_default=True,
               help="Refuse kms v2 writes once the plugin has been unhealthy this long "
-                   "(apiserver: 180).")
-@click.option("--reload-interval", type=float, default=None,
-              help="Enable automatic config reload, re-reading the file every N seconds.")
-@click.option("--plugin-status-ttl", type=float, default=30.0, show_default=True,
+                   "(apiserver: 3m).")
+@click.option("--reload-interval", type=Duration(), default=None,
+              help="Enable automatic config reload, re-reading the file this often (e.g. 10s).")
+@click.option("--plugin-status-ttl", type=Duration(), default="30s", show_default=True,
               help="How long the plugin caches a healthy Status (lower: key rotations show "
                    "up sooner).")
 @output_option()
@@ -74,7 +77,7 @@ def up(directory: Path, encryption: str, kms_poll_interval: float, kms_unhealthy
         kms_unhealthy_grace=kms_unhealthy_grace, reload_interval=reload_interval,
         plugin_status_ttl=plugin_status_ttl))
     if output == "json":
-        emit_json(state.to_json())
+        emit_json(state.to_json(), schema=schema_id("sandbox.up"))
         return
     click.echo(f"sandbox up in {state.dir} (encryption: {state.encryption})")
     click.echo(f"  API stand-in   {state.api_url}")
@@ -91,28 +94,29 @@ def up(directory: Path, encryption: str, kms_poll_interval: float, kms_unhealthy
 @_dir_option
 @output_option()
 def status(directory: Path, output: str) -> None:
-    """Show the health of every sandbox part (exit 1 when something is unhealthy)."""
-    from secretkit.errors import SecretkitError
+    """Show the health of every sandbox part (exit 5 when something is unhealthy)."""
+    from secretkit.errors import DependencyError
     from secretkit.sandbox.orchestrate import status as do_status
     from secretkit.sandbox.state import SandboxState
 
     report = do_status(SandboxState.load(directory))
     if output == "json":
-        emit_json(report)
+        emit_json(report, schema=schema_id("sandbox.status"))
     else:
         click.echo(f"sandbox {report['dir']} (encryption: {report['encryption']})")
         for name, part in report["parts"].items():
             mark = "ok  " if part.get("healthy") else "FAIL"
             click.echo(f"  {mark} {name:<11} pid {part.get('pid', '-')}  {part.get('detail', '')}")
     if not report["healthy"]:
-        raise SecretkitError("some sandbox parts are unhealthy", where=str(directory),
+        raise DependencyError("some sandbox parts are unhealthy", where=str(directory),
                              hint="see the logs in the sandbox directory")
 
 
 @sandbox.command()
 @_dir_option
-@click.option("--secrets", "n_secrets", type=click.IntRange(min=0), default=100, show_default=True)
-@click.option("--configmaps", "n_configmaps", type=click.IntRange(min=0), default=0,
+@click.option("--secrets", "n_secrets", type=click.IntRange(0, MAX_SEED), default=100,
+              show_default=True)
+@click.option("--configmaps", "n_configmaps", type=click.IntRange(0, MAX_SEED), default=0,
               show_default=True)
 @click.option("--namespace", default="default", show_default=True)
 @click.option("--prefix", default="seed", show_default=True, help="Object name prefix.")
@@ -125,7 +129,7 @@ def seed(directory: Path, n_secrets: int, n_configmaps: int, namespace: str, pre
     from secretkit.sandbox.state import SandboxState
 
     state = SandboxState.load(directory)
-    token = Path(state.token_file).read_text().strip()
+    token = read_secret_file(Path(state.token_file), what="the sandbox token file")
     total = n_secrets + n_configmaps
     start = time.monotonic()
     if output == "text" and sys.stderr.isatty():
@@ -141,7 +145,7 @@ def seed(directory: Path, n_secrets: int, n_configmaps: int, namespace: str, pre
     if output == "json":
         emit_json({"secrets": result.secrets, "configmaps": result.configmaps,
                    "existed": result.existed, "namespace": namespace,
-                   "seconds": round(seconds, 3)})
+                   "seconds": round(seconds, 3)}, schema=schema_id("sandbox.seed"))
     else:
         click.echo(f"seeded {result.secrets} secrets and {result.configmaps} configmaps in "
                    f"{namespace} ({result.existed} already existed) in {seconds:.1f}s")
@@ -191,8 +195,8 @@ def restart_apiserver(directory: Path, config: Path | None) -> None:
               type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--encryption-provider-config-automatic-reload", "auto_reload", is_flag=True,
               help="Re-read the config periodically; a config that fails to load is ignored.")
-@click.option("--reload-interval", type=float, default=60.0, show_default=True,
-              help="Seconds between re-reads with automatic reload (apiserver: 60).")
+@click.option("--reload-interval", type=Duration(), default="60s", show_default=True,
+              help="Time between re-reads with automatic reload (apiserver: 1m).")
 @click.option("--bind", default="127.0.0.1:6443", show_default=True,
               help="Loopback HOST:PORT to serve on (port 0 picks a free one).")
 @click.option("--token-file", required=True, type=click.Path(exists=True, dir_okay=False,
@@ -203,9 +207,9 @@ def restart_apiserver(directory: Path, config: Path | None) -> None:
               "tokens over HTTPS).")
 @click.option("--tls-private-key-file", type=click.Path(exists=True, dir_okay=False,
                                                         path_type=Path), default=None)
-@click.option("--kms-poll-interval", type=float, default=60.0, show_default=True)
-@click.option("--kms-unhealthy-poll-interval", type=float, default=10.0, show_default=True)
-@click.option("--kms-unhealthy-grace", type=float, default=180.0, show_default=True,
+@click.option("--kms-poll-interval", type=Duration(), default="1m", show_default=True)
+@click.option("--kms-unhealthy-poll-interval", type=Duration(), default="10s", show_default=True)
+@click.option("--kms-unhealthy-grace", type=Duration(), default="3m", show_default=True,
               help="Refuse kms v2 writes once the plugin has been unhealthy this long.")
 def apiserver(etcd_servers: str, etcd_cafile: Path | None, etcd_certfile: Path | None,
               etcd_keyfile: Path | None, etcd_prefix: str, config: Path, auto_reload: bool,

@@ -1,11 +1,11 @@
 """EncryptionConfiguration: the model, a strict loader, the validator and resource matching."""
 
+from secretkit.durations import parse_duration
 from secretkit.encryption_config.load import (
     EncryptionConfigInvalid,
     check_encryption_config,
     load_encryption_config,
     load_encryption_config_file,
-    parse_duration,
     parse_encryption_config,
 )
 from secretkit.encryption_config.match import (

@@ -13,11 +13,11 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from secretkit.durations import parse_duration
 from secretkit.encryption_config.model import (
     DEFAULT_KMS_API_VERSION,
     DEFAULT_KMS_TIMEOUT_SECONDS,
@@ -48,17 +48,6 @@ _KEYS_FIELDS = ("keys",)
 _KEY_FIELDS = ("name", "secret")
 _KMS_FIELDS = ("apiVersion", "name", "endpoint", "cachesize", "timeout")
 
-_DURATION_UNITS = {
-    "ns": 1e-9,
-    "us": 1e-6,
-    "µs": 1e-6,
-    "μs": 1e-6,
-    "ms": 1e-3,
-    "s": 1.0,
-    "m": 60.0,
-    "h": 3600.0,
-}
-_DURATION_PART = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
 
 
 class EncryptionConfigInvalid(ConfigError):
@@ -74,31 +63,6 @@ class EncryptionConfigInvalid(ConfigError):
             where=source,
             hint="fix every listed field; `secretkit config validate FILE` re-checks the file",
         )
-
-
-def parse_duration(text: str) -> float:
-    """Parse a Go duration (``3s``, ``100ms``, ``1m30s``, ``-1s``, ``0``) into seconds.
-
-    Raises ``ValueError`` when ``text`` is not a Go duration.
-    """
-    body = text.strip()
-    sign = 1.0
-    if body[:1] in "+-" and body:
-        sign = -1.0 if body[0] == "-" else 1.0
-        body = body[1:]
-    if body == "0":
-        return 0.0
-    if not body:
-        raise ValueError(f"invalid duration {text!r}")
-    pos = 0
-    total = 0.0
-    while pos < len(body):
-        match = _DURATION_PART.match(body, pos)
-        if match is None:
-            raise ValueError(f"invalid duration {text!r}")
-        total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
-        pos = match.end()
-    return sign * total
 
 
 class _DuplicateJSONField(ValueError):
@@ -309,10 +273,11 @@ class _Parser:
             if isinstance(raw_timeout, str):
                 try:
                     timeout = parse_duration(raw_timeout)
-                except ValueError:
+                except ValueError as exc:
+                    # Go's ParseDuration: a unit on every number, at most ~292 years
                     self.problem(
                         f"{path}.timeout",
-                        f"invalid duration {raw_timeout!r}",
+                        str(exc),
                         "use a Go duration such as 3s, 500ms or 1m",
                     )
             else:

@@ -20,6 +20,7 @@ from secretkit.encryption_config.model import (
     ProviderType,
 )
 from secretkit.errors import ConfigError
+from secretkit.resources import is_served, unknown_resource_hint
 
 AES_KEY_SIZES = (16, 24, 32)
 SECRETBOX_KEY_SIZES = (32,)
@@ -320,3 +321,33 @@ def _endpoint(endpoint: str, path: str) -> list[ConfigProblem]:
     except ConfigError as exc:
         return [ConfigProblem(path, exc.what, exc.hint)]
     return []
+
+
+def unserved_resource_warnings(cfg: EncryptionConfig) -> list[ConfigProblem]:
+    """Resource names kube-apiserver does not serve: the apiserver accepts them, encrypts nothing.
+
+    ``secret`` (for ``secrets``) or ``deployments`` (core group; the resource is
+    ``deployments.apps``) passes upstream validation, yet no object is ever
+    encrypted by that rule. Only names in kube-apiserver's own API groups can be
+    judged offline; custom resources (``widgets.example.com``) are not warned about.
+    Names that already are problems (see :func:`validate_encryption_config`) are
+    skipped.
+    """
+    warnings: list[ConfigProblem] = []
+    for i, rule in enumerate(cfg.rules):
+        rpath = f"resources[{i}].resources"
+        flagged = {p.path for p in _resource_names(rule.resources, rpath)}
+        for j, name in enumerate(rule.resources):
+            where = f"{rpath}[{j}]"
+            if where in flagged or not name:
+                continue
+            group, resource = parse_group_resource(name)
+            if is_served(group, resource) is False:
+                warnings.append(
+                    ConfigProblem(
+                        where,
+                        f"no kube-apiserver serves resource {name!r}: this entry encrypts nothing",
+                        unknown_resource_hint(name),
+                    )
+                )
+    return warnings

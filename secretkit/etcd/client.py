@@ -1,8 +1,8 @@
 """A small synchronous etcd v3 client over our own gRPC stubs (see docs/adr/0001).
 
 Only what secretkit needs: paged range reads pinned to one revision, single-key
-reads at any revision, put, compare-and-swap, guarded delete, compaction, status
-and snapshots. Every gRPC failure becomes an :class:`~secretkit.errors.EtcdError`
+reads at any revision, put, compare-and-swap, guarded delete, compaction, status,
+snapshots and watches. Every gRPC failure becomes an :class:`~secretkit.errors.EtcdError`
 (see :mod:`secretkit.etcd.errors`); keys' values never appear in messages or logs.
 """
 
@@ -30,6 +30,7 @@ from secretkit.etcd.errors import (
 )
 from secretkit.etcd.keys import ALL_KEYS, next_key, prefix_range_end
 from secretkit.etcd.model import EtcdStatus, KeyValue
+from secretkit.etcd.watch import WatchRange, WatchStream
 from secretkit.fileio import read_file
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,12 @@ def _channel_options(max_message_bytes: int) -> list[tuple[str, Any]]:
         ("grpc.max_send_message_length", max_message_bytes),
         # etcd endpoints are dialled directly; an HTTP(S)_PROXY meant for the web must not apply
         ("grpc.enable_http_proxy", 0),
+        # a watch waits for changes for hours: ping while a call is open so a member
+        # that vanished without closing the connection (power loss, partition) is
+        # noticed in seconds; etcd accepts pings every 5 s (--grpc-keepalive-min-time)
+        ("grpc.keepalive_time_ms", 10_000),
+        ("grpc.keepalive_timeout_ms", 5_000),
+        ("grpc.http2.max_pings_without_data", 0),
     ]
 
 
@@ -59,6 +66,7 @@ class _Connection:
     maintenance: rpc_pb2_grpc.MaintenanceStub
     auth: rpc_pb2_grpc.AuthStub
     lease: rpc_pb2_grpc.LeaseStub
+    watch: rpc_pb2_grpc.WatchStub
     token: str | None = field(default=None, repr=False)
 
 
@@ -168,6 +176,7 @@ class EtcdClient:
                     maintenance=rpc_pb2_grpc.MaintenanceStub(channel),
                     auth=rpc_pb2_grpc.AuthStub(channel),
                     lease=rpc_pb2_grpc.LeaseStub(channel),
+                    watch=rpc_pb2_grpc.WatchStub(channel),
                 )
             return self._conn
 
@@ -287,8 +296,12 @@ class EtcdClient:
         ]
 
     def current_revision(self) -> int:
-        """The store's current revision."""
-        resp = self._range(rpc_pb2.RangeRequest(key=ALL_KEYS, count_only=True), "revision")
+        """The store's current revision.
+
+        Read from the header of a one-key Range: a ``count_only`` over the whole
+        keyspace would make etcd 3.5 walk every key (the monitor asks every few seconds).
+        """
+        resp = self._range(rpc_pb2.RangeRequest(key=ALL_KEYS, keys_only=True), "revision")
         return int(resp.header.revision)
 
     def range_pages(
@@ -336,6 +349,39 @@ class EtcdClient:
                 key = next_key(page[-1].key)
             if not resp.more or not resp.kvs:
                 return
+
+    # -- watches ----------------------------------------------------------------------
+
+    def watch(
+        self,
+        ranges: Sequence[WatchRange],
+        *,
+        prev_kv: bool = False,
+        progress_notify: bool = True,
+    ) -> WatchStream:
+        """One Watch stream to the current endpoint, with a watch per range.
+
+        Iterate the returned :class:`~secretkit.etcd.watch.WatchStream` for batches of
+        events; close it from any thread. The stream asks etcd to end it when its
+        member loses the raft leader (a partitioned member would otherwise stay
+        silent), and a lost connection moves this client to the next endpoint, so
+        watching again from the last revision processed resumes elsewhere.
+        """
+        conn = self._connection()
+
+        def opener(requests: Iterator[rpc_pb2.WatchRequest]) -> Any:
+            metadata = [*(self._metadata(conn) or []), ("hasleader", "true")]
+            return conn.watch.Watch(requests, metadata=metadata)
+
+        return WatchStream(
+            opener,
+            ranges,
+            endpoint=conn.endpoint,
+            prev_kv=prev_kv,
+            progress_notify=progress_notify,
+            on_unavailable=lambda: self._rotate(conn),
+            on_unauthenticated=lambda: setattr(conn, "token", None),
+        )
 
     # -- writes -----------------------------------------------------------------------
 

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from secretkit.encryption_config.load import parse_duration as go_duration
-from secretkit.errors import ConfigError
+from secretkit.durations import parse_seconds
+from secretkit.errors import ConfigError, redact_urls
 
 #: etcdctl's default endpoint
 DEFAULT_ENDPOINT = "http://127.0.0.1:2379"
@@ -17,24 +18,17 @@ DEFAULT_ENDPOINT = "http://127.0.0.1:2379"
 def parse_duration(text: str, *, where: str = "duration") -> float:
     """Plain seconds (``5``) or a Go duration (``5s``, ``500ms``, ``1m30s``), as etcdctl takes.
 
-    The Go syntax is the EncryptionConfiguration loader's parser, so both accept the
-    same strings; negative values make no sense for a timeout and are refused.
+    One parser for every duration (:func:`secretkit.durations.parse_seconds`):
+    the value must be positive, finite and within Go's range.
     """
-    raw = text.strip()
     try:
-        seconds = float(raw)
-    except ValueError:
-        try:
-            seconds = go_duration(raw)
-        except ValueError:
-            raise ConfigError(
-                f"{raw!r} is not a duration",
-                where=where,
-                hint="use seconds or a Go duration such as 5s, 500ms or 1m30s",
-            ) from None
-    if seconds < 0:
-        raise ConfigError(f"{raw!r} is negative", where=where, hint="use a positive duration")
-    return seconds
+        return parse_seconds(text)
+    except ValueError as exc:
+        raise ConfigError(
+            str(exc),
+            where=where,
+            hint="use a positive Go duration such as 5s, 500ms or 1m30s",
+        ) from None
 
 
 def split_user(value: str) -> tuple[str, str | None]:
@@ -74,6 +68,15 @@ class EtcdConfig:
                 where="endpoints",
                 hint="e.g. --endpoints https://127.0.0.1:2379",
             )
+        for endpoint in endpoints:
+            if "@" in endpoint.split("://", 1)[-1].split("/", 1)[0]:
+                # gRPC would take "user:pass@host" as a host name and quote it back
+                raise ConfigError(
+                    "credentials inside an etcd endpoint are not supported",
+                    where=redact_urls(endpoint),
+                    hint="pass the user with --user and the password with --password-file "
+                    "or $ETCDCTL_PASSWORD",
+                )
         object.__setattr__(self, "endpoints", endpoints)
         for name in ("cacert", "cert", "key"):
             value = getattr(self, name)
@@ -89,7 +92,7 @@ class EtcdConfig:
             raise ConfigError(
                 "a password was given without a user", where="user", hint="set --user"
             )
-        if self.timeout <= 0:
+        if not self.timeout > 0 or math.isinf(self.timeout):
             raise ConfigError(f"timeout must be positive, got {self.timeout}", where="timeout")
 
     @property

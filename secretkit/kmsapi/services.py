@@ -15,7 +15,7 @@ from pathlib import Path
 
 from secretkit.encryption_config import EncryptionConfig, KMSProvider
 from secretkit.encryption_config.endpoint import parse_endpoint
-from secretkit.errors import ConfigError, SecretkitError, UsageError
+from secretkit.errors import ConfigError, DependencyError, SecretkitError, UsageError
 from secretkit.kms_service import KMSService
 
 
@@ -127,7 +127,7 @@ def current_key_ids(
         if strict:
             status = services.factory(provider).status()
             if not status.healthy or not status.key_id:
-                raise SecretkitError(
+                raise DependencyError(
                     f"kms provider {provider.name!r} is not healthy "
                     f"({status.healthz or 'empty key_id'})",
                     where=provider.endpoint,

@@ -65,6 +65,8 @@ class StageOptions:
     assume_restarted: bool = False
     etcd_prefix: str = "/registry"
     ignore_history: bool = False
+    #: how the operator runs this procedure, for messages (``secretkit rotate``)
+    command: str = "secretkit rotate"
 
 
 @dataclass
@@ -181,11 +183,11 @@ class StageEngine:
                 report=self.echo,
             )
             return [f"{url}: {h}" for url, h in seen.items()]
+        if self.options.assume_restarted:
+            return [f"every kube-apiserver runs the config {expected_hash} (confirmed with --yes)"]
         message = f"every kube-apiserver must now run the config with hash {expected_hash}: " + (
             RESTART_HOW
         )
-        if self.options.assume_restarted:
-            return [message + " (confirmed with --yes)"]
         confirm = self.world.confirm
         if confirm is None or not confirm(message + "\nDo all apiservers run it now?"):
             raise SafetyError(
@@ -462,7 +464,7 @@ class StageEngine:
                     f"{len(backups)} backup file(s) beside the configs still hold what was "
                     "removed (and every key before it), e.g. " + backups[0]
                     + ": keep them until you are satisfied, then delete them with "
-                    "`secretkit rotate clean-backups --config ...`"
+                    f"`{self.options.command} clean-backups --config ...`"
                 )
         return report
 

@@ -2,7 +2,8 @@
 
 Before a step removes a key, a provider or a KMS key version, :func:`prove_readable`
 reads *every* key under the etcd prefix (one pinned revision) and, unless told
-otherwise, every older revision etcd still holds, and judges each value with
+otherwise, every older value etcd still holds, those of deleted keys included
+(:mod:`secretkit.etcd.retained`), and judges each value with
 :mod:`secretkit.readability` under the configuration (and the KMS key_ids) that will be
 in force after the step. Any value that would then be unreadable blocks the step. The
 scan is not limited to a resource list: a rule shared by several resources, a
@@ -20,9 +21,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from secretkit.errors import SafetyError
-from secretkit.etcd.history import HistoryWalk
 from secretkit.etcd.layout import KeyOwner
 from secretkit.etcd.pages import linear_pages
+from secretkit.etcd.retained import RetainedValues
 from secretkit.formats import classify_value
 from secretkit.readability import Judge, Verdict
 
@@ -138,14 +139,11 @@ def prove_readable(
 
     ``before`` (the config in force now) tells values lost before this step apart
     from values the step would lose; both block. ``client`` is a
-    :class:`secretkit.etcd.EtcdClient` (or anything with its ``range_pages``,
-    ``get_many`` and ``current_revision``, read through
-    :func:`secretkit.etcd.pages.linear_pages`). Any etcd error propagates: the gate
-    fails closed. Compaction only ends a key's history.
+    :class:`secretkit.etcd.EtcdClient`. Any etcd error propagates: the gate fails
+    closed.
     """
     layout = after.layout
     result = GateResult(prefix=layout.root, history=include_history)
-    history = HistoryWalk(client) if include_history else None
 
     def judge(kv: Any, historic: bool) -> None:
         value = kv.value
@@ -164,15 +162,20 @@ def prove_readable(
         key = kv.key.decode("utf-8", "replace")
         result.add(Blocker(key, kv.mod_revision, verdict.reason, historic, already), keep_examples)
 
-    for page in linear_pages(client, layout.root.encode(), page_size=page_size):
-        for kv in page:
-            result.scanned += 1
-            judge(kv, False)
-        if history is None:
-            continue
-        for _kv, old in history.older(page):
-            result.historic_scanned += 1
-            judge(old, True)
+    if include_history:
+        reader = RetainedValues(client, layout.root.encode(), page_size=page_size)
+        for retained in reader.pages():
+            for item in retained:
+                if item.historic:
+                    result.historic_scanned += 1
+                else:
+                    result.scanned += 1
+                judge(item.kv, item.historic)
+    else:
+        for page in linear_pages(client, layout.root.encode(), page_size=page_size):
+            for kv in page:
+                result.scanned += 1
+                judge(kv, False)
     if result.scanned == 0:
         raise SafetyError(
             f"etcd holds no value under {layout.root}: nothing to prove, so nothing is removed",

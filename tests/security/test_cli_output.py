@@ -169,8 +169,8 @@ def test_inspect_hides_plaintext_by_default(
         if with_config:
             args += ["--config", str(offline["config"])]
         res = run_cli(capsys, *args, str(offline[value]))
-        # the config has no identity provider: a plaintext value is an error then
-        assert res.code == (1 if with_config and value == "identity" else 0), res.err
+        # the config has no identity provider: a plaintext value is unreadable then (4)
+        assert res.code == (4 if with_config and value == "identity" else 0), res.err
         _clean(res)
 
 
@@ -192,11 +192,11 @@ def test_inspect_decrypt_failure_is_clear_and_leaks_nothing(
     for output in ("text", "json"):
         res = run_cli(capsys, "inspect", "--etcd-key", ETCD_KEY, "--config",
                       str(offline["config"]), "-o", output, str(offline[value]))
-        assert res.code == 1 and "error:" in res.err
+        assert res.code == 4 and "error:" in res.err
         _clean(res)
         res = run_cli(capsys, "-vv", "inspect", "--etcd-key", ETCD_KEY, "--config",
                       str(offline["config"]), "--show-plaintext", str(offline[value]))
-        assert res.code == 1
+        assert res.code == 4
         _clean(res)  # tracebacks (-vv) carry no secret either
 
 

@@ -65,6 +65,9 @@ def test_etcd_method_paths_match_upstream() -> None:
         "Compact",
     }
     assert services["Maintenance"].full_name == "etcdserverpb.Maintenance"
+    watch = services["Watch"].methods_by_name["Watch"]
+    assert watch.full_name == "etcdserverpb.Watch.Watch"
+    assert watch.client_streaming and watch.server_streaming
     assert services["Auth"].methods_by_name["Authenticate"].full_name == (
         "etcdserverpb.Auth.Authenticate"
     )
@@ -79,6 +82,33 @@ def test_etcd_method_paths_match_upstream() -> None:
         ("TxnRequest", {"compare": 1, "success": 2, "failure": 3}),
         ("SnapshotResponse", {"header": 1, "remaining_bytes": 2, "blob": 3}),
         ("StatusResponse", {"version": 2, "dbSize": 3, "leader": 4, "dbSizeInUse": 9}),
+        ("WatchRequest", {"create_request": 1, "cancel_request": 2, "progress_request": 3}),
+        (
+            "WatchCreateRequest",
+            {
+                "key": 1,
+                "range_end": 2,
+                "start_revision": 3,
+                "progress_notify": 4,
+                "filters": 5,
+                "prev_kv": 6,
+                "watch_id": 7,
+                "fragment": 8,
+            },
+        ),
+        (
+            "WatchResponse",
+            {
+                "header": 1,
+                "watch_id": 2,
+                "created": 3,
+                "canceled": 4,
+                "compact_revision": 5,
+                "cancel_reason": 6,
+                "fragment": 7,
+                "events": 11,
+            },
+        ),
     ],
 )
 def test_etcd_field_numbers(message: str, fields: dict[str, int]) -> None:

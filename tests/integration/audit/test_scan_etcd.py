@@ -36,7 +36,7 @@ def test_cli_counts_classifies_and_fails_on_plaintext(
     assert proc.returncode == 1, proc.stderr
     assert "audit found 250 plaintext" in proc.stderr
     doc = json.loads(proc.stdout)
-    assert doc["schema_version"] == 1
+    assert doc["schema"] == "secretkit.audit.report/v1"
     assert doc["revision"] == etcd_client.current_revision()
     # default scope: secrets only (6 vectors + 250 bulk + 1 garbage)
     assert doc["totals"]["objects"] == 257

@@ -67,7 +67,7 @@ def test_not_a_snapshot_is_a_clear_error(tmp_path: Path) -> None:
     junk = tmp_path / "junk.db"
     junk.write_bytes(b"\x00" * 8192)
     proc = run_cli(["audit", "--snapshot", str(junk)])
-    assert proc.returncode == 1
+    assert proc.returncode == 2  # bad input file
     assert "not a bbolt database" in proc.stderr
     missing = run_cli(["audit", "--snapshot", str(tmp_path / "nope.db")])
     assert missing.returncode == 2

@@ -122,3 +122,39 @@ def test_status_and_snapshot_over_tls(etcd_tls_server: EtcdServer, tmp_path: Pat
         assert st.endpoint.startswith("https://127.0.0.1:")
         client.snapshot(tmp_path / "tls.db")
     assert (tmp_path / "tls.db").stat().st_size > 0
+
+
+def _first_event(client: EtcdClient, prefix: bytes) -> bytes:
+    """Watch ``prefix`` from now, put one key, return the key the watch saw."""
+    import threading
+
+    from secretkit.etcd import prefix_range_end
+    from secretkit.etcd.watch import WatchRange
+
+    start = client.current_revision() + 1
+    stream = client.watch([WatchRange(prefix, prefix_range_end(prefix), start)])
+    seen: list[bytes] = []
+
+    def read() -> None:
+        for batch in stream:
+            if batch.events:
+                seen.append(batch.events[0].kv.key)
+                return
+
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    client.put(prefix + b"k", b"v")
+    thread.join(10)
+    stream.close()
+    return seen[0] if seen else b""
+
+
+def test_watch_over_tls_with_client_cert(etcd_tls_server: EtcdServer) -> None:
+    with EtcdClient(etcd_tls_server.client_config()) as client:
+        assert _first_event(client, b"/tls-watch/") == b"/tls-watch/k"
+
+
+def test_watch_with_user_and_password(etcd_with_auth: str) -> None:
+    cfg = EtcdConfig(endpoints=[etcd_with_auth], user="root", password="root-pw", timeout=3)
+    with EtcdClient(cfg) as client:
+        assert _first_event(client, b"/auth-watch/") == b"/auth-watch/k"

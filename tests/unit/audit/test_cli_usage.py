@@ -23,7 +23,7 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
         (["--decrypt-check"], "--decrypt-check needs --config"),
         (["--fail-on", "plaintext,bogus"], "unknown --fail-on value 'bogus'"),
         (["--kms-socket", "kms-prod"], "--kms-socket expects NAME=unix:///path"),
-        (["--page-size", "0"], "--page-size must be at least 1"),
+        (["--page-size", "0"], "'--page-size': 0 is not in the range 1<=x<=1000000"),
         (["--kms-socket", "a=unix:///x.sock"], "--backends/--kms-socket need --config"),
         (["etcd-access"], "nothing to check"),
         (["config"], "nothing to check"),

@@ -140,7 +140,7 @@ def test_config_values_never_appear_in_output(tmp_path: Path) -> None:
     )
     assert proc.returncode == 1  # the 0644 mode is a high finding
     doc = json.loads(proc.stdout)
-    assert doc["schema_version"] == 1
+    assert doc["schema"] == "secretkit.audit.checks/v1"
     assert all({"check", "severity", "remediation", "passed"} <= set(c) for c in doc["checks"])
     for secret in secrets:
         assert secret not in proc.stdout + proc.stderr

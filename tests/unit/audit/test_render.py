@@ -23,7 +23,7 @@ def _report(limit: int = 1000) -> AuditReport:
 def test_json_schema_fields() -> None:
     doc = report_to_json(_report(), FAIL_ON)
     assert set(doc) == {
-        "schema_version",
+        "schema",
         "source",
         "prefix",
         "revision",
@@ -40,7 +40,7 @@ def test_json_schema_fields() -> None:
         "fail_on",
         "failed",
     }
-    assert doc["schema_version"] == 1
+    assert doc["schema"] == "secretkit.audit.report/v1"
     assert doc["totals"]["objects"] == sum(r["objects"] for r in doc["summary"])
     assert doc["totals"]["findings"]["undecryptable"] == sum(
         1

@@ -104,7 +104,7 @@ VAULT = {"type": "vault", "address": "http://127.0.0.1:8200", "key": "k8s"}
          "b.yaml:kms.address", "http"),
         ({"auth": {"method": "token", "token": "t"}, "key": "a:b"}, "b.yaml:kms.key", "invalid"),
         ({"auth": {"method": "token", "token": "t"}, "batch": {"max_items": 0}},
-         "b.yaml:kms.batch.max_items", "integer >= 1"),
+         "b.yaml:kms.batch.max_items", "integer from 1 to"),
         ({"auth": {"method": "token", "token": "t"}, "timeout_seconds": "2"},
          "b.yaml:kms.timeout_seconds", "number"),
     ],
@@ -116,6 +116,8 @@ def test_vault_validation(extra: dict[str, Any], where: str, match: str) -> None
 def test_vault_relative_paths_and_secret_free_repr(tmp_path: Path) -> None:
     from secretkit.backends.vault import VaultTransitBackend
 
+    # the CA file must exist and look like PEM (checked before requests reads it)
+    (tmp_path / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
     backend = build_backend(
         {**VAULT, "auth": {"method": "approle", "role_id": "rid", "secret_id": "s3cr3t-id"},
          "tls": {"ca_file": "ca.pem"}},

@@ -120,7 +120,7 @@ def test_generate_bad_requests_fail_clearly(
     args: tuple[str, ...], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     res = run_cli(capsys, "config", "generate", *args, "-f", str(tmp_path / "x.yaml"))
-    assert res.code != 0 and res.err.startswith("error:")
+    assert res.code == 2 and res.err.startswith("error:"), res.err
     assert not (tmp_path / "x.yaml").exists()
 
 
@@ -182,4 +182,4 @@ def test_show_text_and_json(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_show_invalid_file_fails_with_every_problem(capsys: pytest.CaptureFixture[str]) -> None:
     res = run_cli(capsys, "config", "show", str(DATA / "invalid-configs" / "invalid-typo.yaml"))
-    assert res.code == 1 and "pandas" in res.err
+    assert res.code == 2 and "pandas" in res.err  # bad input

@@ -80,7 +80,9 @@ def test_decrypt_with_config_and_local_backends(
         args += ["--backends", str(root / "backends.yaml")]
     res = run_cli(capsys, *args, "--show-plaintext", "-o", "json", _value(offline, vector))
     if not expected["ok"]:
-        assert res.code == 1 and res.out == ""
+        # upstream cannot read it either: data at risk (4), one JSON error document
+        assert res.code == 4, res.err
+        assert json.loads(res.out)["error"]["exit_code"] == 4
         assert "error:" in res.err
         assert ("no matching prefix" in res.err) or ("no provider could decrypt" in res.err)
         return
@@ -140,7 +142,8 @@ def test_kms_value_without_backends_names_the_missing_backend(
         capsys, "inspect", "--etcd-key", vector["etcd_key"], "--config", str(root / "enc.yaml"),
         _value(offline, vector),
     )  # fmt: skip
-    assert res.code == 1 and "--backends" in res.err
+    # nothing is known about the value: a usage problem (2), not data at risk (4)
+    assert res.code == 2 and "--backends" in res.err
 
 
 def test_value_from_stdin(offline: dict[str, Path]) -> None:
