@@ -159,7 +159,7 @@ def test_stage_documents_of_a_whole_rotation(aesgcm: Sandbox) -> None:
     assert len(cleaned["deleted"]) == 3  # prepare, promote, prune
 
 
-def test_kms_documents(kms: Sandbox) -> None:
+def test_kms_documents(kms: Sandbox, tmp_path: Path) -> None:
     sb = kms
     create_secrets(sb, 4, prefix="k")
     etcd = ("--endpoints", sb.etcd_endpoint)
@@ -171,10 +171,20 @@ def test_kms_documents(kms: Sandbox) -> None:
     assert status["healthy"] and status["backend"]["key_id"] == old
     assert status["objects_by_key_id"] == {old: 4}
 
+    # a scheduled run whose policy says "not yet": only the schedule, exit 0
+    skipped = _doc(secretkit("kms", "rotate", *common, "--if-older-than", "720h", "-o", "json"),
+                   "secretkit.kms.rotate/v1")  # fmt: skip
+    assert skipped["schedule"]["outcome"] == "skipped" and "old_key_id" not in skipped
+    assert skipped["schedule"]["key_id"] == old
+
+    # a scheduled run that rotates: the report and its schedule (the unscheduled report
+    # is validated by test_kms_and_enable.py through the helpers' Run.json)
     rotated = _doc(secretkit("kms", "rotate", *common, "--kubeconfig", str(sb.kubeconfig),
                              "--plugin-timeout", "30", "--refresh-wait", "3", "--no-progress",
-                             "-o", "json"), "secretkit.kms.rotate/v1")  # fmt: skip
+                             "--metrics-textfile", str(tmp_path / "kms.prom"), "-o", "json"),
+                   "secretkit.kms.rotate/v1")  # fmt: skip
     new = rotated["new_key_id"]
+    assert rotated["schedule"]["outcome"] == "rotated" and rotated["schedule"]["key_id"] == new
     assert rotated["old_key_id"] == old and new != old
     assert rotated["gate"] is None and rotated["retired_old"] is False
     assert rotated["counts_after"] == {new: 4} and rotated["resources"]
