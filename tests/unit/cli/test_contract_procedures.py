@@ -19,6 +19,7 @@ import pytest
 from secretkit.backends.local import default_key_id
 from secretkit.cli.output import schema_id, schema_path
 from secretkit.rotation.state import PendingStage, load_state, save_state
+from secretkit.sandbox.servers import free_port
 from tests.schemas import REPO, one_document, validate_document
 from tests.unit.cli.helpers import Run, run_cli
 
@@ -66,7 +67,8 @@ def _doc(res: Run, schema: str, code: int = 0) -> dict[str, Any]:
 
 def _error(res: Run, code: int) -> dict[str, Any]:
     error: dict[str, Any] = _doc(res, "secretkit.error/v1", code)["error"]
-    assert error["exit_code"] == code and res.err.startswith("error:"), res.err
+    # humans still get the message on stderr (after any progress lines)
+    assert error["exit_code"] == code and re.search("^error: ", res.err, re.M), res.err
     return error
 
 
@@ -211,6 +213,26 @@ def test_a_refused_stage_prints_one_error_document(
     error = _error(run_cli(capsys, "encryption", "enable", "promote", *cfg, "--yes", "-o",
                            "json"), 3)  # fmt: skip
     assert "'local-key' procedure" in error["what"]
+
+
+def test_an_unreachable_etcd_is_one_error_document(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = _nodes(tmp_path, SHARED_AESGCM, count=1)
+    for stage in ("prepare", "promote"):
+        extra = ["--resources", "secrets,configmaps"] if stage == "prepare" else []
+        assert run_cli(capsys, "rotate", stage, *cfg, *extra, "--yes").code == 0
+    # as if the reencrypt stage had run: the prune gate is next and must dial etcd
+    path = tmp_path / "secretkit-rotation.json"
+    state = load_state(path)
+    assert state is not None
+    state.record("reencrypt", state.completed[-1].hashes)
+    save_state(path, state)
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    error = _error(run_cli(capsys, "rotate", "prune", *cfg, "--yes", "--endpoints", endpoint,
+                           "--dial-timeout", "1s", "-o", "json"), 5)  # fmt: skip
+    assert error["reason"] == "unavailable"
+    assert "key1" in Path(cfg[1]).read_text()  # nothing was pruned
 
 
 #: usage errors of the commands this module covers; CFG is replaced by a node file
