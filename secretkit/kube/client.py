@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from secretkit.errors import KubeError
+from secretkit.errors import KubeError, UsageError
 
 #: HTTP statuses that mean "the credentials are not good enough": fatal for a run
 AUTH_STATUSES = frozenset({401, 403})
@@ -92,7 +92,7 @@ class KubeClient:
         try:
             if paths is None:
                 if options.context:
-                    raise KubeError(
+                    raise UsageError(
                         f"context {options.context!r} requested but no kubeconfig found",
                         where="KUBECONFIG / ~/.kube/config",
                         hint="pass --kubeconfig FILE or set KUBECONFIG",
@@ -101,7 +101,7 @@ class KubeClient:
             else:
                 for path in paths.split(os.pathsep):
                     if path and not Path(path).expanduser().exists():
-                        raise KubeError(
+                        raise UsageError(
                             "kubeconfig file does not exist",
                             where=path,
                             hint="pass --kubeconfig FILE or set KUBECONFIG",
@@ -113,15 +113,15 @@ class KubeClient:
                     persist_config=False,
                 )
         except ConfigException as exc:
-            raise KubeError(
+            raise UsageError(
                 "cannot load the Kubernetes client configuration",
                 where=where,
                 hint=f"{_first_line(exc)}; check --kubeconfig/--context or KUBECONFIG",
             ) from None
-        except KubeError:
+        except UsageError:
             raise
         except Exception as exc:  # malformed YAML, bad base64 in certificate data...
-            raise KubeError(
+            raise UsageError(
                 "invalid kubeconfig",
                 where=where,
                 hint=f"{type(exc).__name__}; check the file with `kubectl config view`",
