@@ -129,6 +129,13 @@ class KubeClient:
                 header_params=headers,
                 auth_settings=["BearerToken"],
             )
+        if self._options.server and not url.startswith(self.host + "/"):
+            # a request for one apiserver must never silently reach another one
+            raise KubeError(
+                "the request would not go to the apiserver it was meant for",
+                where=self.host,
+                hint="this is a bug, please report it",
+            )
         try:
             resp: Any = self._api.call_api(
                 method_s,
@@ -229,7 +236,18 @@ def load_client_configuration(options: KubeConnectOptions) -> Any:
             hint=f"{type(exc).__name__}; check the file with `kubectl config view`",
         ) from None
     if options.server:
-        configuration.host = options.server.rstrip("/")
+        server = options.server.rstrip("/")
+        configuration.host = server
+        hook = configuration.refresh_api_key_hook
+        if hook is not None:
+            # the official client's token hook re-applies the whole kubeconfig (host
+            # and the hook itself included) before every request: put both back
+            def keep_server(config: Any, _hook: Any = hook) -> None:
+                _hook(config)
+                config.host = server
+                config.refresh_api_key_hook = keep_server
+
+            configuration.refresh_api_key_hook = keep_server
     return configuration
 
 
