@@ -302,7 +302,8 @@ def metrics_credentials_from_kubeconfig(
     configuration = load_client_configuration(
         KubeConnectOptions(kubeconfig=kubeconfig, context=context)
     )
-    token = configuration.get_api_key_with_prefix("authorization")
+    # the official client keeps it as "BearerToken" (older releases: "authorization")
+    token = configuration.get_api_key_with_prefix("BearerToken", alias="authorization")
     if token and str(token).lower().startswith("bearer "):
         token = str(token)[7:].strip()
     return MetricsCredentials(
