@@ -189,7 +189,8 @@ def test_metrics_with_a_kubeconfig_and_permanent_errors_fail_at_once(
     other_ca = generate_test_pki(tmp_path / "other").ca_cert
     cases = [
         (MetricsEndpoint(url, token=sb.token, cafile=str(other_ca)), "--metrics-cacert"),
-        (MetricsEndpoint(url, token="bogus-token-value", cafile=str(sb.ca_file)), "--metrics-token-file"),
+        (MetricsEndpoint(url, token="bogus-token-value", cafile=str(sb.ca_file)),
+         "--metrics-token-file"),
         (MetricsEndpoint(url, cafile=str(sb.ca_file)), "--metrics-kubeconfig"),  # no token
     ]
     for endpoint, flag in cases:
