@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -71,7 +72,9 @@ def probe_keys_in_etcd(sb: Sandbox) -> list[bytes]:
         return [kv.key for page in etcd.range_pages(PROBE_KEYS) for kv in page]
 
 
-def probe(sb: Sandbox, *urls: str, extra: tuple[str, ...] = ()) -> tuple[int, dict, str]:
+def probe(
+    sb: Sandbox, *urls: str, extra: tuple[str, ...] = ()
+) -> tuple[int, dict[str, Any], str]:
     args = [a for u in urls for a in ("--apiserver", u)]
     run = secretkit(
         "apiserver", "probe", "--config", str(sb.config_path), *args,
