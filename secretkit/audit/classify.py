@@ -396,10 +396,14 @@ class Classifier:
         except SecretkitError as exc:
             # transformer errors name providers and keys, never plaintext or key material
             # findings and reasons are appended in pairs; an unreadable value is not
-            # "stale" (a rewrite cannot read it either), so drop that verdict
-            while FindingKind.STALE in findings:
-                index = findings.index(FindingKind.STALE)
-                del findings[index], reasons[index]
+            # "stale" (a rewrite cannot read it either), so drop that verdict -- except
+            # a kms key_id that is not the plugin's current one: with a wrong KEK or a
+            # re-created backend key that is the clue to the cause, so it stays
+            for index in reversed(range(len(findings))):
+                if findings[index] is FindingKind.STALE and not reasons[index].startswith(
+                    "kms v2 key_id"
+                ):
+                    del findings[index], reasons[index]
             findings.append(FindingKind.UNDECRYPTABLE)
             reasons.append(f"decrypt failed: {exc.what}")
             return

@@ -1,8 +1,14 @@
 """The Vault / OpenBao transit key backend (via hvac).
 
-key_id scheme (unique across clusters, keys and key versions)::
+key_id scheme (unique across clusters, keys, key versions and re-created keys)::
 
-    vault:<cluster_id>:<mount>:<key>:v<N>
+    vault:<cluster_id>:<mount>:<key>:v<N>:<created>
+
+``<created>`` is the unix time transit reports for version N of the key: a key deleted
+and created again under the same name starts at v1 again, and without it the new key
+would report the key_id of the lost one, so apiservers would keep writing with a seed
+the new key cannot unwrap (and values under the lost key would not look stale).
+key_ids without ``:<created>`` (written by earlier versions) still decrypt.
 
 ``cluster_id`` is the first 12 hex digits of sha256(address + "\\n" + namespace), or
 the configured ``cluster_id`` (set it to the old value when the address changes).
@@ -103,6 +109,37 @@ class VaultConfig:
     batch_max_inflight: int = 4
 
 
+def _creation_times(data: Mapping[str, Any]) -> dict[int, int]:
+    """Version -> creation time of a transit ``read key`` answer (``keys``: unix seconds
+    for symmetric keys; RFC 3339 strings in some versions)."""
+    out: dict[int, int] = {}
+    keys = data.get("keys")
+    if not isinstance(keys, Mapping):
+        return out
+    for version, value in keys.items():
+        if not str(version).isdigit():
+            continue
+        created: int | None = None
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            created = int(value)
+        elif isinstance(value, str):
+            created = _rfc3339_seconds(value)
+        elif isinstance(value, Mapping) and isinstance(value.get("creation_time"), str):
+            created = _rfc3339_seconds(value["creation_time"])
+        if created is not None:
+            out[int(version)] = created
+    return out
+
+
+def _rfc3339_seconds(text: str) -> int | None:
+    from datetime import datetime
+
+    try:
+        return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp())
+    except ValueError:
+        return None
+
+
 def cluster_id_for(address: str, namespace: str | None) -> str:
     """The default cluster part of a key_id: sha256(address \\n namespace)[:12]."""
     raw = f"{address.rstrip('/')}\n{namespace or ''}".encode()
@@ -111,31 +148,41 @@ def cluster_id_for(address: str, namespace: str | None) -> str:
 
 @dataclass(frozen=True)
 class TransitKeyRef:
-    """A parsed transit key_id."""
+    """A parsed transit key_id (``created`` is None in key_ids of earlier versions)."""
 
     cluster_id: str
     mount: str
     key: str
     version: int
+    created: int | None = None
 
     def key_id(self) -> str:
-        """Format back to ``vault:<cluster>:<mount>:<key>:v<N>``."""
-        return f"vault:{self.cluster_id}:{self.mount}:{self.key}:v{self.version}"
+        """Format back to ``vault:<cluster>:<mount>:<key>:v<N>[:<created>]``."""
+        base = f"vault:{self.cluster_id}:{self.mount}:{self.key}:v{self.version}"
+        return base if self.created is None else f"{base}:{self.created}"
+
+
+def _version(part: str) -> int | None:
+    return int(part[1:]) if part.startswith("v") and part[1:].isdigit() else None
 
 
 def parse_key_id(key_id: str) -> TransitKeyRef | None:
-    """Parse ``vault:<cluster>:<mount>:<key>:v<N>``; None when it is not one of ours."""
+    """Parse ``vault:<cluster>:<mount>:<key>:v<N>[:<created>]``; None when not ours."""
     if not key_id.startswith("vault:"):
         return None
     parts = key_id[len("vault:") :].split(":")
+    created: int | None = None
+    if len(parts) >= 5 and parts[-1].isdigit() and _version(parts[-2]) is not None:
+        created = int(parts[-1])
+        parts = parts[:-1]
     if len(parts) < 4:
         return None
-    cluster, version = parts[0], parts[-1]
+    cluster, version = parts[0], _version(parts[-1])
     key = parts[-2]
     mount = ":".join(parts[1:-2])
-    if not (cluster and mount and key and version.startswith("v") and version[1:].isdigit()):
+    if not (cluster and mount and key and version is not None):
         return None
-    return TransitKeyRef(cluster, mount, key, int(version[1:]))
+    return TransitKeyRef(cluster, mount, key, version, created)
 
 
 # ---------------------------------------------------------------------------
@@ -400,6 +447,12 @@ class _KeyInfo:
     latest_version: int
     derived: bool
     fetched_at: float
+    #: version -> creation time (unix seconds) as transit reports it
+    created: dict[int, int] = field(default_factory=dict)
+
+    def ref(self, cluster_id: str, mount: str, key: str, version: int) -> TransitKeyRef:
+        """The key_id of ``version`` of this key."""
+        return TransitKeyRef(cluster_id, mount, key, version, self.created.get(version))
 
 
 @dataclass(frozen=True)
@@ -460,7 +513,9 @@ class VaultTransitBackend(KeyBackend):
                 name=key, mount_point=mount
             ),
         )["data"]
-        info = _KeyInfo(int(data["latest_version"]), bool(data.get("derived")), now)
+        info = _KeyInfo(
+            int(data["latest_version"]), bool(data.get("derived")), now, _creation_times(data)
+        )
         with self._lock:
             self._keys[(mount, key)] = info
         return info
@@ -550,7 +605,9 @@ class VaultTransitBackend(KeyBackend):
         item = _Op(base64.b64encode(plaintext).decode())
         ciphertext = self._coalescer("encrypt", mount, key, info.latest_version).submit(item)
         version = _ciphertext_version(ciphertext) or info.latest_version
-        ref = TransitKeyRef(self.cluster_id, mount, key, version)
+        if version not in info.created:
+            info = self._key_info(mount, key, fresh=True)  # rotated meanwhile
+        ref = info.ref(self.cluster_id, mount, key, version)
         return WrapResult(ciphertext=ciphertext.encode(), key_id=ref.key_id())
 
     def _decrypt(
@@ -581,14 +638,35 @@ class VaultTransitBackend(KeyBackend):
             raise BackendInvalidRequest(
                 "wrapped key is not a transit ciphertext (no vault:vN: prefix)", where=self.where
             )
+        if ref.created is not None:
+            known = self._key_info(ref.mount, ref.key).created.get(ref.version)
+            if known is not None and known != ref.created:
+                raise BackendInvalidRequest(
+                    f"key_id {key_id!r} names version {ref.version} of a transit key that was "
+                    f"deleted and created again (that version now dates from {known})",
+                    where=self.where,
+                    hint="the key that wrote this value is gone; restore it from a Vault "
+                    "backup (transit keys can be backed up and restored), or restore the "
+                    "object from a backup",
+                )
         item = _Op(text)
         plaintext_b64 = self._coalescer("decrypt", ref.mount, ref.key, 0).submit(item)
         return base64.b64decode(plaintext_b64)
 
     def _status(self) -> BackendStatus:
         info = self._key_info(self.cfg.mount, self.cfg.key)
-        ref = TransitKeyRef(self.cluster_id, self.cfg.mount, self.cfg.key, info.latest_version)
+        ref = info.ref(self.cluster_id, self.cfg.mount, self.cfg.key, info.latest_version)
         return BackendStatus(key_id=ref.key_id(), healthy=True)
+
+    def key_created(self, key_id: str) -> float | None:
+        """The creation time transit reports for the key_id's version."""
+        ref = parse_key_id(key_id)
+        if ref is None:
+            return None
+        if ref.created is not None:
+            return float(ref.created)
+        created = self._key_info(ref.mount, ref.key).created.get(ref.version)
+        return float(created) if created is not None else None
 
     def rotate(self) -> str:
         """Rotate the transit key (transit/keys/<key>/rotate) and return the new key_id."""
@@ -601,7 +679,7 @@ class VaultTransitBackend(KeyBackend):
             ),
         )
         info = self._key_info(mount, key, fresh=True)
-        return TransitKeyRef(self.cluster_id, mount, key, info.latest_version).key_id()
+        return info.ref(self.cluster_id, mount, key, info.latest_version).key_id()
 
     def retire_old_versions(self) -> int:
         """Make every version but the latest undecryptable (transit min_decryption_version).

@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from secretkit.cli.etcd_options import etcd_config_from, etcd_options
 from secretkit.cli.output import emit_json, output_option, schema_id
 from secretkit.cli.params import etcd_prefix_option
 from secretkit.errors import UsageError
@@ -96,6 +97,21 @@ def inspect_value(
     return report
 
 
+def _value_from_etcd(etcd_key: str, params: dict[str, Any]) -> bytes:
+    from secretkit.etcd import EtcdClient
+
+    with EtcdClient(etcd_config_from(params)) as client:
+        kv = client.get(etcd_key.encode("utf-8", "surrogateescape"))
+    if kv is None:
+        raise UsageError(
+            "etcd holds no value at this key",
+            where=etcd_key,
+            hint="check the key (`etcdctl get --prefix --keys-only /registry/secrets/NS/`) "
+            "and --endpoints",
+        )
+    return bytes(kv.value)
+
+
 def _read_value(source: str) -> bytes:
     # bounded like every file the tools take: `inspect /dev/zero` must not eat memory
     from secretkit.fileio import read_file, read_stream
@@ -129,6 +145,13 @@ def _read_value(source: str) -> bytes:
     is_flag=True,
     help="Also print the decrypted object (base64 in JSON). It is secret: handle with care.",
 )
+@click.option(
+    "--from-etcd",
+    is_flag=True,
+    help="Read the value at --etcd-key from etcd (the --endpoints/--cacert/... flags) "
+    "instead of VALUE_FILE: the exact stored bytes, no shell pipeline to get wrong.",
+)
+@etcd_options
 @click.argument("value_file", default="-", required=False)
 @output_option()
 def inspect_cmd(
@@ -137,8 +160,10 @@ def inspect_cmd(
     backends_path: Path | None,
     etcd_prefix: str,
     show_plaintext: bool,
+    from_etcd: bool,
     value_file: str,
     output: str,
+    **etcd_params: Any,
 ) -> None:
     """Say what wrote one etcd value (VALUE_FILE, or - for stdin: raw bytes).
 
@@ -150,9 +175,14 @@ def inspect_cmd(
     provider tried; a KMS plugin or backend that fails exits 5; bad input exits 2.
 
     \b
-    Example:
+    Examples:
+      secretkit inspect --etcd-key /registry/secrets/default/db --from-etcd \\
+          --endpoints https://10.0.0.1:2379 --cacert ca.crt --cert c.crt --key c.key \\
+          --config enc.yaml --backends backends.yaml
+      # a value saved earlier (exact bytes: not `etcdctl get --print-value-only`,
+      # which appends a newline)
       etcdctl get -w json /registry/secrets/default/db \\
-          | jq -r '.kvs[0].value' | base64 -d > v.bin   # exact bytes
+          | jq -r '.kvs[0].value' | base64 -d > v.bin
       secretkit inspect --etcd-key /registry/secrets/default/db \\
           --config enc.yaml --backends backends.yaml -o json v.bin
     """
@@ -161,7 +191,7 @@ def inspect_cmd(
 
     if backends_path is not None and config_path is None:
         raise UsageError("--backends needs --config", hint="pass the EncryptionConfiguration too")
-    value = _read_value(value_file)
+    value = _value_from_etcd(etcd_key, etcd_params) if from_etcd else _read_value(value_file)
     services = None
     transformers = None
     try:

@@ -10,7 +10,8 @@ import click
 
 from secretkit.cli.etcd_options import etcd_config_from, etcd_options
 from secretkit.cli.output import emit_json, output_option
-from secretkit.errors import ConfigError, UsageError
+from secretkit.cli.params import Duration, etcd_prefix_option
+from secretkit.errors import ConfigError, DependencyError, ExitCode, UsageError
 
 
 def _backend(path: str, provider: str) -> Any:
@@ -59,20 +60,26 @@ def kms() -> None:
     help="The EncryptionConfiguration the apiservers run: every rule holding the provider "
     "is re-encrypted (a *.* rule covers every resource).",
 )
-@click.option("--prefix", default="/registry", show_default=True, help="etcd key prefix.")
+@etcd_prefix_option()
 @click.option(
     "--plugin-timeout",
-    type=float,
-    default=120.0,
+    type=Duration(),
+    default="120s",
     show_default=True,
-    help="Seconds to wait for the plugin to report the new key_id (its --status-ttl).",
+    envvar="SECRETKIT_KMS_PLUGIN_TIMEOUT",
+    show_envvar=True,
+    help="How long to wait for the plugin to report the new key_id (its --status-ttl); "
+    "a Go duration (90s, 2m) or seconds.",
 )
 @click.option(
     "--refresh-wait",
-    type=float,
-    default=70.0,
+    type=Duration(allow_minimum=True),
+    default="70s",
     show_default=True,
-    help="Seconds to wait for apiservers to poll Status (they do every 60s) before re-encrypting.",
+    envvar="SECRETKIT_KMS_REFRESH_WAIT",
+    show_envvar=True,
+    help="How long to wait for every apiserver to poll Status (they do every 60s) and "
+    "draw a seed under the new key_id before re-encrypting.",
 )
 @click.option(
     "--retire-old",
@@ -110,6 +117,32 @@ def kms() -> None:
               help="Client-side API request rate limit (0 = unlimited).")
 @click.option("--progress/--no-progress", default=True, show_default=True,
               help="Re-encryption progress on stderr.")
+@click.option(
+    "--lease",
+    metavar="NAMESPACE/NAME",
+    help="Unattended runs: hold this coordination.k8s.io Lease for the whole run, so two "
+    "runs (two nodes' timers, or a slow run and the next) never overlap; refused (exit 3) "
+    "while another run holds it. E.g. kube-system/secretkit-kms-rotation.",
+)
+@click.option(
+    "--record",
+    metavar="NAMESPACE/NAME",
+    help="Record each run (when, old -> new key_id, objects rewritten, proof) in this "
+    "ConfigMap; `kubectl get cm -n NS NAME -o jsonpath='{.data.last}'` shows the newest.",
+)
+@click.option(
+    "--if-older-than",
+    "min_age",
+    type=Duration(),
+    help="Rotate only when the current key version is at least this old (e.g. 720h), so "
+    "a daily job keeps a 30-day policy; younger: nothing happens (exit 0).",
+)
+@click.option(
+    "--metrics-textfile",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write key age and last-rotation metrics here for node_exporter's textfile "
+    "collector (0644, atomic).",
+)
 @etcd_options
 @output_option()
 @click.argument("extra_args", nargs=-1, type=click.UNPROCESSED)
@@ -118,6 +151,14 @@ def rotate(extra_args: tuple[str, ...], **params: Any) -> None:
 
     Everything the provider covers in --config is re-encrypted through the API server,
     then etcd is read whole to prove every value of the provider carries the new key_id.
+
+    \b
+    Unattended (CronJob, systemd timer; docs/deploy/kms-rotation/):
+      secretkit kms rotate ... --lease kube-system/secretkit-kms-rotation \\
+          --record kube-system/secretkit-kms-rotations --if-older-than 720h \\
+          --metrics-textfile /var/lib/node_exporter/textfile/secretkit-kms.prom
+    refuses to start while another run holds the Lease, or while a previous rotation's
+    re-encryption is incomplete (values under an older key_id remain).
     """
     if extra_args:
         raise UsageError(
@@ -157,7 +198,7 @@ def rotate(extra_args: tuple[str, ...], **params: Any) -> None:
             config_source=str(params["config_path"]),
             concurrency=params["concurrency"],
             qps=params["qps"],
-            etcd_prefix=params["prefix"],
+            etcd_prefix=params["etcd_prefix"],
             show_progress=params["progress"],
             kube=KubeConnectOptions(
                 kubeconfig=params["kubeconfig"], context=params["kube_context"]
@@ -185,6 +226,149 @@ def rotate(extra_args: tuple[str, ...], **params: Any) -> None:
     plugin = GrpcKMSService(kms_socket)
     # the re-encryption (--via etcd) reaches the provider through the same plugin
     services.services[params["provider"]] = plugin
+    scheduled = any(params[k] for k in ("lease", "record", "min_age", "metrics_textfile"))
+    kube = None
+    try:
+        rotation = KMSRotation(
+            provider=params["provider"],
+            config=config,
+            backend=backend,
+            plugin=plugin,
+            open_etcd=lambda: EtcdClient(etcd_config),
+            reencrypt=reencrypt,
+            layout=Layout(params["etcd_prefix"]),
+            plugin_timeout=params["plugin_timeout"],
+            refresh_wait=params["refresh_wait"],
+            retire_old=params["retire_old"],
+            include_history=not params["ignore_history"],
+            to_key=params.get("to_key"),
+            echo=echo,
+        )
+        if not scheduled:
+            report = rotation.run()
+            outcome = None
+        else:
+            kube = _kube_client(params) if params["lease"] or params["record"] else None
+            outcome = _scheduled(rotation, kube, params).run()
+            report = outcome.report
+    finally:
+        services.close()
+        plugin.close()
+        backend.close()
+        if kube is not None:
+            kube.close()
+    _render_rotation(report, outcome, params["output"])
+
+
+def _kube_client(params: dict[str, Any]) -> Any:
+    from secretkit.kube.client import KubeClient, KubeConnectOptions
+
+    return KubeClient(
+        KubeConnectOptions(kubeconfig=params["kubeconfig"], context=params["kube_context"])
+    )
+
+
+def _namespaced(value: str, flag: str) -> tuple[str, str]:
+    namespace, sep, name = value.partition("/")
+    if not sep or not namespace or not name or "/" in name:
+        raise UsageError(
+            f"{flag} takes NAMESPACE/NAME, not {value!r}",
+            where=flag,
+            hint=f"e.g. {flag} kube-system/secretkit-kms-rotation",
+        )
+    return namespace, name
+
+
+def _scheduled(rotation: Any, kube: Any, params: dict[str, Any]) -> Any:
+    import os
+    import socket
+
+    from secretkit.kube.lease import LeaseLock
+    from secretkit.rotation.record import RotationRecord
+    from secretkit.rotation.schedule import ScheduledRotation
+
+    lease = record = None
+    if params["lease"]:
+        namespace, name = _namespaced(params["lease"], "--lease")
+        identity = f"{socket.gethostname()}/{os.getpid()}"
+        lease = LeaseLock(kube, namespace, name, identity)
+    if params["record"]:
+        namespace, name = _namespaced(params["record"], "--record")
+        record = RotationRecord(kube, namespace, name)
+    return ScheduledRotation(
+        rotation,
+        lease=lease,
+        record=record,
+        min_age=params["min_age"],
+        metrics_textfile=params["metrics_textfile"],
+    )
+
+
+def _render_rotation(report: Any, outcome: Any, output: str) -> None:
+    from secretkit.rotation.schedule import outcome_json
+
+    if output == "json":
+        doc: dict[str, Any] = asdict(report) if report is not None else {}
+        if outcome is not None:
+            doc["schedule"] = outcome_json(outcome)
+        emit_json(doc)
+        return
+    if outcome is not None and outcome.outcome == "skipped":
+        click.echo(f"{outcome.provider}: not rotated: {outcome.reason}")
+        return
+    click.echo(f"rotated {report.provider}: {report.old_key_id} -> {report.new_key_id}")
+    for step in report.steps:
+        click.echo(f"  {step}")
+    for key_id, n in sorted(report.counts_after.items()):
+        click.echo(f"  {n} value(s) under {key_id}")
+
+
+@kms.command("retire")
+@click.option("--backends", "backends_file", required=True, help="Backends file (YAML).")
+@click.option("--provider", required=True, help="kms provider name in the EncryptionConfiguration.")
+@click.option("--kms-socket", required=True, help="The plugin's socket, unix:///path.")
+@click.option(
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The EncryptionConfiguration the apiservers run.",
+)
+@etcd_prefix_option()
+@click.option(
+    "--ignore-history",
+    is_flag=True,
+    help="Only judge current values (older revisions etcd still holds become unreadable).",
+)
+@etcd_options
+@output_option()
+def retire(**params: Any) -> None:
+    """Make the provider's old key versions undecryptable, once etcd proves none is needed.
+
+    \b
+    Run after `secretkit kms rotate` and after etcd compacted the history that still
+    holds values under the old key versions (or with --ignore-history). Every value
+    etcd holds is judged as if only the plugin's current key_id still decrypted;
+    while any would be unreadable, nothing is retired (exit 3).
+    """
+    kms_socket = _kms_socket(params["kms_socket"])
+    from secretkit.encryption_config import load_encryption_config_file
+    from secretkit.etcd import EtcdClient
+    from secretkit.etcd.layout import Layout
+    from secretkit.kmsapi import GrpcKMSService
+    from secretkit.rotation.kms import KMSRotation
+
+    config = load_encryption_config_file(params["config_path"])
+    etcd_config = etcd_config_from(params)
+    backend = _backend(params["backends_file"], params["provider"])
+    plugin = GrpcKMSService(kms_socket)
+
+    def echo(message: str) -> None:
+        click.echo(message, err=True)
+
+    def no_reencrypt(_resources: list[str]) -> int:
+        raise AssertionError("retire never re-encrypts")
+
     try:
         report = KMSRotation(
             provider=params["provider"],
@@ -192,27 +376,20 @@ def rotate(extra_args: tuple[str, ...], **params: Any) -> None:
             backend=backend,
             plugin=plugin,
             open_etcd=lambda: EtcdClient(etcd_config),
-            reencrypt=reencrypt,
-            layout=Layout(params["prefix"]),
-            plugin_timeout=params["plugin_timeout"],
-            refresh_wait=params["refresh_wait"],
-            retire_old=params["retire_old"],
+            reencrypt=no_reencrypt,
+            layout=Layout(params["etcd_prefix"]),
             include_history=not params["ignore_history"],
-            to_key=params.get("to_key"),
             echo=echo,
-        ).run()
+        ).retire_only()
     finally:
-        services.close()
         plugin.close()
         backend.close()
     if params["output"] == "json":
         emit_json(asdict(report))
     else:
-        click.echo(f"rotated {report.provider}: {report.old_key_id} -> {report.new_key_id}")
+        click.echo(f"retired the old key versions of {report.provider}; kept {report.new_key_id}")
         for step in report.steps:
             click.echo(f"  {step}")
-        for key_id, n in sorted(report.counts_after.items()):
-            click.echo(f"  {n} value(s) under {key_id}")
 
 
 @kms.command("status")
@@ -220,7 +397,7 @@ def rotate(extra_args: tuple[str, ...], **params: Any) -> None:
 @click.option("--provider", help="kms provider name (to count its objects in etcd).")
 @click.option("--backends", "backends_file", help="Backends file, to show the backend's key.")
 @click.option("--resources", hidden=True, help="Ignored: every key under --prefix is counted.")
-@click.option("--prefix", default="/registry", show_default=True, help="etcd key prefix.")
+@etcd_prefix_option()
 @click.option("--no-etcd", is_flag=True, help="Do not count objects in etcd.")
 @etcd_options
 @output_option()
@@ -235,7 +412,12 @@ def status(**params: Any) -> None:
         st = plugin.status()
     finally:
         plugin.close()
-    result["plugin"] = {"version": st.version, "healthz": st.healthz, "key_id": st.key_id}
+    result["plugin"] = {
+        "version": st.version,
+        "healthz": st.healthz,
+        "key_id": st.key_id,
+        "healthy": st.healthy,
+    }
     if params.get("backends_file") and params.get("provider"):
         backend = _backend(params["backends_file"], params["provider"])
         try:
@@ -249,10 +431,21 @@ def status(**params: Any) -> None:
         from secretkit.rotation.gates import count_key_ids
 
         with EtcdClient(etcd_config_from(params)) as client:
-            counts = count_key_ids(client, Layout(params["prefix"]).root, params["provider"])
+            counts = count_key_ids(client, Layout(params["etcd_prefix"]).root, params["provider"])
         result["objects_by_key_id"] = dict(counts)
+    unhealthy = [
+        part
+        for part, healthy in (
+            ("plugin", st.healthy),
+            ("backend", result.get("backend", {}).get("healthy", True)),
+        )
+        if not healthy
+    ]
+    result["healthy"] = not unhealthy
     if params["output"] == "json":
         emit_json(result)
+        if unhealthy:
+            raise click.exceptions.Exit(ExitCode.UNAVAILABLE)
         return
     p = result["plugin"]
     click.echo(f"plugin: healthz={p['healthz']} version={p['version']} key_id={p['key_id']}")
@@ -265,3 +458,12 @@ def status(**params: Any) -> None:
         for key_id, n in sorted(result["objects_by_key_id"].items()):
             marker = "" if key_id == p["key_id"] else "  (stale: not the current key_id)"
             click.echo(f"etcd: {n} object(s) under {key_id}{marker}")
+    if unhealthy:
+        # a KMS that cannot serve is "could not check" (exit 5), not a finding
+        raise DependencyError(
+            f"the {' and the '.join(unhealthy)} {'is' if len(unhealthy) == 1 else 'are'} "
+            "not healthy",
+            where=kms_socket,
+            hint="see the healthz above; the apiservers cannot encrypt or decrypt with "
+            "this provider until it is fixed (the plugin's log says why)",
+        )

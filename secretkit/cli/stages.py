@@ -134,6 +134,13 @@ def _metrics_endpoints(params: dict[str, Any]) -> list[Any]:
     return metrics_endpoints(params)
 
 
+def _command_path() -> str:
+    """``secretkit encryption enable`` or ``secretkit rotate``: the running group's path."""
+    ctx = click.get_current_context(silent=True)
+    parent = ctx.parent if ctx is not None else None
+    return parent.command_path if parent is not None else "secretkit rotate"
+
+
 def _echo(message: str) -> None:
     click.echo(message, err=True)
 
@@ -154,6 +161,7 @@ def _engine(plan: Any, params: dict[str, Any], world: Any = None) -> Any:
         assume_restarted=params["yes"],
         etcd_prefix=params.get("prefix") or "/registry",
         ignore_history=bool(params.get("ignore_history")),
+        command=_command_path(),
     )
     interactive = sys.stdin.isatty() and params["output"] == "text"
 

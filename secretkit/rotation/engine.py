@@ -65,6 +65,8 @@ class StageOptions:
     assume_restarted: bool = False
     etcd_prefix: str = "/registry"
     ignore_history: bool = False
+    #: how the operator runs this procedure, for messages (``secretkit rotate``)
+    command: str = "secretkit rotate"
 
 
 @dataclass
@@ -209,11 +211,14 @@ class StageEngine:
             )
         elif self.options.metrics:
             return messages
+        if self.options.assume_restarted:
+            return [
+                *messages,
+                f"every kube-apiserver runs the config {expected_hash} (confirmed with --yes)",
+            ]
         message = f"every kube-apiserver must now run the config with hash {expected_hash}: " + (
             RESTART_HOW
         )
-        if self.options.assume_restarted:
-            return [*messages, message + " (confirmed with --yes)"]
         confirm = self.world.confirm
         if confirm is None or not confirm(message + note + "\nDo all apiservers run it now?"):
             raise SafetyError(
@@ -493,7 +498,7 @@ class StageEngine:
                     f"{len(backups)} backup file(s) beside the configs still hold what was "
                     "removed (and every key before it), e.g. " + backups[0]
                     + ": keep them until you are satisfied, then delete them with "
-                    "`secretkit rotate clean-backups --config ...`"
+                    f"`{self.options.command} clean-backups --config ...`"
                 )
         return report
 

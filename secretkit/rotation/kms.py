@@ -120,6 +120,8 @@ class KMSRotation:
     include_history: bool = True
     to_key: str | None = None
     echo: Callable[[str], None] = print
+    #: called between steps; raises to stop (a scheduled run that lost its Lease)
+    guard: Callable[[], None] | None = None
 
     def run(self) -> KMSRotationReport:
         """Rotate, wait, re-encrypt and prove; raise SafetyError when a proof fails."""
@@ -144,6 +146,8 @@ class KMSRotation:
                 self.refresh_wait, "for every apiserver to poll Status and re-seed", self.echo
             )
         for _ in range(self.max_reencrypt_runs):
+            if self.guard is not None:
+                self.guard()
             report.rewritten += self.reencrypt(resources)
             report.reencrypt_runs += 1
             with self.open_etcd() as client:
@@ -175,9 +179,32 @@ class KMSRotation:
             self._retire(report, new)
         return report
 
+    def retire_only(self) -> KMSRotationReport:
+        """Retire the old key versions of a rotation done earlier (after compaction).
+
+        The plugin's current key_id is the one kept; the same whole-keyspace proof as
+        ``run(retire_old=True)`` comes first.
+        """
+        resources = kms_rule_resources(self.config, self.provider)
+        current = self.plugin.status().key_id
+        backend_key_id = self.backend.status().key_id
+        if backend_key_id != current:
+            raise SafetyError(
+                f"the plugin reports key_id {current!r} but the backend's current key is "
+                f"{backend_key_id!r}",
+                hint="wait for the plugin's Status to catch up (--status-ttl), then run again",
+            )
+        report = KMSRotationReport(
+            provider=self.provider, old_key_id="", new_key_id=current, resources=resources
+        )
+        self._retire(report, current)
+        return report
+
     def _step(self, report: KMSRotationReport, text: str) -> None:
         report.steps.append(text)
         self.echo(text)
+        if self.guard is not None:
+            self.guard()
 
     def _rotate_backend(self) -> str:
         if self.to_key is not None:

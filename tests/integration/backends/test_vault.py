@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 import threading
 import time
 import uuid
@@ -64,12 +65,39 @@ def test_round_trip_and_key_id_scheme(openbao_server: OpenBaoServer) -> None:
     backend = _backend(openbao_server, key)
     wrapped = backend.encrypt(b"\x00seed\xff" * 4)
     cluster = cluster_id_for(openbao_server.address, None)
-    assert wrapped.key_id == f"vault:{cluster}:transit:{key}:v1"
+    assert re.fullmatch(rf"vault:{cluster}:transit:{key}:v1:\d{{10}}", wrapped.key_id)
     assert backend.status().key_id == wrapped.key_id
     assert wrapped.ciphertext.startswith(b"vault:v1:")
     assert backend.decrypt(wrapped.ciphertext, key_id=wrapped.key_id) == b"\x00seed\xff" * 4
     ref = parse_key_id(wrapped.key_id)
     assert ref is not None and (ref.mount, ref.key, ref.version) == ("transit", key, 1)
+    assert ref.created is not None and ref.key_id() == wrapped.key_id
+    # key_ids of earlier versions (no creation time) still decrypt
+    legacy = f"vault:{cluster}:transit:{key}:v1"
+    assert backend.decrypt(wrapped.ciphertext, key_id=legacy) == b"\x00seed\xff" * 4
+
+
+def test_a_recreated_key_gets_a_new_key_id_and_names_the_lost_one(
+    openbao_server: OpenBaoServer,
+) -> None:
+    import time
+
+    key = _key(openbao_server)
+    backend = _backend(openbao_server, key)
+    lost = backend.encrypt(b"seed-under-the-lost-key")
+    client = openbao_server.client()
+    client.secrets.transit.update_key_configuration(
+        name=key, deletion_allowed=True, mount_point="transit"
+    )
+    client.secrets.transit.delete_key(name=key, mount_point="transit")
+    time.sleep(1.1)  # creation times are whole seconds
+    client.secrets.transit.create_key(name=key, mount_point="transit")
+    fresh = _backend(openbao_server, key)
+    # same name, same version number: the key_id still differs, so apiservers re-seed
+    assert fresh.status().key_id != lost.key_id
+    assert fresh.status().key_id.split(":")[-2] == "v1"
+    with pytest.raises(BackendInvalidRequest, match="deleted and created again"):
+        fresh.decrypt(lost.ciphertext, key_id=lost.key_id)
 
 
 def test_rotate_gives_new_key_id_and_old_data_still_decrypts(
@@ -79,7 +107,7 @@ def test_rotate_gives_new_key_id_and_old_data_still_decrypts(
     backend = _backend(openbao_server, key)
     old = backend.encrypt(b"old-seed")
     new_key_id = backend.rotate()
-    assert new_key_id.endswith(f":{key}:v2") and new_key_id != old.key_id
+    assert f":{key}:v2:" in new_key_id and new_key_id != old.key_id
     assert backend.status().key_id == new_key_id
     new = backend.encrypt(b"new-seed")
     assert new.key_id == new_key_id and new.ciphertext.startswith(b"vault:v2:")
@@ -93,7 +121,7 @@ def test_key_switch_old_values_decrypt_by_key_name_from_key_id(
     first, second = _key(openbao_server), _key(openbao_server)
     wrapped = _backend(openbao_server, first).encrypt(b"seed-under-first")
     switched = _backend(openbao_server, second)
-    assert switched.status().key_id.endswith(f":{second}:v1")
+    assert f":{second}:v1:" in switched.status().key_id
     assert switched.decrypt(wrapped.ciphertext, key_id=wrapped.key_id) == b"seed-under-first"
 
 
@@ -278,7 +306,7 @@ def test_namespace_changes_the_cluster_part_of_key_ids(openbao_server: OpenBaoSe
     backend = _backend(openbao_server, "nskey", namespace=ns)
     wrapped = backend.encrypt(b"ns-seed")
     ns_cluster = cluster_id_for(openbao_server.address, ns)
-    assert wrapped.key_id == f"vault:{ns_cluster}:transit:nskey:v1"
+    assert wrapped.key_id.startswith(f"vault:{ns_cluster}:transit:nskey:v1:")
     assert ns_cluster != cluster_id_for(openbao_server.address, None)
     assert backend.decrypt(wrapped.ciphertext, key_id=wrapped.key_id) == b"ns-seed"
     root_ns = _backend(openbao_server, "nskey")

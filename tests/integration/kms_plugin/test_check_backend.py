@@ -63,7 +63,7 @@ def test_working_openbao_passes(openbao_server: Any, tmp_path: Path) -> None:
     config = _vault_config(tmp_path, openbao_server.address, openbao_server.token, key)
     run = run_plugin_cli(["--config", str(config), "--check-backend"])
     assert run.returncode == 0, run.stderr
-    assert re.search(rf"key_id: +vault:.*:transit:{key}:v1$", run.stdout, re.M), run.stdout
+    assert re.search(rf"key_id: +vault:.*:transit:{key}:v1:\d+$", run.stdout, re.M), run.stdout
 
 
 def _assert_failed(run: Any, *hint_words: str) -> None:
