@@ -24,7 +24,7 @@ from secretkit.cli.apiserver_options import (
     stage_probe,
 )
 from secretkit.cli.etcd_options import etcd_config_from, etcd_options
-from secretkit.cli.output import emit_json, output_option
+from secretkit.cli.output import emit_json, output_option, schema_id
 from secretkit.errors import UsageError
 
 PlanFactory = Callable[[dict[str, Any]], Any]
@@ -218,7 +218,7 @@ def _render(report: Any, output: str) -> None:
     from dataclasses import asdict
 
     if output == "json":
-        emit_json(asdict(report))
+        emit_json(asdict(report), schema=schema_id("stage"))
         return
     if report.diff:
         click.echo(report.diff.rstrip("\n"))
@@ -427,7 +427,9 @@ def _status(state_path: str | None, configs: tuple[str, ...], output: str) -> No
     state = load_state(path)
     if state is None:
         if output == "json":
-            emit_json({"state_file": str(path), "in_progress": False})
+            emit_json(
+                {"state_file": str(path), "in_progress": False}, schema=schema_id("stage.status")
+            )
         else:
             click.echo(f"no rotation state at {path}: nothing in progress")
         return
@@ -437,7 +439,8 @@ def _status(state_path: str | None, configs: tuple[str, ...], output: str) -> No
                 "state_file": str(path),
                 "in_progress": state.next_stage is not None or state.pending is not None,
                 **state.to_json(),
-            }
+            },
+            schema=schema_id("stage.status"),
         )
         return
     click.echo(f"{state.kind} of {', '.join(state.resources)} ({state.provider_type})")
@@ -476,7 +479,10 @@ def _clean_backups(configs: tuple[str, ...], *, yes: bool, dry_run: bool, output
             Path(name).unlink()
             deleted.append(name)
     if output == "json":
-        emit_json({"backups": found, "deleted": deleted, "dry_run": dry_run})
+        emit_json(
+            {"backups": found, "deleted": deleted, "dry_run": dry_run},
+            schema=schema_id("stage.clean-backups"),
+        )
         return
     if not found:
         click.echo("no backup files found")
