@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from secretkit.cli.etcd_options import etcd_config_from, etcd_options
-from secretkit.cli.output import emit_json, output_option
+from secretkit.cli.output import emit_json, output_option, schema_id
 from secretkit.cli.params import Duration, etcd_prefix_option
 from secretkit.errors import ConfigError, DependencyError, ExitCode, UsageError
 
@@ -311,7 +311,7 @@ def _render_rotation(report: Any, outcome: Any, output: str) -> None:
         doc: dict[str, Any] = asdict(report) if report is not None else {}
         if outcome is not None:
             doc["schedule"] = outcome_json(outcome)
-        emit_json(doc)
+        emit_json(doc, schema=schema_id("kms.rotate"))
         return
     if outcome is not None and outcome.outcome == "skipped":
         click.echo(f"{outcome.provider}: not rotated: {outcome.reason}")
@@ -385,7 +385,7 @@ def retire(**params: Any) -> None:
         plugin.close()
         backend.close()
     if params["output"] == "json":
-        emit_json(asdict(report))
+        emit_json(asdict(report), schema=schema_id("kms.retire"))
     else:
         click.echo(f"retired the old key versions of {report.provider}; kept {report.new_key_id}")
         for step in report.steps:
@@ -443,7 +443,7 @@ def status(**params: Any) -> None:
     ]
     result["healthy"] = not unhealthy
     if params["output"] == "json":
-        emit_json(result)
+        emit_json(result, schema=schema_id("kms.status"))
         if unhealthy:
             raise click.exceptions.Exit(ExitCode.UNAVAILABLE)
         return

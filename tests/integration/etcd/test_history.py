@@ -113,34 +113,39 @@ def test_errors_other_than_compaction_propagate(etcd_client: EtcdClient) -> None
 
 
 def test_the_prune_gate_sees_older_values_and_fails_closed(etcd_client: EtcdClient) -> None:
+    from secretkit.encryption_config import load_encryption_config
+    from secretkit.readability import Judge
     from secretkit.rotation import gates
 
     for i in range(40):
         key = f"/registry/secrets/ns/s{i:03d}".encode()
         etcd_client.put(key, b"k8s\x00old plaintext")
         etcd_client.put(key, b"k8s:enc:aesgcm:v1:key2:" + b"\x00" * 40)
-
-    def plaintext(stored: Any, value: bytes) -> str | None:
-        return "plaintext" if value.startswith(b"k8s\x00") else None
-
-    found = gates.scan(etcd_client, [b"/registry/secrets/"], plaintext)
-    assert found.scanned == 40
-    assert found.blocker_count == 40 and all(b.historic for b in found.examples)
-    assert gates.scan(
-        etcd_client, [b"/registry/secrets/"], plaintext, include_history=False
-    ).passed
+    # deleted objects' older revisions are held too, and judged
+    etcd_client.put(b"/registry/secrets/ns/gone", b"k8s\x00deleted plaintext")
+    etcd_client.delete(b"/registry/secrets/ns/gone")
+    without_identity = Judge(load_encryption_config(
+        b"apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\n"
+        b"resources:\n- resources: [secrets]\n  providers:\n"
+        b"  - aesgcm: {keys: [{name: key2, secret: 'c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTEyMzQ='}]}\n"
+    ))
+    found = gates.prove_readable(etcd_client, after=without_identity, keep_examples=100)
+    assert found.scanned == 40 and found.historic_scanned == 41
+    assert found.blocker_count == 41 and all(b.historic for b in found.examples)
+    assert any(b.etcd_key.endswith("/gone") for b in found.examples)
+    assert gates.prove_readable(etcd_client, after=without_identity, include_history=False).passed
 
     class Flaky:
-        """Pages read fine, history reads fail: the gate must raise, not pass."""
+        """Live reads work, the history replay fails: the gate must raise, not pass."""
 
-        def range_pages(self, prefix: bytes, **kw: Any) -> Any:
-            return etcd_client.range_pages(prefix, **kw)
+        def __getattr__(self, name: str) -> Any:
+            return getattr(etcd_client, name)
 
-        def get(self, key: bytes, *, revision: int | None = None) -> Any:
+        def watch(self, *args: Any, **kw: Any) -> Any:
             raise EtcdError("etcd went away", where="test")
 
     with pytest.raises(EtcdError, match="went away"):
-        gates.scan(Flaky(), [b"/registry/secrets/"], plaintext)
+        gates.prove_readable(Flaky(), after=without_identity)
 
 
 def test_after_compaction_few_transactions_are_refused(etcd_client: EtcdClient) -> None:
