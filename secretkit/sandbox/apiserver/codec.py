@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from secretkit.errors import FormatError
 from secretkit.formats import decode_unknown, encode_unknown
-from secretkit.formats.protowire import encode_len_field, iter_fields
+from secretkit.formats.protowire import encode_len_field, iter_fields, read_varint
 from secretkit.sandbox.apiserver.resources import ResourceType
 from secretkit.sandbox.apiserver.schema import (
     OBJECT_META,
     decode_message,
     encode_message,
-    field_payload,
     with_field,
 )
 
@@ -58,7 +58,32 @@ def stored_metadata_raw(plaintext: bytes, resource_version: str) -> bytes:
     """A stored object's ``ObjectMeta`` bytes with ``resourceVersion`` set, not re-encoded.
 
     What a metadata-only answer in protobuf carries: the bytes kube-apiserver stored
-    (field 1 of every kind), with field 6 filled in as it fills it on read.
+    (field 1 of every kind), with field 6 filled in as it fills it on read. This runs
+    for every object of a metadata list and every no-op patch, so it walks only the
+    envelope's ``raw`` (field 2) and the object's first field instead of decoding.
     """
-    meta = field_payload(decode_unknown(plaintext).raw, 1) or b""
+    start, end = _len_field(plaintext, 4, len(plaintext), 2)  # runtime.Unknown.raw
+    meta_start, meta_end = _len_field(plaintext, start, end, 1)  # the object's metadata
+    meta = plaintext[meta_start:meta_end]
     return with_field(meta, 6, encode_len_field(6, resource_version.encode()), ordered=True)
+
+
+def _len_field(data: bytes, pos: int, end: int, number: int) -> tuple[int, int]:
+    """``(start, end)`` of the payload of length-delimited field ``number`` in
+    ``data[pos:end]`` (FormatError when absent or malformed)."""
+    if not data.startswith(b"k8s\x00"):
+        raise FormatError("not a k8s protobuf value", where="object")
+    while pos < end:
+        tag, pos = read_varint(data, pos, where="object")
+        if tag & 7 != 2:
+            if tag & 7 == 0:
+                _, pos = read_varint(data, pos, where="object")
+                continue
+            raise FormatError("unexpected wire type", where="object")
+        length, pos = read_varint(data, pos, where="object")
+        if pos + length > end:
+            raise FormatError("truncated field", where="object")
+        if tag >> 3 == number:
+            return pos, pos + length
+        pos += length
+    raise FormatError(f"field {number} is missing", where="object")

@@ -9,6 +9,7 @@ kube-apiserver; an ``Accept`` naming nothing it can produce is a 406.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from secretkit.sandbox.apiserver.status import ApiError
@@ -51,6 +52,12 @@ def _entries(accept: str) -> list[tuple[str, dict[str, str]]]:
 
 def negotiate(accept: str, *, is_list: bool, tables: bool = True) -> Target:
     """Pick the answer for a resource request (``is_list``: a collection endpoint)."""
+    return _negotiate(accept, is_list, tables)
+
+
+@functools.lru_cache(maxsize=256)
+def _negotiate(accept: str, is_list: bool, tables: bool) -> Target:
+    # clients send the same few Accept headers over and over; a 406 is never cached
     if not accept.strip():
         return Target()
     for media, params in _entries(accept):

@@ -114,22 +114,23 @@ class _Handler(BaseHTTPRequestHandler):
         self.command, self.path, self.request_version = words
         headers: dict[str, str] = {}
         total = 0
+        readline = self.rfile.readline
         while True:
-            raw = self.rfile.readline(MAX_HEADER_LINE + 1)
+            raw = readline(MAX_HEADER_LINE + 1)
             total += len(raw)
             if len(raw) > MAX_HEADER_LINE or total > MAX_HEADER_BYTES or (
                     len(headers) > MAX_HEADERS):
                 self.send_error(431, "Request header fields too large")
                 return False
-            if raw in (b"\r\n", b"\n", b""):
+            if raw == b"\r\n" or raw == b"\n" or not raw:
                 break
-            name, sep, value = raw.decode("iso-8859-1").partition(":")
-            if not sep or not name.strip():
+            name, sep, value = raw.partition(b":")
+            key = name.strip().lower().decode("latin-1")
+            if not sep or not key:
                 self.send_error(400, "Bad header line")
                 return False
-            key = name.strip().lower()
-            value = value.strip()
-            headers[key] = f"{headers[key]}, {value}" if key in headers else value
+            text = value.strip().decode("latin-1")
+            headers[key] = f"{headers[key]}, {text}" if key in headers else text
         self.headers = headers  # type: ignore[assignment]
         connection = headers.get("connection", "").lower()
         self.close_connection = connection == "close" or (

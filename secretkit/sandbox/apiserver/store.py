@@ -58,7 +58,7 @@ _MAX_BATCH_BYTES = 1024 * 1024
 Mutation = Callable[[dict[str, Any]], dict[str, Any]] | None
 
 
-@dataclass
+@dataclass(slots=True)
 class Stored:
     """One stored object: its plaintext, etcd revision and whether the value is stale.
 

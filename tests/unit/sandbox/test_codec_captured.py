@@ -67,3 +67,22 @@ def test_internal_endpoints_match_the_captured_bytes() -> None:
     assert endpoints_value(peer_lease(apiserver_id, ip, 26443, 33)) == plaintexts[peer_key]
     # they are stored in plaintext although the capture's config is *.* -> kms v2
     assert plaintexts[master_key].startswith(b"k8s\x00")
+
+
+def test_metadata_answers_splice_the_resource_version_into_the_stored_bytes() -> None:
+    from secretkit._proto.k8s import meta_v1_pb2
+    from secretkit.sandbox.apiserver.schema import field_payload
+
+    checked = 0
+    for _key, plaintext in star_star_plaintexts().items():
+        if not plaintext.startswith(b"k8s\x00"):
+            continue
+        spliced = codec.stored_metadata_raw(plaintext, "4242")
+        ours = meta_v1_pb2.ObjectMeta.FromString(spliced)
+        stored = meta_v1_pb2.ObjectMeta.FromString(
+            field_payload(decode_unknown(plaintext).raw, 1) or b"")
+        assert ours.resourceVersion == "4242" and stored.resourceVersion == ""
+        stored.resourceVersion = "4242"
+        assert ours == stored  # nothing else moved
+        checked += 1
+    assert checked > 200
