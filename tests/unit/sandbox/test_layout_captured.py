@@ -1,0 +1,39 @@
+"""Every kind the stand-in stores lives where kube-apiserver v1.36.2 keeps it
+(tests/data/real-apiserver/etcd-layout.json), through the one layout table."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from secretkit.sandbox.apiserver.kinds import STORED
+from secretkit.sandbox.apiserver.store import ObjectStore
+from tests.unit.sandbox.captured import data_root
+
+
+def test_stored_kinds_use_the_captured_etcd_prefixes() -> None:
+    layout = json.loads((data_root() / "etcd-layout.json").read_text())
+    real: dict[tuple[str, str], dict[str, Any]] = {
+        (r["group"], r["resource"]): r for r in layout["resources"] if r["preferred_version"]}
+    # only the key arithmetic: no etcd, no encryption
+    store = ObjectStore(_NoEtcd(), None, "/registry")  # type: ignore[arg-type]
+    for (group, version, plural), rtype in STORED.items():
+        entry = real[(group, plural)]
+        assert entry["stored"] and entry["version"] == version and entry["kind"] == rtype.kind
+        assert entry["namespaced"] == rtype.namespaced
+        assert store.resource_prefix(rtype) == entry["etcd_prefix"]
+        assert entry["storage"] == [{"encoding": "protobuf", "apiVersion": rtype.api_version,
+                                     "kind": rtype.kind}]
+        assert store.key(rtype, "ns", "n") == entry["key_format"].replace(
+            "<namespace>", "ns").replace("<name>", "n")
+
+
+class _NoEtcd:
+    def get(self, *_args: object, **_kwargs: object) -> None:
+        raise AssertionError("no etcd access expected")
+
+    def get_many(self, *_args: object, **_kwargs: object) -> None:
+        raise AssertionError("no etcd access expected")
+
+    def put_if(self, *_args: object, **_kwargs: object) -> None:
+        raise AssertionError("no etcd access expected")
