@@ -26,8 +26,11 @@ def _backend(path: str, provider: str) -> Any:
     return backends[provider]
 
 
-def _kms_socket(endpoint: str) -> str:
-    """Check ``--kms-socket ENDPOINT`` with the one endpoint parser; return it as given.
+def _kms_socket(value: str, provider: str | None = None) -> str:
+    """Check ``--kms-socket [NAME=]ENDPOINT`` with the one endpoint parser; the endpoint.
+
+    ``NAME=unix:///path`` is the form ``audit``/``reencrypt`` take; here NAME must be
+    the ``--provider`` (a bare endpoint is the plugin of that provider).
 
     Done first, before the backend, etcd or the plugin is touched, so a form the
     plugin cannot listen on (``unix:@name``, a host part, a relative path) is a usage
@@ -36,6 +39,16 @@ def _kms_socket(endpoint: str) -> str:
     """
     from secretkit.encryption_config.endpoint import parse_endpoint
 
+    endpoint = value
+    name, sep, rest = value.partition("=")
+    if sep and name and not any(c in name for c in "/:"):
+        if provider is not None and name != provider:
+            raise UsageError(
+                f"--kms-socket names provider {name!r}, but --provider is {provider!r}",
+                where="--kms-socket",
+                hint=f"pass --kms-socket {provider}=ENDPOINT, or the bare endpoint",
+            )
+        endpoint = rest
     try:
         parse_endpoint(endpoint, where="--kms-socket")
     except ConfigError as exc:
@@ -51,7 +64,8 @@ def kms() -> None:
 @kms.command("rotate", context_settings={"ignore_unknown_options": True})
 @click.option("--backends", "backends_file", required=True, help="Backends file (YAML).")
 @click.option("--provider", required=True, help="kms provider name in the EncryptionConfiguration.")
-@click.option("--kms-socket", required=True, help="The plugin's socket, unix:///path.")
+@click.option("--kms-socket", required=True, metavar="[NAME=]ENDPOINT",
+              help="The plugin's socket, unix:///path (or PROVIDER=unix:///path).")
 @click.option(
     "--config",
     "config_path",
@@ -167,7 +181,7 @@ def rotate(extra_args: tuple[str, ...], **params: Any) -> None:
             hint="give them to this command directly: --kubeconfig, --context, "
             "--concurrency, --qps (see --help)",
         )
-    kms_socket = _kms_socket(params["kms_socket"])
+    kms_socket = _kms_socket(params["kms_socket"], params.get("provider"))
     from secretkit.encryption_config import load_encryption_config_file
     from secretkit.etcd import EtcdClient
     from secretkit.etcd.layout import Layout
@@ -326,7 +340,8 @@ def _render_rotation(report: Any, outcome: Any, output: str) -> None:
 @kms.command("retire")
 @click.option("--backends", "backends_file", required=True, help="Backends file (YAML).")
 @click.option("--provider", required=True, help="kms provider name in the EncryptionConfiguration.")
-@click.option("--kms-socket", required=True, help="The plugin's socket, unix:///path.")
+@click.option("--kms-socket", required=True, metavar="[NAME=]ENDPOINT",
+              help="The plugin's socket, unix:///path (or PROVIDER=unix:///path).")
 @click.option(
     "--config",
     "config_path",
@@ -351,7 +366,7 @@ def retire(**params: Any) -> None:
     etcd holds is judged as if only the plugin's current key_id still decrypted;
     while any would be unreadable, nothing is retired (exit 3).
     """
-    kms_socket = _kms_socket(params["kms_socket"])
+    kms_socket = _kms_socket(params["kms_socket"], params.get("provider"))
     from secretkit.encryption_config import load_encryption_config_file
     from secretkit.etcd import EtcdClient
     from secretkit.etcd.layout import Layout
@@ -393,7 +408,8 @@ def retire(**params: Any) -> None:
 
 
 @kms.command("status")
-@click.option("--kms-socket", required=True, help="The plugin's socket, unix:///path.")
+@click.option("--kms-socket", required=True, metavar="[NAME=]ENDPOINT",
+              help="The plugin's socket, unix:///path (or PROVIDER=unix:///path).")
 @click.option("--provider", help="kms provider name (to count its objects in etcd).")
 @click.option("--backends", "backends_file", help="Backends file, to show the backend's key.")
 @click.option("--resources", hidden=True, help="Ignored: every key under --prefix is counted.")
@@ -403,7 +419,7 @@ def retire(**params: Any) -> None:
 @output_option()
 def status(**params: Any) -> None:
     """Plugin health and key_id, backend key, and objects per key_id in etcd."""
-    kms_socket = _kms_socket(params["kms_socket"])
+    kms_socket = _kms_socket(params["kms_socket"], params.get("provider"))
     from secretkit.kmsapi import GrpcKMSService
 
     result: dict[str, Any] = {}
