@@ -127,7 +127,8 @@ def test_the_prune_gate_sees_older_values_and_fails_closed(etcd_client: EtcdClie
     without_identity = Judge(load_encryption_config(
         b"apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\n"
         b"resources:\n- resources: [secrets]\n  providers:\n"
-        b"  - aesgcm: {keys: [{name: key2, secret: 'c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTEyMzQ='}]}\n"
+        b"  - aesgcm: {keys: [{name: key2, "
+        b"secret: 'c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTEyMzQ='}]}\n"
     ))
     found = gates.prove_readable(etcd_client, after=without_identity, keep_examples=100)
     assert found.scanned == 40 and found.historic_scanned == 41
