@@ -9,8 +9,6 @@ snapshots and watches. Every gRPC failure becomes an :class:`~secretkit.errors.E
 from __future__ import annotations
 
 import logging
-import os
-import secrets
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -31,7 +29,7 @@ from secretkit.etcd.errors import (
 from secretkit.etcd.keys import ALL_KEYS, next_key, prefix_range_end
 from secretkit.etcd.model import EtcdStatus, KeyValue
 from secretkit.etcd.watch import WatchRange, WatchStream
-from secretkit.fileio import read_file
+from secretkit.fileio import open_private, read_file
 
 log = logging.getLogger(__name__)
 
@@ -525,22 +523,18 @@ class EtcdClient:
         return self._call("status", invoke, read_only=True)
 
     def snapshot(self, dest: Path, *, timeout: float = 600.0) -> None:
-        """Stream a full backend snapshot into ``dest`` (0600; temp file, fsync, rename).
+        """Stream a full backend snapshot into ``dest``, 0600 and atomically.
 
-        The snapshot holds every key, Secrets included: treat the file like the
-        etcd data directory.
+        Written through :func:`secretkit.fileio.open_private` (temp file, fsync,
+        rename); a retry on another endpoint starts a new file. The snapshot holds
+        every key, Secrets included: treat the file like the etcd data directory.
         """
         dest = Path(dest)
-        tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.part")
 
         def invoke(c: _Connection, md: list[tuple[str, str]] | None) -> int:
             written = 0
             remaining: int | None = None
-            # O_EXCL: never write the snapshot through a file or link someone else made
-            # (a retry on another endpoint starts from scratch)
-            tmp.unlink(missing_ok=True)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as out:
+            with open_private(dest) as out:
                 stream = c.maintenance.Snapshot(
                     rpc_pb2.SnapshotRequest(), timeout=timeout, metadata=md
                 )
@@ -548,29 +542,13 @@ class EtcdClient:
                     out.write(chunk.blob)
                     written += len(chunk.blob)
                     remaining = int(chunk.remaining_bytes)
-                out.flush()
-                os.fsync(out.fileno())
-            if written == 0 or remaining not in (0, None):
-                raise EtcdError(
-                    "the etcd snapshot stream ended early",
-                    where=c.endpoint,
-                    hint="retry; check etcd's log for snapshot errors",
-                )
+                if written == 0 or remaining not in (0, None):
+                    raise EtcdError(
+                        "the etcd snapshot stream ended early",
+                        where=c.endpoint,
+                        hint="retry; check etcd's log for snapshot errors",
+                    )
             return written
 
-        try:
-            size = self._call("snapshot", invoke)
-            os.replace(tmp, dest)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        try:
-            dir_fd = os.open(dest.parent, os.O_RDONLY)
-        except OSError:
-            pass
-        else:
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+        size = self._call("snapshot", invoke)
         log.info("etcd snapshot written: %s (%d bytes)", dest, size)
