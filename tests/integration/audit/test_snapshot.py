@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from secretkit.audit.snapshot import EtcdSnapshot
 from secretkit.etcd import EtcdClient
+from secretkit.etcd.snapshot import EtcdSnapshot
 from tests.fixtures.servers import EtcdServer
 from tests.integration.audit.conftest import UNIQUE_KEY_VECTORS, load_vectors, run_cli
 from tests.unit.audit.helpers import stored, vector

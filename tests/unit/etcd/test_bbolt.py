@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from secretkit.audit.bbolt import BboltReader, _fnv1a64
-from secretkit.audit.snapshot import decode_key_value
 from secretkit.errors import FormatError, UsageError
+from secretkit.etcd.bbolt import BboltReader, _fnv1a64
+from secretkit.etcd.snapshot import decode_key_value
 
 
 def test_fnv1a64_known_values() -> None:
