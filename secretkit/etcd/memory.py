@@ -284,7 +284,8 @@ class MemoryEtcd:
         """Drop every version older than ``revision`` (etcd's compaction)."""
         del physical  # compaction here is always complete when this returns
         with self._cond:
-            if revision < self._compacted:
+            if self._compacted and revision <= self._compacted:
+                # etcd refuses to compact at or below its compaction point again
                 raise compacted_error(revision, where=self._endpoint)
             if revision > self._revision:
                 raise future_revision_error(revision, where=self._endpoint)
