@@ -8,9 +8,10 @@ from a start revision and then follow new writes. Unit tests use it instead of
 ad-hoc fakes; :class:`ForwardingEtcd` wraps it (or a real client) so a test can
 interleave something with chosen calls.
 
-Not a database: every version is kept in Python objects until :meth:`MemoryEtcd.compact`,
-scans sort nothing (the keys are kept in order) but copy nothing either, and one lock
-serialises every call.
+Not a database: every version stays in Python objects until
+:meth:`MemoryEtcd.compact`, keys are kept sorted (an insert costs O(n)), and one lock
+serialises every call. Watches are not bounded: a watcher that never reads keeps
+nothing alive but itself, because events are built from the store's change log.
 """
 
 from __future__ import annotations

@@ -24,15 +24,14 @@ overlap, in key order, all at the one pinned revision.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
 
 from secretkit._proto.etcd import rpc_pb2
 from secretkit.etcd.errors import EtcdResponseTooLargeError
 from secretkit.etcd.interface import KeyValue
 from secretkit.etcd.keys import prefix_range_end
 
-#: one Range RPC (``EtcdClient.range_raw``): request and operation name -> RangeResponse
-RangeCall = Callable[[rpc_pb2.RangeRequest, str], Any]
+#: one Range RPC (``EtcdClient.range_raw``): request and operation name -> response
+RangeCall = Callable[[rpc_pb2.RangeRequest, str], rpc_pb2.RangeResponse]
 
 #: key width (bytes) of the numeric view of keys; widened when a longer key shows up
 _MIN_WIDTH = 128
@@ -91,7 +90,7 @@ class _Stepper:
 
 def _read(
     call: RangeCall, start: bytes, end: bytes, revision: int, limit: int, keys_only: bool
-) -> tuple[Any, int]:
+) -> tuple[rpc_pb2.RangeResponse, int]:
     """One Range of ``[start, end)``; lowers ``limit`` while the answer is too large.
 
     gRPC says how large the refused answer was, so the retry asks for a page of about
