@@ -357,6 +357,12 @@ class AwsKmsBackend(KeyBackend):
             ) from None
         return arn
 
+    def key_created(self, key_id: str) -> float | None:
+        """The key's CreationDate (an ARN key_id; in-place material rotation keeps it)."""
+        meta = self._call("DescribeKey", KeyId=key_id)["KeyMetadata"]
+        created = meta.get("CreationDate")
+        return float(created.timestamp()) if hasattr(created, "timestamp") else None
+
     def move_alias(self, target_key: str) -> str:
         """Point the configured alias at ``target_key`` (ARN or id); return the new key_id."""
         if not self.cfg.key.startswith("alias/"):

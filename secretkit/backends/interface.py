@@ -100,6 +100,15 @@ class KeyBackend(abc.ABC):
         """Rotate the backend key (where supported) and return the new key_id."""
         raise BackendError(f"the {self.kind} backend cannot rotate keys itself")
 
+    def key_created(self, key_id: str) -> float | None:
+        """When the key (version) behind ``key_id`` was created (unix seconds), if known.
+
+        Scheduled rotation compares it with the policy (``--if-older-than``) and exports
+        the key's age; backends that cannot tell return None.
+        """
+        del key_id
+        return None
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
 

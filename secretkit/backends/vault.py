@@ -658,6 +658,16 @@ class VaultTransitBackend(KeyBackend):
         ref = info.ref(self.cluster_id, self.cfg.mount, self.cfg.key, info.latest_version)
         return BackendStatus(key_id=ref.key_id(), healthy=True)
 
+    def key_created(self, key_id: str) -> float | None:
+        """The creation time transit reports for the key_id's version."""
+        ref = parse_key_id(key_id)
+        if ref is None:
+            return None
+        if ref.created is not None:
+            return float(ref.created)
+        created = self._key_info(ref.mount, ref.key).created.get(ref.version)
+        return float(created) if created is not None else None
+
     def rotate(self) -> str:
         """Rotate the transit key (transit/keys/<key>/rotate) and return the new key_id."""
         mount, key = self.cfg.mount, self.cfg.key

@@ -18,12 +18,14 @@ from pathlib import Path
 import click
 
 from secretkit.backends.local import KEK_SIZE, default_key_id
+from secretkit.cli.output import emit_json, output_option, schema_id
 from secretkit.errors import UsageError
 from secretkit.fileio import write_private
 
 EPILOG = """\b
 Examples:
   secretkit kek create /etc/secretkit/kek-1.bin
+  secretkit kek create /etc/secretkit/kek-2.bin -o json   # {"path": ..., "key_id": ...}
   secretkit-kms-plugin --backend local --local-kek-file /etc/secretkit/kek-1.bin ...
 \b
 The key_id printed is what the plugin's Status reports for this KEK
@@ -39,13 +41,18 @@ def kek() -> None:
 
 @kek.command("create", epilog=EPILOG)
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
-def create(path: Path) -> None:
+@output_option()
+def create(path: Path, output: str) -> None:
     """Create a new 32-byte KEK at PATH (mode 0600) and print its key_id.
 
     Refuses to replace an existing file: data encrypted under the old key would
-    become unreadable. The directory must exist.
+    become unreadable. The directory must exist. Only the path and the key_id are
+    printed, never the key.
     """
     key_id = create_kek_file(path)
+    if output == "json":
+        emit_json({"path": str(path), "key_id": key_id}, schema=schema_id("kek.create"))
+        return
     click.echo(f"created {path} (0600, {KEK_SIZE} random bytes)")
     click.echo(f"key_id: {key_id}")
 

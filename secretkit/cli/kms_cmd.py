@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from secretkit.cli.etcd_options import etcd_config_from, etcd_options
-from secretkit.cli.output import emit_json, output_option
+from secretkit.cli.output import emit_json, output_option, schema_id
 from secretkit.cli.params import Duration, etcd_prefix_option
 from secretkit.errors import ConfigError, DependencyError, ExitCode, UsageError
 
@@ -26,8 +26,11 @@ def _backend(path: str, provider: str) -> Any:
     return backends[provider]
 
 
-def _kms_socket(endpoint: str) -> str:
-    """Check ``--kms-socket ENDPOINT`` with the one endpoint parser; return it as given.
+def _kms_socket(value: str, provider: str | None = None) -> str:
+    """Check ``--kms-socket [NAME=]ENDPOINT`` with the one endpoint parser; the endpoint.
+
+    ``NAME=unix:///path`` is the form ``audit``/``reencrypt`` take; here NAME must be
+    the ``--provider`` (a bare endpoint is the plugin of that provider).
 
     Done first, before the backend, etcd or the plugin is touched, so a form the
     plugin cannot listen on (``unix:@name``, a host part, a relative path) is a usage
@@ -36,6 +39,16 @@ def _kms_socket(endpoint: str) -> str:
     """
     from secretkit.encryption_config.endpoint import parse_endpoint
 
+    endpoint = value
+    name, sep, rest = value.partition("=")
+    if sep and name and not any(c in name for c in "/:"):
+        if provider is not None and name != provider:
+            raise UsageError(
+                f"--kms-socket names provider {name!r}, but --provider is {provider!r}",
+                where="--kms-socket",
+                hint=f"pass --kms-socket {provider}=ENDPOINT, or the bare endpoint",
+            )
+        endpoint = rest
     try:
         parse_endpoint(endpoint, where="--kms-socket")
     except ConfigError as exc:
@@ -51,7 +64,8 @@ def kms() -> None:
 @kms.command("rotate", context_settings={"ignore_unknown_options": True})
 @click.option("--backends", "backends_file", required=True, help="Backends file (YAML).")
 @click.option("--provider", required=True, help="kms provider name in the EncryptionConfiguration.")
-@click.option("--kms-socket", required=True, help="The plugin's socket, unix:///path.")
+@click.option("--kms-socket", required=True, metavar="[NAME=]ENDPOINT",
+              help="The plugin's socket, unix:///path (or PROVIDER=unix:///path).")
 @click.option(
     "--config",
     "config_path",
@@ -117,6 +131,32 @@ def kms() -> None:
               help="Client-side API request rate limit (0 = unlimited).")
 @click.option("--progress/--no-progress", default=True, show_default=True,
               help="Re-encryption progress on stderr.")
+@click.option(
+    "--lease",
+    metavar="NAMESPACE/NAME",
+    help="Unattended runs: hold this coordination.k8s.io Lease for the whole run, so two "
+    "runs (two nodes' timers, or a slow run and the next) never overlap; refused (exit 3) "
+    "while another run holds it. E.g. kube-system/secretkit-kms-rotation.",
+)
+@click.option(
+    "--record",
+    metavar="NAMESPACE/NAME",
+    help="Record each run (when, old -> new key_id, objects rewritten, proof) in this "
+    "ConfigMap; `kubectl get cm -n NS NAME -o jsonpath='{.data.last}'` shows the newest.",
+)
+@click.option(
+    "--if-older-than",
+    "min_age",
+    type=Duration(),
+    help="Rotate only when the current key version is at least this old (e.g. 720h), so "
+    "a daily job keeps a 30-day policy; younger: nothing happens (exit 0).",
+)
+@click.option(
+    "--metrics-textfile",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write key age and last-rotation metrics here for node_exporter's textfile "
+    "collector (0644, atomic).",
+)
 @etcd_options
 @output_option()
 @click.argument("extra_args", nargs=-1, type=click.UNPROCESSED)
@@ -125,6 +165,14 @@ def rotate(extra_args: tuple[str, ...], **params: Any) -> None:
 
     Everything the provider covers in --config is re-encrypted through the API server,
     then etcd is read whole to prove every value of the provider carries the new key_id.
+
+    \b
+    Unattended (CronJob, systemd timer; docs/deploy/kms-rotation/):
+      secretkit kms rotate ... --lease kube-system/secretkit-kms-rotation \\
+          --record kube-system/secretkit-kms-rotations --if-older-than 720h \\
+          --metrics-textfile /var/lib/node_exporter/textfile/secretkit-kms.prom
+    refuses to start while another run holds the Lease, or while a previous rotation's
+    re-encryption is incomplete (values under an older key_id remain).
     """
     if extra_args:
         raise UsageError(
@@ -133,7 +181,7 @@ def rotate(extra_args: tuple[str, ...], **params: Any) -> None:
             hint="give them to this command directly: --kubeconfig, --context, "
             "--concurrency, --qps (see --help)",
         )
-    kms_socket = _kms_socket(params["kms_socket"])
+    kms_socket = _kms_socket(params["kms_socket"], params.get("provider"))
     from secretkit.encryption_config import load_encryption_config_file
     from secretkit.etcd import EtcdClient
     from secretkit.etcd.layout import Layout
@@ -192,8 +240,10 @@ def rotate(extra_args: tuple[str, ...], **params: Any) -> None:
     plugin = GrpcKMSService(kms_socket)
     # the re-encryption (--via etcd) reaches the provider through the same plugin
     services.services[params["provider"]] = plugin
+    scheduled = any(params[k] for k in ("lease", "record", "min_age", "metrics_textfile"))
+    kube = None
     try:
-        report = KMSRotation(
+        rotation = KMSRotation(
             provider=params["provider"],
             config=config,
             backend=backend,
@@ -207,25 +257,91 @@ def rotate(extra_args: tuple[str, ...], **params: Any) -> None:
             include_history=not params["ignore_history"],
             to_key=params.get("to_key"),
             echo=echo,
-        ).run()
+        )
+        if not scheduled:
+            report = rotation.run()
+            outcome = None
+        else:
+            kube = _kube_client(params) if params["lease"] or params["record"] else None
+            outcome = _scheduled(rotation, kube, params).run()
+            report = outcome.report
     finally:
         services.close()
         plugin.close()
         backend.close()
-    if params["output"] == "json":
-        emit_json(asdict(report))
-    else:
-        click.echo(f"rotated {report.provider}: {report.old_key_id} -> {report.new_key_id}")
-        for step in report.steps:
-            click.echo(f"  {step}")
-        for key_id, n in sorted(report.counts_after.items()):
-            click.echo(f"  {n} value(s) under {key_id}")
+        if kube is not None:
+            kube.close()
+    _render_rotation(report, outcome, params["output"])
+
+
+def _kube_client(params: dict[str, Any]) -> Any:
+    from secretkit.kube.client import KubeClient, KubeConnectOptions
+
+    return KubeClient(
+        KubeConnectOptions(kubeconfig=params["kubeconfig"], context=params["kube_context"])
+    )
+
+
+def _namespaced(value: str, flag: str) -> tuple[str, str]:
+    namespace, sep, name = value.partition("/")
+    if not sep or not namespace or not name or "/" in name:
+        raise UsageError(
+            f"{flag} takes NAMESPACE/NAME, not {value!r}",
+            where=flag,
+            hint=f"e.g. {flag} kube-system/secretkit-kms-rotation",
+        )
+    return namespace, name
+
+
+def _scheduled(rotation: Any, kube: Any, params: dict[str, Any]) -> Any:
+    import os
+    import socket
+
+    from secretkit.kube.lease import LeaseLock
+    from secretkit.rotation.record import RotationRecord
+    from secretkit.rotation.schedule import ScheduledRotation
+
+    lease = record = None
+    if params["lease"]:
+        namespace, name = _namespaced(params["lease"], "--lease")
+        identity = f"{socket.gethostname()}/{os.getpid()}"
+        lease = LeaseLock(kube, namespace, name, identity)
+    if params["record"]:
+        namespace, name = _namespaced(params["record"], "--record")
+        record = RotationRecord(kube, namespace, name)
+    return ScheduledRotation(
+        rotation,
+        lease=lease,
+        record=record,
+        min_age=params["min_age"],
+        metrics_textfile=params["metrics_textfile"],
+    )
+
+
+def _render_rotation(report: Any, outcome: Any, output: str) -> None:
+    from secretkit.rotation.schedule import outcome_json
+
+    if output == "json":
+        doc: dict[str, Any] = asdict(report) if report is not None else {}
+        if outcome is not None:
+            doc["schedule"] = outcome_json(outcome)
+        emit_json(doc, schema=schema_id("kms.rotate"))
+        return
+    if outcome is not None and outcome.outcome == "skipped":
+        click.echo(f"{outcome.provider}: not rotated: {outcome.reason}")
+        return
+    click.echo(f"rotated {report.provider}: {report.old_key_id} -> {report.new_key_id}")
+    for step in report.steps:
+        click.echo(f"  {step}")
+    for key_id, n in sorted(report.counts_after.items()):
+        click.echo(f"  {n} value(s) under {key_id}")
 
 
 @kms.command("retire")
 @click.option("--backends", "backends_file", required=True, help="Backends file (YAML).")
 @click.option("--provider", required=True, help="kms provider name in the EncryptionConfiguration.")
-@click.option("--kms-socket", required=True, help="The plugin's socket, unix:///path.")
+@click.option("--kms-socket", required=True, metavar="[NAME=]ENDPOINT",
+              help="The plugin's socket, unix:///path (or PROVIDER=unix:///path).")
 @click.option(
     "--config",
     "config_path",
@@ -250,7 +366,7 @@ def retire(**params: Any) -> None:
     etcd holds is judged as if only the plugin's current key_id still decrypted;
     while any would be unreadable, nothing is retired (exit 3).
     """
-    kms_socket = _kms_socket(params["kms_socket"])
+    kms_socket = _kms_socket(params["kms_socket"], params.get("provider"))
     from secretkit.encryption_config import load_encryption_config_file
     from secretkit.etcd import EtcdClient
     from secretkit.etcd.layout import Layout
@@ -284,7 +400,7 @@ def retire(**params: Any) -> None:
         plugin.close()
         backend.close()
     if params["output"] == "json":
-        emit_json(asdict(report))
+        emit_json(asdict(report), schema=schema_id("kms.retire"))
     else:
         click.echo(f"retired the old key versions of {report.provider}; kept {report.new_key_id}")
         for step in report.steps:
@@ -292,7 +408,8 @@ def retire(**params: Any) -> None:
 
 
 @kms.command("status")
-@click.option("--kms-socket", required=True, help="The plugin's socket, unix:///path.")
+@click.option("--kms-socket", required=True, metavar="[NAME=]ENDPOINT",
+              help="The plugin's socket, unix:///path (or PROVIDER=unix:///path).")
 @click.option("--provider", help="kms provider name (to count its objects in etcd).")
 @click.option("--backends", "backends_file", help="Backends file, to show the backend's key.")
 @click.option("--resources", hidden=True, help="Ignored: every key under --prefix is counted.")
@@ -302,7 +419,7 @@ def retire(**params: Any) -> None:
 @output_option()
 def status(**params: Any) -> None:
     """Plugin health and key_id, backend key, and objects per key_id in etcd."""
-    kms_socket = _kms_socket(params["kms_socket"])
+    kms_socket = _kms_socket(params["kms_socket"], params.get("provider"))
     from secretkit.kmsapi import GrpcKMSService
 
     result: dict[str, Any] = {}
@@ -342,7 +459,7 @@ def status(**params: Any) -> None:
     ]
     result["healthy"] = not unhealthy
     if params["output"] == "json":
-        emit_json(result)
+        emit_json(result, schema=schema_id("kms.status"))
         if unhealthy:
             raise click.exceptions.Exit(ExitCode.UNAVAILABLE)
         return

@@ -41,6 +41,7 @@ COMMANDS: dict[str, str] = {
     "sandbox": "secretkit.cli.sandbox_cmd:sandbox",
     "kek": "secretkit.cli.kek_cmd:kek",
     "monitor": "secretkit.cli.monitor_cmd:monitor",
+    "apiserver": "secretkit.cli.apiserver_cmd:apiserver",
 }
 
 

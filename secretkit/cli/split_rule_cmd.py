@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from secretkit.cli.output import emit_json, output_option
+from secretkit.cli.output import emit_json, output_option, schema_id
 
 
 @click.command("split-rule")
@@ -66,7 +66,7 @@ def split_rule(configs: tuple[str, ...], resources: str, dry_run: bool, output: 
         "diff": diff,
     }
     if output == "json":
-        emit_json(result)
+        emit_json(result, schema=schema_id("config.split-rule"))
         return
     click.echo(diff.rstrip("\n"))
     if dry_run:

@@ -16,8 +16,16 @@ from typing import Any
 
 import click
 
+from secretkit.cli.apiserver_options import (
+    KUBE_OPTIONS,
+    METRICS_CREDENTIAL_OPTIONS,
+    PROBE_OPTIONS,
+    metrics_endpoints,
+    stage_probe,
+)
 from secretkit.cli.etcd_options import etcd_config_from, etcd_options
-from secretkit.cli.output import emit_json, output_option
+from secretkit.cli.output import emit_json, output_option, schema_id
+from secretkit.cli.params import Duration, etcd_prefix_option
 from secretkit.errors import UsageError
 
 PlanFactory = Callable[[dict[str, Any]], Any]
@@ -76,7 +84,14 @@ _COMMON = [
         "--metrics-token-file", type=click.Path(dir_okay=False), help="Bearer token file."
     ),
     click.option("--metrics-cacert", type=click.Path(dir_okay=False), help="CA for https."),
-    click.option("--wait-timeout", type=float, default=180.0, show_default=True, help="Seconds."),
+    *METRICS_CREDENTIAL_OPTIONS,
+    click.option(
+        "--wait-timeout",
+        type=Duration(),
+        default="180s",
+        show_default=True,
+        help="How long to wait for every apiserver to load the file (--apiserver-metrics).",
+    ),
     click.option(
         "--yes",
         is_flag=True,
@@ -88,12 +103,7 @@ _COMMON = [
 #: flags of the stages that read etcd (the reencrypt proof, the prune gate)
 _ETCD = [
     etcd_options,
-    click.option(
-        "--prefix",
-        default="/registry",
-        show_default=True,
-        help="etcd key prefix (the apiserver's --etcd-prefix).",
-    ),
+    etcd_prefix_option(),
     click.option(
         "--kms-socket",
         "kms_sockets",
@@ -106,9 +116,7 @@ _ETCD = [
 
 #: flags of the reencrypt stage (the Kubernetes API client and the run)
 _REENCRYPT = [
-    click.option("--kubeconfig", type=click.Path(dir_okay=False), help="kubeconfig (default: "
-                 "$KUBECONFIG, ~/.kube/config, then the in-cluster service account)."),
-    click.option("--context", "kube_context", help="kubeconfig context to use."),
+    *KUBE_OPTIONS,
     click.option("--resume", type=click.Path(dir_okay=False, path_type=Path),
                  help="Checkpoint file: created if missing, continued if present."),
     click.option("--page-size", type=click.IntRange(1, 10000), default=500, show_default=True,
@@ -125,21 +133,7 @@ _REENCRYPT = [
 
 
 def _metrics_endpoints(params: dict[str, Any]) -> list[Any]:
-    from secretkit.rotation.verify import MetricsEndpoint
-
-    token = None
-    if params.get("metrics_token_file"):
-        from secretkit.fileio import read_file
-
-        raw = read_file(
-            Path(params["metrics_token_file"]),
-            what="the metrics token file (--metrics-token-file)",
-        )
-        token = raw.decode("utf-8", "replace").strip()
-    return [
-        MetricsEndpoint(url=u, token=token, cafile=params.get("metrics_cacert"))
-        for u in params["metrics"]
-    ]
+    return metrics_endpoints(params)
 
 
 def _command_path() -> str:
@@ -167,7 +161,7 @@ def _engine(plan: Any, params: dict[str, Any], world: Any = None) -> Any:
         metrics=_metrics_endpoints(params),
         wait_timeout=params["wait_timeout"],
         assume_restarted=params["yes"],
-        etcd_prefix=params.get("prefix") or "/registry",
+        etcd_prefix=params.get("etcd_prefix") or "/registry",
         ignore_history=bool(params.get("ignore_history")),
         command=_command_path(),
     )
@@ -178,6 +172,10 @@ def _engine(plan: Any, params: dict[str, Any], world: Any = None) -> Any:
 
     world = world or StageWorld()
     world.echo = _echo
+    if world.open_etcd is not None:  # the write probe (--probe-apiserver) reads etcd
+        world.probe = stage_probe(
+            params, open_etcd=world.open_etcd, key_ids=world.kms_key_ids, echo=_echo
+        )
     world.confirm = ask if interactive else None
     return StageEngine(plan, options, world)
 
@@ -222,7 +220,7 @@ def _render(report: Any, output: str) -> None:
     from dataclasses import asdict
 
     if output == "json":
-        emit_json(asdict(report))
+        emit_json(asdict(report), schema=schema_id("stage"))
         return
     if report.diff:
         click.echo(report.diff.rstrip("\n"))
@@ -291,10 +289,12 @@ def make_stage_group(
 
     def promote(**params: Any) -> None:
         """Stage 2: make the new key/provider the writer on every node."""
-        report = _engine(plan_factory(params), params).promote()
+        with _kms_services(params) as services:
+            world = _etcd_world(params, services)
+            report = _engine(plan_factory(params), params, world).promote()
         _render(report, params["output"])
 
-    group.command("promote")(_options(promote, _COMMON))
+    group.command("promote")(_options(promote, [*_COMMON, *_ETCD, *KUBE_OPTIONS, *PROBE_OPTIONS]))
 
     def reencrypt(extra_args: tuple[str, ...], **params: Any) -> None:
         if extra_args:
@@ -342,7 +342,7 @@ def make_stage_group(
         "when the apiservers do not run the promoted file yet)."
     )
     reencrypt_cmd = click.argument("extra_args", nargs=-1, type=click.UNPROCESSED)(reencrypt)
-    reencrypt_cmd = _options(reencrypt_cmd, [*_COMMON, *_ETCD, *_REENCRYPT])
+    reencrypt_cmd = _options(reencrypt_cmd, [*_COMMON, *_ETCD, *_REENCRYPT, *PROBE_OPTIONS])
     group.command(
         "reencrypt",
         context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
@@ -364,7 +364,9 @@ def make_stage_group(
         help="Only judge the current revision (older revisions etcd still holds may then "
         "become unreadable).",
     )(prune)
-    group.command("prune")(_options(prune_cmd, [*_COMMON, *_ETCD]))
+    group.command("prune")(
+        _options(prune_cmd, [*_COMMON, *_ETCD, *KUBE_OPTIONS, *PROBE_OPTIONS])
+    )
 
     @group.command("status")
     @click.option("--state", "state_path", type=click.Path(dir_okay=False), help="State file.")
@@ -427,7 +429,9 @@ def _status(state_path: str | None, configs: tuple[str, ...], output: str) -> No
     state = load_state(path)
     if state is None:
         if output == "json":
-            emit_json({"state_file": str(path), "in_progress": False})
+            emit_json(
+                {"state_file": str(path), "in_progress": False}, schema=schema_id("stage.status")
+            )
         else:
             click.echo(f"no rotation state at {path}: nothing in progress")
         return
@@ -437,7 +441,8 @@ def _status(state_path: str | None, configs: tuple[str, ...], output: str) -> No
                 "state_file": str(path),
                 "in_progress": state.next_stage is not None or state.pending is not None,
                 **state.to_json(),
-            }
+            },
+            schema=schema_id("stage.status"),
         )
         return
     click.echo(f"{state.kind} of {', '.join(state.resources)} ({state.provider_type})")
@@ -476,7 +481,10 @@ def _clean_backups(configs: tuple[str, ...], *, yes: bool, dry_run: bool, output
             Path(name).unlink()
             deleted.append(name)
     if output == "json":
-        emit_json({"backups": found, "deleted": deleted, "dry_run": dry_run})
+        emit_json(
+            {"backups": found, "deleted": deleted, "dry_run": dry_run},
+            schema=schema_id("stage.clean-backups"),
+        )
         return
     if not found:
         click.echo("no backup files found")

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from secretkit.errors import KubeError
+from secretkit.errors import KubeError, UsageError
 
 #: HTTP statuses that mean "the credentials are not good enough": fatal for a run
 AUTH_STATUSES = frozenset({401, 403})
@@ -38,6 +38,9 @@ class KubeConnectOptions:
     timeout: float = 30.0
     #: HTTP connection pool size; at least the worker count
     pool_size: int = 16
+    #: talk to this API server URL instead of the kubeconfig's (its CA, credentials and
+    #: ``tls-server-name`` still apply): one apiserver of several behind a balancer
+    server: str | None = None
 
 
 @dataclass(frozen=True)
@@ -78,54 +81,10 @@ class KubeClient:
     def __init__(self, options: KubeConnectOptions) -> None:
         # imported lazily: the kubernetes package is heavy and only this command needs it
         from kubernetes import client as _client
-        from kubernetes import config as _config
-        from kubernetes.config.config_exception import ConfigException
 
-        # the package ships partial annotations; treat it as untyped
         k8s_client: Any = _client
-        k8s_config: Any = _config
-
         self._options = options
-        configuration = k8s_client.Configuration()
-        paths = _kubeconfig_paths(options.kubeconfig)
-        where = paths or "in-cluster service account"
-        try:
-            if paths is None:
-                if options.context:
-                    raise KubeError(
-                        f"context {options.context!r} requested but no kubeconfig found",
-                        where="KUBECONFIG / ~/.kube/config",
-                        hint="pass --kubeconfig FILE or set KUBECONFIG",
-                    )
-                k8s_config.load_incluster_config(client_configuration=configuration)
-            else:
-                for path in paths.split(os.pathsep):
-                    if path and not Path(path).expanduser().exists():
-                        raise KubeError(
-                            "kubeconfig file does not exist",
-                            where=path,
-                            hint="pass --kubeconfig FILE or set KUBECONFIG",
-                        )
-                k8s_config.load_kube_config(
-                    config_file=paths,
-                    context=options.context,
-                    client_configuration=configuration,
-                    persist_config=False,
-                )
-        except ConfigException as exc:
-            raise KubeError(
-                "cannot load the Kubernetes client configuration",
-                where=where,
-                hint=f"{_first_line(exc)}; check --kubeconfig/--context or KUBECONFIG",
-            ) from None
-        except KubeError:
-            raise
-        except Exception as exc:  # malformed YAML, bad base64 in certificate data...
-            raise KubeError(
-                "invalid kubeconfig",
-                where=where,
-                hint=f"{type(exc).__name__}; check the file with `kubectl config view`",
-            ) from None
+        configuration = load_client_configuration(options)
         configuration.connection_pool_maxsize = max(options.pool_size, 1)
         # connection failures are retried by the engine's policy, not hidden in urllib3
         configuration.retries = 1
@@ -170,6 +129,13 @@ class KubeClient:
                 header_params=headers,
                 auth_settings=["BearerToken"],
             )
+        if self._options.server and not url.startswith(self.host + "/"):
+            # a request for one apiserver must never silently reach another one
+            raise KubeError(
+                "the request would not go to the apiserver it was meant for",
+                where=self.host,
+                hint="this is a bug, please report it",
+            )
         try:
             resp: Any = self._api.call_api(
                 method_s,
@@ -212,6 +178,77 @@ class KubeClient:
         if not resp.ok:
             raise_for_status(resp, where=f"{self.host}{path}")
         return resp.body
+
+
+def load_client_configuration(options: KubeConnectOptions) -> Any:
+    """The official client's ``Configuration`` for ``options``, like kubectl builds it.
+
+    Host, CA, client certificate, bearer token (exec plugins included) and
+    ``tls-server-name``, with the host replaced by ``options.server`` when set.
+    UsageError (bad input: exit 2) when no configuration can be loaded.
+    """
+    from kubernetes import client as _client
+    from kubernetes import config as _config
+    from kubernetes.config.config_exception import ConfigException
+
+    # the package ships partial annotations; treat it as untyped
+    k8s_client: Any = _client
+    k8s_config: Any = _config
+
+    configuration = k8s_client.Configuration()
+    paths = _kubeconfig_paths(options.kubeconfig)
+    where = paths or "in-cluster service account"
+    try:
+        if paths is None:
+            if options.context:
+                raise UsageError(
+                    f"context {options.context!r} requested but no kubeconfig found",
+                    where="KUBECONFIG / ~/.kube/config",
+                    hint="pass --kubeconfig FILE or set KUBECONFIG",
+                )
+            k8s_config.load_incluster_config(client_configuration=configuration)
+        else:
+            for path in paths.split(os.pathsep):
+                if path and not Path(path).expanduser().exists():
+                    raise UsageError(
+                        "kubeconfig file does not exist",
+                        where=path,
+                        hint="pass --kubeconfig FILE or set KUBECONFIG",
+                    )
+            k8s_config.load_kube_config(
+                config_file=paths,
+                context=options.context,
+                client_configuration=configuration,
+                persist_config=False,
+            )
+    except ConfigException as exc:
+        raise UsageError(
+            "cannot load the Kubernetes client configuration",
+            where=where,
+            hint=f"{_first_line(exc)}; check --kubeconfig/--context or KUBECONFIG",
+        ) from None
+    except UsageError:
+        raise
+    except Exception as exc:  # malformed YAML, bad base64 in certificate data...
+        raise UsageError(
+            "invalid kubeconfig",
+            where=where,
+            hint=f"{type(exc).__name__}; check the file with `kubectl config view`",
+        ) from None
+    if options.server:
+        server = options.server.rstrip("/")
+        configuration.host = server
+        hook = configuration.refresh_api_key_hook
+        if hook is not None:
+            # the official client's token hook re-applies the whole kubeconfig (host
+            # and the hook itself included) before every request: put both back
+            def keep_server(config: Any, _hook: Any = hook) -> None:
+                _hook(config)
+                config.host = server
+                config.refresh_api_key_hook = keep_server
+
+            configuration.refresh_api_key_hook = keep_server
+    return configuration
 
 
 def raise_for_status(resp: ApiResponse, *, where: str) -> None:

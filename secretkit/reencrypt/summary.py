@@ -127,12 +127,13 @@ class Summary:
         return self.complete and self.totals()["failed"] == 0
 
     def to_json(self) -> dict[str, Any]:
-        """The documented ``-o json`` schema (see docs/reencrypt.md)."""
+        """The ``-o json`` document (docs/schemas/secretkit.reencrypt.summary.v1.json)."""
         totals = self.totals()
         rate = totals["seen"] / self.elapsed_seconds if self.elapsed_seconds > 0 else 0.0
         with self._lock:
             resources = {name: dict(per) for name, per in sorted(self.counters.items())}
             errors = [e.to_json() for e in self.errors]
+            would_rewrite = sorted(self.would_rewrite)
         data: dict[str, Any] = {
             "schema": "secretkit.reencrypt.summary/v1",
             "mode": self.mode,
@@ -145,10 +146,9 @@ class Summary:
             "errors_dropped": self.errors_dropped,
             "elapsed_seconds": round(self.elapsed_seconds, 3),
             "objects_per_second": round(rate, 1),
+            # always present (docs/reencrypt.md): empty unless --dry-run listed candidates
+            "would_rewrite": would_rewrite,
         }
-        if self.dry_run:
-            with self._lock:
-                data["would_rewrite"] = sorted(self.would_rewrite)
         if self.verify is not None:
             data["verify"] = self.verify
         return data

@@ -84,6 +84,9 @@ class StageWorld:
     kms_key_ids: Callable[[EncryptionConfig], dict[str, str]] = lambda _config: {}
     echo: Callable[[str], None] = print
     confirm: Callable[[str], bool] | None = None
+    #: the write probe (``--probe-apiserver``): called with the file's config and the
+    #: procedure's rule indexes, returns a line per apiserver, raises on a mismatch
+    probe: Callable[[EncryptionConfig, Sequence[int]], list[str]] | None = None
 
 
 @dataclass
@@ -173,8 +176,22 @@ class StageEngine:
         first_name, first_raw = next(iter(raws.items()))
         return raws, load_document(first_raw, source=first_name), _parse(first_raw, first_name)
 
-    def verify_apiservers(self, expected_hash: str) -> list[str]:
-        """Make sure every apiserver runs the config with ``expected_hash``."""
+    def verify_apiservers(
+        self,
+        expected_hash: str,
+        config: EncryptionConfig | None = None,
+        state: RotationState | None = None,
+        *,
+        probe_proves: bool = True,
+    ) -> list[str]:
+        """Make sure every apiserver runs the config with ``expected_hash``.
+
+        /metrics first (it waits for an automatic reload), then the write probe. The
+        probe proves the file only where its writer differs from the one before
+        (``probe_proves``): at ``promote`` the prepared file writes like the previous
+        one, so the operator's confirmation is still needed there.
+        """
+        messages: list[str] = []
         if self.options.metrics:
             self.echo(f"waiting for every apiserver to load {expected_hash} ...")
             seen = wait_for_hash(
@@ -183,20 +200,35 @@ class StageEngine:
                 timeout=self.options.wait_timeout,
                 report=self.echo,
             )
-            return [f"{url}: {h}" for url, h in seen.items()]
+            messages += [f"{url}: {h}" for url, h in seen.items()]
+        note = ""
+        if self.world.probe is not None and config is not None and state is not None:
+            messages += self.world.probe(config, _rule_indexes(config, state))
+            if probe_proves or self.options.metrics:
+                return messages
+            note = (
+                "\n(the write probe cannot show this at promote: what prepare added is "
+                "read-only and does not change how an apiserver writes)"
+            )
+        elif self.options.metrics:
+            return messages
         if self.options.assume_restarted:
-            return [f"every kube-apiserver runs the config {expected_hash} (confirmed with --yes)"]
+            return [
+                *messages,
+                f"every kube-apiserver runs the config {expected_hash} (confirmed with --yes)",
+            ]
         message = f"every kube-apiserver must now run the config with hash {expected_hash}: " + (
             RESTART_HOW
         )
         confirm = self.world.confirm
-        if confirm is None or not confirm(message + "\nDo all apiservers run it now?"):
+        if confirm is None or not confirm(message + note + "\nDo all apiservers run it now?"):
             raise SafetyError(
                 "not confirmed that every apiserver runs the current config",
                 hint="restart them (see above), then run this stage again with --yes, or "
-                "pass --apiserver-metrics URL per apiserver to wait for the new hash",
+                "pass --apiserver-metrics URL per apiserver to wait for the new hash"
+                + ("" if note else ", or --probe-apiserver URL per apiserver to probe it"),
             )
-        return ["confirmed by the operator"]
+        return [*messages, "confirmed by the operator"]
 
     # -- writing -----------------------------------------------------------------------
     def _write_stage(
@@ -296,7 +328,9 @@ class StageEngine:
         """Stage 2: the new key/provider becomes the writer."""
         raws, doc, _config = self._read()
         state = self._load_state("promote", raws)
-        messages = self.verify_apiservers(file_hash(next(iter(raws.values()))))
+        messages = self.verify_apiservers(
+            file_hash(next(iter(raws.values()))), _config, state, probe_proves=False
+        )
         report = self._write_stage("promote", state, self.plan.promote(doc, state), raws)
         report.messages[:0] = messages
         if not self.options.dry_run:
@@ -317,7 +351,7 @@ class StageEngine:
             dry_run=self.options.dry_run,
             resources=list(state.resources),
         )
-        report.messages += self.verify_apiservers(file_hash(raws[first]))
+        report.messages += self.verify_apiservers(file_hash(raws[first]), config, state)
         if self.world.reencrypt is None:
             raise UsageError("the reencrypt stage needs a way to reach the Kubernetes API")
         names = scope_names(config, state)
@@ -423,7 +457,7 @@ class StageEngine:
         raws, doc, config = self._read()
         state = self._load_state("prune", raws)
         first = next(iter(raws))
-        messages = self.verify_apiservers(file_hash(raws[first]))
+        messages = self.verify_apiservers(file_hash(raws[first]), config, state)
         new_doc = self.plan.prune(doc, state)
         after_config = _parse(dump_document(new_doc, like=raws[first]), "prune result")
         key_ids = self.world.kms_key_ids(config)

@@ -121,6 +121,8 @@ class KMSRotation:
     include_history: bool = True
     to_key: str | None = None
     echo: Callable[[str], None] = print
+    #: called between steps; raises to stop (a scheduled run that lost its Lease)
+    guard: Callable[[], None] | None = None
 
     def run(self) -> KMSRotationReport:
         """Rotate, wait, re-encrypt and prove; raise SafetyError when a proof fails."""
@@ -145,6 +147,8 @@ class KMSRotation:
                 self.refresh_wait, "for every apiserver to poll Status and re-seed", self.echo
             )
         for _ in range(self.max_reencrypt_runs):
+            if self.guard is not None:
+                self.guard()
             report.rewritten += self.reencrypt(resources)
             report.reencrypt_runs += 1
             with self.open_etcd() as client:
@@ -200,6 +204,8 @@ class KMSRotation:
     def _step(self, report: KMSRotationReport, text: str) -> None:
         report.steps.append(text)
         self.echo(text)
+        if self.guard is not None:
+            self.guard()
 
     def _rotate_backend(self) -> str:
         if self.to_key is not None:

@@ -10,6 +10,7 @@ which file content each one has loaded.
 from __future__ import annotations
 
 import re
+import socket
 import ssl
 import time
 import urllib.error
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from secretkit.errors import SafetyError, UsageError
+from secretkit.errors import DependencyError, SafetyError, UsageError
 from secretkit.fileio import load_yaml
 from secretkit.loopback import is_loopback_host
 from secretkit.rotation.files import file_hash, read_config_bytes
@@ -63,13 +64,42 @@ def parse_config_info_hashes(metrics_text: str) -> set[str]:
 
 
 @dataclass(frozen=True)
+class MetricsCredentials:
+    """How to authenticate to /metrics: a bearer token and/or a client certificate.
+
+    Any of them may be None; ``cafile`` None means the system's CAs. Built from
+    flags, or from a kubeconfig by :func:`metrics_credentials_from_kubeconfig`.
+    """
+
+    token: str | None = field(default=None, repr=False)
+    cafile: str | None = None
+    certfile: str | None = None
+    keyfile: str | None = None
+    insecure: bool = False
+
+
+@dataclass(frozen=True)
 class MetricsEndpoint:
-    """An apiserver /metrics URL with optional bearer token and CA file."""
+    """An apiserver /metrics URL with optional bearer token, client certificate and CA."""
 
     url: str
     token: str | None = field(default=None, repr=False)
     cafile: str | None = None
     insecure: bool = False
+    certfile: str | None = None
+    keyfile: str | None = None
+
+    @classmethod
+    def with_credentials(cls, url: str, credentials: MetricsCredentials) -> MetricsEndpoint:
+        """``url`` with everything ``credentials`` holds."""
+        return cls(
+            url=url,
+            token=credentials.token,
+            cafile=credentials.cafile,
+            insecure=credentials.insecure,
+            certfile=credentials.certfile,
+            keyfile=credentials.keyfile,
+        )
 
     def fetch(self, timeout: float = 5.0) -> str:
         """GET the metrics page.
@@ -78,6 +108,12 @@ class MetricsEndpoint:
         a proxy to a loopback host, and never to a redirect target.
         """
         parts = urlsplit(self.url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise UsageError(
+                "not an http(s) URL of an apiserver's /metrics",
+                where=self.url,
+                hint="pass e.g. https://10.0.0.2:6443/metrics to --apiserver-metrics",
+            )
         loopback = is_loopback_host(parts.hostname or "")
         if self.token and parts.scheme != "https" and not loopback:
             raise UsageError(
@@ -92,14 +128,37 @@ class MetricsEndpoint:
         if loopback:
             handlers.append(urllib.request.ProxyHandler({}))
         if parts.scheme == "https":
-            context = ssl.create_default_context(cafile=self.cafile)
-            if self.insecure:
-                context.check_hostname = False
-                context.verify_mode = ssl.CERT_NONE
-            handlers.append(urllib.request.HTTPSHandler(context=context))
+            handlers.append(urllib.request.HTTPSHandler(context=self._tls_context()))
         with urllib.request.build_opener(*handlers).open(request, timeout=timeout) as resp:
             body: bytes = resp.read()
         return body.decode("utf-8", "replace")
+
+
+    def _tls_context(self) -> ssl.SSLContext:
+        """The CA and client certificate; a bad file is a usage error, never a retry."""
+        try:
+            context = ssl.create_default_context(cafile=self.cafile)
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+            raise UsageError(
+                f"cannot load the CA file ({type(exc).__name__})",
+                where=self.cafile,
+                hint="pass a PEM CA bundle to --metrics-cacert",
+            ) from None
+        if self.insecure:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        if self.certfile:
+            # only ever presented to the https host itself: redirects are not followed
+            try:
+                context.load_cert_chain(self.certfile, self.keyfile)
+            except (OSError, ValueError) as exc:
+                raise UsageError(
+                    f"cannot load the client certificate and key ({type(exc).__name__})",
+                    where=self.certfile,
+                    hint="pass a PEM certificate to --metrics-cert and its key to "
+                    "--metrics-key (or a kubeconfig with --metrics-kubeconfig)",
+                ) from None
+        return context
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -119,7 +178,14 @@ def wait_for_hash(
     interval: float = 2.0,
     report: Callable[[str], None] = lambda _msg: None,
 ) -> dict[str, str]:
-    """Poll every endpoint until each reports ``expected``; SafetyError on timeout."""
+    """Poll every endpoint until each reports ``expected``; SafetyError on timeout.
+
+    Only what a restarting apiserver does (connection refused or reset, timeouts,
+    5xx answers) is waited out. What no wait can fix fails at once with a
+    :class:`DependencyError` naming the flag to fix (:func:`permanent_error`): a
+    certificate the CA does not verify, credentials the apiserver rejects (401/403),
+    a redirect, a missing page.
+    """
     deadline = time.monotonic() + timeout
     seen: dict[str, str] = {}
     pending = list(endpoints)
@@ -129,7 +195,10 @@ def wait_for_hash(
             try:
                 hashes = parse_config_info_hashes(ep.fetch())
             except (OSError, urllib.error.URLError) as exc:
-                seen[ep.url] = f"unreachable ({exc})"
+                permanent = permanent_error(exc, ep.url)
+                if permanent is not None:
+                    raise permanent from None
+                seen[ep.url] = f"unreachable ({_reason(exc)})"
                 still.append(ep)
                 continue
             if expected in hashes:
@@ -149,3 +218,98 @@ def wait_for_hash(
         if pending:
             time.sleep(interval)
     return seen
+
+
+#: what to pass for each permanent failure (the stages' flags)
+CREDENTIAL_FLAGS = (
+    "--metrics-token-file, --metrics-cert/--metrics-key or --metrics-kubeconfig"
+)
+#: TLS errors a restarting server causes (the connection closes mid-handshake)
+_TRANSIENT_TLS = (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLWantReadError)
+
+
+def _reason(exc: BaseException) -> str:
+    """A short cause (never a response body)."""
+    reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+    return str(reason) if not isinstance(reason, BaseException) else (
+        f"{type(reason).__name__}: {reason}"
+    )
+
+
+def permanent_error(exc: BaseException, url: str) -> DependencyError | None:
+    """The error to stop waiting with, or None when ``exc`` may pass (keep polling)."""
+    if isinstance(exc, urllib.error.HTTPError):
+        exc.close()  # it holds the connection
+        code = exc.code
+        if code in (401, 403):
+            verb = "rejected the credentials" if code == 401 else "forbids this user"
+            return DependencyError(
+                f"the apiserver's /metrics answered {code}: it {verb}",
+                where=url,
+                hint=f"pass credentials allowed to GET /metrics ({CREDENTIAL_FLAGS}); "
+                "the user needs `get` on the nonResourceURL /metrics",
+            )
+        if 300 <= code < 400:
+            return DependencyError(
+                f"the apiserver's /metrics redirects ({code}); redirects are not followed "
+                "with credentials",
+                where=url,
+                hint="pass the URL the apiserver serves /metrics at directly",
+            )
+        if code >= 500 or code == 429:
+            return None  # starting up or overloaded: wait
+        return DependencyError(
+            f"the apiserver's /metrics answered {code}",
+            where=url,
+            hint="check the URL passed to --apiserver-metrics (it ends in /metrics)",
+        )
+    reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+    if isinstance(reason, ssl.SSLCertVerificationError):
+        return DependencyError(
+            "the apiserver's certificate does not verify: "
+            + (reason.verify_message or "certificate verify failed"),
+            where=url,
+            hint="pass the CA that signed the apiserver's serving certificate with "
+            "--metrics-cacert (or the kubeconfig that has it, --metrics-kubeconfig)",
+        )
+    if isinstance(reason, ssl.SSLError) and not isinstance(reason, _TRANSIENT_TLS):
+        return DependencyError(
+            f"TLS with the apiserver failed ({reason.reason or type(reason).__name__})",
+            where=url,
+            hint=f"check --metrics-cacert and the client certificate ({CREDENTIAL_FLAGS}); "
+            "an http:// apiserver needs an http:// URL",
+        )
+    if isinstance(reason, socket.gaierror):
+        return DependencyError(
+            "the apiserver's host name does not resolve",
+            where=url,
+            hint="check the URL passed to --apiserver-metrics",
+        )
+    return None
+
+
+def metrics_credentials_from_kubeconfig(
+    kubeconfig: str | None, context: str | None = None
+) -> MetricsCredentials:
+    """The CA, client certificate and bearer token a kubeconfig context holds.
+
+    Exec credential plugins run once here (a token lives far longer than a stage's
+    wait). Files the kubeconfig embeds as data are written by the official client to
+    private temp files it removes at exit.
+    """
+    from secretkit.kube.client import KubeConnectOptions, load_client_configuration
+
+    configuration = load_client_configuration(
+        KubeConnectOptions(kubeconfig=kubeconfig, context=context)
+    )
+    # the official client keeps it as "BearerToken" (older releases: "authorization")
+    token = configuration.get_api_key_with_prefix("BearerToken", alias="authorization")
+    if token and str(token).lower().startswith("bearer "):
+        token = str(token)[7:].strip()
+    return MetricsCredentials(
+        token=str(token) if token else None,
+        cafile=configuration.ssl_ca_cert or None,
+        certfile=configuration.cert_file or None,
+        keyfile=configuration.key_file or None,
+        insecure=not configuration.verify_ssl,
+    )

@@ -20,6 +20,7 @@ from secretkit.formats.model import StoredValue, ValueProvider
 from secretkit.formats.prefixes import PROVIDER_PREFIXES
 from secretkit.transformers import build_transformers
 from tests.fixtures.sandbox import Sandbox
+from tests.schemas import one_document, validate_document
 
 PREFIXES = (b"/registry/secrets/", b"/registry/configmaps/")
 
@@ -58,8 +59,9 @@ class CliResult:
     stderr: str
 
     def summary(self) -> dict[str, Any]:
-        data = json.loads(self.stdout)
-        assert isinstance(data, dict)
+        """stdout as one JSON document, validated against the schema it names."""
+        data = one_document(self.stdout)
+        validate_document(data)
         return data
 
 

@@ -33,7 +33,7 @@ def kubeconfig(path: Path, server: str, token: str, ca: Path | None) -> Path:
 
 def test_missing_kubeconfig(tmp_path: Path) -> None:
     res = run_cli(None, "--kubeconfig", str(tmp_path / "nope"))
-    assert res.rc == 1
+    assert res.rc == 2  # bad input: the kubeconfig
     assert "kubeconfig file does not exist" in res.stderr
     assert "Traceback" not in res.stderr
 
@@ -42,14 +42,14 @@ def test_garbage_kubeconfig(tmp_path: Path) -> None:
     bad = tmp_path / "kc"
     bad.write_text("clusters: [this is: not, a kubeconfig\n")
     res = run_cli(None, "--kubeconfig", str(bad))
-    assert res.rc == 1
+    assert res.rc == 2  # bad input: the kubeconfig
     assert "kubeconfig" in res.stderr
     assert "Traceback" not in res.stderr
 
 
 def test_unknown_context(sb: Sandbox) -> None:
     res = run_cli(sb, "--context", "no-such-context")
-    assert res.rc == 1
+    assert res.rc == 2  # bad input: the kubeconfig
     assert "cannot load the Kubernetes client configuration" in res.stderr
 
 
@@ -60,7 +60,7 @@ def test_unreachable_api(tmp_path: Path) -> None:
     # nothing listens on the port once the socket is closed
     kc = kubeconfig(tmp_path / "kc", f"https://127.0.0.1:{port}", "t", None)
     res = run_cli(None, "--kubeconfig", str(kc))
-    assert res.rc == 1
+    assert res.rc == 5  # could not check: the API failed
     assert "cannot reach the Kubernetes API" in res.stderr
     assert f"127.0.0.1:{port}" in res.stderr
 
@@ -68,7 +68,7 @@ def test_unreachable_api(tmp_path: Path) -> None:
 def test_wrong_token_is_rejected_without_leaking_it(sb: Sandbox, tmp_path: Path) -> None:
     kc = kubeconfig(tmp_path / "kc", sb.api_url, "wrong-token-value-123", sb.ca_file)
     res = run_cli(None, "--kubeconfig", str(kc))
-    assert res.rc == 1
+    assert res.rc == 5  # could not check: the API failed
     assert "401" in res.stderr
     assert "wrong-token-value-123" not in res.stderr + res.stdout
 

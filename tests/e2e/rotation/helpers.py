@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import json
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from secretkit.formats import classify_value, match_key_name
 from secretkit.formats.model import ValueProvider
 from tests.e2e.reencrypt.helpers import cli_env, stored_values
 from tests.fixtures.sandbox import Sandbox
+from tests.schemas import one_document, validate_document
 
 
 @dataclass
@@ -24,7 +24,10 @@ class Run:
     stderr: str
 
     def json(self) -> Any:
-        return json.loads(self.stdout)
+        """stdout as one JSON document, validated against the schema it names."""
+        doc = one_document(self.stdout)
+        validate_document(doc)
+        return doc
 
     @property
     def output(self) -> str:

@@ -10,7 +10,9 @@ from secretkit.encryption_config import load_encryption_config
 from secretkit.errors import EtcdError
 from secretkit.etcd import EtcdClient, EtcdCompactedError, ForwardingEtcd, KeyValue
 from secretkit.etcd.history import HistoryWalk
+from secretkit.etcd.interface import Watch
 from secretkit.etcd.layout import Layout
+from secretkit.etcd.model import WatchRange
 from secretkit.readability import Judge
 from tests.fixtures.servers import EtcdServer
 
@@ -136,21 +138,35 @@ def test_the_prune_gate_sees_older_values_and_fails_closed(etcd_client: EtcdClie
         key = f"/registry/secrets/ns/s{i:03d}".encode()
         etcd_client.put(key, b"k8s\x00old plaintext")
         etcd_client.put(key, b"k8s:enc:aesgcm:v1:key2:" + b"\x00" * 40)
+    # deleted objects' older revisions are held too, and judged
+    etcd_client.put(b"/registry/secrets/ns/gone", b"k8s\x00deleted plaintext")
+    etcd_client.delete(b"/registry/secrets/ns/gone")
     after = Judge(load_encryption_config(_KEY2_ONLY), layout=Layout("/registry"))
 
-    found = gates.prove_readable(etcd_client, after=after)
-    assert found.scanned == 40 and found.historic_scanned == 40
-    assert found.blocker_count == 40 and all(b.historic for b in found.examples)
+    found = gates.prove_readable(etcd_client, after=after, keep_examples=100)
+    assert found.scanned == 40 and found.historic_scanned == 41
+    assert found.blocker_count == 41 and all(b.historic for b in found.examples)
+    assert any(b.etcd_key.endswith("/gone") for b in found.examples)
     assert gates.prove_readable(etcd_client, after=after, include_history=False).passed
 
-    class Flaky(ForwardingEtcd):
-        """Pages read fine, history reads fail: the gate must raise, not pass."""
+    class FlakyHistory(ForwardingEtcd):
+        """Compaction-point reads fail: the gate must raise, not pass."""
 
         def get(self, key: bytes, *, revision: int | None = None) -> KeyValue | None:
             raise EtcdError("etcd went away", where="test")
 
-    with pytest.raises(EtcdError, match="went away"):
-        gates.prove_readable(Flaky(etcd_client), after=after)
+    class FlakyReplay(ForwardingEtcd):
+        """Live reads work, the history replay fails: the gate must raise, not pass."""
+
+        def watch(
+            self, ranges: Sequence[WatchRange], *, prev_kv: bool = False,
+            progress_notify: bool = True,
+        ) -> Watch:
+            raise EtcdError("etcd went away", where="test")
+
+    for flaky in (FlakyHistory(etcd_client), FlakyReplay(etcd_client)):
+        with pytest.raises(EtcdError, match="went away"):
+            gates.prove_readable(flaky, after=after)
 
 
 def test_after_compaction_few_transactions_are_refused(etcd_client: EtcdClient) -> None:

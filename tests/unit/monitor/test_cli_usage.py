@@ -25,7 +25,7 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
         (["--metrics-addr", "0.0.0.0:8788"], "refusing to serve metrics on non-loopback"),
         (["--metrics-addr", "metrics.example.com:1"], "is not an IP address"),
         (["--max-rows", "0"], "--max-rows must be at least 1"),
-        (["--history-every", "soon"], "is not a duration"),
+        (["--history-every", "soon"], "invalid duration"),
         (["--snapshot-dir", "/tmp"], "--snapshot-dir needs --history-every"),
         (["--kms-socket", "kms-prod"], "--kms-socket expects NAME=unix:///path"),
         (["--config", "/nonexistent/enc.yaml"], "cannot read the EncryptionConfiguration"),

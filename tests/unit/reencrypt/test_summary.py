@@ -59,4 +59,5 @@ def test_dry_run_lists_candidates_in_text_and_json() -> None:
     text = s.to_text()
     assert text.splitlines()[:2] == ["would rewrite: secrets ns/a", "would rewrite: secrets ns/b"]
     assert "would rewrite" in text.splitlines()[3]  # the column header says so too
-    assert "would_rewrite" not in Summary(mode="api").to_json()
+    # always present, as docs/reencrypt.md shows it: empty unless --dry-run
+    assert Summary(mode="api").to_json()["would_rewrite"] == []
