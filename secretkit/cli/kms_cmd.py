@@ -182,6 +182,9 @@ def rotate(extra_args: tuple[str, ...], **params: Any) -> None:
             "--concurrency, --qps (see --help)",
         )
     kms_socket = _kms_socket(params["kms_socket"], params.get("provider"))
+    for flag in ("lease", "record"):
+        if params[flag]:
+            _namespaced(params[flag], f"--{flag}")  # checked before anything is opened
     from secretkit.encryption_config import load_encryption_config_file
     from secretkit.etcd import EtcdClient
     from secretkit.etcd.layout import Layout
