@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from secretkit.audit.classify import Classifier, ScopePolicy
 from secretkit.audit.model import (
@@ -17,6 +16,7 @@ from secretkit.audit.model import (
 from secretkit.audit.scan import Progress, ScanOptions, scan_etcd, scan_snapshot
 from secretkit.encryption_config import EncryptionConfig, load_encryption_config_file
 from secretkit.errors import FindingsError, UsageError, redact_urls
+from secretkit.etcd.config import EtcdConfig
 from secretkit.kmsapi.services import KMSServices, current_key_ids, open_kms_services
 from secretkit.resources import check_resource_names
 
@@ -105,9 +105,15 @@ def _encrypted_by(config: EncryptionConfig) -> tuple[str, ...]:
 
 
 def run_audit(
-    request: AuditRequest, *, etcd_config: Any = None, progress: Progress | None = None
+    request: AuditRequest,
+    *,
+    etcd_config: EtcdConfig | None = None,
+    progress: Progress | None = None,
 ) -> AuditReport:
-    """Run one audit against a snapshot file or a live etcd (``etcd_config``)."""
+    """Run one audit against a snapshot file or a live etcd.
+
+    ``etcd_config`` says how to reach etcd (None: the ``ETCDCTL_*`` environment).
+    """
     request.check()
     config = load_encryption_config_file(request.config) if request.config else None
     policy = _policy(request, config)
@@ -163,7 +169,7 @@ def run_audit(
     return report
 
 
-def _endpoints(etcd_config: Any) -> str:
-    endpoints = getattr(etcd_config, "endpoints", None) or ()
+def _endpoints(etcd_config: EtcdConfig | None) -> str:
+    endpoints = etcd_config.endpoints if etcd_config is not None else ()
     # reports quote the source: never the credentials of an http://user:pass@ endpoint
     return redact_urls(",".join(str(e) for e in endpoints)) or "etcd"

@@ -13,7 +13,7 @@ import logging
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from secretkit.errors import SecretkitError
 from secretkit.etcd import EtcdClient, EtcdCompactedError, KeyValue
@@ -36,6 +36,9 @@ from secretkit.sandbox.apiserver.status import (
 )
 
 log = logging.getLogger(__name__)
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
 #: how many times an unconditional update retries a lost compare-and-swap
 _UPDATE_RETRIES = 5
@@ -99,7 +102,7 @@ class ObjectStore:
         return value
 
     @staticmethod
-    def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    def _call(fn: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
         try:
             return fn(*args, **kwargs)
         except SecretkitError as exc:
@@ -264,10 +267,10 @@ class ObjectStore:
     def _scan(self, prefix: str, start: str | None, revision: int, limit: int
               ) -> Iterator[KeyValue]:
         page = max(min(limit + 1 if limit else 500, 1000), 1)
-        kwargs: dict[str, Any] = {"revision": revision, "page_size": page}
-        if start is not None:
-            kwargs["start"] = start.encode()
-        for batch in self._etcd.range_pages(prefix.encode(), **kwargs):
+        first = start.encode() if start is not None else None
+        for batch in self._etcd.range_pages(
+            prefix.encode(), revision=revision, page_size=page, start=first
+        ):
             yield from batch
 
     def namespaces(self, plurals: tuple[ResourceType, ...]) -> builtins.list[str]:
