@@ -454,7 +454,12 @@ class RotationLifecycle(RuleBasedStateMachine):
             plan = EnableEncryption(provider=kms_provider("kms-b"))
         else:
             plan = DisableEncryption()
-        if self._attempt(lambda: self.engine(plan).prepare(resources), f"prepare {kind}"):
+        # an explicit, never repeated key name: the default is a timestamp, and two
+        # prepares in one second would collide depending on timing (a flaky replay)
+        name = f"rot{next(_counter)}"
+        if self._attempt(
+            lambda: self.engine(plan).prepare(resources, name), f"prepare {kind}"
+        ):
             self.plan = plan
 
     @precondition(lambda self: self.cluster is not None)
@@ -539,7 +544,8 @@ class RotationLifecycle(RuleBasedStateMachine):
             try:
                 if stage == "prepare":
                     self._attempt(
-                        lambda: engine.prepare(["secrets", "configmaps"]), "interrupted prepare"
+                        lambda: engine.prepare(["secrets", "configmaps"], f"rot{next(_counter)}"),
+                        "interrupted prepare",
                     )
                 else:
                     self._attempt(getattr(engine, stage), f"interrupted {stage}")
