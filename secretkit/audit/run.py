@@ -45,25 +45,43 @@ class AuditRequest:
 
     def check(self) -> None:
         """Reject flag combinations that cannot work."""
-        if self.page_size < 1:
-            raise UsageError("--page-size must be at least 1", where="--page-size")
-        if self.decrypt_check and self.config is None:
-            raise UsageError(
-                "--decrypt-check needs --config",
-                where="--decrypt-check",
-                hint="pass the apiserver's EncryptionConfiguration with --config FILE",
-            )
-        if (self.backends or self.kms_sockets) and self.config is None:
-            raise UsageError(
-                "--backends/--kms-socket need --config",
-                where="--backends/--kms-socket",
-                hint="the kms provider names they refer to come from the config",
-            )
-        if self.resources is not None and not self.resources:
-            raise UsageError("--resources is empty", where="--resources")
+        check_reading_inputs(
+            page_size=self.page_size,
+            decrypt_check=self.decrypt_check,
+            has_config=self.config is not None,
+            kms_inputs=bool(self.backends or self.kms_sockets),
+            resources=self.resources,
+        )
         if self.resources:
             # a typo would scan nothing and pass: unknown names are errors
             check_resource_names(self.resources, where="--resources")
+
+
+def check_reading_inputs(
+    *,
+    page_size: int,
+    decrypt_check: bool,
+    has_config: bool,
+    kms_inputs: bool,
+    resources: tuple[str, ...] | None,
+) -> None:
+    """The flag rules every reader of etcd values shares (the audit, the monitor)."""
+    if page_size < 1:
+        raise UsageError("--page-size must be at least 1", where="--page-size")
+    if decrypt_check and not has_config:
+        raise UsageError(
+            "--decrypt-check needs --config",
+            where="--decrypt-check",
+            hint="pass the apiserver's EncryptionConfiguration with --config FILE",
+        )
+    if kms_inputs and not has_config:
+        raise UsageError(
+            "--backends/--kms-socket need --config",
+            where="--backends/--kms-socket",
+            hint="the kms provider names they refer to come from the config",
+        )
+    if resources is not None and not resources:
+        raise UsageError("--resources is empty", where="--resources")
 
 
 def fail_on_kinds(text: str) -> tuple[FindingKind, ...]:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -12,6 +13,8 @@ from secretkit.cli.etcd_options import etcd_config_from, etcd_options
 from secretkit.cli.output import emit_json, output_option, schema_id
 from secretkit.cli.params import Duration, etcd_prefix_option
 from secretkit.errors import ConfigError, DependencyError, ExitCode, UsageError
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _backend(path: str, provider: str) -> Any:
@@ -56,25 +59,38 @@ def _kms_socket(value: str, provider: str | None = None) -> str:
     return endpoint
 
 
+def _provider_options(config_help: str) -> Callable[[F], F]:
+    """The flags naming one kms provider, its plugin, backend, config and etcd prefix."""
+    options = [
+        click.option("--backends", "backends_file", required=True,
+                     help="Backends file (YAML)."),
+        click.option("--provider", required=True,
+                     help="kms provider name in the EncryptionConfiguration."),
+        click.option("--kms-socket", required=True, metavar="[NAME=]ENDPOINT",
+                     help="The plugin's socket, unix:///path (or PROVIDER=unix:///path)."),
+        click.option("--config", "config_path", required=True,
+                     type=click.Path(dir_okay=False, path_type=Path), help=config_help),
+        etcd_prefix_option(),
+    ]
+
+    def decorate(func: F) -> F:
+        for option in reversed(options):
+            func = option(func)
+        return func
+
+    return decorate
+
+
 @click.group()
 def kms() -> None:
     """KMS v2 key operations: rotation with proof, and status."""
 
 
 @kms.command("rotate", context_settings={"ignore_unknown_options": True})
-@click.option("--backends", "backends_file", required=True, help="Backends file (YAML).")
-@click.option("--provider", required=True, help="kms provider name in the EncryptionConfiguration.")
-@click.option("--kms-socket", required=True, metavar="[NAME=]ENDPOINT",
-              help="The plugin's socket, unix:///path (or PROVIDER=unix:///path).")
-@click.option(
-    "--config",
-    "config_path",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="The EncryptionConfiguration the apiservers run: every rule holding the provider "
-    "is re-encrypted (a *.* rule covers every resource).",
+@_provider_options(
+    "The EncryptionConfiguration the apiservers run: every rule holding the provider is "
+    "re-encrypted (a *.* rule covers every resource)."
 )
-@etcd_prefix_option()
 @click.option(
     "--plugin-timeout",
     type=Duration(),
@@ -341,18 +357,7 @@ def _render_rotation(report: Any, outcome: Any, output: str) -> None:
 
 
 @kms.command("retire")
-@click.option("--backends", "backends_file", required=True, help="Backends file (YAML).")
-@click.option("--provider", required=True, help="kms provider name in the EncryptionConfiguration.")
-@click.option("--kms-socket", required=True, metavar="[NAME=]ENDPOINT",
-              help="The plugin's socket, unix:///path (or PROVIDER=unix:///path).")
-@click.option(
-    "--config",
-    "config_path",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="The EncryptionConfiguration the apiservers run.",
-)
-@etcd_prefix_option()
+@_provider_options("The EncryptionConfiguration the apiservers run.")
 @click.option(
     "--ignore-history",
     is_flag=True,
