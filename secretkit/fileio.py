@@ -4,6 +4,8 @@ One implementation for every writer (generated configs, KEK files, rotation back
 and state, checkpoints): a temporary file in the same directory is written with mode
 0600, fsynced and renamed over the target, then the directory is fsynced so the
 rename itself survives a crash. Readers never see a half-written key file.
+:func:`open_private` does the same for content written piece by piece, and
+:func:`is_private_mode` is the one rule for "only its owner can read this file".
 
 One implementation for every YAML reader too (:func:`read_yaml_file`,
 :func:`load_yaml`, :func:`parse_yaml`): errors say what file, where
@@ -17,6 +19,8 @@ import os
 import re
 import stat
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -32,6 +36,23 @@ def write_private(path: Path, data: bytes, *, mode: int = 0o600) -> None:
     :class:`~secretkit.errors.UsageError` naming the file and the reason; the
     temporary file is removed and the old ``path``, if any, is left untouched.
     """
+    with open_private(path, mode=mode) as out:
+        out.write(data)
+
+
+@contextmanager
+def open_private(path: Path, *, mode: int = 0o600) -> Iterator[BinaryIO]:
+    """A new file that replaces ``path`` atomically when the ``with`` block ends.
+
+    :func:`write_private` for content written piece by piece (an etcd snapshot of
+    several GB): a temporary file in ``path``'s directory, created with ``mode``
+    (default 0600) and exclusively (never through a file or link someone else made),
+    is fsynced and renamed over ``path`` when the block ends without an exception,
+    then the directory is fsynced so the rename itself survives a crash. When the
+    block raises, the temporary file is removed, ``path`` is left untouched and the
+    exception propagates; an ``OSError`` while writing becomes a ``UsageError``
+    naming the file, like every failure of this function.
+    """
     path = Path(path)
     directory = path.parent if str(path.parent) else Path(".")
     try:
@@ -44,11 +65,11 @@ def write_private(path: Path, data: bytes, *, mode: int = 0o600) -> None:
         ) from None
     try:
         try:
-            os.fchmod(fd, mode)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
+            with os.fdopen(fd, "wb") as out:
+                os.fchmod(out.fileno(), mode)
+                yield out
+                out.flush()
+                os.fsync(out.fileno())
             os.replace(tmp, path)
         except OSError as exc:
             raise UsageError(
@@ -71,6 +92,20 @@ def write_private(path: Path, data: bytes, *, mode: int = 0o600) -> None:
             where=str(path),
             hint="check the file system; the new file is in place",
         ) from None
+
+
+#: permission bits that let someone other than the file's owner read, write or run it
+SHARED_BITS = stat.S_IRWXG | stat.S_IRWXO
+
+
+def is_private_mode(mode: int) -> bool:
+    """True when ``mode`` (an ``st_mode``) gives group and others no access at all.
+
+    The one rule for files that hold keys, tokens or etcd data (a KEK file is
+    refused, a token file warned about, an EncryptionConfiguration or etcd data
+    directory reported otherwise), the way ssh refuses a private key others can read.
+    """
+    return not mode & SHARED_BITS
 
 
 def _reason(exc: OSError) -> str:

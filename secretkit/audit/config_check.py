@@ -25,6 +25,7 @@ from secretkit.encryption_config import (
     validate_encryption_config,
 )
 from secretkit.errors import SecretkitError
+from secretkit.fileio import is_private_mode
 
 _SECRETS_RULES = ("secrets", "*.", "*.*")
 
@@ -221,7 +222,7 @@ def _file_mode_finding(path: Path) -> CheckFinding:
             detail=exc.strerror or "",
             where=str(path),
         )
-    ok = mode & 0o077 == 0
+    ok = is_private_mode(mode)
     return CheckFinding(
         "config.file-permissions",
         Severity.HIGH,

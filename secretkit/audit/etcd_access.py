@@ -22,6 +22,7 @@ from secretkit.audit.checks import CheckFinding, CheckReport, Severity
 from secretkit.audit.flags import Flags
 from secretkit.errors import UsageError, redact_urls
 from secretkit.etcd.keys import prefix_range_end
+from secretkit.fileio import is_private_mode
 from secretkit.loopback import is_loopback_url
 
 
@@ -312,7 +313,7 @@ def flag_findings(flags: Flags) -> list[CheckFinding]:
         check(
             "etcd.flags.data-dir-permissions",
             Severity.HIGH,
-            mode & 0o077 == 0,
+            is_private_mode(mode),
             "etcd data directory is private to its owner (0700)",
             f"chmod 700 {data_dir}",
             bypass=True,

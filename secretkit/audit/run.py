@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from secretkit.audit.classify import Classifier, ScopePolicy
 from secretkit.audit.model import (
@@ -17,6 +16,7 @@ from secretkit.audit.model import (
 from secretkit.audit.scan import Progress, ScanOptions, scan_etcd, scan_snapshot
 from secretkit.encryption_config import EncryptionConfig, load_encryption_config_file
 from secretkit.errors import FindingsError, UsageError, redact_urls
+from secretkit.etcd.config import EtcdConfig
 from secretkit.kmsapi.services import KMSServices, current_key_ids, open_kms_services
 from secretkit.resources import check_resource_names
 
@@ -45,25 +45,43 @@ class AuditRequest:
 
     def check(self) -> None:
         """Reject flag combinations that cannot work."""
-        if self.page_size < 1:
-            raise UsageError("--page-size must be at least 1", where="--page-size")
-        if self.decrypt_check and self.config is None:
-            raise UsageError(
-                "--decrypt-check needs --config",
-                where="--decrypt-check",
-                hint="pass the apiserver's EncryptionConfiguration with --config FILE",
-            )
-        if (self.backends or self.kms_sockets) and self.config is None:
-            raise UsageError(
-                "--backends/--kms-socket need --config",
-                where="--backends/--kms-socket",
-                hint="the kms provider names they refer to come from the config",
-            )
-        if self.resources is not None and not self.resources:
-            raise UsageError("--resources is empty", where="--resources")
+        check_reading_inputs(
+            page_size=self.page_size,
+            decrypt_check=self.decrypt_check,
+            has_config=self.config is not None,
+            kms_inputs=bool(self.backends or self.kms_sockets),
+            resources=self.resources,
+        )
         if self.resources:
             # a typo would scan nothing and pass: unknown names are errors
             check_resource_names(self.resources, where="--resources")
+
+
+def check_reading_inputs(
+    *,
+    page_size: int,
+    decrypt_check: bool,
+    has_config: bool,
+    kms_inputs: bool,
+    resources: tuple[str, ...] | None,
+) -> None:
+    """The flag rules every reader of etcd values shares (the audit, the monitor)."""
+    if page_size < 1:
+        raise UsageError("--page-size must be at least 1", where="--page-size")
+    if decrypt_check and not has_config:
+        raise UsageError(
+            "--decrypt-check needs --config",
+            where="--decrypt-check",
+            hint="pass the apiserver's EncryptionConfiguration with --config FILE",
+        )
+    if kms_inputs and not has_config:
+        raise UsageError(
+            "--backends/--kms-socket need --config",
+            where="--backends/--kms-socket",
+            hint="the kms provider names they refer to come from the config",
+        )
+    if resources is not None and not resources:
+        raise UsageError("--resources is empty", where="--resources")
 
 
 def fail_on_kinds(text: str) -> tuple[FindingKind, ...]:
@@ -105,9 +123,15 @@ def _encrypted_by(config: EncryptionConfig) -> tuple[str, ...]:
 
 
 def run_audit(
-    request: AuditRequest, *, etcd_config: Any = None, progress: Progress | None = None
+    request: AuditRequest,
+    *,
+    etcd_config: EtcdConfig | None = None,
+    progress: Progress | None = None,
 ) -> AuditReport:
-    """Run one audit against a snapshot file or a live etcd (``etcd_config``)."""
+    """Run one audit against a snapshot file or a live etcd.
+
+    ``etcd_config`` says how to reach etcd (None: the ``ETCDCTL_*`` environment).
+    """
     request.check()
     config = load_encryption_config_file(request.config) if request.config else None
     policy = _policy(request, config)
@@ -163,7 +187,7 @@ def run_audit(
     return report
 
 
-def _endpoints(etcd_config: Any) -> str:
-    endpoints = getattr(etcd_config, "endpoints", None) or ()
+def _endpoints(etcd_config: EtcdConfig | None) -> str:
+    endpoints = etcd_config.endpoints if etcd_config is not None else ()
     # reports quote the source: never the credentials of an http://user:pass@ endpoint
     return redact_urls(",".join(str(e) for e in endpoints)) or "etcd"

@@ -12,55 +12,23 @@ from __future__ import annotations
 import queue
 import sys
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
 from secretkit.audit.classify import Classifier
 from secretkit.audit.keys import normalize_prefix, range_prefix_for
 from secretkit.audit.model import DEFAULT_PAGE_SIZE, AuditReport, SummaryKey
-from secretkit.audit.snapshot import EtcdSnapshot
 from secretkit.errors import SecretkitError
 from secretkit.etcd.history import HistoryWalk
-from secretkit.etcd.pages import linear_pages
+from secretkit.etcd.interface import EtcdReader, KeyValue
+from secretkit.etcd.snapshot import EtcdSnapshot
 
 T = TypeVar("T")
 
 #: called with the number of keys read so far
 Progress = Callable[[int], None]
-
-
-class KeyValueLike(Protocol):
-    """The fields of an etcd KeyValue the audit reads."""
-
-    @property
-    def key(self) -> bytes: ...
-    @property
-    def value(self) -> bytes: ...
-    @property
-    def create_revision(self) -> int: ...
-    @property
-    def mod_revision(self) -> int: ...
-    @property
-    def version(self) -> int: ...
-
-
-class EtcdReader(Protocol):
-    """The subset of :class:`secretkit.etcd.EtcdClient` the audit uses."""
-
-    def current_revision(self) -> int: ...
-
-    def range_pages(
-        self,
-        prefix: bytes,
-        *,
-        revision: int | None = None,
-        page_size: int = 1000,
-        keys_only: bool = False,
-    ) -> Iterator[Sequence[KeyValueLike]]: ...
-
-    def get(self, key: bytes, *, revision: int | None = None) -> KeyValueLike | None: ...
 
 
 @dataclass(frozen=True)
@@ -85,7 +53,7 @@ def range_prefixes(classifier: Classifier, prefix: str) -> list[bytes]:
 
 def classify_stream(
     classifier: Classifier,
-    items: Iterable[tuple[KeyValueLike, bool]],
+    items: Iterable[tuple[KeyValue, bool]],
     report: AuditReport,
     progress: Progress | None = None,
 ) -> None:
@@ -216,9 +184,9 @@ def _etcd_items(
     options: ScanOptions,
     revision: int,
     history: HistoryWalk | None,
-) -> Iterator[tuple[KeyValueLike, bool]]:
+) -> Iterator[tuple[KeyValue, bool]]:
     for prefix in range_prefixes(classifier, options.prefix):
-        pages = linear_pages(client, prefix, revision=revision, page_size=options.page_size)
+        pages = client.scan(prefix, revision=revision, page_size=options.page_size)
         for page in prefetch(iter(pages)):
             for kv in page:
                 yield kv, False
@@ -237,7 +205,7 @@ def scan_etcd(
     options: ScanOptions,
     progress: Progress | None = None,
 ) -> AuditReport:
-    """Audit a live etcd at its current revision (pinned for the whole scan)."""
+    """Audit an etcd (live, or a snapshot's newest revision) at one pinned revision."""
     revision = client.current_revision()
     report.revision = revision
     report.history = options.history

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from secretkit.backends.interface import BackendStatus, KeyBackend, WrapResult
 from secretkit.encryption_config.model import key_fingerprint
 from secretkit.errors import BackendError, BackendInvalidRequest, ConfigError
-from secretkit.fileio import read_file, write_private
+from secretkit.fileio import is_private_mode, read_file, write_private
 
 KEK_SIZE = 32
 NONCE_SIZE = 12
@@ -146,7 +146,7 @@ def read_kek_file(path: Path) -> bytes:
         raise ConfigError(f"cannot stat KEK file ({exc.strerror})", where=where) from None
     if not stat.S_ISREG(st.st_mode):
         raise ConfigError("KEK path is not a regular file", where=where)
-    if st.st_mode & 0o077:
+    if not is_private_mode(st.st_mode):
         raise ConfigError(
             f"KEK file is readable or writable by group/others (mode {stat.S_IMODE(st.st_mode):o})",
             where=where,

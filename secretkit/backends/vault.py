@@ -54,7 +54,7 @@ from secretkit.errors import (
     BackendUnavailable,
     ConfigError,
 )
-from secretkit.fileio import SECRET_FILE_MAX_BYTES, read_file, read_text_file
+from secretkit.fileio import SECRET_FILE_MAX_BYTES, is_private_mode, read_file, read_text_file
 from secretkit.loopback import is_loopback_url
 
 log = logging.getLogger(__name__)
@@ -307,7 +307,7 @@ def _read_secret_file(path: Path, what: str, *, private: bool = False) -> str:
         mode = path.stat().st_mode & 0o777
     except OSError as exc:
         raise ConfigError(f"cannot read {what} file ({exc.strerror})", where=str(path)) from None
-    if private and mode & 0o077:
+    if private and not is_private_mode(mode):
         # a long-lived credential others can read; (SA/JWT token files are mounted 0644
         # by the kubelet and short-lived, so they are not checked)
         log.warning("vault: the %s file %s is readable by group or others (mode %04o); "

@@ -156,6 +156,7 @@ def generate(**params: Any) -> None:
 def _loose_key_file_warnings(path: Path, cfg: Any) -> list[Any]:
     """A warning when a file holding local keys is readable by group or others."""
     from secretkit.encryption_config import ConfigProblem, LocalKeyProvider
+    from secretkit.fileio import is_private_mode
 
     if cfg is None or not any(
         isinstance(p, LocalKeyProvider) and p.keys for rule in cfg.rules for p in rule.providers
@@ -165,7 +166,7 @@ def _loose_key_file_warnings(path: Path, cfg: Any) -> list[Any]:
         mode = path.stat().st_mode & 0o777
     except OSError:
         return []
-    if not mode & 0o077:
+    if is_private_mode(mode):
         return []
     return [
         ConfigProblem(

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -12,6 +13,8 @@ from secretkit.cli.etcd_options import etcd_config_from, etcd_options
 from secretkit.cli.output import emit_json, output_option, schema_id
 from secretkit.cli.params import Duration, etcd_prefix_option
 from secretkit.errors import ConfigError, DependencyError, ExitCode, UsageError
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _backend(path: str, provider: str) -> Any:
@@ -26,8 +29,11 @@ def _backend(path: str, provider: str) -> Any:
     return backends[provider]
 
 
-def _kms_socket(endpoint: str) -> str:
-    """Check ``--kms-socket ENDPOINT`` with the one endpoint parser; return it as given.
+def _kms_socket(value: str, provider: str | None = None) -> str:
+    """Check ``--kms-socket [NAME=]ENDPOINT`` with the one endpoint parser; the endpoint.
+
+    ``NAME=unix:///path`` is the form ``audit``/``reencrypt`` take; here NAME must be
+    the ``--provider`` (a bare endpoint is the plugin of that provider).
 
     Done first, before the backend, etcd or the plugin is touched, so a form the
     plugin cannot listen on (``unix:@name``, a host part, a relative path) is a usage
@@ -36,11 +42,43 @@ def _kms_socket(endpoint: str) -> str:
     """
     from secretkit.encryption_config.endpoint import parse_endpoint
 
+    endpoint = value
+    name, sep, rest = value.partition("=")
+    if sep and name and not any(c in name for c in "/:"):
+        if provider is not None and name != provider:
+            raise UsageError(
+                f"--kms-socket names provider {name!r}, but --provider is {provider!r}",
+                where="--kms-socket",
+                hint=f"pass --kms-socket {provider}=ENDPOINT, or the bare endpoint",
+            )
+        endpoint = rest
     try:
         parse_endpoint(endpoint, where="--kms-socket")
     except ConfigError as exc:
         raise UsageError(exc.what, where=exc.where, hint=exc.hint) from None
     return endpoint
+
+
+def _provider_options(config_help: str) -> Callable[[F], F]:
+    """The flags naming one kms provider, its plugin, backend, config and etcd prefix."""
+    options = [
+        click.option("--backends", "backends_file", required=True,
+                     help="Backends file (YAML)."),
+        click.option("--provider", required=True,
+                     help="kms provider name in the EncryptionConfiguration."),
+        click.option("--kms-socket", required=True, metavar="[NAME=]ENDPOINT",
+                     help="The plugin's socket, unix:///path (or PROVIDER=unix:///path)."),
+        click.option("--config", "config_path", required=True,
+                     type=click.Path(dir_okay=False, path_type=Path), help=config_help),
+        etcd_prefix_option(),
+    ]
+
+    def decorate(func: F) -> F:
+        for option in reversed(options):
+            func = option(func)
+        return func
+
+    return decorate
 
 
 @click.group()
@@ -49,18 +87,10 @@ def kms() -> None:
 
 
 @kms.command("rotate", context_settings={"ignore_unknown_options": True})
-@click.option("--backends", "backends_file", required=True, help="Backends file (YAML).")
-@click.option("--provider", required=True, help="kms provider name in the EncryptionConfiguration.")
-@click.option("--kms-socket", required=True, help="The plugin's socket, unix:///path.")
-@click.option(
-    "--config",
-    "config_path",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="The EncryptionConfiguration the apiservers run: every rule holding the provider "
-    "is re-encrypted (a *.* rule covers every resource).",
+@_provider_options(
+    "The EncryptionConfiguration the apiservers run: every rule holding the provider is "
+    "re-encrypted (a *.* rule covers every resource)."
 )
-@etcd_prefix_option()
 @click.option(
     "--plugin-timeout",
     type=Duration(),
@@ -167,7 +197,10 @@ def rotate(extra_args: tuple[str, ...], **params: Any) -> None:
             hint="give them to this command directly: --kubeconfig, --context, "
             "--concurrency, --qps (see --help)",
         )
-    kms_socket = _kms_socket(params["kms_socket"])
+    kms_socket = _kms_socket(params["kms_socket"], params.get("provider"))
+    for flag in ("lease", "record"):
+        if params[flag]:
+            _namespaced(params[flag], f"--{flag}")  # checked before anything is opened
     from secretkit.encryption_config import load_encryption_config_file
     from secretkit.etcd import EtcdClient
     from secretkit.etcd.layout import Layout
@@ -324,17 +357,7 @@ def _render_rotation(report: Any, outcome: Any, output: str) -> None:
 
 
 @kms.command("retire")
-@click.option("--backends", "backends_file", required=True, help="Backends file (YAML).")
-@click.option("--provider", required=True, help="kms provider name in the EncryptionConfiguration.")
-@click.option("--kms-socket", required=True, help="The plugin's socket, unix:///path.")
-@click.option(
-    "--config",
-    "config_path",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="The EncryptionConfiguration the apiservers run.",
-)
-@etcd_prefix_option()
+@_provider_options("The EncryptionConfiguration the apiservers run.")
 @click.option(
     "--ignore-history",
     is_flag=True,
@@ -351,7 +374,7 @@ def retire(**params: Any) -> None:
     etcd holds is judged as if only the plugin's current key_id still decrypted;
     while any would be unreadable, nothing is retired (exit 3).
     """
-    kms_socket = _kms_socket(params["kms_socket"])
+    kms_socket = _kms_socket(params["kms_socket"], params.get("provider"))
     from secretkit.encryption_config import load_encryption_config_file
     from secretkit.etcd import EtcdClient
     from secretkit.etcd.layout import Layout
@@ -393,7 +416,8 @@ def retire(**params: Any) -> None:
 
 
 @kms.command("status")
-@click.option("--kms-socket", required=True, help="The plugin's socket, unix:///path.")
+@click.option("--kms-socket", required=True, metavar="[NAME=]ENDPOINT",
+              help="The plugin's socket, unix:///path (or PROVIDER=unix:///path).")
 @click.option("--provider", help="kms provider name (to count its objects in etcd).")
 @click.option("--backends", "backends_file", help="Backends file, to show the backend's key.")
 @click.option("--resources", hidden=True, help="Ignored: every key under --prefix is counted.")
@@ -403,7 +427,7 @@ def retire(**params: Any) -> None:
 @output_option()
 def status(**params: Any) -> None:
     """Plugin health and key_id, backend key, and objects per key_id in etcd."""
-    kms_socket = _kms_socket(params["kms_socket"])
+    kms_socket = _kms_socket(params["kms_socket"], params.get("provider"))
     from secretkit.kmsapi import GrpcKMSService
 
     result: dict[str, Any] = {}

@@ -25,6 +25,7 @@ from secretkit.cli.apiserver_options import (
 )
 from secretkit.cli.etcd_options import etcd_config_from, etcd_options
 from secretkit.cli.output import emit_json, output_option, schema_id
+from secretkit.cli.params import Duration, etcd_prefix_option
 from secretkit.errors import UsageError
 
 PlanFactory = Callable[[dict[str, Any]], Any]
@@ -84,7 +85,13 @@ _COMMON = [
     ),
     click.option("--metrics-cacert", type=click.Path(dir_okay=False), help="CA for https."),
     *METRICS_CREDENTIAL_OPTIONS,
-    click.option("--wait-timeout", type=float, default=180.0, show_default=True, help="Seconds."),
+    click.option(
+        "--wait-timeout",
+        type=Duration(),
+        default="180s",
+        show_default=True,
+        help="How long to wait for every apiserver to load the file (--apiserver-metrics).",
+    ),
     click.option(
         "--yes",
         is_flag=True,
@@ -96,12 +103,7 @@ _COMMON = [
 #: flags of the stages that read etcd (the reencrypt proof, the prune gate)
 _ETCD = [
     etcd_options,
-    click.option(
-        "--prefix",
-        default="/registry",
-        show_default=True,
-        help="etcd key prefix (the apiserver's --etcd-prefix).",
-    ),
+    etcd_prefix_option(),
     click.option(
         "--kms-socket",
         "kms_sockets",
@@ -159,7 +161,7 @@ def _engine(plan: Any, params: dict[str, Any], world: Any = None) -> Any:
         metrics=_metrics_endpoints(params),
         wait_timeout=params["wait_timeout"],
         assume_restarted=params["yes"],
-        etcd_prefix=params.get("prefix") or "/registry",
+        etcd_prefix=params.get("etcd_prefix") or "/registry",
         ignore_history=bool(params.get("ignore_history")),
         command=_command_path(),
     )

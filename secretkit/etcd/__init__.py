@@ -1,10 +1,14 @@
-"""etcd v3 adapter: connection settings, a paged/pinned range reader, CAS writes, snapshots.
+"""etcd v3 adapter: one interface, a gRPC client, an in-memory store, a snapshot reader.
 
-Built on our own generated stubs (``secretkit._proto.etcd``), not the ``etcd3``
-package; see docs/adr/0001-etcd-grpc-stubs.md.
+:mod:`secretkit.etcd.interface` is the contract (the :class:`KeyValue` record and the
+reader, watchable reader and store roles); :class:`EtcdClient` serves it over our own
+generated stubs (``secretkit._proto.etcd``, not the ``etcd3`` package; see
+docs/adr/0001-etcd-grpc-stubs.md), :class:`MemoryEtcd` in memory (tests), and
+:class:`EtcdSnapshot` reads a snapshot file.
 
 The names below are loaded on first use, so that the pure modules of this package
-(:mod:`secretkit.etcd.layout`, the key layout table) can be imported without gRPC.
+(:mod:`secretkit.etcd.layout`, the key layout table; the interface) can be imported
+without gRPC.
 """
 
 from __future__ import annotations
@@ -20,8 +24,16 @@ if TYPE_CHECKING:
         EtcdResponseTooLargeError,
         EtcdUnavailableError,
     )
+    from secretkit.etcd.interface import (
+        EtcdReader,
+        EtcdStore,
+        KeyValue,
+        WatchableReader,
+    )
     from secretkit.etcd.keys import prefix_range_end
-    from secretkit.etcd.model import EtcdStatus, KeyValue
+    from secretkit.etcd.memory import ForwardingEtcd, MemoryEtcd
+    from secretkit.etcd.model import EtcdStatus, KeyValueRecord
+    from secretkit.etcd.snapshot import EtcdSnapshot
 
 _WHERE = {
     "EtcdClient": "client",
@@ -32,9 +44,16 @@ _WHERE = {
     "EtcdCompactedError": "errors",
     "EtcdResponseTooLargeError": "errors",
     "EtcdUnavailableError": "errors",
+    "EtcdReader": "interface",
+    "EtcdStore": "interface",
+    "KeyValue": "interface",
+    "WatchableReader": "interface",
     "prefix_range_end": "keys",
+    "ForwardingEtcd": "memory",
+    "MemoryEtcd": "memory",
     "EtcdStatus": "model",
-    "KeyValue": "model",
+    "KeyValueRecord": "model",
+    "EtcdSnapshot": "snapshot",
 }
 
 __all__ = [
@@ -42,10 +61,17 @@ __all__ = [
     "EtcdClient",
     "EtcdCompactedError",
     "EtcdConfig",
+    "EtcdReader",
     "EtcdResponseTooLargeError",
+    "EtcdSnapshot",
     "EtcdStatus",
+    "EtcdStore",
     "EtcdUnavailableError",
+    "ForwardingEtcd",
     "KeyValue",
+    "KeyValueRecord",
+    "MemoryEtcd",
+    "WatchableReader",
     "grpc_target",
     "parse_duration",
     "prefix_range_end",

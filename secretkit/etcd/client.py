@@ -1,16 +1,15 @@
 """A small synchronous etcd v3 client over our own gRPC stubs (see docs/adr/0001).
 
-Only what secretkit needs: paged range reads pinned to one revision, single-key
-reads at any revision, put, compare-and-swap, guarded delete, compaction, status,
-snapshots and watches. Every gRPC failure becomes an :class:`~secretkit.errors.EtcdError`
-(see :mod:`secretkit.etcd.errors`); keys' values never appear in messages or logs.
+Only what secretkit needs: it serves every role of :mod:`secretkit.etcd.interface`
+(the scan, reads at any revision, put, compare-and-swap, guarded delete, watches),
+plus exact ``limit``-sized pages, compaction, status and snapshots. Every gRPC
+failure becomes an :class:`~secretkit.errors.EtcdError` (see
+:mod:`secretkit.etcd.errors`); keys' values never appear in messages or logs.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import secrets
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -28,10 +27,12 @@ from secretkit.etcd.errors import (
     rpc_code,
     translate,
 )
+from secretkit.etcd.interface import MAX_TXN_OPS, KeyValue
 from secretkit.etcd.keys import ALL_KEYS, next_key, prefix_range_end
-from secretkit.etcd.model import EtcdStatus, KeyValue
-from secretkit.etcd.watch import WatchRange, WatchStream
-from secretkit.fileio import read_file
+from secretkit.etcd.model import EtcdStatus, KeyValueRecord, WatchRange
+from secretkit.etcd.pages import linear_pages
+from secretkit.etcd.watch import WatchStream
+from secretkit.fileio import open_private, read_file
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +40,8 @@ T = TypeVar("T")
 
 #: large enough for a page of big objects; range_pages halves its page when exceeded
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
-#: etcd's default --max-txn-ops: operations one Txn may hold
-MAX_TXN_OPS = 128
+
+__all__ = ["MAX_MESSAGE_BYTES", "MAX_TXN_OPS", "EtcdClient", "grpc_target"]
 
 
 def _channel_options(max_message_bytes: int) -> list[tuple[str, Any]]:
@@ -91,8 +92,8 @@ def _pem(path: Path | None, what: str) -> bytes | None:
     return read_file(path, what=what, error=ConfigError) if path else None
 
 
-def _to_kv(kv: kv_pb2.KeyValue) -> KeyValue:
-    return KeyValue(
+def _to_kv(kv: kv_pb2.KeyValue) -> KeyValueRecord:
+    return KeyValueRecord(
         key=kv.key,
         value=kv.value,
         create_revision=kv.create_revision,
@@ -104,7 +105,9 @@ def _to_kv(kv: kv_pb2.KeyValue) -> KeyValue:
 class EtcdClient:
     """Synchronous etcd v3 client; use as a context manager (or call :meth:`close`).
 
-    Thread-safe: one gRPC channel to the current endpoint is shared. When an endpoint
+    Serves :class:`~secretkit.etcd.interface.EtcdStore` and
+    :class:`~secretkit.etcd.interface.WatchableReader`. Thread-safe: one gRPC
+    channel to the current endpoint is shared. When an endpoint
     is UNAVAILABLE the request is retried on the next one. A retried
     :meth:`compare_and_swap` may report a conflict for a write that did land; callers
     re-read on conflict anyway, so this errs on the safe side.
@@ -270,12 +273,12 @@ class EtcdClient:
         """
         return self._range(request, operation)
 
-    def get(self, key: bytes, *, revision: int | None = None) -> KeyValue | None:
+    def get(self, key: bytes, *, revision: int | None = None) -> KeyValueRecord | None:
         """The key as of ``revision`` (default: now), or None when it did not exist then."""
         resp = self._range(rpc_pb2.RangeRequest(key=key, revision=revision or 0), "get")
         return _to_kv(resp.kvs[0]) if resp.kvs else None
 
-    def get_many(self, requests: Sequence[tuple[bytes, int]]) -> list[KeyValue | None]:
+    def get_many(self, requests: Sequence[tuple[bytes, int]]) -> list[KeyValueRecord | None]:
         """Each ``(key, revision)``'s value as of that revision, in one read-only Txn.
 
         At most :data:`MAX_TXN_OPS` requests (etcd's default ``--max-txn-ops``).
@@ -312,8 +315,12 @@ class EtcdClient:
         page_size: int = 1000,
         keys_only: bool = False,
         start: bytes | None = None,
-    ) -> Iterator[list[KeyValue]]:
-        """Yield every key under ``prefix`` in key order, page by page, at ONE revision.
+    ) -> Iterator[list[KeyValueRecord]]:
+        """Every key under ``prefix`` in key order, ``page_size`` per page, at ONE revision.
+
+        Exact ``limit``-sized pages for callers that need them (the sandbox's
+        list/continue); whole-prefix scans use :meth:`scan`, which etcd 3.5 serves in
+        linear time where this is quadratic (it counts the rest of the range per page).
 
         The revision is ``revision`` or the first page's; later writes are not seen,
         so the scan is a consistent snapshot. ``start`` (>= ``prefix``) skips keys
@@ -349,6 +356,29 @@ class EtcdClient:
                 key = next_key(page[-1].key)
             if not resp.more or not resp.kvs:
                 return
+
+    def scan(
+        self,
+        prefix: bytes,
+        *,
+        revision: int | None = None,
+        page_size: int = 1000,
+        keys_only: bool = False,
+    ) -> Iterator[Sequence[KeyValue]]:
+        """Every key under ``prefix`` at one revision, in key order (the interface's scan).
+
+        Read by :func:`secretkit.etcd.pages.linear_pages` over :meth:`range_raw`:
+        guessed, bounded ranges of about 6 MiB each, whose items are etcd's
+        ``mvccpb.KeyValue`` messages as received (never format them). The whole
+        keyspace (``prefix`` empty) is paged by ``limit`` (:meth:`range_pages`).
+        """
+        if not prefix:
+            return self.range_pages(
+                prefix, revision=revision, page_size=page_size, keys_only=keys_only
+            )
+        return linear_pages(
+            self.range_raw, prefix, revision=revision, page_size=page_size, keys_only=keys_only
+        )
 
     # -- watches ----------------------------------------------------------------------
 
@@ -436,6 +466,8 @@ class EtcdClient:
         """
         if not items:
             return True
+        if len(items) > MAX_TXN_OPS:
+            raise ValueError(f"compare_and_swap_many takes at most {MAX_TXN_OPS} items")
         if any(mod_revision < 0 for _, _, mod_revision in items):
             raise ValueError("mod_revision must be >= 0")
         request = rpc_pb2.TxnRequest(
@@ -559,22 +591,18 @@ class EtcdClient:
         return self._call("status", invoke, read_only=True)
 
     def snapshot(self, dest: Path, *, timeout: float = 600.0) -> None:
-        """Stream a full backend snapshot into ``dest`` (0600; temp file, fsync, rename).
+        """Stream a full backend snapshot into ``dest``, 0600 and atomically.
 
-        The snapshot holds every key, Secrets included: treat the file like the
-        etcd data directory.
+        Written through :func:`secretkit.fileio.open_private` (temp file, fsync,
+        rename); a retry on another endpoint starts a new file. The snapshot holds
+        every key, Secrets included: treat the file like the etcd data directory.
         """
         dest = Path(dest)
-        tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.part")
 
         def invoke(c: _Connection, md: list[tuple[str, str]] | None) -> int:
             written = 0
             remaining: int | None = None
-            # O_EXCL: never write the snapshot through a file or link someone else made
-            # (a retry on another endpoint starts from scratch)
-            tmp.unlink(missing_ok=True)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as out:
+            with open_private(dest) as out:
                 stream = c.maintenance.Snapshot(
                     rpc_pb2.SnapshotRequest(), timeout=timeout, metadata=md
                 )
@@ -582,29 +610,13 @@ class EtcdClient:
                     out.write(chunk.blob)
                     written += len(chunk.blob)
                     remaining = int(chunk.remaining_bytes)
-                out.flush()
-                os.fsync(out.fileno())
-            if written == 0 or remaining not in (0, None):
-                raise EtcdError(
-                    "the etcd snapshot stream ended early",
-                    where=c.endpoint,
-                    hint="retry; check etcd's log for snapshot errors",
-                )
+                if written == 0 or remaining not in (0, None):
+                    raise EtcdError(
+                        "the etcd snapshot stream ended early",
+                        where=c.endpoint,
+                        hint="retry; check etcd's log for snapshot errors",
+                    )
             return written
 
-        try:
-            size = self._call("snapshot", invoke)
-            os.replace(tmp, dest)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        try:
-            dir_fd = os.open(dest.parent, os.O_RDONLY)
-        except OSError:
-            pass
-        else:
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+        size = self._call("snapshot", invoke)
         log.info("etcd snapshot written: %s (%d bytes)", dest, size)

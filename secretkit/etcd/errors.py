@@ -26,6 +26,12 @@ class EtcdCompactedError(EtcdError):
     """The requested revision is older than etcd's compaction point."""
 
 
+class WatchCompactedError(EtcdCompactedError):
+    """A watch's start revision was compacted; ``compact_revision`` is the oldest one left."""
+
+    compact_revision: int = 0
+
+
 class EtcdUnavailableError(EtcdError):
     """No endpoint could be reached."""
 
@@ -59,6 +65,25 @@ def is_tls_failure(exc: grpc.RpcError) -> bool:
     return any(word in text for word in _TLS_WORDS)
 
 
+def compacted_error(revision: int | None, *, where: str) -> EtcdCompactedError:
+    """A read below the compaction point (the same words for every implementation)."""
+    rev = f"revision {revision}" if revision else "the requested revision"
+    return EtcdCompactedError(
+        f"{rev} was compacted: etcd no longer holds that history",
+        where=where,
+        hint="read at a newer revision (or the current one) and start the scan again",
+    )
+
+
+def future_revision_error(revision: int | None, *, where: str) -> EtcdError:
+    """A read above the store's current revision."""
+    return EtcdError(
+        f"revision {revision} does not exist yet" if revision else "future revision requested",
+        where=where,
+        hint="use a revision at or below the current one",
+    )
+
+
 def translate(
     exc: grpc.RpcError,
     *,
@@ -72,18 +97,9 @@ def translate(
     details = _details(exc)
     lower = details.lower()
     if "required revision has been compacted" in lower:
-        rev = f"revision {revision}" if revision else "the requested revision"
-        return EtcdCompactedError(
-            f"{rev} was compacted: etcd no longer holds that history",
-            where=endpoint,
-            hint="read at a newer revision (or the current one) and start the scan again",
-        )
+        return compacted_error(revision, where=endpoint)
     if "required revision is a future revision" in lower:
-        return EtcdError(
-            f"revision {revision} does not exist yet" if revision else "future revision requested",
-            where=endpoint,
-            hint="use a revision at or below the current one",
-        )
+        return future_revision_error(revision, where=endpoint)
     if code == grpc.StatusCode.UNAVAILABLE:
         if is_tls_failure(exc):
             return EtcdUnavailableError(

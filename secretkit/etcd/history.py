@@ -3,7 +3,8 @@
 After a re-encryption every key has at least one older revision, often with the
 plaintext or the old key in it, until etcd compacts. Reading them one ``get`` at a
 time costs a round trip per value (~0.5 ms: 10 s for 20,000 keys); here each round
-asks for up to :data:`BATCH` of them in one read-only Txn of range requests.
+asks for up to :data:`BATCH` of them in one read-only Txn of range requests
+(``EtcdReader.get_many``).
 
 The walk per key is the same as one ``get(key, revision=mod_revision - 1)`` after
 another: from the live value back to the key's creation (its ``version`` counts the
@@ -15,9 +16,12 @@ prune gate) fails closed.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any
 
 from secretkit.etcd.errors import EtcdCompactedError, EtcdResponseTooLargeError
+from secretkit.etcd.interface import EtcdReader, KeyValue
+
+#: a key with the revision to read it at
+_Ask = tuple[KeyValue, int]
 
 #: older values asked for per Txn (etcd's default --max-txn-ops is 128)
 BATCH = 64
@@ -26,26 +30,24 @@ BATCH = 64
 class HistoryWalk:
     """Walks keys back through their older revisions; counts keys cut off by compaction."""
 
-    def __init__(self, client: Any, *, batch: int = BATCH) -> None:
+    def __init__(self, client: EtcdReader, *, batch: int = BATCH) -> None:
         self._client = client
         self._batch = batch
-        self._get_many = getattr(client, "get_many", None)
         # compaction only moves forward: revisions up to here are known to be gone
         # (etcd refuses a whole Txn for one compacted revision, so they stay out of it)
         self._compacted_upto = 0
         #: keys whose history ends at etcd's compaction point
         self.compacted = 0
 
-    def older(self, kvs: Sequence[Any]) -> Iterator[tuple[Any, Any]]:
+    def older(self, kvs: Sequence[KeyValue]) -> Iterator[tuple[KeyValue, KeyValue]]:
         """``(live kv, older value)`` for every older value etcd holds of ``kvs``.
 
-        Items have ``key``, ``value``, ``mod_revision``, ``create_revision`` and
-        ``version``. Round by round: first the previous value of every key (in the
+        Round by round: first the previous value of every key (in the
         order given), then the one before, and so on.
         """
         frontier = [(kv, kv.mod_revision - 1) for kv in kvs if _has_older(kv)]
         while frontier:
-            following: list[tuple[Any, int]] = []
+            following: list[_Ask] = []
             for start in range(0, len(frontier), self._batch):
                 chunk = frontier[start : start + self._batch]
                 for (kv, _), older in zip(chunk, self._fetch(chunk), strict=True):
@@ -57,7 +59,7 @@ class HistoryWalk:
                         following.append((kv, revision))
             frontier = following
 
-    def _fetch(self, chunk: Sequence[tuple[Any, int]]) -> list[Any]:
+    def _fetch(self, chunk: Sequence[_Ask]) -> list[KeyValue | None]:
         """Each entry's value at its revision (None: absent or compacted away)."""
         try:
             return self._fetch_once(chunk)
@@ -70,9 +72,9 @@ class HistoryWalk:
             except EtcdCompactedError:  # etcd compacted again meanwhile
                 return self._one_by_one(chunk)
 
-    def _fetch_once(self, chunk: Sequence[tuple[Any, int]]) -> list[Any]:
+    def _fetch_once(self, chunk: Sequence[_Ask]) -> list[KeyValue | None]:
         """Like :meth:`_fetch`; raises :class:`EtcdCompactedError` when etcd refuses."""
-        values: list[Any] = [None] * len(chunk)
+        values: list[KeyValue | None] = [None] * len(chunk)
         wanted = [i for i, (_, rev) in enumerate(chunk) if rev > self._compacted_upto]
         if wanted:
             found = self._many([chunk[i] for i in wanted])
@@ -81,12 +83,9 @@ class HistoryWalk:
         self.compacted += len(chunk) - len(wanted)
         return values
 
-    def _many(self, chunk: Sequence[tuple[Any, int]]) -> list[Any]:
-        if self._get_many is None:
-            return self._one_by_one(chunk)
+    def _many(self, chunk: Sequence[_Ask]) -> list[KeyValue | None]:
         try:
-            found: list[Any] = self._get_many([(kv.key, rev) for kv, rev in chunk])
-            return found
+            return list(self._client.get_many([(kv.key, rev) for kv, rev in chunk]))
         except EtcdResponseTooLargeError:
             if len(chunk) == 1:
                 return self._one_by_one(chunk)
@@ -94,8 +93,8 @@ class HistoryWalk:
             half = len(chunk) // 2
             return self._many(chunk[:half]) + self._many(chunk[half:])
 
-    def _one_by_one(self, chunk: Sequence[tuple[Any, int]]) -> list[Any]:
-        values = []
+    def _one_by_one(self, chunk: Sequence[_Ask]) -> list[KeyValue | None]:
+        values: list[KeyValue | None] = []
         for kv, revision in chunk:
             try:
                 values.append(self._client.get(kv.key, revision=revision))
@@ -133,6 +132,6 @@ class HistoryWalk:
         return False
 
 
-def _has_older(kv: Any) -> bool:
+def _has_older(kv: KeyValue) -> bool:
     # version 1 is the first write since the key's creation: nothing older to read
     return bool(kv.version > 1 and kv.mod_revision - 1 >= kv.create_revision)

@@ -1,6 +1,7 @@
 """Linear-time paged reads of a large etcd range (etcd 3.5 counts the rest on every page).
 
-Used for every whole-prefix scan: the audit, the rotation gates, re-encryption.
+How :meth:`secretkit.etcd.EtcdClient.scan` reads, and so every whole-prefix scan of
+a live etcd: the audit, the rotation gates, re-encryption, the monitor.
 
 etcd 3.5 answers a ``Range`` with ``limit`` by walking *every* key from the page start
 to ``range_end`` to fill in ``count``. Paging 200,000 keys 1,000 at a time therefore
@@ -23,13 +24,14 @@ overlap, in key order, all at the one pinned revision.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
 
 from secretkit._proto.etcd import rpc_pb2
 from secretkit.etcd.errors import EtcdResponseTooLargeError
+from secretkit.etcd.interface import KeyValue
 from secretkit.etcd.keys import prefix_range_end
 
-RangeCall = Callable[[rpc_pb2.RangeRequest, str], Any]
+#: one Range RPC (``EtcdClient.range_raw``): request and operation name -> response
+RangeCall = Callable[[rpc_pb2.RangeRequest, str], rpc_pb2.RangeResponse]
 
 #: key width (bytes) of the numeric view of keys; widened when a longer key shows up
 _MIN_WIDTH = 128
@@ -66,7 +68,7 @@ class _Stepper:
         candidate = guess.to_bytes(self.width, "big").rstrip(b"\x00")
         return candidate if candidate < end else end
 
-    def learn(self, start: bytes, stop: bytes, count: int, keys: Sequence[Any]) -> None:
+    def learn(self, start: bytes, stop: bytes, count: int, keys: Sequence[KeyValue]) -> None:
         """Rescale the step after ``[start, stop)`` held ``count`` keys, ``keys`` read.
 
         A page cut short by ``limit`` measures the local key density directly (keys
@@ -88,7 +90,7 @@ class _Stepper:
 
 def _read(
     call: RangeCall, start: bytes, end: bytes, revision: int, limit: int, keys_only: bool
-) -> tuple[Any, int]:
+) -> tuple[rpc_pb2.RangeResponse, int]:
     """One Range of ``[start, end)``; lowers ``limit`` while the answer is too large.
 
     gRPC says how large the refused answer was, so the retry asks for a page of about
@@ -125,31 +127,28 @@ def page_limit(response_bytes: int, keys: int, page_size: int) -> int:
 
 
 def linear_pages(
-    client: Any,
+    call: RangeCall,
     prefix: bytes,
     *,
     revision: int | None = None,
     page_size: int = 1000,
     keys_only: bool = False,
-) -> Iterator[Sequence[Any]]:
+) -> Iterator[Sequence[KeyValue]]:
     """Every key/value under ``prefix`` at one revision, in key order, page by page.
 
-    The revision is ``revision`` or the first answer's, so the scan is a consistent
-    snapshot. Items have ``key``, ``value``, ``create_revision``, ``mod_revision``
-    and ``version`` (etcd ``mvccpb.KeyValue`` messages when ``client`` has
-    ``range_raw``, like :class:`~secretkit.etcd.EtcdClient`; anything else is read
-    through its ``range_pages``). No page holds more than ``page_size`` items, pages
-    of large values hold fewer (about :data:`PAGE_BYTES` each), and pages may hold
-    fewer for no reason visible to the caller: only the sequence of keys is defined.
+    ``call`` sends one Range request (``EtcdClient.range_raw``). The revision is
+    ``revision`` or the first answer's, so the scan is a consistent snapshot. Pages
+    are the answers' own lists of ``mvccpb.KeyValue`` messages, not copied. No page
+    holds more than ``page_size`` items, pages of large values hold fewer (about
+    :data:`PAGE_BYTES` each), and pages may hold fewer for no reason visible to the
+    caller: only the sequence of keys is defined. ``prefix`` must not be empty (the
+    guessing needs an upper bound; ``EtcdClient.scan`` pages the whole keyspace by
+    ``limit`` instead).
     """
-    call: RangeCall | None = getattr(client, "range_raw", None)
     if page_size < 1:
         raise ValueError("page_size must be >= 1")
-    if call is None or not prefix:
-        yield from client.range_pages(
-            prefix, revision=revision, page_size=page_size, keys_only=keys_only
-        )
-        return
+    if not prefix:
+        raise ValueError("linear_pages needs a non-empty prefix")
     end = prefix_range_end(prefix)
     pinned = revision or 0
     limit = min(page_size, FIRST_PAGE_KEYS)
@@ -160,7 +159,7 @@ def linear_pages(
         response, limit = _read(call, start, stop, pinned, limit, keys_only)
         if not pinned:
             pinned = int(response.header.revision)
-        kvs = response.kvs
+        kvs: Sequence[KeyValue] = response.kvs
         if kvs:
             # the next guesses aim at a page of the measured size
             limit = stepper.target = page_limit(response.ByteSize(), len(kvs), page_size)

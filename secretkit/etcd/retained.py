@@ -24,12 +24,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from secretkit.errors import EtcdError
 from secretkit.etcd.errors import EtcdCompactedError
-from secretkit.etcd.pages import linear_pages
-from secretkit.etcd.watch import WatchRange
+from secretkit.etcd.interface import KeyValue, WatchableReader
+from secretkit.etcd.model import WatchRange
 
 #: a watch that delivers nothing for this long is given up on (the read fails closed)
 STALL_SECONDS = 60.0
@@ -42,14 +41,14 @@ _PUT = 0
 class Retained:
     """One value etcd holds: the key-value, and whether it is the live one."""
 
-    kv: Any
+    kv: KeyValue
     historic: bool
 
 
 class RetainedValues:
     """Reads every retained value under ``prefix`` (see the module docstring)."""
 
-    def __init__(self, client: Any, prefix: bytes, *, page_size: int = 1000) -> None:
+    def __init__(self, client: WatchableReader, prefix: bytes, *, page_size: int = 1000) -> None:
         self._client = client
         self._prefix = prefix
         self._page_size = page_size
@@ -65,9 +64,7 @@ class RetainedValues:
         """Pages of live values first, then pages of every older one."""
         live: set[tuple[bytes, int]] = set()
         self.revision = revision = int(self._client.current_revision())
-        for page in linear_pages(
-            self._client, self._prefix, revision=revision, page_size=self._page_size
-        ):
+        for page in self._client.scan(self._prefix, revision=revision, page_size=self._page_size):
             out = []
             for kv in page:
                 live.add((bytes(kv.key), kv.mod_revision))
@@ -80,8 +77,8 @@ class RetainedValues:
         seen: set[tuple[bytes, int]] = set()
         if start > 1:
             # what was current at the compaction point is still held
-            for page in linear_pages(
-                self._client, self._prefix, revision=start, page_size=self._page_size
+            for page in self._client.scan(
+                self._prefix, revision=start, page_size=self._page_size
             ):
                 out = []
                 for kv in page:
@@ -118,7 +115,7 @@ class RetainedValues:
         self.compacted_at = low if low > 1 else 0
         return low
 
-    def _changes(self, start: int, end: int) -> Iterator[list[Any]]:
+    def _changes(self, start: int, end: int) -> Iterator[list[KeyValue]]:
         """Values PUT under the prefix in revisions ``start..end`` (watch replay)."""
         if start > end:
             return

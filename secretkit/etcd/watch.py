@@ -21,7 +21,6 @@ import logging
 import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -29,11 +28,15 @@ import grpc
 from secretkit._proto.etcd import rpc_pb2
 from secretkit.errors import EtcdError
 from secretkit.etcd.errors import (
-    EtcdCompactedError,
     EtcdUnavailableError,
+    WatchCompactedError,
     rpc_code,
     translate,
 )
+from secretkit.etcd.interface import WatchEvent
+from secretkit.etcd.model import WatchBatch, WatchRange
+
+__all__ = ["BROADCAST_ID", "WatchBatch", "WatchCompactedError", "WatchRange", "WatchStream"]
 
 log = logging.getLogger(__name__)
 
@@ -41,42 +44,6 @@ log = logging.getLogger(__name__)
 BROADCAST_ID = -1
 
 _END = object()
-
-
-@dataclass(frozen=True)
-class WatchRange:
-    """One watched range ``[key, range_end)``, from ``start_revision`` (inclusive)."""
-
-    key: bytes
-    range_end: bytes
-    start_revision: int
-
-
-@dataclass(slots=True)
-class WatchBatch:
-    """What one (merged) response said about one watch.
-
-    ``watch`` is the index of the range in the list given to ``EtcdClient.watch``
-    (None for an answer to :meth:`WatchStream.request_progress`, which concerns all
-    of them). ``events`` are raw ``mvccpb.Event`` messages (``type``, ``kv``,
-    ``prev_kv``) in revision order. ``revision`` is the store's revision when etcd
-    sent the response, which may be ahead of the events (a watch catching up): every
-    change up to the last event's ``mod_revision`` has been delivered. A batch
-    without events is a notice; ``ordered`` says that every change of the watch up to
-    ``revision`` was delivered before it (a ``progress_notify`` notice), and is False
-    for the "created" notice and answers to progress requests.
-    """
-
-    watch: int | None
-    revision: int
-    events: Sequence[Any]
-    ordered: bool
-
-
-class WatchCompactedError(EtcdCompactedError):
-    """A watch's start revision was compacted; ``compact_revision`` is the oldest one left."""
-
-    compact_revision: int = 0
 
 
 #: opens the bidirectional call on a request iterator
@@ -187,7 +154,7 @@ class WatchStream:
             if self._closed:
                 return
             self._call = self._opener(self._request_iterator())
-        pending: dict[int, list[Any]] = {}
+        pending: dict[int, list[WatchEvent]] = {}
         created = 0
         for response in self._call:
             watch_id = int(response.watch_id)
@@ -210,7 +177,7 @@ class WatchStream:
             if response.fragment:
                 pending.setdefault(watch_id, []).extend(response.events)
                 continue
-            events: Sequence[Any] = response.events
+            events: Sequence[WatchEvent] = response.events
             earlier = pending.pop(watch_id, None)
             if earlier is not None:
                 earlier.extend(events)

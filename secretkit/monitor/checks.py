@@ -4,7 +4,7 @@ The live table says what etcd serves now; an old plaintext or old-key value can
 still sit in etcd's retained history (until compaction) and in every snapshot taken
 before the re-encryption. These checks count such values by the same verdicts,
 with the audit's history walker (:class:`~secretkit.etcd.history.HistoryWalk`) and
-snapshot reader (:class:`~secretkit.audit.snapshot.EtcdSnapshot`).
+snapshot reader (:class:`~secretkit.etcd.snapshot.EtcdSnapshot`).
 """
 
 from __future__ import annotations
@@ -13,13 +13,12 @@ import logging
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 from secretkit.audit.keys import normalize_prefix
-from secretkit.audit.snapshot import EtcdSnapshot
 from secretkit.errors import SecretkitError
 from secretkit.etcd.history import HistoryWalk
-from secretkit.etcd.pages import linear_pages
+from secretkit.etcd.interface import EtcdReader
+from secretkit.etcd.snapshot import EtcdSnapshot
 from secretkit.monitor.coverage import INTERNAL, Judge
 from secretkit.monitor.inputs import VerdictInputs, watch_prefixes
 from secretkit.monitor.labels import RowTable, Verdict
@@ -33,7 +32,7 @@ SNAPSHOT_SUFFIXES = (".db", ".snapshot")
 
 
 def check_history(
-    client: Any, inputs: VerdictInputs, options: MonitorOptions, metrics: MonitorMetrics
+    client: EtcdReader, inputs: VerdictInputs, options: MonitorOptions, metrics: MonitorMetrics
 ) -> dict[Verdict, int]:
     """Count the older values etcd still holds of every in-scope key, by verdict."""
     classifier = inputs.classifier()
@@ -42,7 +41,7 @@ def check_history(
     walk = HistoryWalk(client)
     revision = client.current_revision()
     for prefix in watch_prefixes(classifier, options.prefix):
-        pages = linear_pages(client, prefix, revision=revision, page_size=options.page_size)
+        pages = client.scan(prefix, revision=revision, page_size=options.page_size)
         for page in pages:
             scoped = [
                 kv for kv in page
@@ -98,7 +97,7 @@ def check_snapshot(
 
 
 def run_checks(
-    client: Any,
+    client: EtcdReader,
     inputs: VerdictInputs,
     options: MonitorOptions,
     metrics: MonitorMetrics,

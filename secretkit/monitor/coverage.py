@@ -20,11 +20,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
 from secretkit.audit.classify import Classifier
 from secretkit.audit.model import FindingKind, SummaryKey
 from secretkit.errors import SecretkitError
+from secretkit.etcd.interface import KeyValue, WatchEvent
 from secretkit.monitor.labels import VERDICTS, RowTable, Verdict, has_object_path, primary_verdict
 
 #: values whose verdict came from decrypting them alone, remembered by key (see above)
@@ -130,7 +131,7 @@ class Coverage:
 
     # -- counting ---------------------------------------------------------------------
 
-    def count(self, kvs: Iterable[Any]) -> None:
+    def count(self, kvs: Iterable[KeyValue]) -> None:
         """Count live values (a page of a full scan)."""
         judge = self.judge.judge
         with self.lock:
@@ -140,7 +141,7 @@ class Coverage:
                 if found is not None:
                     self._add(key, *found)
 
-    def apply(self, events: Iterable[Any]) -> tuple[int, int]:
+    def apply(self, events: Iterable[WatchEvent]) -> tuple[int, int]:
         """Apply watched ``mvccpb.Event`` messages (with ``prev_kv``); return (puts, deletes)."""
         judge = self.judge.judge
         puts = deletes = 0
@@ -178,7 +179,7 @@ class Coverage:
             # a full scan keeps the date the previous table first saw them
             self._stale_since[row] = self._carried.pop(labels, 0.0) or self._clock()
 
-    def _remove(self, key: bytes, prev: Any) -> None:
+    def _remove(self, key: bytes, prev: KeyValue) -> None:
         counted = self._remembered.pop(key, None) if self._remembered else None
         if counted is None:
             found = self.judge.judge(key, prev.value, prev.mod_revision)

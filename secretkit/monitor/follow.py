@@ -1,6 +1,6 @@
 """The monitor's engine: one full scan, then a watch from that revision, for ever.
 
-* **Full scan**: the audit's reader (``etcd.pages.linear_pages`` at one pinned
+* **Full scan**: the audit's reader (the etcd interface's ``scan`` at one pinned
   revision, pages prefetched) and the audit's verdicts count every in-scope value
   into a new :class:`~secretkit.monitor.coverage.Coverage`, which replaces the one
   served only when complete.
@@ -23,14 +23,13 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
 from secretkit.audit.scan import prefetch
 from secretkit.errors import EtcdError, SecretkitError
 from secretkit.etcd.errors import EtcdCompactedError, EtcdUnavailableError
+from secretkit.etcd.interface import Watch, WatchableReader
 from secretkit.etcd.keys import prefix_range_end
-from secretkit.etcd.pages import linear_pages
-from secretkit.etcd.watch import WatchRange, WatchStream
+from secretkit.etcd.model import WatchRange
 from secretkit.monitor.coverage import Coverage, Judge
 from secretkit.monitor.inputs import VerdictInputs, watch_prefixes
 from secretkit.monitor.labels import RowTable
@@ -58,7 +57,7 @@ class Follower:
 
     def __init__(
         self,
-        client: Any,
+        client: WatchableReader,
         inputs: VerdictInputs,
         metrics: MonitorMetrics,
         options: MonitorOptions,
@@ -74,7 +73,7 @@ class Follower:
         self._monotonic = monotonic
         self._stop = threading.Event()
         self._lock = threading.Lock()
-        self._stream: WatchStream | None = None
+        self._stream: Watch | None = None
         self._scan_reason: str | None = "start"
         self._prefixes: list[bytes] = []
         #: per watch: every change up to here is counted (the resume point)
@@ -183,8 +182,8 @@ class Follower:
             revision = self._client.current_revision()
             log.info("full scan (%s) at revision %d", reason, revision)
             for prefix in prefixes:
-                pages = linear_pages(
-                    self._client, prefix, revision=revision, page_size=self._options.page_size
+                pages = self._client.scan(
+                    prefix, revision=revision, page_size=self._options.page_size
                 )
                 for page in prefetch(iter(pages)):
                     if self._stop.is_set():

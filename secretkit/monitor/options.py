@@ -97,24 +97,17 @@ class MonitorOptions:
 
     def check(self) -> None:
         """Reject settings that cannot work (usage errors, before anything starts)."""
-        if self.page_size < 1:
-            raise UsageError("--page-size must be at least 1", where="--page-size")
+        from secretkit.audit.run import check_reading_inputs
+
+        check_reading_inputs(
+            page_size=self.page_size,
+            decrypt_check=self.decrypt_check,
+            has_config=self.config is not None,
+            kms_inputs=bool(self.backends or self.kms_sockets),
+            resources=self.resources,
+        )
         if self.max_rows < 1:
             raise UsageError("--max-rows must be at least 1", where="--max-rows")
-        if self.decrypt_check and self.config is None:
-            raise UsageError(
-                "--decrypt-check needs --config",
-                where="--decrypt-check",
-                hint="pass the apiserver's EncryptionConfiguration with --config FILE",
-            )
-        if (self.backends or self.kms_sockets) and self.config is None:
-            raise UsageError(
-                "--backends/--kms-socket need --config",
-                where="--backends/--kms-socket",
-                hint="the kms provider names they refer to come from the config",
-            )
-        if self.resources is not None and not self.resources:
-            raise UsageError("--resources is empty", where="--resources")
         if self.snapshot_dir is not None and self.history_every is None:
             raise UsageError(
                 "--snapshot-dir needs --history-every",

@@ -12,8 +12,8 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
+from secretkit.etcd.interface import WatchableReader
 from secretkit.monitor.checks import run_checks
 from secretkit.monitor.follow import Follower
 from secretkit.monitor.http import MonitorHTTPServer
@@ -30,7 +30,7 @@ class Monitor:
     def __init__(
         self,
         options: MonitorOptions,
-        client: Any,
+        client: WatchableReader,
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:

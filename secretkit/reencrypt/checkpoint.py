@@ -11,17 +11,15 @@ The file holds no secrets (continue tokens are opaque list positions).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from secretkit.errors import UsageError
+from secretkit.fileio import write_private
 
 KIND = "secretkit-reencrypt-checkpoint"
 VERSION = 1
@@ -147,23 +145,6 @@ class CheckpointFile:
         return Checkpoint.from_json(data, where=str(self.path))
 
     def save(self, checkpoint: Checkpoint) -> None:
-        """Write atomically: temp file in the same directory, fsync, rename, fsync dir."""
-        directory = self.path.parent if str(self.path.parent) else Path(".")
+        """Write atomically, 0600 (:func:`secretkit.fileio.write_private`)."""
         data = json.dumps(checkpoint.to_json(), indent=1, sort_keys=True).encode()
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=directory)
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        dir_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        write_private(self.path, data)

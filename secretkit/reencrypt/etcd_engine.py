@@ -3,9 +3,10 @@
 Each value is read with the config's read chain and, when stale, written with the
 write provider (kms v2: one fresh seed per run and key_id, like the apiserver), with
 a compare-and-swap on the key's mod_revision: a concurrent writer always wins. Swaps are
-batched (one all-or-nothing etcd transaction per chunk of keys); when a batch loses,
-its keys are swapped one by one. On a lost single swap the key is read again and,
-if still stale, swapped once more; a second loss is counted as
+batched (one all-or-nothing etcd transaction per chunk of keys,
+``EtcdStore.compare_and_swap_many``: one raft round trip instead of one per key);
+when a batch loses, its keys are swapped one by one. On a lost single swap the key
+is read again and, if still stale, swapped once more; a second loss is counted as
 ``conflicts_skipped`` (the other writer's value stays).
 
 Only safe while no apiserver writes with an *older* config: the CLI gates this mode
@@ -21,10 +22,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from secretkit.errors import EtcdError, SecretkitError
-from secretkit.etcd.pages import linear_pages
+from secretkit.etcd.interface import MAX_TXN_OPS, EtcdStore, KeyValue
 from secretkit.reencrypt.checkpoint import Checkpoint, CheckpointFile, ResourceProgress
-from secretkit.reencrypt.etcd_batch import MAX_BATCH, compare_and_swap_many
-from secretkit.reencrypt.ports import EtcdStore, StoredKeyValue, TransformerChain
+from secretkit.reencrypt.ports import TransformerChain
 from secretkit.reencrypt.summary import ObjectError, Summary
 
 
@@ -100,7 +100,7 @@ class EtcdReencryptor:
         done_upto = (
             progress.last_key.encode("utf-8", "surrogateescape") if progress.last_key else None
         )
-        pages = linear_pages(self._store, scope.key_prefix.encode(), page_size=self._opts.page_size)
+        pages = self._store.scan(scope.key_prefix.encode(), page_size=self._opts.page_size)
         for page in pages:
             batch = [kv for kv in page if done_upto is None or kv.key > done_upto]
             if not batch:
@@ -108,7 +108,7 @@ class EtcdReencryptor:
             self._maybe_refresh()
             # one transaction per chunk; enough chunks to keep every worker busy
             per_worker = -(-len(batch) // max(self._opts.concurrency, 1))
-            chunk = max(min(self._opts.batch_size, per_worker, MAX_BATCH), 1)
+            chunk = max(min(self._opts.batch_size, per_worker, MAX_TXN_OPS), 1)
             futures: list[Future[None]] = [
                 pool.submit(self._process_chunk, scope, batch[i : i + chunk])
                 for i in range(0, len(batch), chunk)
@@ -129,8 +129,8 @@ class EtcdReencryptor:
             self._chain.refresh_kms()
             self._last_refresh = self._clock()
 
-    def _process_chunk(self, scope: EtcdScope, chunk: Sequence[StoredKeyValue]) -> None:
-        pending: list[tuple[StoredKeyValue, bytes]] = []
+    def _process_chunk(self, scope: EtcdScope, chunk: Sequence[KeyValue]) -> None:
+        pending: list[tuple[KeyValue, bytes]] = []
         for kv in chunk:
             self._summary.add(scope.label, "seen")
             new_value = self._prepare(scope, kv)
@@ -139,14 +139,14 @@ class EtcdReencryptor:
         if not pending:
             return
         items = [(kv.key, value, kv.mod_revision) for kv, value in pending]
-        if compare_and_swap_many(self._store, items):
+        if self._store.compare_and_swap_many(items):
             self._summary.add(scope.label, "rewritten", len(pending))
             return
         # somebody wrote one of these keys meanwhile: go key by key, they win per key
         for kv, value in pending:
             self._swap_one(scope, kv, value)
 
-    def _prepare(self, scope: EtcdScope, kv: StoredKeyValue) -> bytes | None:
+    def _prepare(self, scope: EtcdScope, kv: KeyValue) -> bytes | None:
         """The new value of a stale ``kv`` (None when there is nothing to write)."""
         key = kv.key.decode("utf-8", "surrogateescape")
         try:
@@ -165,7 +165,7 @@ class EtcdReencryptor:
             self._fail(scope, key, type(exc).__name__)
             return None
 
-    def _swap_one(self, scope: EtcdScope, kv: StoredKeyValue, new_value: bytes) -> None:
+    def _swap_one(self, scope: EtcdScope, kv: KeyValue, new_value: bytes) -> None:
         label = scope.label
         if self._store.compare_and_swap(kv.key, new_value, mod_revision=kv.mod_revision):
             self._summary.add(label, "rewritten")

@@ -7,9 +7,8 @@ from dataclasses import dataclass, field
 
 from secretkit.encryption_config import EncryptionConfig, etcd_prefixes_for, providers_for
 from secretkit.encryption_config.model import Provider
-from secretkit.etcd.pages import linear_pages
+from secretkit.etcd.interface import EtcdReader
 from secretkit.kube.discovery import ApiResource
-from secretkit.reencrypt.ports import EtcdStore
 
 
 def etcd_prefixes(resource: str, group: str, prefix: str = "/registry") -> list[str]:
@@ -56,7 +55,7 @@ class StoredObject:
 
 
 def stored_objects(
-    store: EtcdStore,
+    store: EtcdReader,
     resources: Sequence[ApiResource],
     config: EncryptionConfig,
     *,
@@ -71,7 +70,7 @@ def stored_objects(
     for res in resources:
         chain = providers_for(config, res.resource, res.group)
         for key_prefix in prefixes_for(res, prefix):
-            for page in linear_pages(store, key_prefix.encode(), page_size=page_size):
+            for page in store.scan(key_prefix.encode(), page_size=page_size):
                 for kv in page:
                     key = kv.key.decode("utf-8", "replace")
                     name = object_of_key(key, key_prefix, res.namespaced)

@@ -1,56 +1,13 @@
-"""The shapes of the adapters the re-encrypt engines use (etcd, transformer chain).
+"""The shape of the transformer chain the re-encrypt engines use.
 
-``secretkit.etcd.EtcdClient`` and ``secretkit.transformers.TransformerSet`` satisfy
-them; the engines take them as arguments so that they can be driven by anything with
-the same behaviour.
+``secretkit.transformers.TransformerSet`` satisfies it; the engines take it as an
+argument so that they can be driven by anything with the same behaviour. etcd is
+reached through :mod:`secretkit.etcd.interface` (``EtcdReader``, ``EtcdStore``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
 from typing import Protocol
-
-
-class StoredKeyValue(Protocol):
-    """One etcd key-value (``secretkit.etcd.KeyValue``)."""
-
-    @property
-    def key(self) -> bytes:
-        """The etcd key."""
-        ...
-
-    @property
-    def value(self) -> bytes:
-        """The stored bytes."""
-        ...
-
-    @property
-    def mod_revision(self) -> int:
-        """Revision of the last write of this key."""
-        ...
-
-
-class EtcdStore(Protocol):
-    """The subset of ``secretkit.etcd.EtcdClient`` re-encryption needs."""
-
-    def get(self, key: bytes, *, revision: int | None = None) -> StoredKeyValue | None:
-        """Read one key."""
-        ...
-
-    def range_pages(
-        self,
-        prefix: bytes,
-        *,
-        revision: int | None = None,
-        page_size: int = 1000,
-        keys_only: bool = False,
-    ) -> Iterator[Sequence[StoredKeyValue]]:
-        """Page through ``prefix`` at one pinned revision."""
-        ...
-
-    def compare_and_swap(self, key: bytes, value: bytes, *, mod_revision: int) -> bool:
-        """Write ``value`` only if the key's mod_revision is still ``mod_revision``."""
-        ...
 
 
 class ReadOutcome(Protocol):

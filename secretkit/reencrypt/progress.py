@@ -81,8 +81,12 @@ class Progress:
             self._emit(final=True)
 
     def _run(self) -> None:
-        while not self._stop.wait(self._interval):
+        # a log shows within a second that the run is alive (and its total, once the
+        # first list page said it), then every interval
+        wait = min(1.0, self._interval)
+        while not self._stop.wait(wait):
             self._emit(final=False)
+            wait = self._interval
 
     def _emit(self, *, final: bool) -> None:
         line = render_line(self._done(), self._total, time.monotonic() - self._start)

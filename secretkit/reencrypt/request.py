@@ -25,10 +25,10 @@ from secretkit.errors import (
     UndecryptableError,
     UsageError,
 )
+from secretkit.etcd.interface import EtcdStore
 from secretkit.kmsapi.services import KMSServices, current_key_ids
 from secretkit.kube.client import KubeConnectOptions
 from secretkit.kube.discovery import ApiResource
-from secretkit.reencrypt.ports import EtcdStore
 from secretkit.reencrypt.runner import RunControl
 from secretkit.reencrypt.summary import Summary
 

@@ -15,13 +15,13 @@ from typing import TextIO
 
 from secretkit.encryption_config import EncryptionConfig
 from secretkit.errors import UsageError
-from secretkit.etcd.pages import linear_pages
+from secretkit.etcd.interface import EtcdReader, EtcdStore
 from secretkit.kube.discovery import ApiResource
 from secretkit.reencrypt.api_engine import ApiReencryptor, ApiRunOptions, ApiTransport
 from secretkit.reencrypt.checkpoint import Checkpoint, CheckpointFile, run_fingerprint
 from secretkit.reencrypt.etcd_engine import EtcdReencryptor, EtcdRunOptions, EtcdScope
 from secretkit.reencrypt.etcd_keys import prefixes_for
-from secretkit.reencrypt.ports import EtcdStore, TransformerChain
+from secretkit.reencrypt.ports import TransformerChain
 from secretkit.reencrypt.progress import Progress
 from secretkit.reencrypt.ratelimit import RateLimiter
 from secretkit.reencrypt.stale_scan import scan_stale
@@ -71,7 +71,7 @@ def run_api(
     qps: float,
     burst: int,
     control: RunControl,
-    stale_source: tuple[EtcdStore, EncryptionConfig, Mapping[str, str]] | None = None,
+    stale_source: tuple[EtcdReader, EncryptionConfig, Mapping[str, str]] | None = None,
     etcd_prefix: str = "/registry",
 ) -> Summary:
     """Re-encrypt ``resources`` through the API; with ``stale_source`` only stale objects."""
@@ -122,11 +122,11 @@ def scopes_for(resources: Sequence[ApiResource], etcd_prefix: str) -> list[EtcdS
     return scopes
 
 
-def _count_keys(store: EtcdStore, scopes: Sequence[EtcdScope]) -> int:
+def _count_keys(store: EtcdReader, scopes: Sequence[EtcdScope]) -> int:
     return sum(
         len(page)
         for scope in scopes
-        for page in linear_pages(store, scope.key_prefix.encode(), keys_only=True)
+        for page in store.scan(scope.key_prefix.encode(), keys_only=True)
     )
 
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from secretkit.encryption_config import EncryptionConfig
+from secretkit.etcd.interface import EtcdReader
 from secretkit.kube.discovery import ApiResource
 from secretkit.reencrypt.etcd_keys import list_order, stored_objects
-from secretkit.reencrypt.ports import EtcdStore
 from secretkit.reencrypt.stale import is_stale
 from secretkit.reencrypt.summary import Summary
 
 
 def scan_stale(
-    store: EtcdStore,
+    store: EtcdReader,
     resources: Sequence[ApiResource],
     config: EncryptionConfig,
     summary: Summary,

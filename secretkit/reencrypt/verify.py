@@ -14,9 +14,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from secretkit.encryption_config import EncryptionConfig
+from secretkit.etcd.interface import EtcdReader
 from secretkit.kube.discovery import ApiResource
 from secretkit.reencrypt.etcd_keys import list_order, stored_objects
-from secretkit.reencrypt.ports import EtcdStore
 from secretkit.reencrypt.stale import is_stale, is_unreadable
 
 #: how many stale object names the verdict lists
@@ -29,7 +29,7 @@ MAX_UNDECRYPTABLE_KEYS = 1000
 
 
 def verify_no_stale(
-    store: EtcdStore,
+    store: EtcdReader,
     resources: Sequence[ApiResource],
     config: EncryptionConfig,
     *,

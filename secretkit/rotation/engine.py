@@ -25,6 +25,7 @@ from typing import Any
 
 from secretkit.encryption_config import EncryptionConfig, load_encryption_config
 from secretkit.errors import SafetyError, UndecryptableError, UsageError
+from secretkit.etcd.interface import WatchableReader
 from secretkit.etcd.layout import Layout
 from secretkit.readability import Judge, Verdict, describe
 from secretkit.reencrypt.request import ReencryptRequest, outcome_error
@@ -74,7 +75,7 @@ class StageWorld:
     """What the stages talk to besides the config files (the CLI wires the real ones)."""
 
     #: opens an etcd client (the reencrypt proof and the prune gate need one)
-    open_etcd: Callable[[], AbstractContextManager[Any]] | None = None
+    open_etcd: Callable[[], AbstractContextManager[WatchableReader]] | None = None
     #: runs one re-encryption in-process (``secretkit.reencrypt.request.run_reencrypt``)
     reencrypt: Callable[[ReencryptRequest], Summary] | None = None
     #: the request every reencrypt stage starts from (Kubernetes client options, rate)
@@ -394,9 +395,7 @@ class StageEngine:
         examples: list[str] = []
         lost: list[str] = []
         with self._etcd() as client:
-            from secretkit.etcd.pages import linear_pages
-
-            for page in linear_pages(client, self.layout.root.encode()):
+            for page in client.scan(self.layout.root.encode()):
                 for kv in page:
                     owner = self.layout.owner(kv.key)
                     if not matcher.covers(owner):
@@ -445,7 +444,7 @@ class StageEngine:
         )
         return {"covered": covered, "stale": stale, "writer": writer, "summary": text}
 
-    def _etcd(self) -> AbstractContextManager[Any]:
+    def _etcd(self) -> AbstractContextManager[WatchableReader]:
         if self.world.open_etcd is None:
             raise UsageError(
                 "this stage reads etcd to prove what it did",

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from secretkit.errors import SafetyError
+from secretkit.etcd.interface import EtcdReader, KeyValue, WatchableReader
 from secretkit.etcd.layout import KeyOwner
-from secretkit.etcd.pages import linear_pages
 from secretkit.etcd.retained import RetainedValues
 from secretkit.formats import classify_value
 from secretkit.readability import Judge, Verdict
@@ -126,7 +126,7 @@ class GateResult:
 
 
 def prove_readable(
-    client: Any,
+    client: WatchableReader,
     *,
     after: Judge,
     before: Judge | None = None,
@@ -138,14 +138,14 @@ def prove_readable(
     """Judge every value under ``after.layout``'s prefix under ``after``.
 
     ``before`` (the config in force now) tells values lost before this step apart
-    from values the step would lose; both block. ``client`` is a
-    :class:`secretkit.etcd.EtcdClient`. Any etcd error propagates: the gate fails
-    closed.
+    from values the step would lose; both block. ``client`` is an etcd
+    (``EtcdClient``) or anything else serving the interface. Any etcd error
+    propagates: the gate fails closed.
     """
     layout = after.layout
     result = GateResult(prefix=layout.root, history=include_history)
 
-    def judge(kv: Any, historic: bool) -> None:
+    def judge(kv: KeyValue, historic: bool) -> None:
         value = kv.value
         owner = layout.owner(kv.key)
         stored = classify_value(value)
@@ -172,7 +172,7 @@ def prove_readable(
                     result.scanned += 1
                 judge(item.kv, item.historic)
     else:
-        for page in linear_pages(client, layout.root.encode(), page_size=page_size):
+        for page in client.scan(layout.root.encode(), page_size=page_size):
             for kv in page:
                 result.scanned += 1
                 judge(kv, False)
@@ -199,7 +199,7 @@ def refusal(result: GateResult, step: str, hint: str) -> SafetyError:
     )
 
 
-def count_key_ids(client: Any, prefix: str, kms_name: str) -> dict[str, int]:
+def count_key_ids(client: EtcdReader, prefix: str, kms_name: str) -> dict[str, int]:
     """How many current kms v2 values of provider ``kms_name`` carry each key_id.
 
     The whole prefix is read: a kms provider may serve many resources (``*.*``).
@@ -207,7 +207,7 @@ def count_key_ids(client: Any, prefix: str, kms_name: str) -> dict[str, int]:
     from secretkit.formats.model import ValueProvider
 
     counts: dict[str, int] = {}
-    for page in linear_pages(client, prefix.encode()):
+    for page in client.scan(prefix.encode()):
         for kv in page:
             stored = classify_value(kv.value)
             if stored.provider is ValueProvider.KMS_V2 and stored.name == kms_name:

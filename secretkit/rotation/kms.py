@@ -19,6 +19,7 @@ from typing import Any
 
 from secretkit.encryption_config import EncryptionConfig, KMSProvider
 from secretkit.errors import SafetyError, UsageError
+from secretkit.etcd.interface import WatchableReader
 from secretkit.etcd.layout import Layout
 from secretkit.kms_service import KMSService
 from secretkit.readability import Judge
@@ -109,7 +110,7 @@ class KMSRotation:
     config: EncryptionConfig
     backend: Any
     plugin: KMSService
-    open_etcd: Callable[[], AbstractContextManager[Any]]
+    open_etcd: Callable[[], AbstractContextManager[WatchableReader]]
     #: re-encrypts the given resource names in-process; returns objects rewritten
     reencrypt: Callable[[list[str]], int]
     layout: Layout = field(default_factory=Layout)

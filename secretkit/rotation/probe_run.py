@@ -27,8 +27,8 @@ from secretkit.errors import (
     UsageError,
 )
 from secretkit.etcd.errors import EtcdCompactedError
+from secretkit.etcd.interface import EtcdReader, KeyValue
 from secretkit.etcd.layout import Layout
-from secretkit.etcd.model import KeyValue
 from secretkit.kube.client import ApiResponse, object_path
 from secretkit.rotation.probe import (
     PROBE_LABEL,
@@ -61,14 +61,6 @@ class ApiAccess(Protocol):
 
     def close(self) -> None:
         """Release connections."""
-        ...
-
-
-class EtcdReader(Protocol):
-    """What the probe needs of an etcd client (:class:`secretkit.etcd.EtcdClient`)."""
-
-    def get(self, key: bytes, *, revision: int | None = None) -> KeyValue | None:
-        """The key as of ``revision`` (default: now)."""
         ...
 
 

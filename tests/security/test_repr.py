@@ -24,7 +24,7 @@ from secretkit.encryption_config import (
     ResourceRule,
     load_encryption_config,
 )
-from secretkit.etcd import EtcdConfig, KeyValue
+from secretkit.etcd import EtcdConfig, KeyValueRecord
 from secretkit.formats import decode_encrypted_object, encode_encrypted_object
 from secretkit.formats.model import EncryptedObject, ValueProvider
 from secretkit.kms_service import KMSEncryptResult
@@ -76,7 +76,7 @@ def _objects() -> dict[str, Any]:
         "VaultConfig": VaultConfig(address="http://127.0.0.1:1", key="k", auth=vault_auth),
         "AssumeRole": AssumeRole(role_arn="arn:aws:iam::1:role/x", external_id=c.TOKEN),
         "EtcdConfig": EtcdConfig(endpoints=("127.0.0.1:2379",), user="root", password=c.TOKEN),
-        "KeyValue": KeyValue(b"/registry/secrets/default/x", c.PLAINTEXT, 1, 2, 1),
+        "KeyValueRecord": KeyValueRecord(b"/registry/secrets/default/x", c.PLAINTEXT, 1, 2, 1),
         "MetricsEndpoint": metrics,
         "EnableEncryption": EnableEncryption(
             provider={"aesgcm": {"keys": [{"name": "k1", "secret": c.KEY_B64}]}}

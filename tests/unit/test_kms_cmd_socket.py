@@ -70,3 +70,13 @@ def test_a_valid_endpoint_gets_past_the_check() -> None:
     assert proc.returncode == 2, proc.stderr
     assert "--kms-socket" not in proc.stderr
     assert "/nonexistent/" in proc.stderr  # the next missing file is named
+
+
+def test_name_equals_endpoint_like_audit_is_accepted_and_checked() -> None:
+    from secretkit.cli.kms_cmd import _kms_socket
+    from secretkit.errors import UsageError
+
+    assert _kms_socket("vault=unix:///run/kms.sock", "vault") == "unix:///run/kms.sock"
+    assert _kms_socket("unix:///run/kms.sock", "vault") == "unix:///run/kms.sock"
+    with pytest.raises(UsageError, match="names provider 'other'"):
+        _kms_socket("other=unix:///run/kms.sock", "vault")

@@ -22,7 +22,7 @@ import logging
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from secretkit.backends._coalesce import Coalescer
 from secretkit.errors import SecretkitError
@@ -49,6 +49,9 @@ from secretkit.sandbox.apiserver.status import (
 )
 
 log = logging.getLogger(__name__)
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
 #: how many times an update retries a lost compare-and-swap on the newer object
 _UPDATE_RETRIES = 5
@@ -201,7 +204,7 @@ class ObjectStore:
             raise internal_error(f"etcd: {exc.what}") from exc
 
     @staticmethod
-    def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    def _call(fn: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
         try:
             return fn(*args, **kwargs)
         except SecretkitError as exc:
@@ -372,10 +375,10 @@ class ObjectStore:
     def _scan(self, prefix: str, start: str | None, revision: int, limit: int
               ) -> Iterator[KeyValue]:
         page = max(min(limit + 1 if limit else 500, 1000), 1)
-        kwargs: dict[str, Any] = {"revision": revision, "page_size": page}
-        if start is not None:
-            kwargs["start"] = start.encode()
-        for batch in self._etcd.range_pages(prefix.encode(), **kwargs):
+        first = start.encode() if start is not None else None
+        for batch in self._etcd.range_pages(
+            prefix.encode(), revision=revision, page_size=page, start=first
+        ):
             yield from batch
 
     def namespaces(self, kinds: tuple[ResourceType, ...]) -> builtins.list[str]:

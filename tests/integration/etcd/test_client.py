@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from secretkit.errors import EtcdError
-from secretkit.etcd import EtcdClient, EtcdCompactedError, EtcdConfig, KeyValue
+from secretkit.etcd import EtcdClient, EtcdCompactedError, EtcdConfig, KeyValueRecord
 from secretkit.sandbox.servers import find_binary
 
 pytestmark = pytest.mark.etcd
@@ -24,7 +24,7 @@ def test_put_get_and_revisions(etcd_client: EtcdClient) -> None:
     rev2 = etcd_client.put(b"/t/k", b"v2")
     assert rev2 == rev1 + 1
     kv = etcd_client.get(b"/t/k")
-    assert kv == KeyValue(b"/t/k", b"v2", create_revision=rev1, mod_revision=rev2, version=2)
+    assert kv == KeyValueRecord(b"/t/k", b"v2", create_revision=rev1, mod_revision=rev2, version=2)
     old = etcd_client.get(b"/t/k", revision=rev1)
     assert old is not None and old.value == b"v1" and old.mod_revision == rev1
     assert etcd_client.get(b"/t/missing") is None

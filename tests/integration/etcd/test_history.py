@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
 
 import pytest
 
+from secretkit.encryption_config import load_encryption_config
 from secretkit.errors import EtcdError
-from secretkit.etcd import EtcdClient, EtcdCompactedError
+from secretkit.etcd import EtcdClient, EtcdCompactedError, ForwardingEtcd, KeyValue
 from secretkit.etcd.history import HistoryWalk
-from secretkit.etcd.pages import linear_pages
+from secretkit.etcd.interface import Watch
+from secretkit.etcd.layout import Layout
+from secretkit.etcd.model import WatchRange
+from secretkit.readability import Judge
 from tests.fixtures.servers import EtcdServer
 
 pytestmark = pytest.mark.etcd
 
 
-def _one_get_at_a_time(client: EtcdClient, kvs: list[Any]) -> tuple[set[tuple[bytes, int]], int]:
+def _one_get_at_a_time(
+    client: EtcdClient, kvs: list[KeyValue]
+) -> tuple[set[tuple[bytes, int]], int]:
     """The reference walk: get(key, mod_revision - 1) until creation or compaction."""
     found = set()
     compacted = 0
@@ -50,41 +56,40 @@ def _seed(client: EtcdClient) -> int:
     return mid
 
 
-class _Counting:
+class _Counting(ForwardingEtcd):
     """The real client, counting Txns and single gets."""
 
-    def __init__(self, client: EtcdClient, *, batched: bool = True) -> None:
-        self.client = client
+    def __init__(self, client: EtcdClient) -> None:
+        super().__init__(client)
         self.txns = 0
         self.refused = 0
         self.gets = 0
-        if batched:
-            self.get_many = self._get_many
 
-    def _get_many(self, requests: list[tuple[bytes, int]]) -> list[Any]:
+    def get_many(self, requests: Sequence[tuple[bytes, int]]) -> Sequence[KeyValue | None]:
         self.txns += 1
         try:
-            return self.client.get_many(requests)
+            return super().get_many(requests)
         except EtcdCompactedError:
             self.refused += 1
             raise
 
-    def get(self, key: bytes, *, revision: int | None = None) -> Any:
+    def get(self, key: bytes, *, revision: int | None = None) -> KeyValue | None:
         self.gets += 1
-        return self.client.get(key, revision=revision)
+        return super().get(key, revision=revision)
+
+
+def _live(client: EtcdClient) -> list[KeyValue]:
+    return [kv for page in client.scan(b"/registry/secrets/") for kv in page]
 
 
 @pytest.mark.parametrize("compact", [False, True])
-@pytest.mark.parametrize("batched", [True, False])
-def test_same_older_values_as_one_get_at_a_time(
-    etcd_client: EtcdClient, compact: bool, batched: bool
-) -> None:
+def test_same_older_values_as_one_get_at_a_time(etcd_client: EtcdClient, compact: bool) -> None:
     mid = _seed(etcd_client)
     if compact:
         etcd_client.compact(mid)
-    kvs = [kv for page in linear_pages(etcd_client, b"/registry/secrets/") for kv in page]
+    kvs = _live(etcd_client)
     expected, expected_compacted = _one_get_at_a_time(etcd_client, kvs)
-    client = _Counting(etcd_client, batched=batched)
+    client = _Counting(etcd_client)
     walk = HistoryWalk(client, batch=16)
     got = [(kv.key, older.key, older.mod_revision) for kv, older in walk.older(kvs)]
     assert all(live == key for live, key, _ in got)
@@ -92,29 +97,41 @@ def test_same_older_values_as_one_get_at_a_time(
     assert len(got) == len(expected) > 100
     assert walk.compacted == expected_compacted
     assert (walk.compacted > 0) is compact
-    if batched and not compact:
+    if not compact:
         assert client.gets == 0 and client.txns <= len(expected) // 16 + 4
 
 
 def test_errors_other_than_compaction_propagate(etcd_client: EtcdClient) -> None:
     # the prune gate relies on this: an unreachable etcd must not read as "no history"
     _seed(etcd_client)
-    kvs = [kv for page in linear_pages(etcd_client, b"/registry/secrets/") for kv in page]
+    kvs = _live(etcd_client)
 
-    class Broken:
-        def get_many(self, requests: list[tuple[bytes, int]]) -> list[Any]:
+    class Broken(ForwardingEtcd):
+        def get_many(self, requests: Sequence[tuple[bytes, int]]) -> Sequence[KeyValue | None]:
             raise EtcdError("etcd went away", where="test")
 
-        def get(self, key: bytes, *, revision: int | None = None) -> Any:
+        def get(self, key: bytes, *, revision: int | None = None) -> KeyValue | None:
             raise AssertionError("not reached")
 
     with pytest.raises(EtcdError, match="went away"):
-        list(HistoryWalk(Broken()).older(kvs))
+        list(HistoryWalk(Broken(etcd_client)).older(kvs))
+
+
+#: secrets are written by aesgcm key2 only: plaintext would be unreadable
+_KEY2_ONLY = b"""
+apiVersion: apiserver.config.k8s.io/v1
+kind: EncryptionConfiguration
+resources:
+  - resources: [secrets]
+    providers:
+      - aesgcm:
+          keys:
+            - name: key2
+              secret: AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=
+"""
 
 
 def test_the_prune_gate_sees_older_values_and_fails_closed(etcd_client: EtcdClient) -> None:
-    from secretkit.encryption_config import load_encryption_config
-    from secretkit.readability import Judge
     from secretkit.rotation import gates
 
     for i in range(40):
@@ -124,28 +141,32 @@ def test_the_prune_gate_sees_older_values_and_fails_closed(etcd_client: EtcdClie
     # deleted objects' older revisions are held too, and judged
     etcd_client.put(b"/registry/secrets/ns/gone", b"k8s\x00deleted plaintext")
     etcd_client.delete(b"/registry/secrets/ns/gone")
-    without_identity = Judge(load_encryption_config(
-        b"apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\n"
-        b"resources:\n- resources: [secrets]\n  providers:\n"
-        b"  - aesgcm: {keys: [{name: key2, secret: 'c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTEyMzQ='}]}\n"
-    ))
-    found = gates.prove_readable(etcd_client, after=without_identity, keep_examples=100)
+    after = Judge(load_encryption_config(_KEY2_ONLY), layout=Layout("/registry"))
+
+    found = gates.prove_readable(etcd_client, after=after, keep_examples=100)
     assert found.scanned == 40 and found.historic_scanned == 41
     assert found.blocker_count == 41 and all(b.historic for b in found.examples)
     assert any(b.etcd_key.endswith("/gone") for b in found.examples)
-    assert gates.prove_readable(etcd_client, after=without_identity, include_history=False).passed
+    assert gates.prove_readable(etcd_client, after=after, include_history=False).passed
 
-    class Flaky:
-        """Live reads work, the history replay fails: the gate must raise, not pass."""
+    class FlakyHistory(ForwardingEtcd):
+        """Compaction-point reads fail: the gate must raise, not pass."""
 
-        def __getattr__(self, name: str) -> Any:
-            return getattr(etcd_client, name)
-
-        def watch(self, *args: Any, **kw: Any) -> Any:
+        def get(self, key: bytes, *, revision: int | None = None) -> KeyValue | None:
             raise EtcdError("etcd went away", where="test")
 
-    with pytest.raises(EtcdError, match="went away"):
-        gates.prove_readable(Flaky(), after=without_identity)
+    class FlakyReplay(ForwardingEtcd):
+        """Live reads work, the history replay fails: the gate must raise, not pass."""
+
+        def watch(
+            self, ranges: Sequence[WatchRange], *, prev_kv: bool = False,
+            progress_notify: bool = True,
+        ) -> Watch:
+            raise EtcdError("etcd went away", where="test")
+
+    for flaky in (FlakyHistory(etcd_client), FlakyReplay(etcd_client)):
+        with pytest.raises(EtcdError, match="went away"):
+            gates.prove_readable(flaky, after=after)
 
 
 def test_after_compaction_few_transactions_are_refused(etcd_client: EtcdClient) -> None:
@@ -157,7 +178,7 @@ def test_after_compaction_few_transactions_are_refused(etcd_client: EtcdClient) 
     etcd_client.compact(etcd_client.current_revision())
     for i in range(0, 300, 20):  # a few keys written after the compaction
         etcd_client.put(f"/registry/secrets/ns/s{i:03d}".encode(), b"late")
-    kvs = [kv for page in linear_pages(etcd_client, b"/registry/secrets/") for kv in page]
+    kvs = _live(etcd_client)
     expected, expected_compacted = _one_get_at_a_time(etcd_client, kvs)
     client = _Counting(etcd_client)
     walk = HistoryWalk(client, batch=16)
@@ -174,7 +195,7 @@ def test_older_values_too_large_for_one_answer_are_split(etcd_server: EtcdServer
             key = f"/registry/secrets/ns/big{i:02d}".encode()
             writer.put(key, b"B" * 100_000)
             writer.put(key, b"small")
-        kvs = [kv for page in linear_pages(writer, b"/registry/secrets/") for kv in page]
+        kvs = [kv for page in writer.scan(b"/registry/secrets/") for kv in page]
         expected, _ = _one_get_at_a_time(writer, kvs)
     with EtcdClient(etcd_server.client_config(), max_message_bytes=1_000_000) as small:
         got = {(older.key, older.mod_revision) for _, older in HistoryWalk(small).older(kvs)}

@@ -1,4 +1,4 @@
-"""The linear-time reader returns exactly what plain paging returns, at one revision."""
+"""``EtcdClient.scan`` (the linear-time reader) returns exactly what plain paging returns."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def test_same_keys_values_and_order_as_range_pages(etcd_client: EtcdClient, page
         for kv in page
     ]
     pages = list(
-        linear_pages(etcd_client, b"/registry/secrets/", revision=revision, page_size=page_size)
+        etcd_client.scan(b"/registry/secrets/", revision=revision, page_size=page_size)
     )
     got = [(kv.key, kv.value, kv.mod_revision) for page in pages for kv in page]
     assert got == expected
@@ -38,7 +38,7 @@ def test_same_keys_values_and_order_as_range_pages(etcd_client: EtcdClient, page
 
 def test_empty_range_yields_nothing(etcd_client: EtcdClient) -> None:
     revision = etcd_client.current_revision()
-    assert list(linear_pages(etcd_client, b"/nothing/", revision=revision, page_size=10)) == []
+    assert list(etcd_client.scan(b"/nothing/", revision=revision, page_size=10)) == []
 
 
 def test_pages_of_large_values_stay_near_the_byte_budget(
@@ -50,7 +50,7 @@ def test_pages_of_large_values_stay_near_the_byte_budget(
         etcd_client.put(f"/registry/secrets/ns/big{i:04d}".encode(), bytes([i]) * 10_000)
     revision = etcd_client.current_revision()
     pages = list(
-        linear_pages(etcd_client, b"/registry/secrets/", revision=revision, page_size=3000)
+        etcd_client.scan(b"/registry/secrets/", revision=revision, page_size=3000)
     )
     got = [kv.key for page in pages for kv in page]
     assert got == sorted(got) and len(got) == 120
@@ -78,7 +78,7 @@ def test_unpinned_scan_keeps_the_first_answers_revision_and_keys_only(
 ) -> None:
     for i in range(60):
         etcd_client.put(f"/registry/configmaps/ns/c{i:03d}".encode(), b"x" * 100)
-    pages = linear_pages(etcd_client, b"/registry/configmaps/", page_size=7, keys_only=True)
+    pages = etcd_client.scan(b"/registry/configmaps/", page_size=7, keys_only=True)
     first = next(pages)
     # written after the scan began: not in the snapshot
     etcd_client.put(b"/registry/configmaps/ns/c999", b"late")
@@ -87,15 +87,17 @@ def test_unpinned_scan_keeps_the_first_answers_revision_and_keys_only(
     assert all(kv.value == b"" for kv in first)
 
 
-def test_clients_without_range_raw_are_read_through_range_pages(etcd_client: EtcdClient) -> None:
-    class Plain:
-        def range_pages(self, prefix: bytes, **kwargs: object) -> object:
-            return etcd_client.range_pages(prefix, **kwargs)  # type: ignore[arg-type]
-
+def test_an_empty_prefix_scans_the_whole_keyspace(etcd_client: EtcdClient) -> None:
+    # the guessing reader needs an upper bound: the whole keyspace is paged by limit
     for i in range(15):
         etcd_client.put(f"/registry/pods/ns/p{i:02d}".encode(), b"v")
-    got = [kv.key for page in linear_pages(Plain(), b"/registry/pods/", page_size=4) for kv in page]
-    assert len(got) == 15 and got == sorted(got)
+    etcd_client.put(b"\x00first", b"v")
+    etcd_client.put(b"\xff\xfflast", b"v")
+    got = [kv.key for page in etcd_client.scan(b"", page_size=4) for kv in page]
+    assert len(got) == 17 and got == sorted(got)
+    assert got[0] == b"\x00first" and got[-1] == b"\xff\xfflast"
+    with pytest.raises(ValueError, match="non-empty prefix"):
+        next(linear_pages(etcd_client.range_raw, b""))
 
 
 def _counting(client: EtcdClient, stats: dict[str, int]) -> EtcdClient:
@@ -135,7 +137,7 @@ def test_names_numbered_in_sequence_are_read_in_about_linear_time(
         etcd_client._txn(rpc_pb2.TxnRequest(success=ops), "load")
     stats = {"counted": 0, "requests": 0, "refused": 0}
     _counting(etcd_client, stats)
-    got = sum(len(p) for p in linear_pages(etcd_client, b"/registry/secrets/", page_size=1000))
+    got = sum(len(p) for p in etcd_client.scan(b"/registry/secrets/", page_size=1000))
     assert got == n
     assert stats["counted"] / n < 10, stats
 
@@ -151,7 +153,7 @@ def test_a_jump_in_value_size_costs_one_refused_answer(
     stats = {"counted": 0, "requests": 0, "refused": 0}
     small = EtcdClient(EtcdConfig(endpoints=(etcd_server.endpoint,)), max_message_bytes=1_000_000)
     with _counting(small, stats):
-        pages = list(linear_pages(small, b"/registry/secrets/", page_size=3000))
+        pages = list(small.scan(b"/registry/secrets/", page_size=3000))
     assert sum(len(p) for p in pages) == 120
     # halving from ~150 keys would take five refusals (each one etcd builds in full)
     assert stats["refused"] <= 2, stats

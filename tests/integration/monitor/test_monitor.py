@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import base64
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
 from secretkit.encryption_config import load_encryption_config
-from secretkit.etcd import EtcdClient
-from secretkit.etcd.watch import WatchStream
+from secretkit.etcd import EtcdClient, ForwardingEtcd
+from secretkit.etcd.interface import Watch
+from secretkit.etcd.model import WatchRange
 from secretkit.monitor.labels import OTHER
 from secretkit.transformers import build_transformers
 from tests.integration.monitor.helpers import (
@@ -175,23 +175,22 @@ def test_health_endpoints(etcd_client: EtcdClient) -> None:
         assert fetch(base + "/nope")[0] == 404
 
 
-class _GatedClient:
+class _GatedClient(ForwardingEtcd):
     """A real EtcdClient whose next watch waits until the test opens the gate."""
 
     def __init__(self, client: EtcdClient) -> None:
-        self._client = client
+        super().__init__(client)
         self.gate = threading.Event()
         self.gate.set()
-        self.streams: list[WatchStream] = []
+        self.streams: list[Watch] = []
 
-    def watch(self, *args: Any, **kwargs: Any) -> WatchStream:
+    def watch(
+        self, ranges: Sequence[WatchRange], *, prev_kv: bool = False, progress_notify: bool = True
+    ) -> Watch:
         self.gate.wait(30)
-        stream = self._client.watch(*args, **kwargs)
+        stream = super().watch(ranges, prev_kv=prev_kv, progress_notify=progress_notify)
         self.streams.append(stream)
         return stream
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._client, name)
 
 
 def test_a_compacted_resume_point_means_a_full_scan(etcd_client: EtcdClient) -> None:

@@ -4,7 +4,7 @@ deletions and resume after a crash."""
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,12 +12,11 @@ import pytest
 
 from secretkit.encryption_config import load_encryption_config
 from secretkit.errors import EtcdError
-from secretkit.etcd import EtcdClient
+from secretkit.etcd import EtcdClient, ForwardingEtcd
 from secretkit.formats import classify_value, match_key_name
 from secretkit.formats.model import ValueProvider
 from secretkit.formats.prefixes import AESGCM_PREFIX
 from secretkit.reencrypt.checkpoint import CheckpointFile
-from secretkit.reencrypt.etcd_batch import compare_and_swap_many
 from secretkit.reencrypt.etcd_engine import EtcdRunOptions, EtcdScope
 from secretkit.reencrypt.runner import RunControl, run_etcd
 from secretkit.transformers import TransformerSet, build_transformers
@@ -112,30 +111,34 @@ def test_converts_every_value_then_is_idempotent(etcd_client: EtcdClient) -> Non
     assert second.totals()["unchanged"] == 230
 
 
-class InterleavedWriter:
-    """Real etcd, with another writer acting right before chosen swaps."""
+class InterleavedWriter(ForwardingEtcd):
+    """Real etcd, with another writer acting right before the swap of chosen keys.
 
-    def __init__(self, client: EtcdClient, before_swap: dict[bytes, Any]) -> None:
-        self.client = client
+    The action runs before the first swap that holds the key, a batch (which then
+    loses: the engine falls back to single swaps) or a single one. ``swaps`` counts
+    the keys offered to etcd for writing.
+    """
+
+    def __init__(self, client: EtcdClient, before_swap: dict[bytes, Callable[[], Any]]) -> None:
+        super().__init__(client)
         self.before_swap = before_swap
         self.swaps = 0
 
-    def get(self, k: bytes, *, revision: int | None = None) -> Any:
-        return self.client.get(k, revision=revision)
-
-    def range_pages(self, prefix: bytes, **kw: Any) -> Iterator[Sequence[Any]]:
-        return self.client.range_pages(prefix, **kw)
-
-    def range_raw(self, request: Any, operation: str = "range") -> Any:
-        # the engine reads through etcd.pages' fast path, as against a real client
-        return self.client.range_raw(request, operation)
+    def before(self, keys: Sequence[bytes]) -> None:
+        for k in keys:
+            action = self.before_swap.pop(k, None)
+            if action is not None:
+                action()
 
     def compare_and_swap(self, k: bytes, value: bytes, *, mod_revision: int) -> bool:
-        action = self.before_swap.pop(k, None)
-        if action is not None:
-            action()
+        self.before([k])
         self.swaps += 1
-        return self.client.compare_and_swap(k, value, mod_revision=mod_revision)
+        return super().compare_and_swap(k, value, mod_revision=mod_revision)
+
+    def compare_and_swap_many(self, items: Sequence[tuple[bytes, bytes, int]]) -> bool:
+        self.before([k for k, _, _ in items])
+        self.swaps += len(items)
+        return super().compare_and_swap_many(items)
 
 
 def test_concurrent_writer_wins_and_deleted_keys_are_gone(etcd_client: EtcdClient) -> None:
@@ -177,14 +180,15 @@ def test_concurrent_writer_wins_and_deleted_keys_are_gone(etcd_client: EtcdClien
 
 
 class CrashAfter(InterleavedWriter):
+    """etcd is lost once ``limit`` keys were offered for writing."""
+
     def __init__(self, client: EtcdClient, limit: int) -> None:
         super().__init__(client, {})
         self.limit = limit
 
-    def compare_and_swap(self, k: bytes, value: bytes, *, mod_revision: int) -> bool:
+    def before(self, keys: Sequence[bytes]) -> None:
         if self.swaps >= self.limit:
             raise EtcdError("simulated loss of etcd", where="test")
-        return super().compare_and_swap(k, value, mod_revision=mod_revision)
 
 
 def test_resume_continues_after_a_crash(etcd_client: EtcdClient, tmp_path: Path) -> None:
@@ -224,7 +228,7 @@ class BatchingInterleavedWriter(InterleavedWriter):
         holds = any(item[0] == self.k for item in items)
         if holds:
             self.before_batch()
-        ok = compare_and_swap_many(self.client, items)
+        ok = super().compare_and_swap_many(items)
         self.batches.append((holds, ok))
         return ok
 
@@ -251,9 +255,10 @@ def test_a_lost_batch_falls_back_to_single_swaps(etcd_client: EtcdClient) -> Non
     assert_all_aesgcm_key2(etcd_client, plain)
 
 
-def test_batches_are_bounded_by_max_txn_ops() -> None:
-    with pytest.raises(ValueError):
-        compare_and_swap_many(object(), [(b"k", b"v", 1)] * 129)
+def test_batches_are_bounded_by_max_txn_ops(etcd_client: EtcdClient) -> None:
+    with pytest.raises(ValueError, match="at most 128"):
+        etcd_client.compare_and_swap_many([(b"k%d" % i, b"v", 1) for i in range(129)])
+    assert etcd_client.get(b"k0") is None
 
 
 def test_keys_that_are_not_utf8_are_rewritten_and_resumed(

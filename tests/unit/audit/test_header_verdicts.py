@@ -21,6 +21,7 @@ from secretkit.audit.model import AuditReport, FindingKind
 from secretkit.audit.scan import classify_stream
 from secretkit.encryption_config import EncryptionConfig, load_encryption_config
 from secretkit.errors import BackendError, SecretkitError
+from secretkit.etcd.model import KeyValueRecord
 from secretkit.formats import (
     DEKSourceType,
     EncryptedObject,
@@ -53,10 +54,8 @@ def _values() -> list[bytes]:
     return values + broken + odd + kms_v1
 
 
-class _KV:
-    def __init__(self, key: bytes, value: bytes, revision: int) -> None:
-        self.key, self.value, self.mod_revision = key, value, revision
-        self.create_revision, self.version = revision, 1
+def _kv(key: bytes, value: bytes, revision: int) -> KeyValueRecord:
+    return KeyValueRecord(key, value, revision, revision, 1)
 
 
 def _tampered(value: bytes) -> bytes:
@@ -67,13 +66,13 @@ def _items() -> list[tuple[Any, bool]]:
     items = []
     for i, value in enumerate(_values()):
         for j, key in enumerate(KEYS):
-            items.append((_KV(key, value, i * 10 + j), (i + j) % 5 == 0))
+            items.append((_kv(key, value, i * 10 + j), (i + j) % 5 == 0))
     # each vector under its own key (it decrypts there), repeated, then tampered
     for i, v in enumerate(VECTORS):
         key = v["etcd_key"].encode()
         for n in range(3):
-            items.append((_KV(key, stored(v), 10_000 + i * 10 + n), n == 2))
-        items.append((_KV(key, _tampered(stored(v)), 10_000 + i * 10 + 5), False))
+            items.append((_kv(key, stored(v), 10_000 + i * 10 + n), n == 2))
+        items.append((_kv(key, _tampered(stored(v)), 10_000 + i * 10 + 5), False))
     return items
 
 
@@ -230,7 +229,7 @@ def test_a_repeated_encrypted_data_field_is_read_as_the_chain_reads_it() -> None
     key = "/registry/secrets/ns/a"
     good = writer.write(b"payload", key)
     doubled = good + encode_len_field(1, b"G" * 80)
-    items = [(_KV(key.encode(), v, n), False) for n, v in enumerate([good, doubled, good], 1)]
+    items = [(_kv(key.encode(), v, n), False) for n, v in enumerate([good, doubled, good], 1)]
 
     def make() -> Classifier:
         return Classifier(
@@ -250,7 +249,7 @@ def test_a_failed_first_status_is_not_remembered_for_the_header() -> None:
     items = []
     for i in range(4):
         key = f"/registry/secrets/ns/a{i}"
-        items.append((_KV(key.encode(), writer.write(b"x", key), i + 1), False))
+        items.append((_kv(key.encode(), writer.write(b"x", key), i + 1), False))
 
     class FirstStatusFails(FakeKMS):
         def status(self) -> KMSStatus:
@@ -281,7 +280,7 @@ def test_non_ascii_key_names_read_back_on_both_paths() -> None:
     key = "/registry/secrets/ns/a"
     value = chain.write(b"hello", key)
     assert chain.read(value, key).plaintext == b"hello"
-    items = [(_KV(key.encode(), value, 1), False), (_KV(key.encode(), _tampered(value), 2), False)]
+    items = [(_kv(key.encode(), value, 1), False), (_kv(key.encode(), _tampered(value), 2), False)]
 
     def make() -> Classifier:
         tf = build_transformers(cfg, lambda p: None)  # type: ignore[arg-type, return-value]
@@ -315,7 +314,7 @@ def test_keys_that_are_not_utf8_authenticate_with_their_raw_bytes() -> None:
     raw = b"/registry/secrets/ns/s\xe9"
     chain = build_transformers(cfg, lambda p: None).for_resource("secrets")  # type: ignore[arg-type, return-value]
     value = chain.write(b"hello", raw.decode("utf-8", "surrogateescape"))
-    items = [(_KV(raw, value, 1), False), (_KV(raw, value, 2), False)]
+    items = [(_kv(raw, value, 1), False), (_kv(raw, value, 2), False)]
 
     def make() -> Classifier:
         tf = build_transformers(cfg, lambda p: None)  # type: ignore[arg-type, return-value]

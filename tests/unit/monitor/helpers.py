@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
 
 import yaml
 
 from secretkit.audit.classify import Classifier, ScopePolicy
 from secretkit.encryption_config import load_encryption_config
+from secretkit.etcd.model import KeyValueRecord
 from secretkit.formats import encode_unknown
 from secretkit.monitor.coverage import Coverage, Judge
 from secretkit.monitor.labels import RowTable
@@ -20,13 +20,9 @@ UNDECRYPTABLE = b"k8s:enc:aesgcm:v1:gone:" + b"x" * 40
 UNKNOWN = b"k8s:enc:bogus:v1:x"
 
 
-@dataclass
-class KV:
-    """The fields of an etcd KeyValue the monitor reads."""
-
-    key: bytes
-    value: bytes
-    mod_revision: int = 1
+def record(key: bytes, value: bytes, mod_revision: int = 1) -> KeyValueRecord:
+    """One stored key/value, as the monitor's scan reads it."""
+    return KeyValueRecord(key, value, mod_revision, mod_revision, 1)
 
 
 def config_yaml(resources: list[str] | None = None) -> bytes:

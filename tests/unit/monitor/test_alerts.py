@@ -20,12 +20,12 @@ from secretkit.monitor.metrics import METRIC_NAMES, MonitorMetrics, WatchProgres
 from tests.fixtures.promql import evaluate, metric_names, samples_from_text
 from tests.unit.monitor.helpers import (
     CURRENT,
-    KV,
     PLAINTEXT,
     STALE,
     UNDECRYPTABLE,
     UNKNOWN,
     make_coverage,
+    record,
 )
 
 DEPLOY = Path(__file__).resolve().parents[3] / "docs" / "deploy" / "monitor"
@@ -38,7 +38,7 @@ def _exposition(*, findings: bool, age: float = 0.0, following: bool = True) -> 
     metrics = MonitorMetrics(max_rows=50, clock=lambda: start + age)
     coverage = make_coverage(clock=start)
     values = [CURRENT] + ([PLAINTEXT, STALE, UNDECRYPTABLE, UNKNOWN] if findings else [])
-    coverage.count(KV(f"/registry/secrets/ns/s{i}".encode(), v) for i, v in enumerate(values))
+    coverage.count(record(f"/registry/secrets/ns/s{i}".encode(), v) for i, v in enumerate(values))
     metrics.serve(coverage, revision=7, duration=0.1)
     metrics.set_following(following)
     metrics.key_ids = {"kms-prod": "key-2"}

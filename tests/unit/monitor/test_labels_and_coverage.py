@@ -9,7 +9,7 @@ from secretkit.audit.model import FindingKind, SummaryKey
 from secretkit.errors import UsageError
 from secretkit.monitor.labels import OTHER, RowTable, Verdict, has_object_path, primary_verdict
 from secretkit.monitor.options import MonitorOptions, parse_listen_address
-from tests.unit.monitor.helpers import CURRENT, KV, PLAINTEXT, STALE, UNKNOWN, make_coverage
+from tests.unit.monitor.helpers import CURRENT, PLAINTEXT, STALE, UNKNOWN, make_coverage, record
 
 ROOT = b"/registry/"
 
@@ -74,7 +74,9 @@ def test_changes_move_objects_between_counts_and_stale_dates_carry_over() -> Non
     clock = [100.0]
     coverage = make_coverage()
     coverage._clock = lambda: clock[0]  # type: ignore[method-assign]
-    coverage.count([KV(b"/registry/secrets/ns/a", STALE), KV(b"/registry/secrets/ns/b", PLAINTEXT)])
+    coverage.count(
+        [record(b"/registry/secrets/ns/a", STALE), record(b"/registry/secrets/ns/b", PLAINTEXT)]
+    )
     assert coverage.totals()[Verdict.STALE] == 1
     row = next(r for r in coverage.snapshot() if r.counts[Verdict.STALE])
     assert row.stale_since == 100.0 and (row.provider, row.key) == ("aesgcm", "key1")
@@ -94,10 +96,10 @@ def test_changes_move_objects_between_counts_and_stale_dates_carry_over() -> Non
     # a new table keeps the date its predecessor first saw stale values
     old = make_coverage()
     old._clock = lambda: 50.0  # type: ignore[method-assign]
-    old.count([KV(b"/registry/secrets/ns/a", STALE)])
+    old.count([record(b"/registry/secrets/ns/a", STALE)])
     fresh = make_coverage()
     fresh._carried = old.stale_dates()
-    fresh.count([KV(b"/registry/secrets/ns/a", STALE)])
+    fresh.count([record(b"/registry/secrets/ns/a", STALE)])
     assert [r.stale_since for r in fresh.snapshot() if r.stale_since] == [50.0]
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from secretkit.errors import UsageError
+from secretkit.etcd.memory import MemoryEtcd
 from secretkit.kube.discovery import ApiResource
 from secretkit.reencrypt.checkpoint import Checkpoint, CheckpointFile, ResourceProgress
 from secretkit.reencrypt.etcd_engine import EtcdRunOptions, EtcdScope
@@ -15,11 +16,15 @@ from secretkit.reencrypt.runner import RunControl, run_etcd, scopes_for
 from secretkit.reencrypt.summary import Summary
 
 
-class NoStore:
-    """A store that must not be touched: every scope is already done."""
+def untouched_store() -> MemoryEtcd:
+    """A store with a stale value in the scope: rewriting it would show."""
+    store = MemoryEtcd()
+    store.put(b"/registry/secrets/ns/x", b"k8s:enc:aescbc:v1:old:" + b"\x00" * 32)
+    return store
 
-    def __getattr__(self, name: str) -> object:
-        raise AssertionError(f"store.{name} used")
+
+def assert_untouched(store: MemoryEtcd) -> None:
+    assert store.current_revision() == 2  # etcd starts at 1; one write
 
 
 class Chain:
@@ -42,9 +47,11 @@ def control(path: Path) -> RunControl:
 def test_a_checkpoint_of_another_run_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "ck.json"
     CheckpointFile(path).save(Checkpoint(fingerprint="sha256:other", mode="etcd"))
+    store = untouched_store()
     with pytest.raises(UsageError) as info:
-        run_etcd(NoStore(), Chain(), SCOPES, options=EtcdRunOptions(), control=control(path))
+        run_etcd(store, Chain(), SCOPES, options=EtcdRunOptions(), control=control(path))
     assert "other parameters" in info.value.what
+    assert_untouched(store)
 
 
 def test_finished_scopes_are_skipped_and_their_counters_kept(tmp_path: Path) -> None:
@@ -70,7 +77,11 @@ def run_etcd_with_done(tmp_path: Path, path: Path) -> Summary:
     ck.errors = [{"resource": "secrets", "namespace": "ns", "name": "x", "status": None,
                   "reason": "DecryptError"}]
     CheckpointFile(path).save(ck)
-    return run_etcd(NoStore(), Chain(), SCOPES, options=EtcdRunOptions(), control=control(path))
+    store = untouched_store()
+    # the chain refuses any value: a finished scope is not even read
+    summary = run_etcd(store, Chain(), SCOPES, options=EtcdRunOptions(), control=control(path))
+    assert_untouched(store)
+    return summary
 
 
 def test_scopes_of_group_resources_cover_both_layouts() -> None:

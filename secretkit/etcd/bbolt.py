@@ -1,8 +1,9 @@
 """A small, read-only reader for bbolt databases (etcd's backend file and snapshots).
 
-Only what the audit needs: pick the newest valid meta page, find a top-level bucket
-and iterate its key/value pairs in key order. The file is memory-mapped, so reading a
-multi-gigabyte snapshot keeps memory flat. Layout (go.etcd.io/bbolt, format version 2):
+Only what the snapshot reader needs: pick the newest valid meta page, find a
+top-level bucket, iterate its key/value pairs in key order and look one key up. The
+file is memory-mapped, so reading a multi-gigabyte snapshot keeps memory flat.
+Layout (go.etcd.io/bbolt, format version 2):
 
 - page header: ``id u64, flags u16, count u16, overflow u32`` (16 bytes, little endian)
 - meta page (page 0 and 1): ``magic u32, version u32, page_size u32, flags u32,
@@ -68,6 +69,7 @@ class BboltReader:
                 "snapshot file is empty or cannot be mapped", where=str(path)
             ) from exc
         self.page_size, self.root_pgid, self.txid = self._read_meta()
+        self._buckets: dict[bytes, tuple[int, memoryview | None]] = {}
 
     def __enter__(self) -> BboltReader:
         return self
@@ -124,22 +126,95 @@ class BboltReader:
         _, flags, count, _ = _PAGE_HEADER.unpack_from(self._map, offset)
         return offset, flags, count
 
-    def bucket(self, name: bytes) -> Iterator[tuple[bytes, bytes]]:
-        """Iterate ``(key, value)`` of the top-level bucket ``name`` in key order."""
+    def _bucket(self, name: bytes) -> tuple[int, memoryview | None]:
+        """(root page, inline page) of the top-level bucket ``name``."""
+        found = self._buckets.get(name)
+        if found is not None:
+            return found
         for key, value, flags in self._iter_tree(self.root_pgid, 0):
             if key == name and flags & _BUCKET_LEAF:
                 root, _ = _BUCKET_HEADER.unpack_from(value, 0)
-                if root == 0:
-                    inline = memoryview(bytes(value[_BUCKET_HEADER.size :]))
-                    yield from self._iter_values(self._iter_inline(inline))
-                else:
-                    yield from self._iter_values(self._iter_tree(root, 0))
-                return
+                inline = memoryview(bytes(value[_BUCKET_HEADER.size :])) if root == 0 else None
+                self._buckets[name] = found = (root, inline)
+                return found
         raise FormatError(
             f"bucket {name.decode(errors='replace')!r} not found",
             where=str(self.path),
             hint="is this an etcd v3 database?",
         )
+
+    def has_bucket(self, name: bytes) -> bool:
+        """True when the top-level bucket ``name`` exists."""
+        try:
+            self._bucket(name)
+        except FormatError:
+            return False
+        return True
+
+    def bucket(self, name: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """Iterate ``(key, value)`` of the top-level bucket ``name`` in key order."""
+        root, inline = self._bucket(name)
+        if inline is not None:
+            yield from self._iter_values(self._iter_inline(inline))
+        else:
+            yield from self._iter_values(self._iter_tree(root, 0))
+
+    def get(self, name: bytes, key: bytes) -> bytes | None:
+        """The value of ``key`` in the top-level bucket ``name`` (None: no such key).
+
+        A B+tree descent: binary search of each branch page for the last child whose
+        first key is <= ``key``, then of the leaf, so a lookup reads a few pages.
+        """
+        root, inline = self._bucket(name)
+        if inline is not None:
+            _, flags, count, _ = _PAGE_HEADER.unpack_from(inline, 0)
+            return self._leaf_lookup(inline, 0, count, key)
+        pgid = root
+        for _ in range(_MAX_DEPTH):
+            offset, flags, count = self._page(pgid)
+            if flags & _LEAF_PAGE:
+                return self._leaf_lookup(self._map, offset, count, key)
+            if not flags & _BRANCH_PAGE:
+                raise FormatError(
+                    f"unexpected page type {flags:#x} at page {pgid}", where=str(self.path)
+                )
+            base = offset + _PAGE_HEADER.size
+            low, high = 0, count  # find the last element whose key is <= key
+            while high - low > 1:
+                middle = (low + high) // 2
+                element = base + middle * _BRANCH_ELEMENT.size
+                pos, ksize, _ = _BRANCH_ELEMENT.unpack_from(self._map, element)
+                if self._map[element + pos : element + pos + ksize] <= key:
+                    low = middle
+                else:
+                    high = middle
+            pgid = _BRANCH_ELEMENT.unpack_from(self._map, base + low * _BRANCH_ELEMENT.size)[2]
+        raise FormatError("bbolt tree too deep (corrupt file?)", where=str(self.path))
+
+    def _leaf_lookup(
+        self, buf: mmap.mmap | memoryview, offset: int, count: int, key: bytes
+    ) -> bytes | None:
+        base = offset + _PAGE_HEADER.size
+        low, high = 0, count
+        while low < high:  # the first element whose key is >= key
+            middle = (low + high) // 2
+            element = base + middle * _LEAF_ELEMENT.size
+            _, pos, ksize, _ = _LEAF_ELEMENT.unpack_from(buf, element)
+            if bytes(buf[element + pos : element + pos + ksize]) < key:
+                low = middle + 1
+            else:
+                high = middle
+        if low == count:
+            return None
+        element = base + low * _LEAF_ELEMENT.size
+        flags, pos, ksize, vsize = _LEAF_ELEMENT.unpack_from(buf, element)
+        start = element + pos
+        if bytes(buf[start : start + ksize]) != key or flags & _BUCKET_LEAF:
+            return None
+        value = bytes(buf[start + ksize : start + ksize + vsize])
+        if len(value) != vsize:
+            raise FormatError("leaf element runs past the end of the file", where=str(self.path))
+        return value
 
     @staticmethod
     def _iter_values(

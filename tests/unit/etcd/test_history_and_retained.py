@@ -1,0 +1,165 @@
+"""Older values, read batch-wise (HistoryWalk) or all of them (RetainedValues), in memory.
+
+The same readers against a real etcd: tests/integration/etcd/test_history.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import pytest
+
+from secretkit.errors import EtcdError
+from secretkit.etcd import EtcdCompactedError, ForwardingEtcd, KeyValue, MemoryEtcd
+from secretkit.etcd.errors import EtcdResponseTooLargeError
+from secretkit.etcd.history import HistoryWalk
+from secretkit.etcd.retained import RetainedValues
+
+P = b"/registry/secrets/"
+
+
+def _seed(store: MemoryEtcd) -> int:
+    """Keys with 1-3 versions, one deleted and one deleted then re-created; a mid revision."""
+    store.put(P + b"ns/one", b"only")
+    store.put(P + b"ns/three", b"v1")
+    store.put(P + b"ns/gone", b"doomed")
+    mid = store.current_revision()
+    store.put(P + b"ns/three", b"v2")
+    store.put(P + b"ns/three", b"v3")
+    store.delete(P + b"ns/gone")
+    store.put(P + b"ns/again", b"first life")
+    store.delete(P + b"ns/again")
+    store.put(P + b"ns/again", b"second life")
+    store.put(b"/elsewhere", b"not under the prefix")
+    return mid
+
+
+def _live(store: MemoryEtcd) -> list[KeyValue]:
+    return [kv for page in store.scan(P) for kv in page]
+
+
+class Counting(ForwardingEtcd):
+    """Counts the batched reads and single gets a walk makes."""
+
+    def __init__(self, inner: MemoryEtcd, *, too_large_above: int = 0) -> None:
+        super().__init__(inner)
+        self.batches: list[int] = []  # sizes of the batches answered
+        self.refused = 0
+        self.gets = 0
+        self.too_large_above = too_large_above
+
+    def get_many(self, requests: Sequence[tuple[bytes, int]]) -> Sequence[KeyValue | None]:
+        if self.too_large_above and len(requests) > self.too_large_above:
+            self.refused += 1
+            raise EtcdResponseTooLargeError("answer too large", where="test")
+        self.batches.append(len(requests))
+        return super().get_many(requests)
+
+    def get(self, key: bytes, *, revision: int | None = None) -> KeyValue | None:
+        self.gets += 1
+        return super().get(key, revision=revision)
+
+
+def test_history_walk_finds_every_older_value_of_live_keys_in_batches() -> None:
+    store = MemoryEtcd()
+    _seed(store)
+    client = Counting(store)
+    walk = HistoryWalk(client, batch=2)
+    got = [(live.key, older.value) for live, older in walk.older(_live(store))]
+    # newest first per key, round by round; the re-created key's first life is not
+    # its history (version restarts at 1), the deleted key is not live
+    assert got == [(P + b"ns/three", b"v2"), (P + b"ns/three", b"v1")]
+    assert client.batches == [1, 1] and client.gets == 0
+    assert walk.compacted == 0
+
+
+def test_history_walk_stops_quietly_at_the_compaction_point() -> None:
+    store = MemoryEtcd()
+    for version in range(6):
+        for name in (b"a", b"b", b"c"):
+            store.put(P + name, b"v%d" % version)
+    store.compact(store.current_revision() - 4)
+    client = Counting(store)
+    walk = HistoryWalk(client, batch=8)
+    got = {(older.key, older.value) for _, older in walk.older(_live(store))}
+    # what is still held: v4 of each key (v3 of "c" too: it was current at the point)
+    assert got == {(P + b"a", b"v4"), (P + b"b", b"v4"), (P + b"c", b"v4"), (P + b"c", b"v3")}
+    assert walk.compacted == 3
+
+
+def test_history_walk_splits_batches_whose_answer_is_too_large() -> None:
+    store = MemoryEtcd()
+    for i in range(6):
+        store.put(P + b"k%d" % i, b"old")
+        store.put(P + b"k%d" % i, b"new")
+    client = Counting(store, too_large_above=2)
+    got = [older.value for _, older in HistoryWalk(client, batch=6).older(_live(store))]
+    assert got == [b"old"] * 6
+    # 6 refused, halves of 3 refused, then 1 + 2 twice
+    assert client.refused == 3 and client.batches == [1, 2, 1, 2]
+
+
+def test_history_walk_errors_other_than_compaction_propagate() -> None:
+    store = MemoryEtcd()
+    _seed(store)
+
+    class Broken(ForwardingEtcd):
+        def get_many(self, requests: Sequence[tuple[bytes, int]]) -> Sequence[KeyValue | None]:
+            raise EtcdError("etcd went away", where="test")
+
+    with pytest.raises(EtcdError, match="went away"):
+        list(HistoryWalk(Broken(store)).older(_live(store)))
+
+
+def test_retained_values_include_deleted_keys_and_nothing_compacted() -> None:
+    store = MemoryEtcd()
+    mid = _seed(store)
+    reader = RetainedValues(store, P, page_size=2)
+    seen = [(item.kv.key, item.kv.value, item.historic) for page in reader.pages() for item in page]
+    live = {(k, v) for k, v, historic in seen if not historic}
+    historic = {(k, v) for k, v, h in seen if h}
+    assert live == {
+        (P + b"ns/one", b"only"), (P + b"ns/three", b"v3"), (P + b"ns/again", b"second life")
+    }
+    assert historic == {
+        (P + b"ns/three", b"v1"), (P + b"ns/three", b"v2"),
+        (P + b"ns/gone", b"doomed"), (P + b"ns/again", b"first life"),
+    }
+    assert (reader.live, reader.historic, reader.compacted_at) == (3, 4, 0)
+
+    store.compact(mid + 1)  # three@v2 is the value current at the compaction point
+    reader = RetainedValues(store, P)
+    historic = {
+        (item.kv.key, item.kv.value) for page in reader.pages() for item in page if item.historic
+    }
+    assert historic == {
+        (P + b"ns/three", b"v2"), (P + b"ns/gone", b"doomed"), (P + b"ns/again", b"first life")
+    }
+    assert reader.compacted_at == mid + 1
+
+
+def test_retained_values_fail_closed() -> None:
+    store = MemoryEtcd()
+    _seed(store)
+
+    class NoHistory(ForwardingEtcd):
+        def get(self, key: bytes, *, revision: int | None = None) -> KeyValue | None:
+            if revision is not None:
+                raise EtcdError("etcd went away", where="test")
+            return super().get(key)
+
+    with pytest.raises(EtcdError, match="went away"):
+        list(RetainedValues(NoHistory(store), P).pages())
+
+    class CompactedMeanwhile(ForwardingEtcd):
+        """etcd compacts between the live read and the read at the compaction point."""
+
+        def scan(self, prefix: bytes, *, revision: int | None = None, page_size: int = 1000,
+                 keys_only: bool = False) -> Iterator[Sequence[KeyValue]]:
+            if revision is not None and revision < self.inner.current_revision():
+                raise EtcdCompactedError("compacted", where="test")
+            return super().scan(prefix, revision=revision, page_size=page_size)
+
+    store.compact(3)
+    with pytest.raises(EtcdCompactedError):
+        list(RetainedValues(CompactedMeanwhile(store), P).pages())
