@@ -143,8 +143,9 @@ def kms() -> None:
 @click.option("--context", "kube_context", help="kubeconfig context to use.")
 @click.option("--concurrency", type=click.IntRange(1, 256), default=16, show_default=True,
               help="Parallel re-encryption workers.")
-@click.option("--qps", type=click.FloatRange(0), default=500.0, show_default=True,
-              help="Client-side API request rate limit (0 = unlimited).")
+@click.option("--qps", type=click.FloatRange(0), default=0.0, show_default=True,
+              help="Client-side request rate cap (0 = none: the in-flight window still "
+              "halves on 429/503 and Retry-After, so the API server sets the pace).")
 @click.option("--progress/--no-progress", default=True, show_default=True,
               help="Re-encryption progress on stderr.")
 @click.option(

@@ -114,8 +114,9 @@ def _confirm_etcd_mode(acknowledged: bool) -> None:
               help="Objects per list page (API) or range page (etcd).")
 @click.option("--concurrency", type=click.IntRange(1, 256), default=16, show_default=True,
               help="Parallel workers.")
-@click.option("--qps", type=float, default=500.0, show_default=True,
-              help="Client-side API request rate limit (0 = unlimited).")
+@click.option("--qps", type=float, default=0.0, show_default=True,
+              help="Client-side request rate cap (0 = none: the in-flight window still "
+              "halves on 429/503 and Retry-After, so the API server sets the pace).")
 @click.option("--burst", type=click.IntRange(1), default=1000, show_default=True,
               help="Client-side burst size.")
 @click.option("--kms-socket", "kms_sockets", multiple=True, metavar="NAME=ENDPOINT",

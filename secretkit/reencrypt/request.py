@@ -59,7 +59,8 @@ class ReencryptRequest:
     force: bool = False
     page_size: int = 500
     concurrency: int = 16
-    qps: float = 500.0
+    #: requests/s cap; 0: none (the adaptive in-flight window follows 429/503)
+    qps: float = 0.0
     burst: int = 1000
     etcd_prefix: str = "/registry"
     resume: Path | None = None
