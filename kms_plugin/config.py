@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from secretkit.encryption_config.endpoint import UnixEndpoint, parse_endpoint
+from secretkit.core.encryption_config.endpoint import UnixEndpoint, parse_endpoint
 from secretkit.errors import ConfigError, UsageError
 from secretkit.fileio import read_yaml_file
 
@@ -69,7 +69,7 @@ def parse_listen(value: str, where: str) -> ListenAddress:
     """Parse a listen address: exactly the endpoints kube-apiserver can dial.
 
     ``unix:///abs/path`` or ``unix:///@name`` (abstract); the rules and wording are
-    :func:`secretkit.encryption_config.endpoint.parse_endpoint`'s, as a :class:`UsageError`.
+    :func:`secretkit.core.encryption_config.endpoint.parse_endpoint`'s, as a :class:`UsageError`.
     """
     try:
         return parse_endpoint(value, where=where)
@@ -151,10 +151,10 @@ def load_config_file(path: Path) -> dict[str, Any]:
 def _number(value: Any, where: str, *, minimum: float = 0.0) -> float:
     """Seconds: a number or a Go duration string (``30s``, ``1m``), finite, > ``minimum``.
 
-    The one duration parser (:mod:`secretkit.durations`) refuses ``nan``, ``inf`` and
+    The one duration parser (:mod:`secretkit.core.durations`) refuses ``nan``, ``inf`` and
     values beyond Go's range, which a TTL compared with ``<=`` would let through.
     """
-    from secretkit.durations import parse_seconds
+    from secretkit.core.durations import parse_seconds
 
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise UsageError(f"expected a number of seconds > {minimum:g}", where=where)

@@ -49,7 +49,7 @@ from kms_plugin.health import HealthServer
 from kms_plugin.metrics import PluginMetrics
 from kms_plugin.service import PluginService
 from kms_plugin.servicer import V1beta1Servicer, V2Servicer, v1beta1_handler, v2_handler
-from secretkit.encryption_config.endpoint import UnixEndpoint
+from secretkit.core.encryption_config.endpoint import UnixEndpoint
 from secretkit.errors import UsageError
 
 log = logging.getLogger("kms_plugin.server")

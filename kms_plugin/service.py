@@ -20,13 +20,13 @@ from kms_plugin.errors import ContractViolation, InvalidRequest
 from kms_plugin.metrics import PluginMetrics, backend_error_class
 from kms_plugin.v1beta1_envelope import pack_v1beta1, unpack_v1beta1
 from secretkit.backends.interface import KeyBackend
+from secretkit.core.formats.kmsv2 import is_fully_qualified_domain_name
+from secretkit.core.kms_service import KMSEncryptResult, KMSStatus
 from secretkit.errors import (
     BackendTimeout,
     BackendUnavailable,
     SecretkitError,
 )
-from secretkit.formats.kmsv2 import is_fully_qualified_domain_name
-from secretkit.kms_service import KMSEncryptResult, KMSStatus
 
 log = logging.getLogger("kms_plugin.service")
 
@@ -62,7 +62,7 @@ def validate_key_id(key_id: str, *, where: str) -> None:
 def validate_annotations(annotations: Mapping[str, bytes], *, where: str) -> None:
     """Reject annotation keys that are not FQDNs and totals over 32 KiB.
 
-    The key rule is the core's (:func:`secretkit.formats.kmsv2.is_fully_qualified_domain_name`,
+    The key rule is the core's (:func:`secretkit.core.formats.kmsv2.is_fully_qualified_domain_name`,
     upstream's ``IsFullyQualifiedDomainName``): what the plugin accepts is exactly what
     the apiserver will accept when it decodes the stored ``EncryptedObject``.
     """

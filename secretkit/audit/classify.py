@@ -4,7 +4,7 @@ Classification reads only the value's prefix and, for KMS v2, its ``EncryptedObj
 header, so it needs no key. Given an EncryptionConfiguration it also decides
 *staleness* (not written by the current write provider/key) and whether the config can
 read the value at all, by comparing the provider type, key name and kms provider name
-in the prefix against the config. With a :class:`~secretkit.transformers.TransformerSet`
+in the prefix against the config. With a :class:`~secretkit.core.transformers.TransformerSet`
 (``--decrypt-check``) every value is decrypted to prove it is readable; the plaintext
 is dropped at once and never reported.
 """
@@ -23,15 +23,14 @@ from secretkit.audit.keys import (
     resource_matches,
 )
 from secretkit.audit.model import FindingKind, ObjectRecord, SummaryKey, summary_label
-from secretkit.encryption_config import providers_for
-from secretkit.encryption_config.model import (
+from secretkit.core.encryption_config import providers_for
+from secretkit.core.encryption_config.model import (
     EncryptionConfig,
     IdentityProvider,
     LocalKeyProvider,
     Provider,
 )
-from secretkit.errors import SecretkitError
-from secretkit.formats import (
+from secretkit.core.formats import (
     AESCBC_PREFIX,
     AESGCM_PREFIX,
     PROTOBUF_MAGIC,
@@ -40,10 +39,16 @@ from secretkit.formats import (
     header_decides_key,
     value_header,
 )
-from secretkit.formats.model import DEKSourceType, PlaintextEncoding, StoredValue, ValueProvider
-from secretkit.readability import LOCAL_TYPES, judge_chain, kms_v1_name, local_key_name
-from secretkit.readability import Verdict as ReadVerdict
-from secretkit.transformers import HeaderReader, TransformerSet
+from secretkit.core.formats.model import (
+    DEKSourceType,
+    PlaintextEncoding,
+    StoredValue,
+    ValueProvider,
+)
+from secretkit.core.readability import LOCAL_TYPES, judge_chain, kms_v1_name, local_key_name
+from secretkit.core.readability import Verdict as ReadVerdict
+from secretkit.core.transformers import HeaderReader, TransformerSet
+from secretkit.errors import SecretkitError
 
 
 @dataclass(frozen=True)

@@ -14,13 +14,13 @@ from pathlib import Path
 
 from secretkit.audit.checks import CheckFinding, CheckReport, Severity
 from secretkit.audit.flags import Flags
-from secretkit.encryption_config import (
+from secretkit.config_files import load_encryption_config_file
+from secretkit.core.encryption_config import (
     EncryptionConfig,
     IdentityProvider,
     KMSProvider,
     LocalKeyProvider,
     ProviderType,
-    load_encryption_config_file,
     providers_for,
     validate_encryption_config,
 )

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from secretkit.etcd.layout import KeyOwner, Layout
+from secretkit.core.layout import KeyOwner, Layout
 
 OTHER_RESOURCE = "<other>"
-#: the resource name the audit gives apiserver-internal keys (see secretkit.etcd.layout)
+#: the resource name the audit gives apiserver-internal keys (see secretkit.core.layout)
 INTERNAL_RESOURCE = "<internal>"
 
 
@@ -40,14 +40,14 @@ def normalize_prefix(prefix: str) -> str:
 def split_etcd_key(key: str, prefix: str = "/registry") -> KeyParts:
     """Split ``key`` (below ``prefix``) into its parts; never raises.
 
-    Resource and group come from :mod:`secretkit.etcd.layout`, so they match what the
+    Resource and group come from :mod:`secretkit.core.layout`, so they match what the
     EncryptionConfiguration lookup uses.
     """
     return KeySplitter(prefix).split(key)
 
 
 class KeySplitter:
-    """:func:`split_etcd_key` over one :class:`~secretkit.etcd.layout.Layout` (cached)."""
+    """:func:`split_etcd_key` over one :class:`~secretkit.core.layout.Layout` (cached)."""
 
     def __init__(self, prefix: str = "/registry", layout: Layout | None = None) -> None:
         self.layout = layout or Layout(prefix)

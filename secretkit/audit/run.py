@@ -14,11 +14,12 @@ from secretkit.audit.model import (
     FindingKind,
 )
 from secretkit.audit.scan import Progress, ScanOptions, scan_etcd, scan_snapshot
-from secretkit.encryption_config import EncryptionConfig, load_encryption_config_file
+from secretkit.config_files import load_encryption_config_file
+from secretkit.core.encryption_config import EncryptionConfig
+from secretkit.core.resources import check_resource_names
 from secretkit.errors import FindingsError, UsageError, redact_urls
 from secretkit.etcd.config import EtcdConfig
 from secretkit.kmsapi.services import KMSServices, current_key_ids, open_kms_services
-from secretkit.resources import check_resource_names
 
 DEFAULT_FAIL_ON = (FindingKind.PLAINTEXT, FindingKind.UNDECRYPTABLE)
 
@@ -157,7 +158,7 @@ def run_audit(
             report.kms_key_ids, notes = current_key_ids(config, services)
             report.notes.extend(notes)
             if request.decrypt_check:
-                from secretkit.transformers import build_transformers
+                from secretkit.core.transformers import build_transformers
 
                 transformers = build_transformers(config, services.factory)
                 transformers.refresh_kms()

@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from secretkit.core.kms_service import KMSEncryptResult, KMSStatus
 from secretkit.errors import BackendError, SecretkitError
-from secretkit.kms_service import KMSEncryptResult, KMSStatus
 
 
 def describe_unexpected(exc: BaseException) -> str:
@@ -125,7 +125,7 @@ class KeyBackend(abc.ABC):
 
 
 class BackendKMSService:
-    """Adapt a :class:`KeyBackend` to the :class:`~secretkit.kms_service.KMSService` shape.
+    """Adapt a :class:`KeyBackend` to the :class:`~secretkit.core.kms_service.KMSService` shape.
 
     Used in-process by the CLI (inspect, audit, offline recovery) where no plugin runs.
     """

@@ -23,7 +23,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from secretkit.backends.interface import BackendStatus, KeyBackend, WrapResult
-from secretkit.encryption_config.model import key_fingerprint
+from secretkit.core.encryption_config.model import key_fingerprint
 from secretkit.errors import BackendError, BackendInvalidRequest, ConfigError
 from secretkit.fileio import is_private_mode, read_file, write_private
 

@@ -94,7 +94,7 @@ def probe(**params: Any) -> None:
     Exit codes: 0 every apiserver writes with the file's writer, 3 one does not,
     5 an apiserver or etcd could not be reached.
     """
-    from secretkit.encryption_config import load_encryption_config_file
+    from secretkit.config_files import load_encryption_config_file
     from secretkit.etcd import EtcdClient
     from secretkit.rotation.probe import choose_resource
     from secretkit.rotation.probe_run import ProbeRequest, run_probe

@@ -13,8 +13,8 @@ from secretkit.audit.model import DEFAULT_PAGE_SIZE
 from secretkit.cli.etcd_options import etcd_config_from, etcd_options
 from secretkit.cli.output import output_option
 from secretkit.cli.params import Duration, aliased_option, etcd_prefix_option
+from secretkit.core.resources import split_resource_flags
 from secretkit.errors import DependencyError, UsageError
-from secretkit.resources import split_resource_flags
 
 F = TypeVar("F", bound=Callable[..., Any])
 

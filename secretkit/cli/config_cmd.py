@@ -93,17 +93,23 @@ def generate(**params: Any) -> None:
       secretkit config generate --provider kms --kms-name kms-prod \\
           --kms-endpoint unix:///var/run/kmsplugin/socket.sock -f enc.yaml
     """
-    from secretkit.encryption_config import load_encryption_config
-    from secretkit.encryption_config.describe import describe_encryption_config
-    from secretkit.encryption_config.generate import (
+    from secretkit.config_files import write_private_file
+    from secretkit.core.encryption_config import load_encryption_config
+    from secretkit.core.encryption_config.describe import describe_encryption_config
+    from secretkit.core.encryption_config.generate import (
         GenerateOptions,
         generate_encryption_config,
         split_resources,
-        write_private_file,
     )
+    from secretkit.core.resources import check_resource_names
     from secretkit.fileio import parse_yaml
-    from secretkit.resources import check_resource_names
 
+    if params["provider"] == "kms" and not (params["kms_name"] and params["kms_endpoint"]):
+        raise UsageError(
+            "--provider kms needs --kms-name and --kms-endpoint",
+            where="--kms-name/--kms-endpoint",
+            hint="e.g. --kms-name kms-prod --kms-endpoint unix:///var/run/kms/plugin.sock",
+        )
     resources = split_resources(params["resources"])
     check_resource_names(resources, where="--resources", wildcards=True, bare_means_core=True)
     options = GenerateOptions(
@@ -155,7 +161,7 @@ def generate(**params: Any) -> None:
 
 def _loose_key_file_warnings(path: Path, cfg: Any) -> list[Any]:
     """A warning when a file holding local keys is readable by group or others."""
-    from secretkit.encryption_config import ConfigProblem, LocalKeyProvider
+    from secretkit.core.encryption_config import ConfigProblem, LocalKeyProvider
     from secretkit.fileio import is_private_mode
 
     if cfg is None or not any(
@@ -189,8 +195,8 @@ def validate(files: tuple[Path, ...], output: str) -> None:
     file invalid. Exit status 0 when every file is valid, 1 when one is not, 2 on
     usage errors. Key values are never printed.
     """
-    from secretkit.encryption_config import ConfigProblem, check_encryption_config
-    from secretkit.encryption_config.validate import unserved_resource_warnings
+    from secretkit.core.encryption_config import ConfigProblem, check_encryption_config
+    from secretkit.core.encryption_config.validate import unserved_resource_warnings
     from secretkit.errors import SecretkitError
     from secretkit.fileio import read_file
 
@@ -272,8 +278,8 @@ def show(file: Path, output: str) -> None:
     name and fingerprint (sha256 prefix of the key), never by value. The hash is
     what the apiserver reports in apiserver_encryption_config_controller_last_config_info.
     """
-    from secretkit.encryption_config import load_encryption_config_file
-    from secretkit.encryption_config.describe import (
+    from secretkit.config_files import load_encryption_config_file
+    from secretkit.core.encryption_config.describe import (
         describe_encryption_config,
         provider_summary,
     )

@@ -13,9 +13,9 @@ import click
 from secretkit.cli.etcd_options import etcd_config_from, etcd_options
 from secretkit.cli.output import emit_json, output_option, schema_id
 from secretkit.cli.params import etcd_prefix_option
+from secretkit.core.formats import PlaintextEncoding, StoredValue, ValueProvider, classify_value
+from secretkit.core.transformers import TransformerSet
 from secretkit.errors import UsageError
-from secretkit.formats import PlaintextEncoding, StoredValue, ValueProvider, classify_value
-from secretkit.transformers import TransformerSet
 
 #: the ``schema`` of ``inspect -o json`` (docs/schemas/secretkit.inspect.v1.json)
 INSPECT_SCHEMA = schema_id("inspect")
@@ -71,7 +71,7 @@ def inspect_value(
     Raises :class:`~secretkit.errors.DecryptError` (naming every provider tried) when
     the configured providers cannot read it.
     """
-    from secretkit.encryption_config import resource_for_etcd_key
+    from secretkit.core.encryption_config import resource_for_etcd_key
 
     report = describe_stored_value(value, etcd_key)
     resource, group = resource_for_etcd_key(etcd_key, prefix)
@@ -186,8 +186,8 @@ def inspect_cmd(
       secretkit inspect --etcd-key /registry/secrets/default/db \\
           --config enc.yaml --backends backends.yaml -o json v.bin
     """
-    from secretkit.encryption_config import load_encryption_config_file
-    from secretkit.transformers import build_transformers
+    from secretkit.config_files import load_encryption_config_file
+    from secretkit.core.transformers import build_transformers
 
     if backends_path is not None and config_path is None:
         raise UsageError("--backends needs --config", hint="pass the EncryptionConfiguration too")

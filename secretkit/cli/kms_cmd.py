@@ -40,7 +40,7 @@ def _kms_socket(value: str, provider: str | None = None) -> str:
     error naming the flag, with the parser's message and hint, as ``audit
     --kms-socket NAME=ENDPOINT`` reports it, not a failed dial later.
     """
-    from secretkit.encryption_config.endpoint import parse_endpoint
+    from secretkit.core.encryption_config.endpoint import parse_endpoint
 
     endpoint = value
     name, sep, rest = value.partition("=")
@@ -202,9 +202,9 @@ def rotate(extra_args: tuple[str, ...], **params: Any) -> None:
     for flag in ("lease", "record"):
         if params[flag]:
             _namespaced(params[flag], f"--{flag}")  # checked before anything is opened
-    from secretkit.encryption_config import load_encryption_config_file
+    from secretkit.config_files import load_encryption_config_file
+    from secretkit.core.layout import Layout
     from secretkit.etcd import EtcdClient
-    from secretkit.etcd.layout import Layout
     from secretkit.kmsapi import GrpcKMSService
     from secretkit.kmsapi.services import KMSServices
     from secretkit.kube.client import KubeConnectOptions
@@ -376,9 +376,9 @@ def retire(**params: Any) -> None:
     while any would be unreadable, nothing is retired (exit 3).
     """
     kms_socket = _kms_socket(params["kms_socket"], params.get("provider"))
-    from secretkit.encryption_config import load_encryption_config_file
+    from secretkit.config_files import load_encryption_config_file
+    from secretkit.core.layout import Layout
     from secretkit.etcd import EtcdClient
-    from secretkit.etcd.layout import Layout
     from secretkit.kmsapi import GrpcKMSService
     from secretkit.rotation.kms import KMSRotation
 
@@ -451,8 +451,8 @@ def status(**params: Any) -> None:
             backend.close()
         result["backend"] = {"kind": backend.kind, "key_id": bst.key_id, "healthy": bst.healthy}
     if params.get("provider") and not params["no_etcd"]:
+        from secretkit.core.layout import Layout
         from secretkit.etcd import EtcdClient
-        from secretkit.etcd.layout import Layout
         from secretkit.rotation.gates import count_key_ids
 
         with EtcdClient(etcd_config_from(params)) as client:

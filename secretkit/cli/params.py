@@ -46,7 +46,7 @@ class Duration(click.ParamType):  # type: ignore[type-arg]  # generic only in so
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         """Parse ``value``; a bad one fails with the parser's message (exit 2)."""
-        from secretkit.durations import parse_seconds
+        from secretkit.core.durations import parse_seconds
 
         if isinstance(value, int | float) and not isinstance(value, bool):
             value = repr(float(value))

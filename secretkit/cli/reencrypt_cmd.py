@@ -162,13 +162,13 @@ def reencrypt(**params: Any) -> None:
     config_path: Path | None = params["config_path"] or params["from_config"]
     config = None
     if config_path is not None:
-        from secretkit.encryption_config import load_encryption_config_file
+        from secretkit.config_files import load_encryption_config_file
 
         config = load_encryption_config_file(config_path)
     explicit = tuple(iter_names(params["resources"]))
     from_config: tuple[str, ...] = ()
     if params["from_config"] is not None:
-        from secretkit.encryption_config import load_encryption_config_file
+        from secretkit.config_files import load_encryption_config_file
 
         from_config = tuple(
             n

@@ -38,7 +38,7 @@ def split_rule(configs: tuple[str, ...], resources: str, dry_run: bool, output: 
     .bak-split-* copy; restart (or let auto-reload pick up) the apiservers before the
     next stage, which waits for the new hash.
     """
-    from secretkit.encryption_config import load_encryption_config
+    from secretkit.core.encryption_config import load_encryption_config
     from secretkit.rotation.config_edit import split_rule as split
     from secretkit.rotation.files import atomic_write, backup, file_hash, redacted_diff
     from secretkit.rotation.verify import load_identical_configs

@@ -7,7 +7,7 @@ docs/adr/0001-etcd-grpc-stubs.md), :class:`MemoryEtcd` in memory (tests), and
 :class:`EtcdSnapshot` reads a snapshot file.
 
 The names below are loaded on first use, so that the pure modules of this package
-(:mod:`secretkit.etcd.layout`, the key layout table; the interface) can be imported
+(:mod:`secretkit.core.layout`, the key layout table; the interface) can be imported
 without gRPC.
 """
 

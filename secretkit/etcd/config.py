@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from secretkit.durations import parse_seconds
+from secretkit.core.durations import parse_seconds
 from secretkit.errors import ConfigError, redact_urls
 
 #: etcdctl's default endpoint
@@ -18,7 +18,7 @@ DEFAULT_ENDPOINT = "http://127.0.0.1:2379"
 def parse_duration(text: str, *, where: str = "duration") -> float:
     """Plain seconds (``5``) or a Go duration (``5s``, ``500ms``, ``1m30s``), as etcdctl takes.
 
-    One parser for every duration (:func:`secretkit.durations.parse_seconds`):
+    One parser for every duration (:func:`secretkit.core.durations.parse_seconds`):
     the value must be positive, finite and within Go's range.
     """
     try:

@@ -28,13 +28,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from secretkit.errors import FormatError
-from secretkit.etcd.bbolt import BboltReader
-from secretkit.etcd.errors import compacted_error, future_revision_error
-from secretkit.etcd.interface import MAX_TXN_OPS
-from secretkit.etcd.keys import ALL_KEYS, prefix_range_end
-from secretkit.etcd.model import KeyValueRecord
-from secretkit.formats.protowire import (
+from secretkit.core.formats.protowire import (
     WIRE_FIXED32,
     WIRE_FIXED64,
     WIRE_LEN,
@@ -42,6 +36,12 @@ from secretkit.formats.protowire import (
     iter_fields,
     read_varint,
 )
+from secretkit.errors import FormatError
+from secretkit.etcd.bbolt import BboltReader
+from secretkit.etcd.errors import compacted_error, future_revision_error
+from secretkit.etcd.interface import MAX_TXN_OPS
+from secretkit.etcd.keys import ALL_KEYS, prefix_range_end
+from secretkit.etcd.model import KeyValueRecord
 
 _MESSAGE = "mvccpb.KeyValue"
 _KEY_BUCKET = b"key"
@@ -57,7 +57,7 @@ def decode_key_value(data: bytes) -> KeyValueRecord:
     """Decode an ``mvccpb.KeyValue`` (fields 1-5 read; lease and unknown fields skipped).
 
     Called for every revision of a snapshot (twice per :meth:`EtcdSnapshot.entries`),
-    so the loop is written out here (like :func:`~secretkit.formats.protowire.iter_fields`,
+    so the loop is written out here (like :func:`~secretkit.core.formats.protowire.iter_fields`,
     whose generator costs a third more per record) around protowire's varint reader.
     """
     key = value = b""

@@ -1,6 +1,6 @@
 """gRPC clients for a running KMS plugin (v2, and v1beta1 for tests).
 
-:class:`GrpcKMSService` has the :class:`~secretkit.kms_service.KMSService` shape, so the
+:class:`GrpcKMSService` has the :class:`~secretkit.core.kms_service.KMSService` shape, so the
 transformer chain, the audit and the sandbox API stand-in can talk to a real plugin
 exactly as kube-apiserver does.
 """
@@ -17,6 +17,7 @@ from secretkit._proto.kms.v1beta1 import api_pb2 as v1beta1_pb2
 from secretkit._proto.kms.v1beta1 import api_pb2_grpc as v1beta1_grpc
 from secretkit._proto.kms.v2 import api_pb2 as v2_pb2
 from secretkit._proto.kms.v2 import api_pb2_grpc as v2_grpc
+from secretkit.core.kms_service import KMSEncryptResult, KMSStatus
 from secretkit.errors import (
     BackendError,
     BackendInvalidRequest,
@@ -24,7 +25,6 @@ from secretkit.errors import (
     BackendTimeout,
     BackendUnavailable,
 )
-from secretkit.kms_service import KMSEncryptResult, KMSStatus
 from secretkit.kmsapi.endpoint import grpc_target
 
 T = TypeVar("T")

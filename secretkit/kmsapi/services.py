@@ -13,10 +13,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from secretkit.encryption_config import EncryptionConfig, KMSProvider
-from secretkit.encryption_config.endpoint import parse_endpoint
+from secretkit.core.encryption_config import EncryptionConfig, KMSProvider
+from secretkit.core.encryption_config.endpoint import parse_endpoint
+from secretkit.core.kms_service import KMSService
 from secretkit.errors import ConfigError, DependencyError, SecretkitError, UsageError
-from secretkit.kms_service import KMSService
 
 
 @dataclass

@@ -13,9 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from secretkit.core.formats import decode_unknown
+from secretkit.core.formats.protowire import WIRE_LEN, WIRE_VARINT, iter_fields
 from secretkit.errors import FormatError, KubeError
-from secretkit.formats import decode_unknown
-from secretkit.formats.protowire import WIRE_LEN, WIRE_VARINT, iter_fields
 
 JSON = "application/json"
 PROTOBUF = "application/vnd.kubernetes.protobuf"

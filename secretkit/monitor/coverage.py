@@ -52,7 +52,7 @@ class Judge:
         self._verdicts: dict[tuple[FindingKind, ...], Verdict] = {}
 
     def is_internal(self, key: bytes) -> bool:
-        """True for apiserver-internal keys (``secretkit.etcd.layout.INTERNAL_KEYS``)."""
+        """True for apiserver-internal keys (``secretkit.core.layout.INTERNAL_KEYS``)."""
         return bool(self.classifier.scope_of(key).internal)
 
     def judge(
@@ -63,7 +63,7 @@ class Judge:
         scope = classifier.scope_of(key)
         if scope.internal:
             # written by kube-apiserver without the transformers, whatever the config
-            # (secretkit.etcd.layout.INTERNAL_KEYS): counted apart, never a finding
+            # (secretkit.core.layout.INTERNAL_KEYS): counted apart, never a finding
             return INTERNAL, Verdict.OK, False
         if not scope.in_scope:
             return None

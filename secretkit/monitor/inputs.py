@@ -19,8 +19,8 @@ from typing import Any
 from secretkit.audit.classify import Classifier, ScopePolicy
 from secretkit.audit.keys import normalize_prefix, range_prefix_for
 from secretkit.audit.scan import range_prefixes
-from secretkit.encryption_config import EncryptionConfig, load_encryption_config
-from secretkit.encryption_config.model import IdentityProvider
+from secretkit.core.encryption_config import EncryptionConfig, load_encryption_config
+from secretkit.core.encryption_config.model import IdentityProvider
 from secretkit.errors import ConfigError, SecretkitError, UsageError
 from secretkit.fileio import read_file
 from secretkit.kmsapi.services import KMSServices, current_key_ids, open_kms_services
@@ -84,7 +84,7 @@ class VerdictInputs:
         options = self._options
         transformers = None
         if config is not None and options.decrypt_check:
-            from secretkit.transformers import build_transformers
+            from secretkit.core.transformers import build_transformers
 
             transformers = build_transformers(config, self._services.factory)
             transformers.refresh_kms()

@@ -26,7 +26,7 @@ from enum import IntEnum
 from typing import Final
 
 from secretkit.audit.model import FindingKind, SummaryKey
-from secretkit.formats.model import ValueProvider
+from secretkit.core.formats.model import ValueProvider
 
 #: label value of the overflow row, and of values that fail a check
 OTHER: Final = "<other>"

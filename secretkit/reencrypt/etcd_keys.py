@@ -5,15 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-from secretkit.encryption_config import EncryptionConfig, etcd_prefixes_for, providers_for
-from secretkit.encryption_config.model import Provider
+from secretkit.core.encryption_config import EncryptionConfig, etcd_prefixes_for, providers_for
+from secretkit.core.encryption_config.model import Provider
 from secretkit.etcd.interface import EtcdReader
 from secretkit.kube.discovery import ApiResource
 
 
 def etcd_prefixes(resource: str, group: str, prefix: str = "/registry") -> list[str]:
     """Candidate key prefixes (ending in ``/``) of one resource (see
-    :func:`secretkit.encryption_config.etcd_prefixes_for`)."""
+    :func:`secretkit.core.encryption_config.etcd_prefixes_for`)."""
     return etcd_prefixes_for(resource, group, prefix)
 
 

@@ -1,6 +1,6 @@
 """The shape of the transformer chain the re-encrypt engines use.
 
-``secretkit.transformers.TransformerSet`` satisfies it; the engines take it as an
+``secretkit.core.transformers.TransformerSet`` satisfies it; the engines take it as an
 argument so that they can be driven by anything with the same behaviour. etcd is
 reached through :mod:`secretkit.etcd.interface` (``EtcdReader``, ``EtcdStore``).
 """
@@ -11,7 +11,7 @@ from typing import Protocol
 
 
 class ReadOutcome(Protocol):
-    """``secretkit.transformers.ReadResult``: what a read of a stored value gave."""
+    """``secretkit.core.transformers.ReadResult``: what a read of a stored value gave."""
 
     @property
     def plaintext(self) -> bytes:
@@ -25,7 +25,7 @@ class ReadOutcome(Protocol):
 
 
 class ValueTransformer(Protocol):
-    """``secretkit.transformers.ResourceTransformer``: one resource's provider chain."""
+    """``secretkit.core.transformers.ResourceTransformer``: one resource's provider chain."""
 
     def read(self, value: bytes, etcd_key: str) -> ReadOutcome:
         """Decrypt with the read chain."""
@@ -37,7 +37,7 @@ class ValueTransformer(Protocol):
 
 
 class TransformerChain(Protocol):
-    """``secretkit.transformers.TransformerSet``."""
+    """``secretkit.core.transformers.TransformerSet``."""
 
     def for_etcd_key(self, etcd_key: str, prefix: str = "/registry") -> ValueTransformer:
         """The chain of the resource ``etcd_key`` belongs to."""

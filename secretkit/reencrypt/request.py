@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from secretkit.encryption_config import EncryptionConfig
+from secretkit.core.encryption_config import EncryptionConfig
 from secretkit.errors import (
     SafetyError,
     SecretkitError,
@@ -266,10 +266,10 @@ def _etcd_resources(names: Sequence[str]) -> list[ApiResource]:
 
 
 def _run_etcd(request: ReencryptRequest, world: ReencryptWorld, control: RunControl) -> Summary:
+    from secretkit.core.transformers import build_transformers
     from secretkit.reencrypt.etcd_engine import EtcdRunOptions, EtcdScope
     from secretkit.reencrypt.runner import run_etcd, scopes_for
     from secretkit.reencrypt.verify import verify_no_stale
-    from secretkit.transformers import build_transformers
 
     config = request.config
     assert config is not None  # checked by request.check()

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from secretkit.encryption_config import EncryptionConfig
+from secretkit.core.encryption_config import EncryptionConfig
 from secretkit.errors import UsageError
 from secretkit.etcd.interface import EtcdReader, EtcdStore
 from secretkit.kube.discovery import ApiResource

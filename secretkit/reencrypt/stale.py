@@ -1,4 +1,4 @@
-"""Is a stored value stale, or unreadable? Both are :mod:`secretkit.readability` verdicts.
+"""Is a stored value stale, or unreadable? Both are :mod:`secretkit.core.readability` verdicts.
 
 A value is *stale* when the current write provider did not write it: another
 provider type, another local key, another kms provider, or (kms v2) another key_id
@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from secretkit.encryption_config.model import Provider
-from secretkit.formats import classify_value
-from secretkit.readability import judge_chain
+from secretkit.core.encryption_config.model import Provider
+from secretkit.core.formats import classify_value
+from secretkit.core.readability import judge_chain
 
 
 def is_stale(

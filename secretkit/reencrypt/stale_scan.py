@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from secretkit.encryption_config import EncryptionConfig
+from secretkit.core.encryption_config import EncryptionConfig
 from secretkit.etcd.interface import EtcdReader
 from secretkit.kube.discovery import ApiResource
 from secretkit.reencrypt.etcd_keys import list_order, stored_objects

@@ -23,11 +23,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from secretkit.encryption_config import EncryptionConfig, load_encryption_config
+from secretkit.core.encryption_config import EncryptionConfig, load_encryption_config
+from secretkit.core.layout import Layout
+from secretkit.core.readability import Judge, Verdict, describe
 from secretkit.errors import SafetyError, UndecryptableError, UsageError
 from secretkit.etcd.interface import WatchableReader
-from secretkit.etcd.layout import Layout
-from secretkit.readability import Judge, Verdict, describe
 from secretkit.reencrypt.request import ReencryptRequest, outcome_error
 from secretkit.reencrypt.summary import Summary
 from secretkit.rotation import gates
@@ -524,7 +524,7 @@ def scope_names(config: EncryptionConfig, state: RotationState) -> list[str]:
 
 def _first_owner(config: EncryptionConfig, state: RotationState) -> tuple[str, str]:
     """``(group, resource)`` of the first scope name, to name the rule's write provider."""
-    from secretkit.encryption_config.validate import parse_group_resource
+    from secretkit.core.encryption_config.validate import parse_group_resource
 
     group, resource = parse_group_resource(state.resources[0])
     return group, resource

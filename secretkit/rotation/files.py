@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from secretkit.encryption_config.model import content_hash, key_fingerprint
+from secretkit.core.encryption_config.model import content_hash, key_fingerprint
 from secretkit.errors import UsageError
 from secretkit.fileio import read_file, write_private
 

@@ -4,7 +4,7 @@ Before a step removes a key, a provider or a KMS key version, :func:`prove_reada
 reads *every* key under the etcd prefix (one pinned revision) and, unless told
 otherwise, every older value etcd still holds, those of deleted keys included
 (:mod:`secretkit.etcd.retained`), and judges each value with
-:mod:`secretkit.readability` under the configuration (and the KMS key_ids) that will be
+:mod:`secretkit.core.readability` under the configuration (and the KMS key_ids) that will be
 in force after the step. Any value that would then be unreadable blocks the step. The
 scan is not limited to a resource list: a rule shared by several resources, a
 wildcard, or a key an operator forgot cannot slip past it.
@@ -20,12 +20,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from secretkit.core.formats import classify_value
+from secretkit.core.layout import KeyOwner
+from secretkit.core.readability import Judge, Verdict
 from secretkit.errors import SafetyError
 from secretkit.etcd.interface import EtcdReader, KeyValue, WatchableReader
-from secretkit.etcd.layout import KeyOwner
 from secretkit.etcd.retained import RetainedValues
-from secretkit.formats import classify_value
-from secretkit.readability import Judge, Verdict
 
 #: does a key belong to what the step changes? (for the "covered" count only)
 Covers = Callable[[KeyOwner], bool]
@@ -204,7 +204,7 @@ def count_key_ids(client: EtcdReader, prefix: str, kms_name: str) -> dict[str, i
 
     The whole prefix is read: a kms provider may serve many resources (``*.*``).
     """
-    from secretkit.formats.model import ValueProvider
+    from secretkit.core.formats.model import ValueProvider
 
     counts: dict[str, int] = {}
     for page in client.scan(prefix.encode()):

@@ -17,12 +17,12 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
-from secretkit.encryption_config import EncryptionConfig, KMSProvider
+from secretkit.core.encryption_config import EncryptionConfig, KMSProvider
+from secretkit.core.kms_service import KMSService
+from secretkit.core.layout import Layout
+from secretkit.core.readability import Judge
 from secretkit.errors import SafetyError, UsageError
 from secretkit.etcd.interface import WatchableReader
-from secretkit.etcd.layout import Layout
-from secretkit.kms_service import KMSService
-from secretkit.readability import Judge
 from secretkit.rotation import gates
 
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from secretkit.encryption_config.generate import default_key_name, new_key_secret
+from secretkit.core.encryption_config.generate import default_key_name, new_key_secret
 from secretkit.errors import ConfigError, UsageError
 from secretkit.rotation import config_edit
 from secretkit.rotation.state import RotationState

@@ -23,18 +23,18 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from secretkit.encryption_config.match import governing_rules, providers_for
-from secretkit.encryption_config.model import (
+from secretkit.core.encryption_config.match import governing_rules, providers_for
+from secretkit.core.encryption_config.model import (
     EncryptionConfig,
     IdentityProvider,
     KMSProvider,
     LocalKeyProvider,
     Provider,
 )
+from secretkit.core.formats import classify_value
+from secretkit.core.formats.model import ValueProvider
+from secretkit.core.readability import LOCAL_TYPES, kms_v1_name, local_key_name
 from secretkit.errors import UsageError
-from secretkit.formats import classify_value
-from secretkit.formats.model import ValueProvider
-from secretkit.readability import LOCAL_TYPES, kms_v1_name, local_key_name
 
 #: the label every probe object carries: the next run finds (and deletes) leftovers by it
 PROBE_LABEL = "secretkit.io/write-probe"

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import quote
 
-from secretkit.encryption_config.model import EncryptionConfig
+from secretkit.core.encryption_config.model import EncryptionConfig
+from secretkit.core.layout import Layout
 from secretkit.errors import (
     DependencyError,
     ExitCode,
@@ -28,7 +29,6 @@ from secretkit.errors import (
 )
 from secretkit.etcd.errors import EtcdCompactedError
 from secretkit.etcd.interface import EtcdReader, KeyValue
-from secretkit.etcd.layout import Layout
 from secretkit.kube.client import ApiResponse, object_path
 from secretkit.rotation.probe import (
     PROBE_LABEL,

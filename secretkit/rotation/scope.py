@@ -17,11 +17,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from secretkit.encryption_config.match import governing_rules
-from secretkit.encryption_config.model import EncryptionConfig
-from secretkit.encryption_config.validate import parse_group_resource
+from secretkit.core.encryption_config.match import governing_rules
+from secretkit.core.encryption_config.model import EncryptionConfig
+from secretkit.core.encryption_config.validate import parse_group_resource
+from secretkit.core.layout import KeyOwner
 from secretkit.errors import UsageError
-from secretkit.etcd.layout import KeyOwner
 
 
 @dataclass(frozen=True)

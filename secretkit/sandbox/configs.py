@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from secretkit.encryption_config.endpoint import UnixEndpoint
+from secretkit.core.encryption_config.endpoint import UnixEndpoint
 from secretkit.errors import UsageError
 
 #: the kms v2 provider name the sandbox configures (also the backends-file entry)

@@ -282,7 +282,7 @@ def restart_apiserver(state: SandboxState, new_config: Path | None = None,
     every tool pointed at that path sees the config the stand-in runs with. It is
     validated first: a broken config is refused before anything is stopped.
     """
-    from secretkit.encryption_config import load_encryption_config
+    from secretkit.core.encryption_config import load_encryption_config
 
     data = None
     if new_config is not None:

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import click
 
+from secretkit.core.formats import classify_value
 from secretkit.etcd import EtcdClient, EtcdConfig
-from secretkit.formats import classify_value
 from secretkit.sandbox.orchestrate import SandboxOptions, down, up
 from secretkit.sandbox.runbook import Runbook, initial_config
 from secretkit.sandbox.seed import seed

@@ -24,8 +24,8 @@ from typing import Any
 
 import click
 
-from secretkit.encryption_config import load_encryption_config_file
-from secretkit.encryption_config.model import KMSProvider, LocalKeyProvider
+from secretkit.config_files import load_encryption_config_file
+from secretkit.core.encryption_config.model import KMSProvider, LocalKeyProvider
 from secretkit.etcd import EtcdClient, EtcdConfig
 from secretkit.sandbox import configs
 from secretkit.sandbox.state import SandboxState

@@ -18,7 +18,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from secretkit.encryption_config import load_encryption_config_file
+from secretkit.config_files import load_encryption_config_file
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "docs" / "deploy"

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from secretkit.backends import BackendKMSService, load_backends_file
-from secretkit.encryption_config import load_encryption_config
-from secretkit.formats import encode_unknown
-from secretkit.transformers import build_transformers
+from secretkit.core.encryption_config import load_encryption_config
+from secretkit.core.formats import encode_unknown
+from secretkit.core.transformers import build_transformers
 from tests.fixtures.servers import MotoServer
 from tests.security import canaries as c
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from secretkit.formats import aesgcm_encrypt, encode_unknown, prefix_for, secretbox_encrypt
+from secretkit.core.formats import aesgcm_encrypt, encode_unknown, prefix_for, secretbox_encrypt
 from secretkit.rotation.files import redacted_diff
 from tests.security import canaries as c
 from tests.unit.cli.helpers import Run, run_cli

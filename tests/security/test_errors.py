@@ -17,15 +17,8 @@ import pytest
 from secretkit.backends import build_backend
 from secretkit.backends.interface import WrapResult
 from secretkit.backends.local import LocalBackend, LocalKey, read_kek_file, write_kek_file
-from secretkit.encryption_config import load_encryption_config
-from secretkit.errors import (
-    BackendError,
-    BackendPermissionDenied,
-    ConfigError,
-    SecretkitError,
-)
-from secretkit.etcd import EtcdConfig
-from secretkit.formats import (
+from secretkit.core.encryption_config import load_encryption_config
+from secretkit.core.formats import (
     aescbc_decrypt,
     aesgcm_decrypt,
     aesgcm_encrypt,
@@ -38,8 +31,15 @@ from secretkit.formats import (
     secretbox_decrypt,
     secretbox_encrypt,
 )
+from secretkit.core.transformers import build_transformers
+from secretkit.errors import (
+    BackendError,
+    BackendPermissionDenied,
+    ConfigError,
+    SecretkitError,
+)
+from secretkit.etcd import EtcdConfig
 from secretkit.kmsapi import GrpcKMSService
-from secretkit.transformers import build_transformers
 from tests.fixtures.servers import OpenBaoServer
 from tests.security import canaries as c
 

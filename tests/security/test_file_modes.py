@@ -18,7 +18,7 @@ import pytest
 
 from secretkit.backends import build_backend
 from secretkit.backends.local import write_kek_file
-from secretkit.encryption_config.generate import write_private_file
+from secretkit.config_files import write_private_file
 from secretkit.etcd import EtcdClient
 from secretkit.fileio import write_private
 from secretkit.reencrypt.checkpoint import Checkpoint, CheckpointFile

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from secretkit.encryption_config import load_encryption_config
+from secretkit.core.encryption_config import load_encryption_config
+from secretkit.core.formats import encode_unknown
+from secretkit.core.transformers import build_transformers
 from secretkit.etcd import EtcdClient
-from secretkit.formats import encode_unknown
-from secretkit.transformers import build_transformers
 from tests.integration.monitor.helpers import (
     fast_options,
     fetch,

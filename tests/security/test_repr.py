@@ -16,7 +16,7 @@ from secretkit.backends.aws import AssumeRole
 from secretkit.backends.interface import WrapResult
 from secretkit.backends.local import LocalBackend, LocalKey
 from secretkit.backends.vault import VaultAuth, VaultConfig
-from secretkit.encryption_config import (
+from secretkit.core.encryption_config import (
     EncryptionConfig,
     Key,
     LocalKeyProvider,
@@ -24,14 +24,14 @@ from secretkit.encryption_config import (
     ResourceRule,
     load_encryption_config,
 )
+from secretkit.core.formats import decode_encrypted_object, encode_encrypted_object
+from secretkit.core.formats.model import EncryptedObject, ValueProvider
+from secretkit.core.kms_service import KMSEncryptResult
+from secretkit.core.transformers import ReadResult
 from secretkit.etcd import EtcdConfig, KeyValueRecord
-from secretkit.formats import decode_encrypted_object, encode_encrypted_object
-from secretkit.formats.model import EncryptedObject, ValueProvider
-from secretkit.kms_service import KMSEncryptResult
 from secretkit.rotation.engine import StageOptions
 from secretkit.rotation.plans import EnableEncryption
 from secretkit.rotation.verify import MetricsEndpoint
-from secretkit.transformers import ReadResult
 from tests.security import canaries as c
 
 CONFIG_YAML = f"""\

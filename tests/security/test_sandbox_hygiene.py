@@ -27,11 +27,12 @@ import psutil
 import pytest
 
 from secretkit.backends import BackendKMSService, load_backends_file
-from secretkit.encryption_config import load_encryption_config, load_encryption_config_file
-from secretkit.formats import classify_value
-from secretkit.formats.model import ValueProvider
+from secretkit.config_files import load_encryption_config_file
+from secretkit.core.encryption_config import load_encryption_config
+from secretkit.core.formats import classify_value
+from secretkit.core.formats.model import ValueProvider
+from secretkit.core.transformers import build_transformers
 from secretkit.sandbox.configs import KMS_PROVIDER_NAME
-from secretkit.transformers import build_transformers
 from tests.e2e.reencrypt.helpers import cli_env
 from tests.fixtures.sandbox import Sandbox, SandboxFactory
 from tests.security import canaries as c

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from secretkit.encryption_config.endpoint import parse_endpoint
+from secretkit.core.encryption_config.endpoint import parse_endpoint
 from secretkit.errors import ConfigError
 
 #: each command's other required flags; the backends file does not exist, so a

@@ -11,16 +11,16 @@ from pathlib import Path
 import pytest
 
 from kms_plugin.config import build_config, parse_listen
-from secretkit.encryption_config import endpoint as core_endpoint
-from secretkit.encryption_config.endpoint import UnixEndpoint, grpc_target, parse_endpoint
-from secretkit.encryption_config.load import check_encryption_config
-from secretkit.encryption_config.model import (
+from secretkit.core.encryption_config import endpoint as core_endpoint
+from secretkit.core.encryption_config.endpoint import UnixEndpoint, grpc_target, parse_endpoint
+from secretkit.core.encryption_config.load import check_encryption_config
+from secretkit.core.encryption_config.model import (
     ConfigProblem,
     EncryptionConfig,
     KMSProvider,
     ResourceRule,
 )
-from secretkit.encryption_config.validate import validate_encryption_config
+from secretkit.core.encryption_config.validate import validate_encryption_config
 from secretkit.errors import ConfigError, UsageError
 from secretkit.kmsapi import endpoint as kmsapi_endpoint
 

@@ -14,7 +14,7 @@ from urllib.parse import unquote
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from secretkit.encryption_config.endpoint import UnixEndpoint, parse_endpoint
+from secretkit.core.encryption_config.endpoint import UnixEndpoint, parse_endpoint
 from secretkit.errors import ConfigError
 
 #: pieces an endpoint's path is built from: separators, '@', dot components, escapes

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from secretkit.encryption_config.endpoint import parse_endpoint
+from secretkit.core.encryption_config.endpoint import parse_endpoint
 from secretkit.errors import ConfigError, UsageError
 from secretkit.kmsapi.services import parse_kms_sockets
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from kms_plugin.config import parse_listen
-from secretkit.encryption_config import KMSProvider, load_encryption_config
-from secretkit.encryption_config.endpoint import parse_endpoint
+from secretkit.core.encryption_config import KMSProvider, load_encryption_config
+from secretkit.core.encryption_config.endpoint import parse_endpoint
 from secretkit.errors import ConfigError
 from secretkit.sandbox import configs
 from secretkit.sandbox.orchestrate import SandboxOptions, plugin_argv, sandbox_encryption_config

@@ -15,7 +15,8 @@ import pytest
 from kms_plugin.config import load_config_file
 from secretkit.audit.flags import load_manifest_flags
 from secretkit.backends.registry import load_backends_file
-from secretkit.encryption_config.load import check_encryption_config, load_encryption_config_file
+from secretkit.config_files import load_encryption_config_file
+from secretkit.core.encryption_config.load import check_encryption_config
 from secretkit.errors import ConfigError, SecretkitError, UsageError
 from secretkit.rotation.files import read_config_bytes
 from secretkit.rotation.verify import load_identical_configs

@@ -16,9 +16,9 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from secretkit.core.formats import decode_unknown, encode_unknown
+from secretkit.core.formats.protowire import encode_len_field
 from secretkit.errors import SecretkitError
-from secretkit.formats import decode_unknown, encode_unknown
-from secretkit.formats.protowire import encode_len_field
 from secretkit.sandbox.apiserver import codec, discovery, jsonwire, patch, routes
 from secretkit.sandbox.apiserver.encryption import EncryptionState
 from secretkit.sandbox.apiserver.health import HealthChecks

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from secretkit.core.formats import decode_unknown, encode_unknown
+from secretkit.core.formats.protowire import encode_len_field, iter_fields, read_varint
 from secretkit.errors import FormatError
-from secretkit.formats import decode_unknown, encode_unknown
-from secretkit.formats.protowire import encode_len_field, iter_fields, read_varint
 from secretkit.sandbox.apiserver.resources import ResourceType
 from secretkit.sandbox.apiserver.schema import (
     OBJECT_META,

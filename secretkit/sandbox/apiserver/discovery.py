@@ -20,7 +20,7 @@ import json
 from typing import Any
 
 from secretkit import __version__
-from secretkit.formats.protowire import encode_len_field
+from secretkit.core.formats.protowire import encode_len_field
 from secretkit.sandbox.apiserver.kinds import STORED, served_groups
 from secretkit.sandbox.apiserver.resources import ResourceType
 

@@ -22,14 +22,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from secretkit.encryption_config import load_encryption_config_file, providers_for
-from secretkit.encryption_config.model import EncryptionConfig, KMSProvider, content_hash
+from secretkit.config_files import load_encryption_config_file
+from secretkit.core.encryption_config import providers_for
+from secretkit.core.encryption_config.model import EncryptionConfig, KMSProvider, content_hash
+from secretkit.core.formats import classify_value, value_header
+from secretkit.core.kms_service import KMSEncryptResult, KMSService, KMSStatus
+from secretkit.core.transformers import ResourceTransformer, TransformerSet, build_transformers
 from secretkit.errors import SecretkitError
-from secretkit.formats import classify_value, value_header
-from secretkit.kms_service import KMSEncryptResult, KMSService, KMSStatus
 from secretkit.sandbox.apiserver.metrics import EncryptionMetrics
 from secretkit.sandbox.apiserver.status import ApiError
-from secretkit.transformers import ResourceTransformer, TransformerSet, build_transformers
 
 log = logging.getLogger(__name__)
 

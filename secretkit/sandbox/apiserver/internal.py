@@ -27,10 +27,10 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from secretkit.core.formats import decode_unknown, encode_unknown
+from secretkit.core.layout import INTERNAL_KEYS, Layout
 from secretkit.errors import SecretkitError
 from secretkit.etcd import EtcdClient
-from secretkit.etcd.layout import INTERNAL_KEYS, Layout
-from secretkit.formats import decode_unknown, encode_unknown
 from secretkit.sandbox.apiserver.kinds import ENDPOINTS, LEASES
 from secretkit.sandbox.apiserver.resources import now_micro, prepare_object
 from secretkit.sandbox.apiserver.schema import decode_message, encode_message
@@ -48,7 +48,7 @@ IDENTITY_DURATION = 3600
 
 
 def _internal_path(path: str) -> str:
-    """``path`` as listed in :data:`secretkit.etcd.layout.INTERNAL_KEYS` (checked)."""
+    """``path`` as listed in :data:`secretkit.core.layout.INTERNAL_KEYS` (checked)."""
     if not any(key.path == path for key in INTERNAL_KEYS):
         raise AssertionError(f"{path} is not an apiserver-internal key of the layout table")
     return path

@@ -26,8 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from secretkit.errors import FormatError
-from secretkit.formats.protowire import (
+from secretkit.core.formats.protowire import (
     WIRE_FIXED32,
     WIRE_FIXED64,
     WIRE_LEN,
@@ -37,6 +36,7 @@ from secretkit.formats.protowire import (
     iter_fields,
     read_varint,
 )
+from secretkit.errors import FormatError
 
 _UINT64 = (1 << 64) - 1
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"

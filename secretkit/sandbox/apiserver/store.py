@@ -1,7 +1,7 @@
 """Object storage in etcd, byte-for-byte the way kube-apiserver does it.
 
 Key ``<prefix>/<path>/<namespace>/<name>``, the path from kube-apiserver's layout
-(:mod:`secretkit.etcd.layout`, e.g. ``secrets``, ``leases``, ``controllerrevisions``:
+(:mod:`secretkit.core.layout`, e.g. ``secrets``, ``leases``, ``controllerrevisions``:
 no group for built-in kinds); value
 ``transformer.write(b"k8s\\x00" + runtime.Unknown{apiVersion, kind, raw=protobuf}, key)``.
 The stored object carries no ``resourceVersion``: it is the etcd ``mod_revision``,
@@ -25,12 +25,12 @@ from dataclasses import dataclass, field
 from typing import Any, ParamSpec, TypeVar
 
 from secretkit.backends._coalesce import Coalescer
+from secretkit.core.formats.model import ValueProvider
+from secretkit.core.formats.prefixes import KMS_V2_PREFIX
+from secretkit.core.layout import Layout
 from secretkit.errors import SecretkitError
 from secretkit.etcd import EtcdClient, EtcdCompactedError, KeyValue
 from secretkit.etcd.client import MAX_TXN_OPS
-from secretkit.etcd.layout import Layout
-from secretkit.formats.model import ValueProvider
-from secretkit.formats.prefixes import KMS_V2_PREFIX
 from secretkit.sandbox.apiserver import codec
 from secretkit.sandbox.apiserver.encryption import EncryptionState
 from secretkit.sandbox.apiserver.pagination import decode_continue, encode_continue

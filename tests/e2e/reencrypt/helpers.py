@@ -14,11 +14,11 @@ from typing import Any
 import yaml
 
 from secretkit.backends import BackendKMSService, load_backends_file
-from secretkit.encryption_config import load_encryption_config_file
-from secretkit.formats import classify_value, match_key_name
-from secretkit.formats.model import StoredValue, ValueProvider
-from secretkit.formats.prefixes import PROVIDER_PREFIXES
-from secretkit.transformers import build_transformers
+from secretkit.config_files import load_encryption_config_file
+from secretkit.core.formats import classify_value, match_key_name
+from secretkit.core.formats.model import StoredValue, ValueProvider
+from secretkit.core.formats.prefixes import PROVIDER_PREFIXES
+from secretkit.core.transformers import build_transformers
 from tests.fixtures.sandbox import Sandbox
 from tests.schemas import one_document, validate_document
 

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 
 import pytest
 
-from secretkit.formats.model import ValueProvider
+from secretkit.core.formats.model import ValueProvider
 from secretkit.kube.client import JSON, KubeClient, KubeConnectOptions, RawResponse
 from secretkit.kube.discovery import discover, resolve
 from secretkit.reencrypt.api_engine import ApiRunOptions

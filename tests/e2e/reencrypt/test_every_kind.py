@@ -15,9 +15,9 @@ import subprocess
 
 import pytest
 
-from secretkit.formats import classify_value, match_key_name
-from secretkit.formats.model import ValueProvider
-from secretkit.formats.prefixes import AESGCM_PREFIX
+from secretkit.core.formats import classify_value, match_key_name
+from secretkit.core.formats.model import ValueProvider
+from secretkit.core.formats.prefixes import AESGCM_PREFIX
 from secretkit.sandbox.servers import find_binary
 from tests.e2e.reencrypt.helpers import key_b64, run_cli
 from tests.fixtures.sandbox import SandboxFactory

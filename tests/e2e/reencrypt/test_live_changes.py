@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from secretkit.formats.model import ValueProvider
+from secretkit.core.formats.model import ValueProvider
 from secretkit.sandbox.seed import seed
 from tests.e2e.reencrypt.helpers import (
     assert_all,

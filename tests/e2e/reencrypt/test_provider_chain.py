@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from secretkit.formats.model import ValueProvider
+from secretkit.core.formats.model import ValueProvider
 from secretkit.sandbox.seed import seed
 from tests.e2e.reencrypt.helpers import (
     AESCBC_K3,

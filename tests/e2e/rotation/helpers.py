@@ -10,8 +10,8 @@ from typing import Any
 
 import yaml
 
-from secretkit.formats import classify_value, match_key_name
-from secretkit.formats.model import ValueProvider
+from secretkit.core.formats import classify_value, match_key_name
+from secretkit.core.formats.model import ValueProvider
 from tests.e2e.reencrypt.helpers import cli_env, stored_values
 from tests.fixtures.sandbox import Sandbox
 from tests.schemas import one_document, validate_document

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from secretkit.encryption_config.model import content_hash
+from secretkit.core.encryption_config.model import content_hash
 from secretkit.errors import DependencyError
 from secretkit.fileio import write_private
 from secretkit.rotation.verify import (

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from secretkit.formats import classify_value
-from secretkit.formats.model import ValueProvider
+from secretkit.core.formats import classify_value
+from secretkit.core.formats.model import ValueProvider
 from tests.e2e.reencrypt.helpers import stored_values
 from tests.e2e.rotation.helpers import create_secrets, metrics_flags, read_secrets, secretkit
 from tests.fixtures.sandbox import SandboxFactory

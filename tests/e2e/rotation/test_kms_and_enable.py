@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from secretkit.formats.model import ValueProvider
+from secretkit.core.formats.model import ValueProvider
 from secretkit.sandbox import configs
 from tests.e2e.reencrypt.helpers import kms_key_ids, stored_values
 from tests.e2e.rotation.helpers import create_secrets, metrics_flags, read_secrets, secretkit
@@ -71,7 +71,7 @@ def test_enable_kms_encryption_from_plaintext(sandbox_factory: SandboxFactory) -
         "--endpoints", sb.etcd_endpoint,
     )
     assert run.rc == 0, run.output
-    from secretkit.formats import classify_value
+    from secretkit.core.formats import classify_value
 
     def secrets_now() -> dict[str, bytes]:
         return {k: v for k, v in stored_values(sb).items() if "/secrets/" in k}

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from secretkit.encryption_config import load_encryption_config
+from secretkit.core.encryption_config import load_encryption_config
+from secretkit.core.formats import encode_unknown
+from secretkit.core.transformers import build_transformers
 from secretkit.etcd import EtcdClient
-from secretkit.formats import encode_unknown
 from secretkit.kmsapi import GrpcKMSService
-from secretkit.transformers import build_transformers
 from tests.e2e.rotation.helpers import secretkit
 from tests.fixtures.servers import EtcdServer, MotoServer
 from tests.integration.kms_plugin.harness import running_plugin

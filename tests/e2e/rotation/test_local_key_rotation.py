@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 import yaml
 
-from secretkit.encryption_config import load_encryption_config_file
-from secretkit.formats.model import ValueProvider
+from secretkit.config_files import load_encryption_config_file
+from secretkit.core.formats.model import ValueProvider
+from secretkit.core.transformers import build_transformers
 from secretkit.rotation.state import default_state_path, load_state
-from secretkit.transformers import build_transformers
 from tests.e2e.rotation.helpers import (
     config_secrets,
     create_secrets,

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
-from secretkit.formats import classify_value
-from secretkit.formats.model import ValueProvider
+from secretkit.core.formats import classify_value
+from secretkit.core.formats.model import ValueProvider
 from secretkit.rotation.state import default_state_path, load_state, save_state
 from secretkit.sandbox import configs
 from tests.e2e.reencrypt.helpers import kms_key_ids, stored_values

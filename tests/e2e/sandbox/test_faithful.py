@@ -23,9 +23,9 @@ from typing import Any
 import pytest
 
 from secretkit._proto.k8s import meta_v1_pb2
-from secretkit.formats import classify_value, decode_unknown
-from secretkit.formats.model import ValueProvider
-from secretkit.formats.protowire import iter_fields
+from secretkit.core.formats import classify_value, decode_unknown
+from secretkit.core.formats.model import ValueProvider
+from secretkit.core.formats.protowire import iter_fields
 from secretkit.sandbox.servers import ManagedProcess, find_binary
 from tests.fixtures.sandbox import Sandbox, SandboxFactory
 

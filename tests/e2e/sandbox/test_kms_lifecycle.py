@@ -14,7 +14,7 @@ from collections.abc import Callable
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from secretkit.formats import classify_value
+from secretkit.core.formats import classify_value
 from secretkit.sandbox.orchestrate import restart_plugin
 from secretkit.sandbox.servers import ManagedProcess
 from tests.fixtures.sandbox import Sandbox, SandboxFactory

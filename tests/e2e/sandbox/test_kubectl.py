@@ -8,8 +8,8 @@ import subprocess
 
 import pytest
 
-from secretkit.formats import classify_value
-from secretkit.formats.model import ValueProvider
+from secretkit.core.formats import classify_value
+from secretkit.core.formats.model import ValueProvider
 from secretkit.sandbox.servers import find_binary
 from tests.fixtures.sandbox import Sandbox
 

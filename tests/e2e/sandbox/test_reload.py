@@ -8,8 +8,8 @@ from collections.abc import Callable
 
 import pytest
 
-from secretkit.formats import classify_value
-from secretkit.formats.model import ValueProvider
+from secretkit.core.formats import classify_value
+from secretkit.core.formats.model import ValueProvider
 from tests.fixtures.sandbox import Sandbox, SandboxFactory
 
 pytestmark = pytest.mark.e2e

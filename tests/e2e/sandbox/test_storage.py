@@ -7,11 +7,11 @@ import base64
 import pytest
 
 from secretkit._proto.k8s import core_v1_pb2
-from secretkit.encryption_config import load_encryption_config_file
-from secretkit.formats import classify_value, decode_unknown
-from secretkit.formats.model import ValueProvider
+from secretkit.config_files import load_encryption_config_file
+from secretkit.core.formats import classify_value, decode_unknown
+from secretkit.core.formats.model import ValueProvider
+from secretkit.core.transformers import build_transformers
 from secretkit.kmsapi import GrpcKMSService
-from secretkit.transformers import build_transformers
 from tests.fixtures.sandbox import Sandbox, SandboxFactory
 
 pytestmark = pytest.mark.e2e
@@ -91,7 +91,7 @@ def test_configmap_with_identity_is_plain_protobuf(
 
 def test_secret_written_by_generated_protobuf_reads_back(sandbox: Sandbox) -> None:
     """An object encoded by the generated k8s classes (as another writer would) is served."""
-    from secretkit.formats import encode_unknown
+    from secretkit.core.formats import encode_unknown
 
     secret = core_v1_pb2.Secret()
     secret.metadata.name = "foreign"
@@ -130,7 +130,7 @@ def test_kms_v1_values_are_read_and_rewritten(sandbox_factory: SandboxFactory) -
     """A kms v1 value (written here through the plugin's v1beta1 API) reads as stale."""
     import os
 
-    from secretkit.formats import aesgcm_encrypt, encode_unknown, prefix_for
+    from secretkit.core.formats import aesgcm_encrypt, encode_unknown, prefix_for
     from secretkit.kmsapi import V1Beta1Client
 
     sb = sandbox_factory(config=KMS_V1_CONFIG)

@@ -74,8 +74,8 @@ def test_enable_prune_gate_passes_on_the_star_star_keyspace(
     etcd_server: EtcdServer, etcd_client: EtcdClient
 ) -> None:
     """Dropping identity from a correct `*.*` kms config: internal keys never block."""
-    from secretkit.encryption_config import load_encryption_config
-    from secretkit.readability import Judge
+    from secretkit.core.encryption_config import load_encryption_config
+    from secretkit.core.readability import Judge
     from secretkit.rotation.gates import prove_readable
 
     count = captured.load_into(etcd_client, captured.STAR_STAR)
@@ -95,8 +95,8 @@ def test_inspect_reads_every_captured_value(tmp_path: Path) -> None:
     from secretkit.backends import load_backends_file
     from secretkit.backends.interface import BackendKMSService
     from secretkit.cli.inspect_cmd import inspect_value
-    from secretkit.encryption_config import load_encryption_config_file
-    from secretkit.transformers import build_transformers
+    from secretkit.config_files import load_encryption_config_file
+    from secretkit.core.transformers import build_transformers
 
     files = captured.star_star_files(tmp_path / "ss")
     backends = load_backends_file(files["backends.yaml"])

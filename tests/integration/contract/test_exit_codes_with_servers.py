@@ -14,10 +14,10 @@ import pytest
 
 from secretkit.backends import build_backend
 from secretkit.backends.interface import BackendKMSService
-from secretkit.encryption_config import load_encryption_config
+from secretkit.core.encryption_config import load_encryption_config
+from secretkit.core.transformers import build_transformers
 from secretkit.etcd import EtcdClient
 from secretkit.sandbox.servers import free_port
-from secretkit.transformers import build_transformers
 from tests.fixtures.servers import EtcdServer, OpenBaoServer
 from tests.schemas import one_document, validate_document
 

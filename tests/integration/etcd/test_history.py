@@ -6,14 +6,14 @@ from collections.abc import Sequence
 
 import pytest
 
-from secretkit.encryption_config import load_encryption_config
+from secretkit.core.encryption_config import load_encryption_config
+from secretkit.core.layout import Layout
+from secretkit.core.readability import Judge
 from secretkit.errors import EtcdError
 from secretkit.etcd import EtcdClient, EtcdCompactedError, ForwardingEtcd, KeyValue
 from secretkit.etcd.history import HistoryWalk
 from secretkit.etcd.interface import Watch
-from secretkit.etcd.layout import Layout
 from secretkit.etcd.model import WatchRange
-from secretkit.readability import Judge
 from tests.fixtures.servers import EtcdServer
 
 pytestmark = pytest.mark.etcd

@@ -13,7 +13,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from secretkit._proto.kms.v1beta1 import api_pb2 as v1beta1_pb2
 from secretkit._proto.kms.v2 import api_pb2
-from secretkit.formats import decode_encrypted_object, kmsv2_decrypt_data
+from secretkit.core.formats import decode_encrypted_object, kmsv2_decrypt_data
 from tests.integration.kms_plugin.harness import running_plugin, start_plugin, write_kek
 
 VECTORS = Path(__file__).resolve().parents[2] / "data" / "upstream-vectors.json"

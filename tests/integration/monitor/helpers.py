@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from secretkit.formats import encode_unknown
+from secretkit.core.formats import encode_unknown
 from secretkit.monitor.options import ListenAddress, MonitorOptions
 from secretkit.monitor.run import Monitor
 

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from secretkit.encryption_config import load_encryption_config
+from secretkit.core.encryption_config import load_encryption_config
+from secretkit.core.transformers import build_transformers
 from secretkit.etcd import EtcdClient, ForwardingEtcd
 from secretkit.etcd.interface import Watch
 from secretkit.etcd.model import WatchRange
 from secretkit.monitor.labels import OTHER
-from secretkit.transformers import build_transformers
 from tests.integration.monitor.helpers import (
     PLAINTEXT_SECRET,
     fast_options,

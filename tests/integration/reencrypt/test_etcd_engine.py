@@ -10,16 +10,16 @@ from typing import Any
 
 import pytest
 
-from secretkit.encryption_config import load_encryption_config
+from secretkit.core.encryption_config import load_encryption_config
+from secretkit.core.formats import classify_value, match_key_name
+from secretkit.core.formats.model import ValueProvider
+from secretkit.core.formats.prefixes import AESGCM_PREFIX
+from secretkit.core.transformers import TransformerSet, build_transformers
 from secretkit.errors import EtcdError
 from secretkit.etcd import EtcdClient, ForwardingEtcd
-from secretkit.formats import classify_value, match_key_name
-from secretkit.formats.model import ValueProvider
-from secretkit.formats.prefixes import AESGCM_PREFIX
 from secretkit.reencrypt.checkpoint import CheckpointFile
 from secretkit.reencrypt.etcd_engine import EtcdRunOptions, EtcdScope
 from secretkit.reencrypt.runner import RunControl, run_etcd
-from secretkit.transformers import TransformerSet, build_transformers
 
 pytestmark = pytest.mark.etcd
 

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from secretkit.encryption_config import load_encryption_config
+from secretkit.core.encryption_config import load_encryption_config
+from secretkit.core.transformers import TransformerSet, build_transformers
 from secretkit.etcd import EtcdClient
 from secretkit.kube.discovery import ApiResource
 from secretkit.reencrypt.verify import verify_no_stale
-from secretkit.transformers import TransformerSet, build_transformers
 from tests.fixtures.servers import EtcdServer
 from tests.unit.cli.helpers import run_cli
 

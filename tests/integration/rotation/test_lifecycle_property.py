@@ -57,17 +57,17 @@ from hypothesis.stateful import (
 
 from secretkit.backends.interface import BackendKMSService
 from secretkit.backends.local import LocalBackend, LocalKey
-from secretkit.encryption_config import EncryptionConfig, load_encryption_config
+from secretkit.core.encryption_config import EncryptionConfig, load_encryption_config
+from secretkit.core.formats import encode_unknown
+from secretkit.core.layout import Layout
+from secretkit.core.transformers import TransformerSet, build_transformers
 from secretkit.errors import SecretkitError
 from secretkit.etcd import EtcdClient, EtcdCompactedError
-from secretkit.etcd.layout import Layout
-from secretkit.formats import encode_unknown
 from secretkit.reencrypt.request import ReencryptRequest
 from secretkit.reencrypt.summary import ObjectError, Summary
 from secretkit.rotation import files as rotation_files
 from secretkit.rotation.engine import StageEngine, StageOptions, StageWorld
 from secretkit.rotation.plans import DisableEncryption, EnableEncryption, LocalKeyRotation
-from secretkit.transformers import TransformerSet, build_transformers
 from tests.fixtures.servers import EtcdServer
 
 pytestmark = pytest.mark.etcd

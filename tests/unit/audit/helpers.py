@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from secretkit.audit.classify import Classifier, ScopePolicy
-from secretkit.encryption_config import EncryptionConfig, load_encryption_config
-from secretkit.transformers import build_transformers
+from secretkit.core.encryption_config import EncryptionConfig, load_encryption_config
+from secretkit.core.transformers import build_transformers
 from tests.unit.transformers.vectors import (
     IDENTITY_ONLY_CONFIG,
     VECTORS,

@@ -146,7 +146,7 @@ def test_valid_plaintext_objects_are_not_unknown() -> None:
 @pytest.mark.parametrize("v", VECTORS, ids=lambda v: v["id"])
 def test_fast_path_agrees_with_classify_value(v: dict[str, Any]) -> None:
     from secretkit.audit.classify import _classify_fast
-    from secretkit.formats import classify_value
+    from secretkit.core.formats import classify_value
 
     fast, full = _classify_fast(stored(v)), classify_value(stored(v))
     assert (fast.provider, fast.encoding, fast.prefix) == (
@@ -167,7 +167,7 @@ def test_undecryptable_values_are_not_also_stale(v: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("payload_size", [40, 30_000])
 def test_kms_v1_provider_names_with_a_colon_are_shown_and_judged_whole(payload_size: int) -> None:
-    from secretkit.formats import encode_kmsv1
+    from secretkit.core.formats import encode_kmsv1
 
     cfg = config(
         b"apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\n"

@@ -19,18 +19,18 @@ import pytest
 from secretkit.audit.classify import Classifier, ScopePolicy
 from secretkit.audit.model import AuditReport, FindingKind
 from secretkit.audit.scan import classify_stream
-from secretkit.encryption_config import EncryptionConfig, load_encryption_config
-from secretkit.errors import BackendError, SecretkitError
-from secretkit.etcd.model import KeyValueRecord
-from secretkit.formats import (
+from secretkit.core.encryption_config import EncryptionConfig, load_encryption_config
+from secretkit.core.formats import (
     DEKSourceType,
     EncryptedObject,
     encode_encrypted_object,
     encode_kmsv1,
 )
-from secretkit.formats.protowire import encode_len_field
-from secretkit.kms_service import KMSStatus
-from secretkit.transformers import build_transformers
+from secretkit.core.formats.protowire import encode_len_field
+from secretkit.core.kms_service import KMSStatus
+from secretkit.core.transformers import build_transformers
+from secretkit.errors import BackendError, SecretkitError
+from secretkit.etcd.model import KeyValueRecord
 from tests.unit.audit.helpers import VECTORS, classifier, config, plaintext, stored, vector
 from tests.unit.transformers.vectors import FakeKMS
 

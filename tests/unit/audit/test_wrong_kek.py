@@ -8,9 +8,9 @@ from secretkit.audit.classify import Classifier, ScopePolicy
 from secretkit.audit.model import FindingKind
 from secretkit.backends.interface import BackendKMSService
 from secretkit.backends.local import LocalBackend, LocalKey
-from secretkit.encryption_config import load_encryption_config
-from secretkit.formats import encode_unknown
-from secretkit.transformers import build_transformers
+from secretkit.core.encryption_config import load_encryption_config
+from secretkit.core.formats import encode_unknown
+from secretkit.core.transformers import build_transformers
 
 CONFIG = b"""\
 apiVersion: apiserver.config.k8s.io/v1

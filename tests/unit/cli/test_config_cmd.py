@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from secretkit.encryption_config import (
+from secretkit.config_files import load_encryption_config_file
+from secretkit.core.encryption_config import (
     KMSProvider,
     LocalKeyProvider,
     ProviderType,
     load_encryption_config,
-    load_encryption_config_file,
 )
 from tests.unit.cli.helpers import run_cli
 

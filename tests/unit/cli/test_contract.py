@@ -155,7 +155,7 @@ def test_internal_errors_are_reported_without_their_text(
     def boom(*args: object, **kwargs: object) -> None:
         raise RuntimeError("secret-looking-text")
 
-    monkeypatch.setattr("secretkit.encryption_config.load_encryption_config_file", boom)
+    monkeypatch.setattr("secretkit.config_files.load_encryption_config_file", boom)
     error = _json_error(run_cli(capsys, "config", "show", str(VALID), "-o", "json"), 5)
     assert error["reason"] == "internal" and "RuntimeError" in str(error["what"])
     res = run_cli(capsys, "config", "show", str(VALID))

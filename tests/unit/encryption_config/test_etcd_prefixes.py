@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from secretkit.encryption_config import etcd_prefixes_for, resource_for_etcd_key
+from secretkit.core.encryption_config import etcd_prefixes_for, resource_for_etcd_key
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from secretkit.encryption_config import (
+from secretkit.config_files import load_encryption_config_file
+from secretkit.core.encryption_config import (
     EncryptionConfigInvalid,
     IdentityProvider,
     KMSProvider,
@@ -14,7 +15,6 @@ from secretkit.encryption_config import (
     ProviderType,
     check_encryption_config,
     load_encryption_config,
-    load_encryption_config_file,
     parse_duration,
 )
 from secretkit.errors import ConfigError

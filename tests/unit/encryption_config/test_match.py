@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from secretkit.encryption_config import (
+from secretkit.core.encryption_config import (
     EncryptionConfig,
     IdentityProvider,
     KMSProvider,

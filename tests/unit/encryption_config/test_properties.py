@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from secretkit.encryption_config import ConfigProblem, check_encryption_config
+from secretkit.core.encryption_config import ConfigProblem, check_encryption_config
 
 _FIELDS = st.sampled_from(
     [

@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from secretkit.encryption_config import (
+from secretkit.core.encryption_config import (
     ConfigProblem,
     EncryptionConfig,
     IdentityProvider,

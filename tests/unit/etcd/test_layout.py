@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from secretkit.etcd.layout import BUILTIN_RESOURCES, INTERNAL_KEYS, Layout, ResourceLayout
+from secretkit.core.layout import BUILTIN_RESOURCES, INTERNAL_KEYS, Layout, ResourceLayout
 
 CAPTURE = Path(__file__).parents[2] / "data" / "real-apiserver" / "etcd-layout.json"
 

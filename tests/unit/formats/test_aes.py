@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from secretkit.core.formats import aescbc_decrypt, aescbc_encrypt, aesgcm_decrypt, aesgcm_encrypt
 from secretkit.errors import ConfigError, DecryptError, FormatError
-from secretkit.formats import aescbc_decrypt, aescbc_encrypt, aesgcm_decrypt, aesgcm_encrypt
 
 # NIST SP 800-38A, F.2.1 CBC-AES128.Encrypt (first two blocks)
 NIST_KEY = bytes.fromhex("2b7e151628aed2a6abf7158809cf4f3c")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from secretkit.formats import (
+from secretkit.core.formats import (
     DEKSourceType,
     EncryptedObject,
     PlaintextEncoding,

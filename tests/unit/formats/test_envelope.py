@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 
 from secretkit._proto.k8s import runtime_pb2
+from secretkit.core.formats import PROTOBUF_MAGIC, RuntimeUnknown, decode_unknown, encode_unknown
+from secretkit.core.formats.protowire import encode_len_field
 from secretkit.errors import FormatError
-from secretkit.formats import PROTOBUF_MAGIC, RuntimeUnknown, decode_unknown, encode_unknown
-from secretkit.formats.protowire import encode_len_field
 
 
 def _reference(**fields: Any) -> bytes:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from secretkit.formats import (
+from secretkit.core.formats import (
     decode_encrypted_object,
     encode_encrypted_object,
     encrypted_data_span,
     header_decides_key,
     value_header,
 )
-from secretkit.formats.model import DEKSourceType, EncryptedObject
+from secretkit.core.formats.model import DEKSourceType, EncryptedObject
 from tests.unit.formats.vectors import ALL, Vector, select
 
 

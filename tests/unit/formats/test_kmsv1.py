@@ -6,8 +6,8 @@ import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from secretkit.core.formats import decode_kmsv1, encode_kmsv1, kmsv1_decrypt_payload
 from secretkit.errors import DecryptError, FormatError
-from secretkit.formats import decode_kmsv1, encode_kmsv1, kmsv1_decrypt_payload
 
 DEK = bytes(range(32))
 AAD = b"/registry/secrets/default/v1"

@@ -13,8 +13,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 from hypothesis import given
 from hypothesis import strategies as st
 
-from secretkit.errors import DecryptError, FormatError
-from secretkit.formats import (
+from secretkit.core.formats import (
     DEKSourceType,
     EncryptedObject,
     decode_encrypted_object,
@@ -22,8 +21,9 @@ from secretkit.formats import (
     kmsv2_decrypt_data,
     kmsv2_encrypt_data,
 )
-from secretkit.formats.kmsv2 import _derive_key, is_fully_qualified_domain_name
-from secretkit.formats.protowire import encode_len_field, encode_varint_field
+from secretkit.core.formats.kmsv2 import _derive_key, is_fully_qualified_domain_name
+from secretkit.core.formats.protowire import encode_len_field, encode_varint_field
+from secretkit.errors import DecryptError, FormatError
 from tests.unit.formats.proto_reference import reference_decode, reference_encode
 
 SEED = bytes(range(32))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from secretkit.core.formats import match_key_name, matching_key_names, prefix_for
 from secretkit.errors import ConfigError
-from secretkit.formats import match_key_name, matching_key_names, prefix_for
 
 
 @pytest.mark.parametrize(

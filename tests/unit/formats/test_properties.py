@@ -8,8 +8,7 @@ from collections.abc import Callable
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from secretkit.errors import DecryptError, FormatError
-from secretkit.formats import (
+from secretkit.core.formats import (
     DEKSourceType,
     EncryptedObject,
     StoredValue,
@@ -33,6 +32,7 @@ from secretkit.formats import (
     secretbox_decrypt,
     secretbox_encrypt,
 )
+from secretkit.errors import DecryptError, FormatError
 from tests.unit.formats.proto_reference import reference_decode, reference_encode
 from tests.unit.formats.vectors import ALL
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from secretkit.errors import FormatError
-from secretkit.formats.protowire import (
+from secretkit.core.formats.protowire import (
     encode_len_field,
     encode_varint,
     encode_varint_field,
     iter_fields,
     read_varint,
 )
+from secretkit.errors import FormatError
 
 
 @pytest.mark.parametrize(

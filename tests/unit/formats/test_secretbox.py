@@ -5,8 +5,8 @@ from __future__ import annotations
 import nacl.bindings
 import pytest
 
+from secretkit.core.formats import secretbox_decrypt, secretbox_encrypt
 from secretkit.errors import ConfigError, DecryptError, FormatError
-from secretkit.formats import secretbox_decrypt, secretbox_encrypt
 
 KEY = bytes(range(32))
 NONCE = bytes(range(24))

@@ -7,8 +7,7 @@ import base64
 import pytest
 from cryptography.exceptions import InvalidTag
 
-from secretkit.errors import DecryptError, FormatError
-from secretkit.formats import (
+from secretkit.core.formats import (
     DEKSourceType,
     PlaintextEncoding,
     ValueProvider,
@@ -26,6 +25,7 @@ from secretkit.formats import (
     secretbox_decrypt,
     secretbox_encrypt,
 )
+from secretkit.errors import DecryptError, FormatError
 from tests.unit.formats.vectors import ALL, Vector, select
 
 LOCAL_KEY_PROVIDERS = ("aescbc", "aesgcm", "secretbox")

@@ -12,9 +12,9 @@ import pytest
 
 from kms_plugin.errors import InvalidRequest
 from kms_plugin.service import validate_annotations
+from secretkit.core.formats.kmsv2 import is_fully_qualified_domain_name, validate_encrypted_object
+from secretkit.core.formats.model import DEKSourceType, EncryptedObject
 from secretkit.errors import FormatError
-from secretkit.formats.kmsv2 import is_fully_qualified_domain_name, validate_encrypted_object
-from secretkit.formats.model import DEKSourceType, EncryptedObject
 
 UPSTREAM_GOOD = [
     "a.com",

@@ -15,7 +15,7 @@ import pytest
 
 from kms_plugin.cli import main, socket_endpoint
 from secretkit.backends import write_kek_file
-from secretkit.encryption_config.endpoint import UnixEndpoint, parse_endpoint
+from secretkit.core.encryption_config.endpoint import UnixEndpoint, parse_endpoint
 from secretkit.errors import UsageError
 
 

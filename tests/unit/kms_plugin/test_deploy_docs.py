@@ -11,7 +11,7 @@ import yaml
 from kms_plugin.config import build_config, load_config_file
 from secretkit.backends._schema import Definition
 from secretkit.backends.vault import parse_vault_config
-from secretkit.encryption_config import load_encryption_config_file
+from secretkit.config_files import load_encryption_config_file
 
 DEPLOY = Path(__file__).resolve().parents[3] / "docs" / "deploy"
 SOCKET = "unix:///var/run/secretkit/kms-plugin.sock"

@@ -7,9 +7,9 @@ import base64
 import yaml
 
 from secretkit.audit.classify import Classifier, ScopePolicy
-from secretkit.encryption_config import load_encryption_config
+from secretkit.core.encryption_config import load_encryption_config
+from secretkit.core.formats import encode_unknown
 from secretkit.etcd.model import KeyValueRecord
-from secretkit.formats import encode_unknown
 from secretkit.monitor.coverage import Coverage, Judge
 from secretkit.monitor.labels import RowTable
 

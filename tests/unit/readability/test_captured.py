@@ -11,9 +11,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from secretkit.encryption_config import load_encryption_config
-from secretkit.encryption_config.model import EncryptionConfig
-from secretkit.readability import Judge, Verdict
+from secretkit.core.encryption_config import load_encryption_config
+from secretkit.core.encryption_config.model import EncryptionConfig
+from secretkit.core.readability import Judge, Verdict
 
 DATA = Path(__file__).parents[2] / "data" / "real-apiserver"
 

@@ -11,7 +11,8 @@ import io
 from collections.abc import Sequence
 from typing import Any
 
-from secretkit.encryption_config import load_encryption_config
+from secretkit.core.encryption_config import load_encryption_config
+from secretkit.core.transformers import TransformerSet, build_transformers
 from secretkit.etcd import ForwardingEtcd, MemoryEtcd
 from secretkit.kube.discovery import ApiResource
 from secretkit.reencrypt.etcd_engine import EtcdRunOptions, EtcdScope
@@ -19,7 +20,6 @@ from secretkit.reencrypt.runner import RunControl, run_etcd
 from secretkit.reencrypt.stale_scan import scan_stale
 from secretkit.reencrypt.summary import Summary
 from secretkit.reencrypt.verify import verify_no_stale
-from secretkit.transformers import TransformerSet, build_transformers
 
 KEY1 = base64.b64encode(b"1" * 32).decode()
 KEY2 = base64.b64encode(b"2" * 32).decode()

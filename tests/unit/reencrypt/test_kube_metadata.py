@@ -8,9 +8,9 @@ import json
 import pytest
 
 from secretkit._proto.k8s import meta_v1_pb2
+from secretkit.core.formats import encode_unknown
+from secretkit.core.formats.protowire import encode_len_field
 from secretkit.errors import KubeError
-from secretkit.formats import encode_unknown
-from secretkit.formats.protowire import encode_len_field
 from secretkit.kube.metadata import ObjectRef, parse_list, parse_object
 
 PROTOBUF = "application/vnd.kubernetes.protobuf;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from secretkit.encryption_config.model import (
+from secretkit.core.encryption_config.model import (
     IdentityProvider,
     KMSProvider,
 )
@@ -62,7 +62,7 @@ def test_identity_value_is_fresh_only_under_identity(v: dict[str, Any]) -> None:
 def test_judged_against_the_whole_chain_like_the_audit(v: dict[str, Any]) -> None:
     # key "<writer>" writes, a second provider of the same type holds "<writer>:x";
     # a value written with "<writer>:x" must be stale, not taken for "<writer>"'s
-    from secretkit.formats import prefix_for, secretbox_encrypt
+    from secretkit.core.formats import prefix_for, secretbox_encrypt
 
     writer = v["key_name"]
     chain = (local(v["provider"], writer), local(v["provider"], writer + ":x"))

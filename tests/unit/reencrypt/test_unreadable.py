@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from secretkit.encryption_config.model import (
+from secretkit.core.encryption_config.model import (
     IdentityProvider,
     KMSProvider,
 )
-from secretkit.formats import encode_kmsv1
+from secretkit.core.formats import encode_kmsv1
 from secretkit.reencrypt.stale import is_stale, is_unreadable
 from secretkit.reencrypt.summary import Summary
 from tests.unit.reencrypt.vectors import IDENTITY, KMS, LOCAL, local, stored

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from secretkit.encryption_config.model import Key, LocalKeyProvider, ProviderType
+from secretkit.core.encryption_config.model import Key, LocalKeyProvider, ProviderType
 
 VECTORS: list[dict[str, Any]] = [
     v

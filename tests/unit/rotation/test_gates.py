@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import pytest
 
-from secretkit.encryption_config import load_encryption_config
+from secretkit.core.encryption_config import load_encryption_config
+from secretkit.core.readability import Judge
 from secretkit.errors import EtcdError, SafetyError
 from secretkit.etcd import ForwardingEtcd, KeyValue, MemoryEtcd
-from secretkit.readability import Judge
 from secretkit.rotation.gates import count_key_ids, prove_readable
 from tests.data import real_apiserver as captured
 

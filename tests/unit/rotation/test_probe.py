@@ -8,11 +8,12 @@ import os
 
 import pytest
 
-from secretkit.encryption_config import load_encryption_config
-from secretkit.encryption_config.model import EncryptionConfig
+from secretkit.core.encryption_config import load_encryption_config
+from secretkit.core.encryption_config.model import EncryptionConfig
+from secretkit.core.formats import encode_encrypted_object, prefix_for
+from secretkit.core.formats.model import DEKSourceType, EncryptedObject
+from secretkit.core.transformers import build_transformers
 from secretkit.errors import DependencyError, ExitCode, KubeError, SafetyError, UsageError
-from secretkit.formats import encode_encrypted_object, prefix_for
-from secretkit.formats.model import DEKSourceType, EncryptedObject
 from secretkit.rotation.probe import (
     PROBE_LABEL,
     Writer,
@@ -27,7 +28,6 @@ from secretkit.rotation.probe import (
     probe_object,
 )
 from secretkit.rotation.probe_run import EndpointResult, ProbeReport
-from secretkit.transformers import build_transformers
 
 KEY1 = base64.b64encode(b"1" * 32).decode()
 KEY2 = base64.b64encode(b"2" * 32).decode()

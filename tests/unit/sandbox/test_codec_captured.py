@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from secretkit.formats import decode_unknown
+from secretkit.core.formats import decode_unknown
 from secretkit.sandbox.apiserver import codec
 from secretkit.sandbox.apiserver.internal import endpoints_value, master_lease, peer_lease
 from secretkit.sandbox.apiserver.kinds import CONFIGMAPS, CONTROLLERREVISIONS, LEASES, SECRETS

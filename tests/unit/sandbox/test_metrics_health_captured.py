@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from secretkit.kms_service import KMSStatus
+from secretkit.core.kms_service import KMSStatus
 from secretkit.sandbox.apiserver.encryption import KMSProbe
 from secretkit.sandbox.apiserver.health import HealthChecks
 from secretkit.sandbox.apiserver.metrics import HELP, EncryptionMetrics, go_float
@@ -117,7 +117,7 @@ class FakeState:
 
 
 def _probe(service: FakeService, clock: Clock, index: int = 0) -> KMSProbe:
-    from secretkit.encryption_config.model import KMSProvider
+    from secretkit.core.encryption_config.model import KMSProvider
 
     provider = KMSProvider(name="real-kms", endpoint="unix:///run/secretkit/kms.sock",
                            api_version="v2", timeout_seconds=3.0, cachesize=1000)

@@ -7,11 +7,16 @@ import itertools
 
 import pytest
 
-from secretkit.encryption_config import KMSProvider, load_encryption_config
+from secretkit.core.encryption_config import KMSProvider, load_encryption_config
+from secretkit.core.formats import classify_value, decode_encrypted_object
+from secretkit.core.formats.model import DEKSourceType, ValueProvider
+from secretkit.core.transformers import (
+    DEK_CACHE_SIZE,
+    TransformerSet,
+    _DEKCache,
+    build_transformers,
+)
 from secretkit.errors import BackendError, ConfigError, DecryptError
-from secretkit.formats import classify_value, decode_encrypted_object
-from secretkit.formats.model import DEKSourceType, ValueProvider
-from secretkit.transformers import DEK_CACHE_SIZE, TransformerSet, _DEKCache, build_transformers
 from tests.unit.transformers.vectors import VECTORS, FakeKMS, b64, fake_kms_specs
 
 KEY_A = base64.b64encode(b"A" * 32).decode()
@@ -216,7 +221,7 @@ def test_dek_cache_is_bounded_lru() -> None:
 
 def test_kms_v1_reads_gcm_fresh_and_legacy_cbc_stale() -> None:
     # no upstream kms v1 vectors exist: built from the documented layout (storage-formats §0)
-    from secretkit.formats import aescbc_encrypt, aesgcm_encrypt, encode_kmsv1
+    from secretkit.core.formats import aescbc_encrypt, aesgcm_encrypt, encode_kmsv1
 
     service = FakeKMS(b"K" * 32, "", {})  # v1 plugins wrap without a key_id
     dek = b"D" * 32

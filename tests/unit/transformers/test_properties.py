@@ -7,9 +7,9 @@ import base64
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from secretkit.encryption_config import KMSProvider, load_encryption_config
+from secretkit.core.encryption_config import KMSProvider, load_encryption_config
+from secretkit.core.transformers import build_transformers
 from secretkit.errors import DecryptError
-from secretkit.transformers import build_transformers
 from tests.unit.transformers.vectors import FakeKMS, fake_kms_specs
 
 _KEY = base64.b64encode(b"k" * 32).decode()

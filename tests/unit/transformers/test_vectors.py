@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from secretkit.encryption_config import KMSProvider, load_encryption_config
+from secretkit.core.encryption_config import KMSProvider, load_encryption_config
+from secretkit.core.transformers import TransformerSet, build_transformers
 from secretkit.errors import DecryptError
-from secretkit.transformers import TransformerSet, build_transformers
 from tests.unit.transformers.vectors import (
     IDENTITY_ONLY_CONFIG,
     VECTORS,

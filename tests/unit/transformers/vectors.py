@@ -19,8 +19,8 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from secretkit.core.kms_service import KMSEncryptResult, KMSStatus
 from secretkit.errors import BackendInvalidRequest
-from secretkit.kms_service import KMSEncryptResult, KMSStatus
 
 VECTORS_PATH = Path(__file__).parents[2] / "data" / "upstream-vectors.json"
 VECTORS: list[dict[str, Any]] = json.loads(VECTORS_PATH.read_text())

@@ -10,11 +10,11 @@ import json
 import re
 from typing import Any
 
+from secretkit.core.formats.envelope import PROTOBUF_MAGIC, read_type_meta
+from secretkit.core.formats.kmsv2 import decode_encrypted_object
+from secretkit.core.formats.model import PlaintextEncoding, StoredValue, ValueProvider
+from secretkit.core.formats.prefixes import ENCRYPTED_PREFIX, PROVIDER_PREFIXES
 from secretkit.errors import FormatError
-from secretkit.formats.envelope import PROTOBUF_MAGIC, read_type_meta
-from secretkit.formats.kmsv2 import decode_encrypted_object
-from secretkit.formats.model import PlaintextEncoding, StoredValue, ValueProvider
-from secretkit.formats.prefixes import ENCRYPTED_PREFIX, PROVIDER_PREFIXES
 
 # Key and provider names are looked for in the first bytes after the prefix only;
 # longer names are not realistic and scanning 10 KB of ciphertext for ':' is waste.

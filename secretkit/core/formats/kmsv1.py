@@ -7,8 +7,8 @@ key); upstream readers also accept AES-CBC (IV ‖ ciphertext, PKCS#7), so we do
 
 from __future__ import annotations
 
+from secretkit.core.formats.aes import aescbc_decrypt, gcm_open
 from secretkit.errors import DecryptError, FormatError
-from secretkit.formats.aes import aescbc_decrypt, gcm_open
 
 _LENGTH_SIZE = 2
 _MAX_DEK_SIZE = 0xFFFF

@@ -1,6 +1,6 @@
 """The apiserver's value transformer chain, rebuilt from an EncryptionConfiguration.
 
-Pure: no I/O except through the injected :class:`~secretkit.kms_service.KMSService`
+Pure: no I/O except through the injected :class:`~secretkit.core.kms_service.KMSService`
 factory, randomness through ``rng``. Behaviour follows upstream
 ``k8s.io/apiserver/pkg/storage/value`` (prefix transformers) and
 ``encryptionconfig/config.go``:
@@ -26,8 +26,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from secretkit.encryption_config.match import providers_for, resource_for_etcd_key
-from secretkit.encryption_config.model import (
+from secretkit.core.encryption_config.match import providers_for, resource_for_etcd_key
+from secretkit.core.encryption_config.model import (
     EncryptionConfig,
     IdentityProvider,
     Key,
@@ -36,16 +36,7 @@ from secretkit.encryption_config.model import (
     Provider,
     ProviderType,
 )
-from secretkit.errors import (
-    BackendError,
-    BackendInvalidRequest,
-    ConfigError,
-    DecryptError,
-    ExitCode,
-    FormatError,
-    SecretkitError,
-)
-from secretkit.formats import (
+from secretkit.core.formats import (
     AESCBC_PREFIX,
     AESGCM_PREFIX,
     ENCRYPTED_PREFIX,
@@ -73,7 +64,16 @@ from secretkit.formats import (
     secretbox_encrypt,
     validate_encrypted_object,
 )
-from secretkit.kms_service import KMSService
+from secretkit.core.kms_service import KMSService
+from secretkit.errors import (
+    BackendError,
+    BackendInvalidRequest,
+    ConfigError,
+    DecryptError,
+    ExitCode,
+    FormatError,
+    SecretkitError,
+)
 
 #: bound of the per-provider cache of decrypted DEK sources (seeds / DEKs)
 DEK_CACHE_SIZE = 1000
@@ -122,7 +122,7 @@ class HeaderReader:
     """Reads every value that shares one header the way the chain reads it.
 
     Built by :meth:`ResourceTransformer.reader_for_header` for a header of
-    :mod:`secretkit.formats.header`: ``read(value, aad)`` runs the provider and key
+    :mod:`secretkit.core.formats.header`: ``read(value, aad)`` runs the provider and key
     the chain would try first for *any* value with that header, so when it succeeds
     the chain would have returned the same plaintext with the verdict ``stale``. When
     it raises, a later provider might still read the value: callers then ask

@@ -11,13 +11,11 @@ import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import yaml
 
 from secretkit.errors import UsageError
-from secretkit.fileio import write_private
 
 KEY_SIZE = 32
 LOCAL_PROVIDERS = ("aescbc", "aesgcm", "secretbox")
@@ -68,8 +66,8 @@ def generate_encryption_config(
     elif options.provider == "kms":
         if not options.kms_name or not options.kms_endpoint:
             raise UsageError(
-                "--provider kms needs --kms-name and --kms-endpoint",
-                hint="e.g. --kms-name kms-prod --kms-endpoint unix:///var/run/kms/plugin.sock",
+                "a kms provider needs a name and an endpoint",
+                hint="e.g. name kms-prod, endpoint unix:///var/run/kms/plugin.sock",
             )
         provider = {
             "kms": {
@@ -107,20 +105,5 @@ def split_resources(text: str | Sequence[str]) -> tuple[str, ...]:
     parts = [text] if isinstance(text, str) else list(text)
     names = tuple(n.strip() for part in parts for n in part.split(",") if n.strip())
     if not names:
-        raise UsageError("no resources given", hint="e.g. --resources secrets,configmaps")
+        raise UsageError("no resources given", hint="name at least one, e.g. secrets,configmaps")
     return names
-
-
-def write_private_file(path: Path, data: bytes, *, force: bool = False) -> None:
-    """Write ``data`` to ``path`` with mode 0600, atomically; refuse to overwrite unless ``force``.
-
-    A temporary file in the same directory is written, fsynced and renamed over the
-    target, so readers never see a half-written key file.
-    """
-    if path.exists() and not force:
-        raise UsageError(
-            "file exists; refusing to overwrite a config that may hold the only copy of a key",
-            where=str(path),
-            hint="pass --force to replace it, or choose another path",
-        )
-    write_private(path, data)

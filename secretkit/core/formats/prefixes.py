@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from secretkit.core.formats.model import ValueProvider
 from secretkit.errors import ConfigError
-from secretkit.formats.model import ValueProvider
 
 ENCRYPTED_PREFIX = b"k8s:enc:"
 AESCBC_PREFIX = b"k8s:enc:aescbc:v1:"

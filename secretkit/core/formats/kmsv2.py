@@ -21,17 +21,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from secretkit.errors import DecryptError, FormatError
-from secretkit.formats.aes import GCM_NONCE_SIZE, aesgcm_encrypt, gcm_open
-from secretkit.formats.header import encrypted_data_span
-from secretkit.formats.model import DEKSourceType, EncryptedObject
-from secretkit.formats.protowire import (
+from secretkit.core.formats.aes import GCM_NONCE_SIZE, aesgcm_encrypt, gcm_open
+from secretkit.core.formats.header import encrypted_data_span
+from secretkit.core.formats.model import DEKSourceType, EncryptedObject
+from secretkit.core.formats.protowire import (
     WIRE_LEN,
     WIRE_VARINT,
     encode_len_field,
     encode_varint_field,
     iter_fields,
 )
+from secretkit.errors import DecryptError, FormatError
 
 KEY_ID_MAX_SIZE = 1024
 ENCRYPTED_DEK_SOURCE_MAX_SIZE = 1024
@@ -294,7 +294,7 @@ def kmsv2_open(
     """Decrypt one ``encryptedData`` of DEK source type ``source_type`` with ``dek_source``.
 
     The core of :func:`kmsv2_decrypt_data`, for callers that already hold the DEK
-    source of a header (see :mod:`secretkit.formats.header`) and only slice out the data.
+    source of a header (see :mod:`secretkit.core.formats.header`) and only slice out the data.
     """
     if source_type == DEKSourceType.HKDF_SHA256_XNONCE_AES_GCM_SEED:
         if len(dek_source) < SEED_MIN_SIZE:

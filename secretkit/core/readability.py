@@ -17,7 +17,7 @@ Pure and key-free: judged from the value's prefix (and a kms v2 value's
 * ``unreadable``: no provider of the chain reads it: the provider type, local key
   name or kms provider name is not configured, a kms v2 header does not parse, or
   its key_id is not among the key_ids the backend will still decrypt;
-* ``internal``: an apiserver-internal key (:data:`secretkit.etcd.layout.INTERNAL_KEYS`),
+* ``internal``: an apiserver-internal key (:data:`secretkit.core.layout.INTERNAL_KEYS`),
   written and read in plaintext by the apiserver itself, whatever the config.
 
 Upstream reads by prefix in chain order: identity (no prefix) reads anything without
@@ -31,18 +31,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from secretkit.encryption_config.match import providers_for
-from secretkit.encryption_config.model import (
+from secretkit.core.encryption_config.match import providers_for
+from secretkit.core.encryption_config.model import (
     EncryptionConfig,
     IdentityProvider,
     KMSProvider,
     LocalKeyProvider,
     Provider,
 )
-from secretkit.etcd.layout import KeyOwner, Layout
-from secretkit.formats import classify_value, match_key_name
-from secretkit.formats.model import DEKSourceType, StoredValue, ValueProvider
-from secretkit.formats.prefixes import KMS_V1_PREFIX
+from secretkit.core.formats import classify_value, match_key_name
+from secretkit.core.formats.model import DEKSourceType, StoredValue, ValueProvider
+from secretkit.core.formats.prefixes import KMS_V1_PREFIX
+from secretkit.core.layout import KeyOwner, Layout
 
 #: the local-key value kinds and the provider type that reads each
 LOCAL_TYPES: Mapping[ValueProvider, str] = {

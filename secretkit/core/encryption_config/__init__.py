@@ -1,19 +1,18 @@
 """EncryptionConfiguration: the model, a strict loader, the validator and resource matching."""
 
-from secretkit.durations import parse_duration
-from secretkit.encryption_config.load import (
+from secretkit.core.durations import parse_duration
+from secretkit.core.encryption_config.load import (
     EncryptionConfigInvalid,
     check_encryption_config,
     load_encryption_config,
-    load_encryption_config_file,
     parse_encryption_config,
 )
-from secretkit.encryption_config.match import (
+from secretkit.core.encryption_config.match import (
     etcd_prefixes_for,
     providers_for,
     resource_for_etcd_key,
 )
-from secretkit.encryption_config.model import (
+from secretkit.core.encryption_config.model import (
     ConfigProblem,
     EncryptionConfig,
     IdentityProvider,
@@ -24,7 +23,7 @@ from secretkit.encryption_config.model import (
     ProviderType,
     ResourceRule,
 )
-from secretkit.encryption_config.validate import validate_encryption_config
+from secretkit.core.encryption_config.validate import validate_encryption_config
 
 __all__ = [
     "ConfigProblem",
@@ -40,7 +39,6 @@ __all__ = [
     "check_encryption_config",
     "etcd_prefixes_for",
     "load_encryption_config",
-    "load_encryption_config_file",
     "parse_duration",
     "parse_encryption_config",
     "providers_for",

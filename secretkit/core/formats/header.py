@@ -28,15 +28,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from secretkit.errors import FormatError
-from secretkit.formats.envelope import PROTOBUF_MAGIC
-from secretkit.formats.prefixes import (
+from secretkit.core.formats.envelope import PROTOBUF_MAGIC
+from secretkit.core.formats.prefixes import (
     AESCBC_PREFIX,
     AESGCM_PREFIX,
     KMS_V2_PREFIX,
     SECRETBOX_PREFIX,
 )
-from secretkit.formats.protowire import iter_fields, read_varint
+from secretkit.core.formats.protowire import iter_fields, read_varint
+from secretkit.errors import FormatError
 
 #: key and provider names are looked for within this many bytes after the prefix
 NAME_SCAN_LIMIT = 512

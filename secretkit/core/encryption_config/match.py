@@ -8,10 +8,10 @@ resource listed in several rules gets the providers of all of them, in file orde
 
 from __future__ import annotations
 
-from secretkit.encryption_config.model import EncryptionConfig, IdentityProvider, Provider
-from secretkit.encryption_config.validate import parse_group_resource
+from secretkit.core.encryption_config.model import EncryptionConfig, IdentityProvider, Provider
+from secretkit.core.encryption_config.validate import parse_group_resource
+from secretkit.core.layout import Layout
 from secretkit.errors import UsageError
-from secretkit.etcd.layout import Layout
 
 
 def _rule_table(cfg: EncryptionConfig) -> dict[tuple[str, str], tuple[Provider, ...]]:
@@ -48,7 +48,7 @@ def governing_rules(cfg: EncryptionConfig, resource: str, group: str = "") -> tu
 def resource_for_etcd_key(etcd_key: str, prefix: str = "/registry") -> tuple[str, str]:
     """Return ``(resource, group)`` of the object stored under ``etcd_key``.
 
-    The layout is :mod:`secretkit.etcd.layout` (read off a real kube-apiserver); for a
+    The layout is :mod:`secretkit.core.layout` (read off a real kube-apiserver); for a
     key two API resources share (``events/``) the first is returned. Keys that belong
     to no resource (apiserver-internal, or outside ``prefix``) are a :class:`UsageError`.
     """
@@ -74,6 +74,6 @@ def resource_for_etcd_key(etcd_key: str, prefix: str = "/registry") -> tuple[str
 def etcd_prefixes_for(resource: str, group: str = "", prefix: str = "/registry") -> list[str]:
     """Key prefixes (ending in ``/``) that can hold objects of ``resource`` in ``group``.
 
-    See :meth:`secretkit.etcd.layout.Layout.prefixes`.
+    See :meth:`secretkit.core.layout.Layout.prefixes`.
     """
     return Layout(prefix).prefixes(group, resource)

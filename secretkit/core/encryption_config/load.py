@@ -14,11 +14,10 @@ import base64
 import binascii
 import json
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
-from secretkit.durations import parse_duration
-from secretkit.encryption_config.model import (
+from secretkit.core.durations import parse_duration
+from secretkit.core.encryption_config.model import (
     DEFAULT_KMS_API_VERSION,
     DEFAULT_KMS_TIMEOUT_SECONDS,
     DEFAULT_KMS_V1_CACHESIZE,
@@ -32,8 +31,8 @@ from secretkit.encryption_config.model import (
     ProviderType,
     ResourceRule,
 )
+from secretkit.core.yamltext import YAMLSyntaxError, parse_yaml
 from secretkit.errors import ConfigError
-from secretkit.fileio import YAMLSyntaxError, parse_yaml, read_file
 
 #: (apiVersion, kind) pairs the apiserver decodes as an EncryptionConfiguration
 ACCEPTED_TYPES = (
@@ -357,7 +356,7 @@ def check_encryption_config(
     data: bytes, *, source: str = "<config>"
 ) -> tuple[EncryptionConfig | None, list[ConfigProblem]]:
     """Decode and validate; return the model (None if undecodable) and every problem."""
-    from secretkit.encryption_config.validate import validate_encryption_config
+    from secretkit.core.encryption_config.validate import validate_encryption_config
 
     cfg, problems = parse_encryption_config(data, source=source)
     if cfg is None:
@@ -374,13 +373,3 @@ def load_encryption_config(data: bytes, *, source: str = "<config>") -> Encrypti
     if problems or cfg is None:
         raise EncryptionConfigInvalid(problems, source=source)
     return cfg
-
-
-def read_config_file(path: Path) -> bytes:
-    """Read a config file, turning OS errors into a :class:`ConfigError`."""
-    return read_file(path, what="encryption config file", error=ConfigError)
-
-
-def load_encryption_config_file(path: Path) -> EncryptionConfig:
-    """Read and load an EncryptionConfiguration file (see :func:`load_encryption_config`)."""
-    return load_encryption_config(read_config_file(path), source=str(path))

@@ -6,9 +6,9 @@ Layout: magic ``k8s\\x00`` then a protobuf ``runtime.Unknown``:
 
 from __future__ import annotations
 
+from secretkit.core.formats.model import RuntimeUnknown
+from secretkit.core.formats.protowire import WIRE_LEN, encode_len_field, iter_fields
 from secretkit.errors import FormatError
-from secretkit.formats.model import RuntimeUnknown
-from secretkit.formats.protowire import WIRE_LEN, encode_len_field, iter_fields
 
 PROTOBUF_MAGIC = b"k8s\x00"
 

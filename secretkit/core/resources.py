@@ -8,7 +8,7 @@ mean 'secrets'?"). A name in a group kube-apiserver does not own (a CRD such as
 ``widgets.example.com``, an aggregated API) cannot be judged offline and is accepted.
 
 Pure: no I/O. The list of built-in resources is the layout table's
-(:mod:`secretkit.etcd.layout`).
+(:mod:`secretkit.core.layout`).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import difflib
 from collections.abc import Iterable
 from functools import cache
 
+from secretkit.core.layout import BUILTIN_GROUPS, BUILTIN_RESOURCES
 from secretkit.errors import UsageError
-from secretkit.etcd.layout import BUILTIN_GROUPS, BUILTIN_RESOURCES
 
 #: API groups kube-apiserver serves itself that store nothing an operator would
 #: name (reviews, webhooks' token requests); a name in them is unknown too
@@ -35,7 +35,7 @@ _BUILTIN_GROUPS_WITHOUT_STORAGE = frozenset(
 def builtin_resources() -> frozenset[tuple[str, str]]:
     """``(group, resource)`` for every resource kube-apiserver serves from etcd.
 
-    From the one layout table (:mod:`secretkit.etcd.layout`, read off a real
+    From the one layout table (:mod:`secretkit.core.layout`, read off a real
     kube-apiserver).
     """
     return frozenset((r.group, r.resource) for r in BUILTIN_RESOURCES)
@@ -108,7 +108,7 @@ def check_resource_names(
                 raise UsageError(
                     f"wildcard resource {name!r} is not supported here",
                     where=where,
-                    hint="list the resources by name, or use --all-resources",
+                    hint="list the resources by name (every resource at once has its own option)",
                 )
             if resource != "*" or not dot or ("*" in group and group != "*"):
                 raise UsageError(

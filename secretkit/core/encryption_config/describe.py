@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from secretkit.encryption_config.model import (
+from secretkit.core.encryption_config.model import (
     EncryptionConfig,
     IdentityProvider,
     KMSProvider,

@@ -9,8 +9,8 @@ Follows ``k8s.io/apiserver/pkg/apis/apiserver/validation/validation_encryption.g
 
 from __future__ import annotations
 
-from secretkit.encryption_config.endpoint import parse_endpoint
-from secretkit.encryption_config.model import (
+from secretkit.core.encryption_config.endpoint import parse_endpoint
+from secretkit.core.encryption_config.model import (
     KMS_API_VERSIONS,
     ConfigProblem,
     EncryptionConfig,
@@ -19,8 +19,8 @@ from secretkit.encryption_config.model import (
     LocalKeyProvider,
     ProviderType,
 )
+from secretkit.core.resources import is_served, unknown_resource_hint
 from secretkit.errors import ConfigError
-from secretkit.resources import is_served, unknown_resource_hint
 
 AES_KEY_SIZES = (16, 24, 32)
 SECRETBOX_KEY_SIZES = (32,)

@@ -6,22 +6,27 @@ No I/O, no clock; randomness is injectable. Decoders raise only
 never raises.
 """
 
-from secretkit.formats.aes import aescbc_decrypt, aescbc_encrypt, aesgcm_decrypt, aesgcm_encrypt
-from secretkit.formats.classify import classify_value
-from secretkit.formats.envelope import PROTOBUF_MAGIC, decode_unknown, encode_unknown
-from secretkit.formats.header import (
+from secretkit.core.formats.aes import (
+    aescbc_decrypt,
+    aescbc_encrypt,
+    aesgcm_decrypt,
+    aesgcm_encrypt,
+)
+from secretkit.core.formats.classify import classify_value
+from secretkit.core.formats.envelope import PROTOBUF_MAGIC, decode_unknown, encode_unknown
+from secretkit.core.formats.header import (
     encrypted_data_span,
     header_decides_key,
     repeats_encrypted_data,
     value_header,
 )
-from secretkit.formats.kmsv1 import (
+from secretkit.core.formats.kmsv1 import (
     decode_kmsv1,
     encode_kmsv1,
     kmsv1_decrypt_payload,
     kmsv1_open,
 )
-from secretkit.formats.kmsv2 import (
+from secretkit.core.formats.kmsv2 import (
     decode_encrypted_object,
     encode_encrypted_object,
     kmsv2_decrypt_data,
@@ -29,7 +34,7 @@ from secretkit.formats.kmsv2 import (
     kmsv2_open,
     validate_encrypted_object,
 )
-from secretkit.formats.model import (
+from secretkit.core.formats.model import (
     DEKSourceType,
     EncryptedObject,
     PlaintextEncoding,
@@ -37,7 +42,7 @@ from secretkit.formats.model import (
     StoredValue,
     ValueProvider,
 )
-from secretkit.formats.prefixes import (
+from secretkit.core.formats.prefixes import (
     AESCBC_PREFIX,
     AESGCM_PREFIX,
     ENCRYPTED_PREFIX,
@@ -48,7 +53,7 @@ from secretkit.formats.prefixes import (
     matching_key_names,
     prefix_for,
 )
-from secretkit.formats.secretbox import secretbox_decrypt, secretbox_encrypt
+from secretkit.core.formats.secretbox import secretbox_decrypt, secretbox_encrypt
 
 __all__ = [
     "AESCBC_PREFIX",
