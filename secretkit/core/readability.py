@@ -208,9 +208,15 @@ def judge_chain(
             )
     write = chain[0]
     if index != 0:
+        reader = chain[index]
+        what = (
+            f"{reader.type.value} key {key_name!r}"
+            if isinstance(reader, LocalKeyProvider) and key_name
+            else describe(reader)
+        )
         return Judgement(
             Verdict.STALE,
-            f"read by provider {index + 1} of {len(chain)} ({describe(chain[index])}); "
+            f"read by provider {index + 1} of {len(chain)} ({what}); "
             f"the config writes with {describe(write)}",
             index,
             key_name,
