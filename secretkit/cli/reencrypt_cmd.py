@@ -12,7 +12,7 @@ import click
 
 from secretkit.cli.etcd_options import etcd_config_from, etcd_options
 from secretkit.cli.output import emit_json, output_option
-from secretkit.errors import SafetyError
+from secretkit.errors import SafetyError, UsageError
 
 _EPILOG = """\b
 Examples:
@@ -91,6 +91,13 @@ def _confirm_etcd_mode(acknowledged: bool) -> None:
     help="Comma-separated resources: secrets (default), configmaps, deployments.apps, "
     "widgets.example.com, *.example.com, *.*. Repeatable.",
 )
+@click.option("-n", "--namespace", help="Only objects of this namespace (cluster-scoped "
+              "resources are left out, with a note).")
+@click.option("-A", "--all-namespaces", is_flag=True, help="Every namespace (the default; "
+              "kubectl's spelling, for scripts that pass it).")
+@click.option("-l", "--selector", "label_selector", help="Only objects with these labels, a "
+              "Kubernetes label selector (app=web,tier!=db). Through the API only, without "
+              "--only-stale.")
 @click.option(
     "--from-config",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -193,7 +200,13 @@ def reencrypt(**params: Any) -> None:
         resume=params["resume"],
         show_progress=params["progress"],
         kube=KubeConnectOptions(kubeconfig=params["kubeconfig"], context=params["kube_context"]),
+        namespace=params["namespace"],
+        label_selector=params["label_selector"],
     )
+    if params["namespace"] and params["all_namespaces"]:
+        raise UsageError(
+            "--namespace and --all-namespaces contradict each other", where="-n/-A"
+        )
     request.check()
     stopped = False
     if request.via == "etcd" and not request.dry_run:

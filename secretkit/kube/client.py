@@ -388,9 +388,13 @@ def object_path(
     return f"{base}/{resource}/{quote(name, safe='')}"
 
 
-def collection_path(group: str, version: str, resource: str) -> str:
-    """The URL path listing a resource across all namespaces."""
+def collection_path(
+    group: str, version: str, resource: str, namespace: str | None = None
+) -> str:
+    """The URL path listing a resource across all namespaces, or in ``namespace``."""
     base = f"/api/{version}" if not group else f"/apis/{group}/{version}"
+    if namespace:
+        base += f"/namespaces/{quote(namespace, safe='')}"
     return f"{base}/{resource}"
 
 

@@ -102,6 +102,10 @@ class ApiRunOptions:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     #: how often a 410 (expired continue token) may restart one resource's list
     max_list_restarts: int = 5
+    #: list one namespace only (cluster-scoped resources are left out by the caller)
+    namespace: str | None = None
+    #: a label selector for the lists (``-l app=web``)
+    label_selector: str | None = None
 
 
 def object_key(item: Mapping[str, object] | ObjectRef) -> tuple[str | None, str]:
@@ -189,9 +193,12 @@ class ApiReencryptor:
 
     def _list_page(self, res: ApiResource, token: str | None) -> RawResponse:
         query = [("limit", str(self._opts.page_size))]
+        if self._opts.label_selector:
+            query.append(("labelSelector", self._opts.label_selector))
         if token:
             query.append(("continue", token))
-        path = collection_path(res.group, res.version, res.resource)
+        namespace = self._opts.namespace if res.namespaced else None
+        path = collection_path(res.group, res.version, res.resource, namespace)
         while True:
             full = res.qualified in self._full_lists
             resp = self._exchange("GET", path, query=query,

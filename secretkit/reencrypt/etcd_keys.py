@@ -32,9 +32,18 @@ def object_of_key(key: str, key_prefix: str, namespaced: bool) -> tuple[str | No
     return None, tail
 
 
-def prefixes_for(res: ApiResource, prefix: str = "/registry") -> list[str]:
-    """:func:`etcd_prefixes` of a discovered resource."""
-    return etcd_prefixes(res.resource, res.group, prefix)
+def prefixes_for(
+    res: ApiResource, prefix: str = "/registry", namespace: str | None = None
+) -> list[str]:
+    """:func:`etcd_prefixes` of a discovered resource, narrowed to ``namespace``.
+
+    With a namespace, a namespaced resource's range is ``<prefix>/<path>/<namespace>/``
+    and a cluster-scoped resource has none (``-n`` selects namespaced objects only).
+    """
+    prefixes = etcd_prefixes(res.resource, res.group, prefix)
+    if namespace is None:
+        return prefixes
+    return [f"{p}{namespace}/" for p in prefixes] if res.namespaced else []
 
 
 def list_order(obj: tuple[str | None, str]) -> str:
@@ -61,6 +70,7 @@ def stored_objects(
     *,
     prefix: str = "/registry",
     page_size: int = 1000,
+    namespace: str | None = None,
 ) -> Iterator[StoredObject]:
     """Every stored object of ``resources``, resource by resource, in etcd key order.
 
@@ -69,10 +79,12 @@ def stored_objects(
     """
     for res in resources:
         chain = providers_for(config, res.resource, res.group)
-        for key_prefix in prefixes_for(res, prefix):
+        for resource_prefix, key_prefix in zip(
+            prefixes_for(res, prefix), prefixes_for(res, prefix, namespace), strict=False
+        ):
             for page in store.scan(key_prefix.encode(), page_size=page_size):
                 for kv in page:
                     key = kv.key.decode("utf-8", "replace")
-                    name = object_of_key(key, key_prefix, res.namespaced)
+                    name = object_of_key(key, resource_prefix, res.namespaced)
                     if name is not None:
                         yield StoredObject(res, chain, key, name, kv.value)

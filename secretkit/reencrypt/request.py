@@ -66,6 +66,10 @@ class ReencryptRequest:
     resume: Path | None = None
     show_progress: bool = True
     kube: KubeConnectOptions = field(default_factory=KubeConnectOptions)
+    #: only objects of this namespace (cluster-scoped resources are left out)
+    namespace: str | None = None
+    #: only objects with these labels (a Kubernetes label selector; API path only)
+    label_selector: str | None = None
 
     @property
     def names(self) -> list[str]:
@@ -85,6 +89,14 @@ class ReencryptRequest:
             raise UsageError(
                 "--only-stale is implied by --via etcd (only stale values are rewritten)",
                 hint="drop --only-stale, or pass --force to rewrite fresh values too",
+            )
+        if self.label_selector and (self.via == "etcd" or self.only_stale):
+            raise UsageError(
+                "--selector needs the API path without --only-stale: labels cannot be read "
+                "from encrypted values in etcd",
+                where="--selector",
+                hint="drop --selector, or run without --only-stale (fresh objects are "
+                "left unchanged by the API server anyway)",
             )
         if self.qps < 0 or self.qps != self.qps:  # NaN is not equal to itself
             raise UsageError(
@@ -217,7 +229,9 @@ def _run_api(request: ReencryptRequest, world: ReencryptWorld, control: RunContr
 
     with ExitStack() as stack:
         client = stack.enter_context(_open_kube(request, world))
-        resources = resolve_resources(request, discover(client), world.warn)
+        resources = _in_namespace(
+            request, resolve_resources(request, discover(client), world.warn), world.warn
+        )
         key_ids: dict[str, str] = {}
         store: EtcdStore | None = None
         if request.only_stale or request.verify:
@@ -231,6 +245,8 @@ def _run_api(request: ReencryptRequest, world: ReencryptWorld, control: RunContr
                 page_size=request.page_size,
                 concurrency=request.concurrency,
                 dry_run=request.dry_run,
+                namespace=request.namespace,
+                label_selector=request.label_selector,
             ),
             qps=request.qps,
             burst=request.burst,
@@ -241,6 +257,7 @@ def _run_api(request: ReencryptRequest, world: ReencryptWorld, control: RunContr
                 else None
             ),
             etcd_prefix=request.etcd_prefix,
+            namespace=request.namespace,
         )
         verifiable = store is not None and request.config is not None
         if request.verify and verifiable and not request.dry_run:
@@ -251,8 +268,28 @@ def _run_api(request: ReencryptRequest, world: ReencryptWorld, control: RunContr
                 request.config,
                 kms_key_ids=key_ids,
                 prefix=request.etcd_prefix,
+                namespace=request.namespace,
             )
         return summary
+
+
+def _in_namespace(
+    request: ReencryptRequest, resources: list[ApiResource], warn: Callable[[str], None]
+) -> list[ApiResource]:
+    """With ``-n``, only namespaced resources (a cluster-scoped one has no namespace)."""
+    if request.namespace is None:
+        return resources
+    kept = [r for r in resources if r.namespaced]
+    left = [r.qualified for r in resources if not r.namespaced]
+    if left:
+        warn(f"--namespace {request.namespace}: cluster-scoped, left out: " + ", ".join(left))
+    if not kept:
+        raise UsageError(
+            f"none of the resources is namespaced, so --namespace {request.namespace} "
+            "leaves nothing to re-encrypt",
+            where="--namespace",
+        )
+    return kept
 
 
 def _etcd_resources(names: Sequence[str]) -> list[ApiResource]:
@@ -285,11 +322,18 @@ def _run_etcd(request: ReencryptRequest, world: ReencryptWorld, control: RunCont
     names = request.names
     resources: list[ApiResource] = []
     if any(n.startswith("*.") for n in names):
+        if request.namespace is not None:
+            raise UsageError(
+                "--namespace cannot narrow a wildcard in --via etcd (its keys have no "
+                "known layout)",
+                where="--namespace",
+                hint="name the resources, or drop --namespace",
+            )
         # a wildcard covers keys of unknown paths: scan everything, the chain decides
         scopes = [EtcdScope("*", prefix.rstrip("/") + "/", True)]
     else:
-        resources = _etcd_resources(names)
-        scopes = scopes_for(resources, prefix)
+        resources = _in_namespace(request, _etcd_resources(names), world.warn)
+        scopes = scopes_for(resources, prefix, request.namespace)
     transformers = build_transformers(config, world.kms.factory)
     with _open_etcd(world) as store:
         summary = run_etcd(
@@ -317,6 +361,7 @@ def _run_etcd(request: ReencryptRequest, world: ReencryptWorld, control: RunCont
                 config,
                 kms_key_ids=_strict_key_ids(request, world),
                 prefix=prefix,
+                namespace=request.namespace,
             )
         return summary
 

@@ -73,12 +73,20 @@ def run_api(
     control: RunControl,
     stale_source: tuple[EtcdReader, EncryptionConfig, Mapping[str, str]] | None = None,
     etcd_prefix: str = "/registry",
+    namespace: str | None = None,
 ) -> Summary:
     """Re-encrypt ``resources`` through the API; with ``stale_source`` only stale objects."""
     summary = Summary(mode="api", dry_run=options.dry_run)
     names = [r.qualified for r in resources]
     fingerprint = run_fingerprint(
-        "api", names, {"only_stale": stale_source is not None, "dry_run": options.dry_run}
+        "api",
+        names,
+        {
+            "only_stale": stale_source is not None,
+            "dry_run": options.dry_run,
+            "namespace": options.namespace,
+            "selector": options.label_selector,
+        },
     )
     checkpoint, handle = _open_checkpoint(control, "api", fingerprint, summary)
     progress = Progress(control.progress_stream, summary.processed, enabled=control.show_progress)
@@ -100,7 +108,13 @@ def run_api(
             pending = [r for r in resources if checkpoint.progress(r.qualified).state != "done"]
             # the scan's fresh counts are only added for resources not finished earlier
             only = scan_stale(
-                store, pending, config, summary, kms_key_ids=key_ids, prefix=etcd_prefix
+                store,
+                pending,
+                config,
+                summary,
+                kms_key_ids=key_ids,
+                prefix=etcd_prefix,
+                namespace=namespace,
             )
         engine.run(resources, only=only)
         summary.complete = True
@@ -110,14 +124,15 @@ def run_api(
     return summary
 
 
-def scopes_for(resources: Sequence[ApiResource], etcd_prefix: str) -> list[EtcdScope]:
+def scopes_for(
+    resources: Sequence[ApiResource], etcd_prefix: str, namespace: str | None = None
+) -> list[EtcdScope]:
     """The etcd key ranges of ``resources`` (one scope per candidate prefix)."""
     scopes: list[EtcdScope] = []
     for res in resources:
-        for key_prefix in prefixes_for(res, etcd_prefix):
-            label = res.qualified if key_prefix == prefixes_for(res, etcd_prefix)[0] else (
-                f"{res.qualified}@{key_prefix}"
-            )
+        ranges = prefixes_for(res, etcd_prefix, namespace)
+        for key_prefix in ranges:
+            label = res.qualified if key_prefix == ranges[0] else f"{res.qualified}@{key_prefix}"
             scopes.append(EtcdScope(label, key_prefix, res.namespaced))
     return scopes
 

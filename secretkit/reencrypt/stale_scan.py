@@ -21,6 +21,7 @@ def scan_stale(
     kms_key_ids: Mapping[str, str] | None = None,
     prefix: str = "/registry",
     page_size: int = 1000,
+    namespace: str | None = None,
 ) -> dict[str, list[tuple[str | None, str]]]:
     """Map each resource to its stale objects, sorted in list order.
 
@@ -28,7 +29,9 @@ def scan_stale(
     ones are counted later by the API engine when it replaces them.
     """
     out: dict[str, list[tuple[str | None, str]]] = {res.qualified: [] for res in resources}
-    for stored in stored_objects(store, resources, config, prefix=prefix, page_size=page_size):
+    for stored in stored_objects(
+        store, resources, config, prefix=prefix, page_size=page_size, namespace=namespace
+    ):
         qualified = stored.resource.qualified
         if is_stale(stored.value, stored.chain, kms_key_ids=kms_key_ids):
             out[qualified].append(stored.name)

@@ -36,6 +36,7 @@ def verify_no_stale(
     kms_key_ids: Mapping[str, str] | None = None,
     prefix: str = "/registry",
     page_size: int = 1000,
+    namespace: str | None = None,
 ) -> dict[str, Any]:
     """Classify every stored value of ``resources``; the ``-o json`` ``verify`` section.
 
@@ -49,7 +50,9 @@ def verify_no_stale(
     stale: dict[str, list[tuple[str | None, str]]] = {}
     n_undecryptable = 0
     undecryptable_keys: list[str] = []
-    for stored in stored_objects(store, resources, config, prefix=prefix, page_size=page_size):
+    for stored in stored_objects(
+        store, resources, config, prefix=prefix, page_size=page_size, namespace=namespace
+    ):
         checked += 1
         # checked first: an unreadable value is "stale" to is_stale too
         if is_unreadable(stored.value, stored.chain):
