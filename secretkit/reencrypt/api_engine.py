@@ -169,6 +169,8 @@ class ApiReencryptor:
         saving the checkpoint, so ``--resume`` continues where the run stopped.
         """
         workers = max(self._opts.concurrency, 1)
+        if only is None:
+            self._count_up_front(resources)
         with ThreadPoolExecutor(workers, thread_name_prefix="reencrypt") as pool, \
                 ThreadPoolExecutor(1, thread_name_prefix="reencrypt-list") as lister:
             for res in resources:
@@ -191,8 +193,33 @@ class ApiReencryptor:
 
     # -------------------------------------------------------------- listing
 
-    def _list_page(self, res: ApiResource, token: str | None) -> RawResponse:
-        query = [("limit", str(self._opts.page_size))]
+    def _count_up_front(self, resources: Sequence[ApiResource]) -> None:
+        """A real total for the progress line before the first object is rewritten.
+
+        One list of ``limit=1`` per resource: the API server's ``remainingItemCount``
+        plus the one item is the resource's size (a server that does not send it, or
+        a resource being resumed, is left to the running estimate).
+        """
+        for res in resources:
+            if self._checkpoint.progress(res.qualified).state in ("done", "running"):
+                continue
+            try:
+                resp = self._list_page(res, None, limit=1)
+            except KubeError:
+                return  # the run itself reports an unreachable API
+            if not resp.ok:
+                continue
+            page = parse_list(resp.body, resp.content_type)
+            if page.remaining is not None:
+                self._estimate[res.qualified] = len(page.items) + page.remaining
+            elif not page.continue_token:
+                self._estimate[res.qualified] = len(page.items)
+        self._report_total()
+
+    def _list_page(
+        self, res: ApiResource, token: str | None, *, limit: int | None = None
+    ) -> RawResponse:
+        query = [("limit", str(limit or self._opts.page_size))]
         if self._opts.label_selector:
             query.append(("labelSelector", self._opts.label_selector))
         if token:

@@ -40,8 +40,10 @@ def test_namespace_and_selector_narrow_the_run(sandbox_factory: SandboxFactory) 
     sb.restart_apiserver(sb.write_config(config_yaml(AESGCM_K2K1, IDENTITY)))
     assert set(_key_names(sb).values()) == {"key1"}  # every value stale now
 
-    res = run_cli(sb, "-n", "team-a", "--no-progress")
+    res = run_cli(sb, "-n", "team-a")
     assert res.rc == 0, res.stderr
+    # the total was known up front (remainingItemCount of a limit=1 list), not "seen so far"
+    assert "2/2 100.0%" in res.stderr, res.stderr
     names = _key_names(sb)
     assert {k: v for k, v in names.items() if "/team-a/" in k} == {
         "/registry/secrets/team-a/db": "key2", "/registry/secrets/team-a/web": "key2"}

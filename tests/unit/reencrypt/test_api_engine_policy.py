@@ -50,6 +50,7 @@ class Scripted:
         self.sent: list[tuple[str, str, bytes | None, str | None, str]] = []
         self.expire_token_once = False
         self.metadata_lists = True
+        self.remaining = False
         self.versions: dict[str, int] = {}
 
     def send(self, method: str, path: str, *, query: Sequence[tuple[str, str]] = (),
@@ -88,8 +89,13 @@ class Scripted:
             self.expire_token_once = False
             return _json(410, {"kind": "Status", "reason": "Expired"})
         start = int(q.get("continue", "0"))
-        page = self.names[start : start + 2]
-        meta = {"continue": str(start + 2)} if start + 2 < len(self.names) else {}
+        size = int(q.get("limit", "2"))
+        page = self.names[start : start + size]
+        meta: dict[str, Any] = (
+            {"continue": str(start + size)} if start + size < len(self.names) else {}
+        )
+        if self.remaining and meta:
+            meta["remainingItemCount"] = len(self.names) - start - size
         kind = "PartialObjectMetadataList" if accept == LIST_ACCEPT else "SecretList"
         items = [{"metadata": _meta(n, "1")} for n in page]
         if kind == "SecretList":
@@ -119,7 +125,8 @@ def test_one_empty_merge_patch_per_object_and_metadata_only_lists() -> None:
     engine(t, s).run([SECRETS])
     assert s.totals()["rewritten"] == 3 and s.totals()["seen"] == 3
     patches = [x for x in t.sent if x[0] == "PATCH"]
-    assert len(patches) == 3 and len(t.sent) == 3 + 2  # two list pages, nothing else
+    # a limit=1 list for the total up front, two list pages, nothing else
+    assert len(patches) == 3 and len(t.sent) == 3 + 1 + 2
     for _m, _p, body, ctype, accept in patches:
         assert body == b"{}" and ctype == "application/merge-patch+json"
         assert accept == OBJECT_ACCEPT
@@ -214,7 +221,8 @@ def test_expired_continue_token_restarts_after_the_last_finished_key() -> None:
         "a", "b", "c", "d", "e"]
     assert ck.resources["secrets"].state == "done"
     lists = [c for c in t.calls if c[1] == "/api/v1/secrets"]
-    assert [dict(q).get("continue") for _, _, q in lists][:3] == [None, "2", None]
+    # the limit=1 count up front, then the pages
+    assert [dict(q).get("continue") for _, _, q in lists][:4] == [None, None, "2", None]
 
 
 def test_a_server_without_metadata_lists_is_listed_in_full() -> None:
@@ -258,3 +266,16 @@ def test_dry_run_writes_nothing_and_lists_candidates() -> None:
     ).run([SECRETS])
     assert {m for m, *_ in t.sent} == {"GET"}
     assert s.to_json()["would_rewrite"] == ["secrets ns/a", "secrets ns/b", "secrets ns/c"]
+
+
+def test_the_total_is_known_before_the_first_object_is_rewritten() -> None:
+    t = Scripted([f"s{i}" for i in range(7)])
+    t.remaining = True
+    totals: list[tuple[int, int]] = []
+    s = Summary(mode="api")
+    e = engine(t, s)
+    e._on_total = lambda total: totals.append((total, s.totals()["seen"]))
+    e.run([SECRETS])
+    # the first total reported is the real one, while nothing was seen yet
+    assert totals[0] == (7, 0)
+    assert all(total == 7 for total, _ in totals)
