@@ -100,6 +100,21 @@ class KeyBackend(abc.ABC):
         """Rotate the backend key (where supported) and return the new key_id."""
         raise BackendError(f"the {self.kind} backend cannot rotate keys itself")
 
+    def move_alias(self, target_key: str) -> str:
+        """Point the backend's alias at another key (AWS KMS); return the new key_id."""
+        del target_key
+        raise BackendError(
+            f"the {self.kind} backend cannot switch to another key",
+            hint="--to-key is for AWS KMS backends configured with an alias",
+        )
+
+    def retire_old_versions(self) -> int:
+        """Make every key version but the current one undecryptable (Vault/OpenBao).
+
+        Irreversible for the data: callers prove first that no stored value needs them.
+        """
+        raise BackendError(f"the {self.kind} backend cannot retire old key versions")
+
     def key_created(self, key_id: str) -> float | None:
         """When the key (version) behind ``key_id`` was created (unix seconds), if known.
 

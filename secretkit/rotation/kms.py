@@ -17,6 +17,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
+from secretkit.backends.interface import KeyBackend
 from secretkit.core.encryption_config import EncryptionConfig, KMSProvider
 from secretkit.core.kms_service import KMSService
 from secretkit.core.layout import Layout
@@ -108,7 +109,7 @@ class KMSRotation:
 
     provider: str
     config: EncryptionConfig
-    backend: Any
+    backend: KeyBackend
     plugin: KMSService
     open_etcd: Callable[[], AbstractContextManager[WatchableReader]]
     #: re-encrypts the given resource names in-process; returns objects rewritten
@@ -209,14 +210,8 @@ class KMSRotation:
 
     def _rotate_backend(self) -> str:
         if self.to_key is not None:
-            move = getattr(self.backend, "move_alias", None)
-            if move is None:
-                raise SafetyError(
-                    f"the {self.backend.kind} backend cannot switch to another key",
-                    hint="--to-key is for AWS KMS backends configured with an alias",
-                )
-            return str(move(self.to_key))
-        if getattr(self.backend, "kind", "") == "aws":
+            return self.backend.move_alias(self.to_key)
+        if self.backend.kind == "aws":
             # refuse before touching the key: in-place rotation keeps the ARN (our key_id)
             raise SafetyError(
                 "AWS KMS rotation in place keeps the key ARN, which is the key_id, so "
@@ -226,9 +221,6 @@ class KMSRotation:
         return str(self.backend.rotate())
 
     def _retire(self, report: KMSRotationReport, new: str) -> None:
-        retire = getattr(self.backend, "retire_old_versions", None)
-        if retire is None:
-            raise SafetyError(f"the {self.backend.kind} backend cannot retire old key versions")
         kept = {self.provider: frozenset({new})}
         self.echo(
             "judging every stored value as if only "
@@ -253,6 +245,6 @@ class KMSRotation:
                 "a restore of an older revision could no longer be read",
             )
         self._step(report, result.summary(f"provider {self.provider}"))
-        retire()
+        self.backend.retire_old_versions()
         report.retired_old = True
         self._step(report, "old key versions retired (no longer decryptable)")
