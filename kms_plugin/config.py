@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from secretkit.backends._schema import Definition
 from secretkit.core.encryption_config.endpoint import UnixEndpoint, parse_endpoint
 from secretkit.errors import ConfigError, UsageError
 from secretkit.fileio import read_yaml_file
@@ -137,15 +138,14 @@ def load_config_file(path: Path) -> dict[str, Any]:
     data = read_yaml_file(path, what="config file", error=UsageError)
     if data is None:
         return {}
-    if not isinstance(data, dict):
-        raise UsageError("config file must be a mapping", where=where)
-    unknown = sorted(str(k) for k in data if k not in FILE_FIELDS)
-    if unknown:
-        raise UsageError(
-            f"unknown field {unknown[0]!r}", where=f"{where}:{unknown[0]}",
-            hint=f"allowed fields: {', '.join(FILE_FIELDS)}",
-        )
-    return data
+    # the one strict mapping reader (backends files use it too): a mapping with string
+    # field names, unknown fields refused with the allowed ones named
+    try:
+        definition = Definition(data, where)
+        definition.allow(FILE_FIELDS)
+    except ConfigError as exc:  # the plugin's own flags-and-file errors are usage errors
+        raise UsageError(exc.what, where=exc.where, hint=exc.hint) from None
+    return dict(definition.data)
 
 
 def _number(value: Any, where: str, *, minimum: float = 0.0) -> float:

@@ -44,11 +44,11 @@ from secretkit.core.formats.model import DEKSourceType, StoredValue, ValueProvid
 from secretkit.core.formats.prefixes import KMS_V1_PREFIX
 from secretkit.core.layout import KeyOwner, Layout
 
-#: the local-key value kinds and the provider type that reads each
+#: the local-key value kinds and the provider type that reads each (from ValueProvider)
 LOCAL_TYPES: Mapping[ValueProvider, str] = {
-    ValueProvider.AESCBC: "aescbc",
-    ValueProvider.AESGCM: "aesgcm",
-    ValueProvider.SECRETBOX: "secretbox",
+    kind: kind.provider_type.value
+    for kind in ValueProvider
+    if kind.is_local and kind.provider_type is not None
 }
 
 #: kms provider name -> key_ids its backend will (still) decrypt. A provider missing

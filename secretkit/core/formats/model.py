@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 
+from secretkit.core.encryption_config.model import ProviderType
+
 
 class ValueProvider(StrEnum):
     """What wrote a stored etcd value, as far as the bytes tell (no keys needed).
@@ -20,6 +22,31 @@ class ValueProvider(StrEnum):
     KMS_V1 = "kms-v1"
     KMS_V2 = "kms-v2"
     UNKNOWN = "unknown"
+
+    @property
+    def provider_type(self) -> ProviderType | None:
+        """The EncryptionConfiguration provider type that reads such values.
+
+        The two enums are one idea seen from two sides: a config names five provider
+        types; stored bytes also tell the kms API version, or nothing (``unknown``).
+        This is the one mapping between them.
+        """
+        return _PROVIDER_TYPE.get(self)
+
+    @property
+    def is_local(self) -> bool:
+        """True for the local-key kinds (aescbc, aesgcm, secretbox)."""
+        return self in (ValueProvider.AESCBC, ValueProvider.AESGCM, ValueProvider.SECRETBOX)
+
+
+_PROVIDER_TYPE: dict[ValueProvider, ProviderType] = {
+    ValueProvider.IDENTITY: ProviderType.IDENTITY,
+    ValueProvider.AESCBC: ProviderType.AESCBC,
+    ValueProvider.AESGCM: ProviderType.AESGCM,
+    ValueProvider.SECRETBOX: ProviderType.SECRETBOX,
+    ValueProvider.KMS_V1: ProviderType.KMS,
+    ValueProvider.KMS_V2: ProviderType.KMS,
+}
 
 
 class PlaintextEncoding(StrEnum):
