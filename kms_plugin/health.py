@@ -9,26 +9,21 @@
 from __future__ import annotations
 
 import logging
-import socket
-import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from kms_plugin.config import HealthAddress
 from kms_plugin.metrics import PluginMetrics
 from kms_plugin.service import PluginService
+from secretkit.background_http import BackgroundHTTPServer
 
 log = logging.getLogger("kms_plugin.health")
 
 
-class _IPv6Server(ThreadingHTTPServer):
-    address_family = socket.AF_INET6
-
-
-class HealthServer:
-    """A small threaded HTTP server in a daemon thread."""
+class HealthServer(BackgroundHTTPServer):
+    """``/healthz``, ``/livez`` and ``/metrics`` in a daemon thread."""
 
     def __init__(
         self,
@@ -38,27 +33,17 @@ class HealthServer:
         metrics: PluginMetrics,
         alive: Callable[[], bool],
     ) -> None:
-        handler = _make_handler(service, metrics, alive)
-        server_class = _IPv6Server if ":" in address.host else ThreadingHTTPServer
-        self._httpd = server_class((address.host, address.port), handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, name="health-http", daemon=True
+        super().__init__(
+            address.host,
+            address.port,
+            _make_handler(service, metrics, alive),
+            name="health-http",
         )
 
     @property
     def port(self) -> int:
         """The bound port (useful with port 0)."""
-        return int(self._httpd.server_address[1])
-
-    def start(self) -> None:
-        """Start serving in the background."""
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop serving and close the listening socket."""
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        return self.bound[1]
 
 
 def _make_handler(

@@ -8,51 +8,32 @@
 from __future__ import annotations
 
 import logging
-import socket
-import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from secretkit.background_http import BackgroundHTTPServer
 from secretkit.monitor.metrics import MonitorMetrics
 from secretkit.monitor.options import ListenAddress
 
 log = logging.getLogger(__name__)
 
 
-class _IPv6Server(ThreadingHTTPServer):
-    address_family = socket.AF_INET6
-
-
-class MonitorHTTPServer:
-    """A small threaded HTTP server in a daemon thread."""
+class MonitorHTTPServer(BackgroundHTTPServer):
+    """``/metrics``, ``/healthz`` and ``/livez`` in a daemon thread."""
 
     def __init__(
         self, address: ListenAddress, *, metrics: MonitorMetrics, alive: Callable[[], bool]
     ) -> None:
-        handler = _make_handler(metrics, alive)
-        server_class = _IPv6Server if ":" in address.host else ThreadingHTTPServer
-        self._httpd = server_class((address.host, address.port), handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, name="monitor-http", daemon=True
+        super().__init__(
+            address.host, address.port, _make_handler(metrics, alive), name="monitor-http"
         )
 
     @property
     def address(self) -> ListenAddress:
         """The bound address (the real port when 0 was asked for)."""
-        host, port = self._httpd.server_address[:2]
-        return ListenAddress(str(host), int(port))
-
-    def start(self) -> None:
-        """Start serving in the background."""
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop serving and close the listening socket."""
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        return ListenAddress(*self.bound)
 
 
 def _make_handler(
