@@ -187,6 +187,8 @@ def wait_for_hash(
     a redirect, a missing page.
     """
     deadline = time.monotonic() + timeout
+    # a countdown every 10 s, so a wait for a reload (up to a minute) is never silent
+    next_note = time.monotonic() + 10
     seen: dict[str, str] = {}
     pending = list(endpoints)
     while pending:
@@ -216,6 +218,14 @@ def wait_for_hash(
                 "and that the file was copied to every node, or restart them",
             )
         if pending:
+            now = time.monotonic()
+            if now >= next_note:
+                report(
+                    f"  still waiting for {len(pending)} apiserver(s) to load {expected} "
+                    f"({deadline - now:.0f}s left): "
+                    + "; ".join(f"{ep.url} reports {seen[ep.url]}" for ep in pending)
+                )
+                next_note = now + 10
             time.sleep(interval)
     return seen
 
