@@ -14,6 +14,7 @@ from secretkit.etcd import EtcdClient, EtcdCompactedError, ForwardingEtcd, KeyVa
 from secretkit.etcd.history import HistoryWalk
 from secretkit.etcd.interface import Watch
 from secretkit.etcd.model import WatchRange
+from secretkit.etcd.retained import RetainedValues
 from tests.fixtures.servers import EtcdServer
 
 pytestmark = pytest.mark.etcd
@@ -200,3 +201,33 @@ def test_older_values_too_large_for_one_answer_are_split(etcd_server: EtcdServer
     with EtcdClient(etcd_server.client_config(), max_message_bytes=1_000_000) as small:
         got = {(older.key, older.mod_revision) for _, older in HistoryWalk(small).older(kvs)}
     assert got == expected and len(got) == 30
+
+
+@pytest.mark.etcd
+def test_retained_values_over_several_replay_segments_and_waves(
+    etcd_client: EtcdClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """etcd's history read by many segment watches equals reading every revision."""
+    import secretkit.etcd.retained as retained
+
+    monkeypatch.setattr(retained, "SEGMENT", 50)
+    monkeypatch.setattr(retained, "WAVE", 3)  # 600 revisions: 12 segments in 4 streams
+    prefix = b"/segments-test/"
+    first = etcd_client.current_revision()
+    for i in range(600):
+        key = prefix + f"k{i % 40}".encode()
+        if i % 9 == 8:
+            etcd_client.delete(key)
+        else:
+            etcd_client.put(key, f"v{i}".encode())
+        if i % 4 == 0:
+            etcd_client.put(b"/other-prefix/" + str(i).encode(), b"x")
+    held: set[tuple[bytes, int]] = set()
+    for revision in range(first, etcd_client.current_revision() + 1):
+        for page in etcd_client.scan(prefix, revision=revision):
+            held |= {(bytes(kv.key), kv.mod_revision) for kv in page}
+    reader = RetainedValues(etcd_client, prefix)
+    got = [(bytes(i.kv.key), i.kv.mod_revision) for page in reader.pages() for i in page]
+    assert len(got) == len(set(got))
+    assert set(got) == held
+    assert reader.historic > 400
