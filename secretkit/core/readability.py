@@ -40,6 +40,7 @@ from secretkit.core.encryption_config.model import (
     Provider,
 )
 from secretkit.core.formats import classify_value, match_key_name
+from secretkit.core.formats.header import header_decides_key, value_header
 from secretkit.core.formats.model import DEKSourceType, StoredValue, ValueProvider
 from secretkit.core.formats.prefixes import KMS_V1_PREFIX
 from secretkit.core.layout import KeyOwner, Layout
@@ -261,9 +262,13 @@ _INTERNAL = Judgement(
 class Judge:
     """:func:`judge_chain` for etcd keys: key -> owning resource(s) -> provider chain.
 
-    One per config (and key_id knowledge); chains are cached per key owner, so a
-    whole-keyspace scan costs one classification per value. ``config`` None means no
-    ``--encryption-provider-config``: everything is read and written by identity.
+    One per config (and key_id knowledge); chains are cached per key owner, and the
+    verdict per (owner, value header): everything :func:`judge_chain` looks at is in
+    the header (see ``formats.header``), so a whole-keyspace scan classifies a value
+    only when its header is new, its verdict is "unreadable", or the header cannot be
+    shared (legacy kms v2 values, a local key name that a longer configured name
+    starts). ``config`` None means no ``--encryption-provider-config``: everything is
+    read and written by identity.
     """
 
     def __init__(
@@ -279,6 +284,7 @@ class Judge:
         self.current_key_ids = dict(current_key_ids or {})
         self.kept_key_ids = dict(kept_key_ids) if kept_key_ids is not None else None
         self._chains: dict[tuple[str, str], tuple[Provider, ...]] = {}
+        self._by_header: dict[tuple[tuple[tuple[str, str], ...], bytes], Judgement] = {}
 
     def chain(self, group: str, resource: str) -> tuple[Provider, ...]:
         """The provider chain kube-apiserver uses for ``resource`` in ``group``."""
@@ -306,6 +312,12 @@ class Judge:
         """:meth:`judge` for a key whose owner is already known."""
         if owner.kind == "internal":
             return _INTERNAL
+        header = value_header(value)
+        memo = (owner.resources, header) if header is not None else None
+        if memo is not None:
+            known = self._by_header.get(memo)
+            if known is not None:
+                return known
         chains = self.chains_of(owner) or [self.chain("", "")]
         stored = stored if stored is not None else classify_value(value)
         worst: Judgement | None = None
@@ -320,4 +332,37 @@ class Judge:
             if worst is None or _RANK[found.verdict] > _RANK[worst.verdict]:
                 worst = found
         assert worst is not None
+        # only readable verdicts are shared: an unreadable value's reason names what
+        # the classifier read from its own bytes, and such values are reported one by one
+        if (
+            memo is not None
+            and worst.readable
+            and len(self._by_header) < _HEADER_MEMO_LIMIT
+            and _header_decides(stored, memo[1], chains)
+        ):
+            self._by_header[memo] = worst
         return worst
+
+
+#: distinct (owner, header) verdicts kept; a cluster has a handful per resource
+_HEADER_MEMO_LIMIT = 4096
+
+
+def _header_decides(
+    stored: StoredValue, header: bytes, chains: Sequence[Sequence[Provider]]
+) -> bool:
+    """True when every value with ``header`` gets the verdict this one got."""
+    obj = stored.kms_v2
+    if obj is not None and obj.encrypted_dek_source_type is DEKSourceType.AES_GCM_KEY:
+        return False  # legacy values each carry their own DEK: a header of their own
+    ptype = LOCAL_TYPES.get(stored.provider)
+    if ptype is None:
+        return True
+    configured = [
+        k.name.encode()
+        for chain in chains
+        for p in chain
+        if isinstance(p, LocalKeyProvider) and p.type.value == ptype
+        for k in p.keys
+    ]
+    return header_decides_key(header[len(stored.prefix) : -1], configured)

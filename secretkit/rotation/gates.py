@@ -148,8 +148,7 @@ def prove_readable(
     def judge(kv: KeyValue, historic: bool) -> None:
         value = kv.value
         owner = layout.owner(kv.key)
-        stored = classify_value(value)
-        verdict = after.judge_owned(owner, value, stored)
+        verdict = after.judge_owned(owner, value)
         if verdict.verdict is Verdict.INTERNAL:
             if not historic:
                 result.internal += 1
@@ -158,7 +157,7 @@ def prove_readable(
             result.covered += 1
         if verdict.readable:
             return
-        already = before is not None and not before.judge_owned(owner, value, stored).readable
+        already = before is not None and not before.judge_owned(owner, value).readable
         key = kv.key.decode("utf-8", "replace")
         result.add(Blocker(key, kv.mod_revision, verdict.reason, historic, already), keep_examples)
 
