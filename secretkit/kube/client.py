@@ -16,6 +16,7 @@ means. Response bodies are never put into error messages: they may echo object d
 from __future__ import annotations
 
 import json
+import math
 import os
 import ssl
 import time
@@ -204,26 +205,12 @@ class KubeClient:
                     redirect=False,
                 )
         except urllib3.exceptions.SSLError:
-            raise KubeError(
-                "TLS handshake with the Kubernetes API failed",
-                where=self.host,
-                hint="check the cluster CA and client certificate in the kubeconfig",
-            ) from None
+            raise self._tls_failed() from None
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise KubeError(
-                "cannot reach the Kubernetes API",
-                where=self.host,
-                hint=f"{type(exc).__name__}; is the API server running and the address right?",
-            ) from None
-        retry_after: float | None = None
-        header = resp.headers.get("Retry-After")
-        if header:
-            try:
-                retry_after = max(float(header), 0.0)
-            except ValueError:
-                retry_after = None
+            raise self._unreachable(exc) from None
         return RawResponse(int(resp.status), bytes(resp.data),
-                           str(resp.headers.get("Content-Type", "")), retry_after)
+                           str(resp.headers.get("Content-Type", "")),
+                           _retry_after(resp.headers.get("Retry-After")))
 
     def _send_http1(self, method: str, target: str, headers: dict[str, str],
                     body: bytes | None) -> RawResponse:
@@ -231,26 +218,26 @@ class KubeClient:
         try:
             answer = self._http1.request(method, target, headers, body)
         except ssl.SSLError:
-            raise KubeError(
-                "TLS handshake with the Kubernetes API failed",
-                where=self.host,
-                hint="check the cluster CA and client certificate in the kubeconfig",
-            ) from None
+            raise self._tls_failed() from None
         except OSError as exc:
-            raise KubeError(
-                "cannot reach the Kubernetes API",
-                where=self.host,
-                hint=f"{type(exc).__name__}; is the API server running and the address right?",
-            ) from None
-        retry_after: float | None = None
-        header = answer.headers.get("retry-after")
-        if header:
-            try:
-                retry_after = max(float(header), 0.0)
-            except ValueError:
-                retry_after = None
+            raise self._unreachable(exc) from None
         return RawResponse(answer.status, answer.body, answer.headers.get("content-type", ""),
-                           retry_after)
+                           _retry_after(answer.headers.get("retry-after")))
+
+    def _tls_failed(self) -> KubeError:
+        return KubeError(
+            "TLS handshake with the Kubernetes API failed",
+            where=self.host,
+            hint="check the cluster CA and client certificate in the kubeconfig",
+        )
+
+    def _unreachable(self, exc: BaseException) -> KubeError:
+        # the exception's type only: its text may hold a URL with credentials
+        return KubeError(
+            "cannot reach the Kubernetes API",
+            where=self.host,
+            hint=f"{type(exc).__name__}; is the API server running and the address right?",
+        )
 
     def _token(self) -> str | None:
         """The bearer token, refreshed at most once a second.
@@ -401,3 +388,14 @@ def collection_path(
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0][:200] if text else type(exc).__name__
+
+
+def _retry_after(header: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header in seconds (dates, junk, nan, inf: None)."""
+    if not header:
+        return None
+    try:
+        seconds = float(header)
+    except ValueError:
+        return None
+    return max(seconds, 0.0) if math.isfinite(seconds) else None
