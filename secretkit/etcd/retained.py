@@ -23,6 +23,7 @@ callers fail closed.
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -69,39 +70,31 @@ class RetainedValues:
 
     def pages(self) -> Iterator[Sequence[Retained]]:
         """Pages of live values first, then pages of every older one."""
-        live: set[tuple[bytes, int]] = set()
+        # (key, mod_revision) of every value yielded: a value is one revision of one
+        # key, however many reads see it
+        held: set[tuple[bytes, int]] = set()
         self.revision = revision = int(self._client.current_revision())
         for page in self._client.scan(self._prefix, revision=revision, page_size=self._page_size):
             out = []
             for kv in page:
-                live.add((bytes(kv.key), kv.mod_revision))
+                held.add((bytes(kv.key), kv.mod_revision))
                 out.append(Retained(kv, False))
             self.live += len(out)
             yield out
         if revision <= 1:
             return  # an empty store: no history
         start = self._compaction_point()
-        seen: set[tuple[bytes, int]] = set()
+        older: Iterator[Sequence[KeyValue]] = self._changes(start + 1, revision)
         if start > 1:
             # what was current at the compaction point is still held
-            for page in self._client.scan(
-                self._prefix, revision=start, page_size=self._page_size
-            ):
-                out = []
-                for kv in page:
-                    ident = (bytes(kv.key), kv.mod_revision)
-                    if ident not in live and ident not in seen:
-                        seen.add(ident)
-                        out.append(Retained(kv, True))
-                self.historic += len(out)
-                if out:
-                    yield out
-        for batch in self._changes(start + 1, revision):
+            at_start = self._client.scan(self._prefix, revision=start, page_size=self._page_size)
+            older = itertools.chain(at_start, older)
+        for batch in older:
             out = []
             for kv in batch:
                 ident = (bytes(kv.key), kv.mod_revision)
-                if ident not in live and ident not in seen:
-                    seen.add(ident)
+                if ident not in held:
+                    held.add(ident)
                     out.append(Retained(kv, True))
             self.historic += len(out)
             if out:
