@@ -64,11 +64,17 @@ def map_rpc_error(exc: grpc.RpcError, *, method: str, endpoint: str) -> BackendE
     return cls(what, where=endpoint, hint=_HINT_BY_CLASS.get(cls))
 
 
+#: the plugin is a local unix socket: after it restarts, calls should reach it within
+#: seconds, not after gRPC's default reconnect backoff (up to 120 s), during which
+#: every call fails at once
+_CHANNEL_OPTIONS = [("grpc.max_reconnect_backoff_ms", 2000)]
+
+
 class _Client:
     def __init__(self, endpoint: str, timeout: float) -> None:
         self.endpoint = endpoint
         self.timeout = timeout
-        self._channel = grpc.insecure_channel(grpc_target(endpoint))
+        self._channel = grpc.insecure_channel(grpc_target(endpoint), options=_CHANNEL_OPTIONS)
 
     def _call(self, method: str, fn: Callable[..., T], request: Any) -> T:
         try:

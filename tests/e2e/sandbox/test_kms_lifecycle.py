@@ -121,4 +121,15 @@ def test_writes_are_refused_while_the_plugin_is_down_too_long(kms: Sandbox) -> N
     finally:
         restart_plugin(kms.state)
     _wait_for(lambda: kms.request("GET", "/readyz")[0] == 200)
-    _create(kms, "accepted-again")
+
+    # /readyz asks the plugin itself; writes follow the Status poller, as in
+    # kube-apiserver: they resume at its next successful poll, moments later
+    def accepted() -> bool:
+        try:
+            _create(kms, "accepted-again")
+        except ApiException as exc:
+            assert exc.status == 500 and "unhealthy" in exc.body, exc.body
+            return False
+        return True
+
+    _wait_for(accepted, timeout=15.0)
