@@ -19,7 +19,7 @@ from secretkit.errors import SecretkitError
 from secretkit.etcd.history import HistoryWalk
 from secretkit.etcd.interface import EtcdReader
 from secretkit.etcd.snapshot import EtcdSnapshot
-from secretkit.monitor.coverage import INTERNAL, Judge
+from secretkit.monitor.coverage import INTERNAL, CoverageJudge
 from secretkit.monitor.inputs import VerdictInputs, watch_prefixes
 from secretkit.monitor.labels import RowTable, Verdict
 from secretkit.monitor.metrics import MonitorMetrics
@@ -36,7 +36,7 @@ def check_history(
 ) -> dict[Verdict, int]:
     """Count the older values etcd still holds of every in-scope key, by verdict."""
     classifier = inputs.classifier()
-    judge = Judge(classifier, RowTable(options.max_rows))
+    judge = CoverageJudge(classifier, RowTable(options.max_rows))
     counts: Counter[Verdict] = Counter()
     walk = HistoryWalk(client)
     revision = client.current_revision()
@@ -80,7 +80,7 @@ def check_snapshot(
         return None
     mtime = path.stat().st_mtime
     classifier = inputs.classifier()
-    judge = Judge(classifier, RowTable(options.max_rows))
+    judge = CoverageJudge(classifier, RowTable(options.max_rows))
     counts: Counter[Verdict] = Counter()
     root = (normalize_prefix(options.prefix) + "/").encode()
     with EtcdSnapshot(path) as snapshot:

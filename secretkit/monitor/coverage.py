@@ -7,8 +7,9 @@ header and then only counted, with ``--decrypt-check`` after decrypting the valu
 Memory stays flat whatever etcd holds: the table keeps counts per row, not keys.
 A change arrives with the value it replaced (the watch asks for ``prev_kv``), so
 the old value's verdict is worked out again and taken off its count. That is exact
-because a verdict depends only on the value's bytes and the :class:`Judge`'s inputs
-(config, current key_ids), which stay fixed until the next full scan. The one
+because a verdict depends only on the value's bytes and the inputs of
+:class:`CoverageJudge` (config, current key_ids), which stay fixed until the next full
+scan. The one
 exception is a value decrypted on its own (``--decrypt-check``, no shared header
 verdict): a KMS that fails now and answers later would change its verdict, so the
 verdict it was counted under is remembered by key (at most
@@ -37,7 +38,7 @@ INTERNAL: Final = -1
 _STALE: Final = int(Verdict.STALE)
 
 
-class Judge:
+class CoverageJudge:
     """The audit's verdict of one stored value, as ``(row, verdict, remembered)``.
 
     ``remembered`` is True when the verdict came from decrypting the value alone
@@ -111,7 +112,7 @@ class Coverage:
 
     def __init__(
         self,
-        judge: Judge,
+        judge: CoverageJudge,
         *,
         clock: Callable[[], float],
         stale_since: dict[tuple[str, str, str], float] | None = None,

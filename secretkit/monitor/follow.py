@@ -30,7 +30,7 @@ from secretkit.etcd.errors import EtcdCompactedError, EtcdUnavailableError
 from secretkit.etcd.interface import Watch, WatchableReader
 from secretkit.etcd.keys import prefix_range_end
 from secretkit.etcd.model import WatchRange
-from secretkit.monitor.coverage import Coverage, Judge
+from secretkit.monitor.coverage import Coverage, CoverageJudge
 from secretkit.monitor.inputs import VerdictInputs, watch_prefixes
 from secretkit.monitor.labels import RowTable
 from secretkit.monitor.metrics import MonitorMetrics, WatchProgress
@@ -174,7 +174,7 @@ class Follower:
             classifier = self._inputs.classifier()
             old = self._metrics.coverage
             coverage = Coverage(
-                Judge(classifier, RowTable(self._options.max_rows)),
+                CoverageJudge(classifier, RowTable(self._options.max_rows)),
                 clock=self._clock,
                 stale_since=old.stale_dates() if old is not None else None,
             )

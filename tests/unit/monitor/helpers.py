@@ -10,7 +10,7 @@ from secretkit.audit.classify import Classifier, ScopePolicy
 from secretkit.core.encryption_config import load_encryption_config
 from secretkit.core.formats import encode_unknown
 from secretkit.etcd.model import KeyValueRecord
-from secretkit.monitor.coverage import Coverage, Judge
+from secretkit.monitor.coverage import Coverage, CoverageJudge
 from secretkit.monitor.labels import RowTable
 
 PLAINTEXT = encode_unknown("v1", "Secret", b"\x0a\x04\x0a\x02db")
@@ -50,4 +50,4 @@ def make_coverage(
     """A coverage table with the audit's classifier (a config unless ``config=False``)."""
     cfg = load_encryption_config(config_yaml()) if config else None
     classifier = Classifier(policy=ScopePolicy(config=cfg, **policy))  # type: ignore[arg-type]
-    return Coverage(Judge(classifier, RowTable(max_rows)), clock=lambda: clock)
+    return Coverage(CoverageJudge(classifier, RowTable(max_rows)), clock=lambda: clock)
