@@ -73,5 +73,5 @@ class WatchBatch:
 
     watch: int | None
     revision: int
-    events: Sequence[WatchEvent]
-    ordered: bool
+    events: Sequence[WatchEvent] = field(repr=False)  # they carry stored values
+    ordered: bool = False

@@ -26,7 +26,7 @@ from __future__ import annotations
 import itertools
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from secretkit.errors import EtcdError
 from secretkit.etcd.errors import EtcdCompactedError
@@ -49,7 +49,7 @@ _PUT = 0
 class Retained:
     """One value etcd holds: the key-value, and whether it is the live one."""
 
-    kv: KeyValue
+    kv: KeyValue = field(repr=False)  # its value is a stored object
     historic: bool
 
 
@@ -85,7 +85,7 @@ class RetainedValues:
             return  # an empty store: no history
         start = self._compaction_point()
         older: Iterator[Sequence[KeyValue]] = self._changes(start + 1, revision)
-        if start > 1:
+        if 1 < start < revision:
             # what was current at the compaction point is still held
             at_start = self._client.scan(self._prefix, revision=start, page_size=self._page_size)
             older = itertools.chain(at_start, older)
@@ -140,10 +140,13 @@ class RetainedValues:
         watchdog = _Watchdog(stream.close, self.stall_seconds)
         try:
             for batch in stream:
-                watchdog.feed()
                 index = batch.watch
                 if index is None or index not in unfinished:
-                    continue  # a notice, or a segment already read
+                    # a notice, or a finished segment's watch passing on live writes:
+                    # not progress (on a busy cluster it would hide a stalled segment)
+                    continue
+                if batch.events:
+                    watchdog.feed()
                 found = []
                 last = 0
                 for event in batch.events:

@@ -202,3 +202,40 @@ def test_retained_values_replay_in_segments_and_waves(
     assert len(got) == len(set(got))  # nothing twice, though segments meet
     assert set(got) == _held_by_brute_force(store, P)
     assert reader.historic > 10
+
+
+def test_a_stalled_segment_is_not_hidden_by_live_writes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Finished segments' watches pass on live writes: they must not feed the stall timer."""
+    import threading
+    from types import SimpleNamespace
+
+    import secretkit.etcd.retained as retained
+    from secretkit.etcd.model import WatchBatch
+
+    monkeypatch.setattr(retained, "SEGMENT", 2)
+    store = MemoryEtcd()
+    for i in range(6):
+        store.put(P + f"k{i}".encode(), b"v")
+    live_write = SimpleNamespace(type=0, kv=SimpleNamespace(key=b"/elsewhere", mod_revision=10**6))
+
+    class Stream:
+        """Segment 0 never answers; segment 1's watch keeps passing on live writes."""
+
+        def __init__(self) -> None:
+            self.stop = threading.Event()
+
+        def __iter__(self):  # type: ignore[no-untyped-def]
+            while not self.stop.is_set():
+                yield WatchBatch(1, 10**6, (live_write,), False)
+
+        def close(self) -> None:
+            self.stop.set()
+
+    class Stalling(ForwardingEtcd):
+        def watch(self, ranges, *, prev_kv=False, progress_notify=True):  # type: ignore[no-untyped-def]
+            return Stream()
+
+    reader = RetainedValues(Stalling(store), P)
+    reader.stall_seconds = 0.3
+    with pytest.raises(EtcdError, match="could not be read"):
+        list(reader.pages())
