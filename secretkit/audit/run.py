@@ -182,8 +182,8 @@ def run_audit(
         services.close()
     if report.total_objects == 0:
         report.notes.append(
-            f"no keys matched under {request.prefix!r}: check --prefix (the apiserver's "
-            "--etcd-prefix) and --resources"
+            f"no keys matched under {request.prefix!r}: check --etcd-prefix (the apiserver's own "
+            "flag) and --resources"
         )
     return report
 

@@ -108,11 +108,26 @@ class KeyBackend(abc.ABC):
             hint="--to-key is for AWS KMS backends configured with an alias",
         )
 
-    def retire_old_versions(self) -> int:
-        """Make every key version but the current one undecryptable (Vault/OpenBao).
+    #: True when :meth:`retire_old_versions` is supported (checked before any rotation)
+    can_retire: bool = False
 
-        Irreversible for the data: callers prove first that no stored value needs them.
+    def owns_key_id(self, key_id: str) -> bool:
+        """True when ``key_id`` names a version of this backend's key (any version).
+
+        Retirement judges every stored value whose key_id this backend owns, whichever
+        kms provider name wrote it. Backends that cannot retire say False.
         """
+        del key_id
+        return False
+
+    def retire_old_versions(self, keep: str) -> int:
+        """Make every key version older than ``keep`` (a key_id) undecryptable.
+
+        Irreversible for the data: callers prove first that no stored value needs a
+        version older than ``keep``. Versions newer than ``keep`` (a rotation that
+        happened after the proof) stay decryptable. Vault/OpenBao only.
+        """
+        del keep
         raise BackendError(f"the {self.kind} backend cannot retire old key versions")
 
     def key_created(self, key_id: str) -> float | None:

@@ -53,6 +53,7 @@ from secretkit.errors import (
     BackendTimeout,
     BackendUnavailable,
     ConfigError,
+    SafetyError,
 )
 from secretkit.fileio import SECRET_FILE_MAX_BYTES, is_private_mode, read_file, read_text_file
 from secretkit.loopback import is_loopback_url
@@ -681,23 +682,48 @@ class VaultTransitBackend(KeyBackend):
         info = self._key_info(mount, key, fresh=True)
         return info.ref(self.cluster_id, mount, key, info.latest_version).key_id()
 
-    def retire_old_versions(self) -> int:
-        """Make every version but the latest undecryptable (transit min_decryption_version).
+    can_retire = True
 
-        Irreversible for the data: only call it once an audit shows no value left under
-        an older key_id. Returns the minimum version that still decrypts.
+    def owns_key_id(self, key_id: str) -> bool:
+        """True for ``vault:<this cluster>:<this mount>:<this key>:v<N>[...]``."""
+        ref = parse_key_id(key_id)
+        return ref is not None and (ref.cluster_id, ref.mount, ref.key) == (
+            self.cluster_id, self.cfg.mount, self.cfg.key)
+
+    def retire_old_versions(self, keep: str) -> int:
+        """Make every version older than ``keep``'s undecryptable (min_decryption_version).
+
+        ``keep`` is the key_id the caller proved every stored value can do with; the
+        minimum is set to its version, not to whatever is latest now, so a rotation
+        between the proof and this call retires nothing the proof did not cover.
+        Irreversible for the data. Returns the minimum version that still decrypts.
         """
         mount, key = self.cfg.mount, self.cfg.key
-        latest = self._key_info(mount, key, fresh=True).latest_version
+        ref = parse_key_id(keep)
+        info = self._key_info(mount, key, fresh=True)
+        if (
+            ref is None
+            or not self.owns_key_id(keep)
+            or ref.version > info.latest_version
+            or (ref.created is not None and info.created.get(ref.version) not in
+                (None, ref.created))
+        ):
+            raise SafetyError(
+                f"refusing to retire versions of {mount}/{key}: the kept key_id {keep!r} is "
+                "not a version of this key as it exists now",
+                where=f"{mount}/keys/{key}",
+                hint="the key may have been re-created or another backend is configured; "
+                "check `secretkit kms status` and the backends file",
+            )
         self._call(
             "retire old versions",
             f"{mount}/keys/{key}/config",
             lambda: self._client.secrets.transit.update_key_configuration(  # type: ignore[no-untyped-call]
-                name=key, min_decryption_version=latest, mount_point=mount
+                name=key, min_decryption_version=ref.version, mount_point=mount
             ),
         )
-        log.info("vault: %s/%s now decrypts only v%d and later", mount, key, latest)
-        return latest
+        log.info("vault: %s/%s now decrypts only v%d and later", mount, key, ref.version)
+        return ref.version
 
     def close(self) -> None:
         """Close the HTTP session."""

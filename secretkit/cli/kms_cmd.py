@@ -114,14 +114,15 @@ def kms() -> None:
 @click.option(
     "--retire-old",
     is_flag=True,
-    help="After proof, make old key versions undecryptable (Vault/OpenBao); refused while "
-    "any stored value, or an older revision etcd holds, still carries an old key_id.",
+    help="After proof, make old key versions undecryptable (Vault/OpenBao). Needs "
+    "--ignore-history: this run's re-encryption leaves old values in etcd's history until "
+    "compaction; otherwise run `secretkit kms retire` after compaction.",
 )
 @click.option(
     "--ignore-history",
     is_flag=True,
     help="With --retire-old: only judge current values (older revisions etcd still holds "
-    "become unreadable).",
+    "become unreadable; a restore of one could no longer be read).",
 )
 @click.option(
     "--to-key",

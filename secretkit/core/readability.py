@@ -27,7 +27,7 @@ kms provider reads values of its API version and name.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -52,9 +52,9 @@ LOCAL_TYPES: Mapping[ValueProvider, str] = {
     if kind.is_local and kind.provider_type is not None
 }
 
-#: kms provider name -> key_ids its backend will (still) decrypt. A provider missing
-#: from the mapping is not constrained (every key_id counts as decryptable).
-KeptKeyIds = Mapping[str, frozenset[str]]
+#: True for a kms v2 key_id that will no longer decrypt (a retired backend key version),
+#: whichever provider name stored it: two providers may share one backend key
+Retired = Callable[[str], bool]
 
 
 class Verdict(StrEnum):
@@ -178,13 +178,13 @@ def judge_chain(
     chain: Sequence[Provider],
     *,
     current_key_ids: Mapping[str, str] | None = None,
-    kept_key_ids: KeptKeyIds | None = None,
+    retired: Retired | None = None,
 ) -> Judgement:
     """Judge one classified value against one resource's provider chain.
 
     ``current_key_ids`` maps kms v2 provider names to the key_id the plugin reports
-    now (a value under another key_id is stale); ``kept_key_ids`` to the key_ids the
-    backend will still decrypt (a value under another one is unreadable).
+    now (a value under another key_id is stale); ``retired`` says which key_ids will
+    no longer decrypt (a value under one is unreadable).
     """
     key_name = local_key_name(stored, value, chain)
     if stored.provider is ValueProvider.UNKNOWN:
@@ -197,16 +197,14 @@ def judge_chain(
     if index is None:
         return Judgement(Verdict.UNREADABLE, _unreadable_reason(stored, key_name), None, key_name)
     obj = stored.kms_v2
-    if obj is not None and kept_key_ids is not None:
-        kept = kept_key_ids.get(stored.name or "")
-        if kept is not None and obj.key_id not in kept:
-            return Judgement(
-                Verdict.UNREADABLE,
-                f"kms v2 key_id {obj.key_id!r} of provider {stored.name!r} will no longer "
-                "decrypt (retired in the backend)",
-                index,
-                key_name,
-            )
+    if obj is not None and retired is not None and retired(obj.key_id):
+        return Judgement(
+            Verdict.UNREADABLE,
+            f"kms v2 key_id {obj.key_id!r} of provider {stored.name!r} will no longer "
+            "decrypt (retired in the backend)",
+            index,
+            key_name,
+        )
     write = chain[0]
     if index != 0:
         reader = chain[index]
@@ -277,12 +275,12 @@ class Judge:
         *,
         layout: Layout | None = None,
         current_key_ids: Mapping[str, str] | None = None,
-        kept_key_ids: KeptKeyIds | None = None,
+        retired: Retired | None = None,
     ) -> None:
         self.config = config
         self.layout = layout or Layout()
         self.current_key_ids = dict(current_key_ids or {})
-        self.kept_key_ids = dict(kept_key_ids) if kept_key_ids is not None else None
+        self.retired = retired
         self._chains: dict[tuple[str, str], tuple[Provider, ...]] = {}
         self._by_header: dict[tuple[tuple[tuple[str, str], ...], bytes], Judgement] = {}
 
@@ -307,7 +305,7 @@ class Judge:
         return self.judge_owned(owner, value)
 
     def judge_owned(
-        self, owner: KeyOwner, value: bytes, stored: StoredValue | None = None
+        self, owner: KeyOwner, value: bytes
     ) -> Judgement:
         """:meth:`judge` for a key whose owner is already known."""
         if owner.kind == "internal":
@@ -319,7 +317,7 @@ class Judge:
             if known is not None:
                 return known
         chains = self.chains_of(owner) or [self.chain("", "")]
-        stored = stored if stored is not None else classify_value(value)
+        stored = classify_value(value)
         worst: Judgement | None = None
         for chain in chains:
             found = judge_chain(
@@ -327,7 +325,7 @@ class Judge:
                 value,
                 chain,
                 current_key_ids=self.current_key_ids,
-                kept_key_ids=self.kept_key_ids,
+                retired=self.retired,
             )
             if worst is None or _RANK[found.verdict] > _RANK[worst.verdict]:
                 worst = found

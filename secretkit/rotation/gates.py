@@ -10,7 +10,7 @@ scan is not limited to a resource list: a rule shared by several resources, a
 wildcard, or a key an operator forgot cannot slip past it.
 
 A proof over nothing is not a proof: an etcd with no key under the prefix (a typo in
-``--prefix``, the wrong cluster) is refused, and the result says plainly how many
+``--etcd-prefix``, the wrong cluster) is refused, and the result says plainly how many
 values the changed rules cover, including when that is zero.
 """
 
@@ -179,7 +179,7 @@ def prove_readable(
         raise SafetyError(
             f"etcd holds no value under {layout.root}: nothing to prove, so nothing is removed",
             where=layout.root,
-            hint="check --prefix (the apiserver's --etcd-prefix) and --endpoints: a real "
+            hint="check --etcd-prefix (the apiserver's own flag) and --endpoints: a real "
             "cluster always stores objects there",
         )
     return result

@@ -25,6 +25,7 @@ from secretkit.core.readability import Judge
 from secretkit.errors import SafetyError, UsageError
 from secretkit.etcd.interface import WatchableReader
 from secretkit.rotation import gates
+from secretkit.rotation.scope import ScopeMatcher
 
 
 def kms_rule_resources(config: EncryptionConfig, name: str) -> list[str]:
@@ -46,6 +47,14 @@ def kms_rule_resources(config: EncryptionConfig, name: str) -> list[str]:
             hint="configured kms providers: " + (", ".join(configured) or "none"),
         )
     return names
+
+
+def kms_rule_indexes(config: EncryptionConfig) -> tuple[int, ...]:
+    """Indexes of the rules with any kms v2 provider (what a retirement can affect)."""
+    return tuple(
+        i for i, rule in enumerate(config.rules)
+        if any(isinstance(p, KMSProvider) and p.api_version == "v2" for p in rule.providers)
+    )
 
 
 def wait_for_plugin_key_id(
@@ -128,6 +137,18 @@ class KMSRotation:
     def run(self) -> KMSRotationReport:
         """Rotate, wait, re-encrypt and prove; raise SafetyError when a proof fails."""
         resources = kms_rule_resources(self.config, self.provider)
+        if self.retire_old:
+            self._check_retire_possible()
+            if self.include_history:
+                # this run's own re-encryption leaves every old value in etcd's history
+                # until compaction: the history gate could only refuse, after rotating
+                raise UsageError(
+                    "--retire-old in the same run as the rotation needs --ignore-history",
+                    where="--retire-old",
+                    hint="rotate now without --retire-old, and once etcd has compacted the "
+                    "re-encryption's older revisions run `secretkit kms retire` (it proves "
+                    "the history too); or accept --ignore-history",
+                )
         old = self.plugin.status().key_id
         self.echo(f"plugin reports key_id {old}")
         new = self._rotate_backend()
@@ -188,6 +209,7 @@ class KMSRotation:
         ``run(retire_old=True)`` comes first.
         """
         resources = kms_rule_resources(self.config, self.provider)
+        self._check_retire_possible()
         current = self.plugin.status().key_id
         backend_key_id = self.backend.status().key_id
         if backend_key_id != current:
@@ -220,8 +242,21 @@ class KMSRotation:
             )
         return str(self.backend.rotate())
 
+    def _check_retire_possible(self) -> None:
+        """Refuse a retirement that cannot end well before anything is touched."""
+        if not self.backend.can_retire:
+            raise UsageError(
+                f"the {self.backend.kind} backend cannot retire old key versions",
+                where="--retire-old",
+                hint="only Vault/OpenBao transit keys have versions to retire",
+            )
+
     def _retire(self, report: KMSRotationReport, new: str) -> None:
-        kept = {self.provider: frozenset({new})}
+        def retired(key_id: str) -> bool:
+            # every value under another version of this backend key, whichever
+            # provider name wrote it (two providers may share one transit key)
+            return key_id != new and self.backend.owns_key_id(key_id)
+
         self.echo(
             "judging every stored value as if only "
             f"{new} still decrypted"
@@ -231,8 +266,9 @@ class KMSRotation:
         with self.open_etcd() as client:
             result = gates.prove_readable(
                 client,
-                after=Judge(self.config, layout=self.layout, kept_key_ids=kept),
+                after=Judge(self.config, layout=self.layout, retired=retired),
                 before=Judge(self.config, layout=self.layout),
+                covers=ScopeMatcher(self.config, kms_rule_indexes(self.config)).covers,
                 include_history=self.include_history,
             )
         report.gate = result.to_json()
@@ -245,6 +281,6 @@ class KMSRotation:
                 "a restore of an older revision could no longer be read",
             )
         self._step(report, result.summary(f"provider {self.provider}"))
-        self.backend.retire_old_versions()
+        self.backend.retire_old_versions(new)
         report.retired_old = True
         self._step(report, "old key versions retired (no longer decryptable)")

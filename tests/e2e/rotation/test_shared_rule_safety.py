@@ -185,8 +185,19 @@ def test_kms_rotate_retires_old_versions_only_when_nothing_needs_them(
     assert read_secrets(sb, list(secrets)) == secrets
     assert _read_configmaps(sb, list(cms)) == cms
 
-    # history etcd still holds under the retired-before version: the default refuses
+    # the run's own re-encryption leaves old values in etcd's history: retiring in the
+    # same run is refused up front, before the backend is rotated
+    before = kms_key_ids(stored_values(sb))
     run = secretkit(*common, "--retire-old", "-o", "json")
+    assert run.rc == 2, run.output
+    assert "--ignore-history" in run.output and "kms retire" in run.output
+    assert kms_key_ids(stored_values(sb)) == before
+
+    # `kms retire` proves the history too: etcd still holds the older revisions
+    run = secretkit("kms", "retire", "--backends", str(sb.backends_file),
+                    "--provider", configs.KMS_PROVIDER_NAME, "--kms-socket", sb.plugin_endpoint,
+                    "--endpoints", sb.etcd_endpoint, "--config", str(sb.config_path),
+                    "-o", "json")
     assert run.rc == 3, run.output
     assert "older revision" in run.stderr and "will no longer decrypt" in run.stderr
 

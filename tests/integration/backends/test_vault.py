@@ -19,6 +19,7 @@ from secretkit.errors import (
     BackendInvalidRequest,
     BackendPermissionDenied,
     BackendUnavailable,
+    SafetyError,
     SecretkitError,
 )
 from secretkit.sandbox.servers import free_port
@@ -391,7 +392,32 @@ def test_retire_old_versions_makes_old_ciphertexts_undecryptable(
     old = backend.encrypt(b"old")
     backend.rotate()
     new = backend.encrypt(b"new")
-    assert backend.retire_old_versions() == 2
+    assert backend.retire_old_versions(new.key_id) == 2
     assert backend.decrypt(new.ciphertext, key_id=new.key_id) == b"new"
     with pytest.raises(BackendInvalidRequest):
         backend.decrypt(old.ciphertext, key_id=old.key_id)
+
+
+def test_retire_keeps_the_proven_version_even_after_a_later_rotation(
+    openbao_server: OpenBaoServer,
+) -> None:
+    """The proof covered v2; a rotation to v3 after it must not retire v2's values."""
+    key = _key(openbao_server)
+    backend = _backend(openbao_server, key)
+    old = backend.encrypt(b"v1")
+    backend.rotate()
+    proven = backend.encrypt(b"v2")
+    backend.rotate()  # between the proof and the retirement
+    assert backend.owns_key_id(proven.key_id) and not backend.owns_key_id("local:sha256:x")
+    assert backend.retire_old_versions(proven.key_id) == 2
+    assert backend.decrypt(proven.ciphertext, key_id=proven.key_id) == b"v2"
+    with pytest.raises(BackendInvalidRequest):
+        backend.decrypt(old.ciphertext, key_id=old.key_id)
+
+
+def test_retire_refuses_a_key_id_of_another_key(openbao_server: OpenBaoServer) -> None:
+    backend = _backend(openbao_server, _key(openbao_server))
+    other = _backend(openbao_server, _key(openbao_server))
+    foreign = other.encrypt(b"x").key_id
+    with pytest.raises(SafetyError, match="not a version of this key"):
+        backend.retire_old_versions(foreign)

@@ -90,7 +90,7 @@ def test_star_star_kms_v2_keyspace() -> None:
             assert expected["keys"][key.decode()]["provider"] == "kms"
             assert judged.verdict is Verdict.CURRENT, (key, judged)
     # a retired key version makes every kms value unreadable, never an internal key
-    retired = Judge(config, kept_key_ids={"real-kms": frozenset({"local:sha256:other"})})
+    retired = Judge(config, retired=lambda key_id: key_id != "local:sha256:other")
     verdicts = {k: retired.judge(k, v).verdict for k, v in values}
     assert {k.decode() for k, v in verdicts.items() if v is Verdict.INTERNAL} == internal
     assert all(v is Verdict.UNREADABLE for k, v in verdicts.items() if k.decode() not in internal)
