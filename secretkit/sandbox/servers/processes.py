@@ -134,7 +134,9 @@ class ManagedProcess:
         expected = Path(self.argv[0]).name
         cmdline = _cmdline(self.pid)
         if cmdline:
-            return Path(cmdline[0]).name == expected
+            # the whole command line: for the plugin and the stand-in argv[0] is just
+            # "python", which any unrelated Python process that got the PID also has
+            return cmdline == [a for a in self.argv if a]
         try:
             # cmdline can read empty for a moment after exec; comm is the name, cut at 15
             comm = Path(f"/proc/{self.pid}/comm").read_text().strip()
@@ -151,7 +153,7 @@ class ManagedProcess:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, sig)
         except PermissionError:
-            with contextlib.suppress(ProcessLookupError):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(self.pid, sig)
 
     def stop(self, timeout: float = 10.0) -> None:
