@@ -53,9 +53,6 @@ class AuditRequest:
             kms_inputs=bool(self.backends or self.kms_sockets),
             resources=self.resources,
         )
-        if self.resources:
-            # a typo would scan nothing and pass: unknown names are errors
-            check_resource_names(self.resources, where="--resources")
 
 
 def check_reading_inputs(
@@ -83,6 +80,9 @@ def check_reading_inputs(
         )
     if resources is not None and not resources:
         raise UsageError("--resources is empty", where="--resources")
+    if resources:
+        # a typo would scan nothing and pass: unknown names are errors
+        check_resource_names(resources, where="--resources")
 
 
 def fail_on_kinds(text: str) -> tuple[FindingKind, ...]:

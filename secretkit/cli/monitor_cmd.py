@@ -11,6 +11,7 @@ import click
 
 from secretkit.audit.model import DEFAULT_PAGE_SIZE
 from secretkit.cli.etcd_options import etcd_config_from, etcd_options
+from secretkit.cli.params import etcd_prefix_option
 from secretkit.monitor.labels import DEFAULT_MAX_ROWS
 from secretkit.monitor.options import DEFAULT_METRICS_ADDR
 
@@ -29,8 +30,7 @@ def _duration(value: str | None, where: str) -> float | None:
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @etcd_options
-@click.option("--prefix", default="/registry", show_default=True,
-              help="The apiserver's --etcd-prefix.")
+@etcd_prefix_option()
 @click.option("--resources",
               help="Comma-separated resources to watch, e.g. secrets,configmaps "
               "(default: secrets, or with --config every resource the config encrypts).")
@@ -96,11 +96,12 @@ def monitor(**params: Any) -> None:
     from secretkit.monitor.run import Monitor
 
     resources = None
-    if params["resources"]:
+    if params["resources"] is not None:
+        # an empty or blank --resources is refused (not "every resource") by the check
         resources = tuple(r.strip() for r in params["resources"].split(",") if r.strip())
     check_every = _duration(params["check_every"], "--check-every")
     options = MonitorOptions(
-        prefix=params["prefix"],
+        prefix=params["etcd_prefix"],
         resources=resources,
         all_resources=params["all_resources"],
         config=params["config_path"],

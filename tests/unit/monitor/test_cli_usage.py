@@ -29,6 +29,9 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
         (["--snapshot-dir", "/tmp"], "--snapshot-dir needs --history-every"),
         (["--kms-socket", "kms-prod"], "--kms-socket expects NAME=unix:///path"),
         (["--config", "/nonexistent/enc.yaml"], "cannot read the EncryptionConfiguration"),
+        # a typo or an empty list would watch nothing while /healthz says ok
+        (["--resources", "secert"], "did you mean 'secrets'?"),
+        (["--resources", " , "], "--resources is empty"),
     ],
 )
 def test_usage_errors_exit_2(args: list[str], message: str) -> None:
