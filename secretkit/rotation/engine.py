@@ -391,12 +391,13 @@ class StageEngine:
         """Every value the edited rules govern is now written by the write provider."""
         matcher = _matcher(config, state)
         judge = Judge(config, layout=self.layout, current_key_ids=self.world.kms_key_ids(config))
-        covered = stale = unreadable = 0
+        scanned = covered = stale = unreadable = 0
         examples: list[str] = []
         lost: list[str] = []
         with self._etcd() as client:
             for page in client.scan(self.layout.root.encode()):
                 for kv in page:
+                    scanned += 1
                     owner = self.layout.owner(kv.key)
                     if not matcher.covers(owner):
                         continue
@@ -413,6 +414,16 @@ class StageEngine:
                             examples.append(f"{key}: {verdict.reason}")
         names = ", ".join(scope_names(config, state))
         rewritten = summary.totals().get("rewritten", 0)
+        if scanned == 0 or (covered == 0 and rewritten > 0):
+            # a proof over nothing: the wrong --etcd-prefix or the wrong etcd
+            raise SafetyError(
+                f"etcd holds {scanned:,} value(s) under {self.layout.root} and "
+                f"{covered:,} of {names}, though the re-encryption rewrote {rewritten:,}: "
+                "nothing to prove it from",
+                where=self.layout.root,
+                hint="check --etcd-prefix (the apiserver's own flag) and --endpoints: the "
+                "proof must read the etcd the apiservers write to",
+            )
         if unreadable:
             raise UndecryptableError(
                 f"{unreadable} value(s) of {names} cannot be read by any provider of the "

@@ -190,6 +190,14 @@ class KMSRotation:
                 "(every 60s) and run `secretkit kms rotate` again, or `secretkit reencrypt`",
             )
         total = sum(report.counts_after.values())
+        if total == 0 and report.rewritten > 0:
+            raise SafetyError(
+                f"the re-encryption rewrote {report.rewritten:,} object(s) but etcd holds no "
+                f"value of provider {self.provider!r} under {self.layout.root}: nothing to "
+                "prove the rotation from",
+                where=self.layout.root,
+                hint="check --etcd-prefix (the apiserver's own flag) and --endpoints",
+            )
         if total:
             self._step(report, f"etcd: all {total:,} value(s) of {self.provider} carry {new}")
         else:

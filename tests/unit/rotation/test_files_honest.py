@@ -239,3 +239,35 @@ def test_prune_says_the_backups_hold_removed_keys_and_clean_backups_removes_them
          str(tmp_path / "enc.yaml"), "--yes"], capture_output=True, text=True,
         stdin=subprocess.DEVNULL)
     assert done.returncode == 0 and not any(b.exists() for b in backups)
+
+
+def test_a_reencrypt_stage_proven_over_an_empty_prefix_is_refused(tmp_path: Path) -> None:
+    """The API rewrote objects, but the etcd read holds nothing there (a wrong
+    --etcd-prefix): the stage must not be recorded as proven."""
+    import contextlib
+
+    from secretkit.etcd import MemoryEtcd
+    from secretkit.reencrypt.summary import Summary
+
+    config = _write(tmp_path / "enc.yaml", COMMENTED)
+    etcd = MemoryEtcd()
+    etcd.put(b"/elsewhere/registry/secrets/ns/a", b"k8s:enc:aesgcm:v1:key1:" + b"x" * 40)
+
+    def reencrypt(_request: Any) -> Summary:
+        summary = Summary(mode="api", dry_run=False)
+        summary.add("secrets", "seen")
+        summary.add("secrets", "rewritten")
+        summary.complete = True
+        return summary
+
+    world = StageWorld(echo=lambda _m: None, open_etcd=lambda: contextlib.nullcontext(etcd),
+                       reencrypt=reencrypt)
+    options = StageOptions(configs=[config], state_path=tmp_path / "state.json",
+                           assume_restarted=True)
+    plan = LocalKeyRotation()
+    StageEngine(plan, options, world).prepare(["secrets"], "key2")
+    StageEngine(plan, options, world).promote()
+    with pytest.raises(SafetyError, match="nothing to prove it from"):
+        StageEngine(plan, options, world).reencrypt()
+    state = load_state(tmp_path / "state.json")
+    assert state is not None and state.next_stage == "reencrypt"
