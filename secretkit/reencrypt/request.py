@@ -158,6 +158,12 @@ def outcome_error(summary: Summary, request: ReencryptRequest) -> SecretkitError
             f"{failed} object(s) could not be re-encrypted",
             hint="see the summary; fix the cause and run again (only stale objects change)",
         )
+    if verify is not None and verify.get("verdict") == "empty":
+        return SecretkitError(
+            "--verify read 0 stored values of the resources asked for: nothing is proven",
+            hint="check --resources, -n/--namespace and --etcd-prefix (the apiserver's own "
+            "flag): the verification reads etcd directly",
+        )
     if verify is not None and verify.get("verdict") != "ok":
         return SecretkitError(
             f"{verify.get('stale')} stale value(s) remain after the run",

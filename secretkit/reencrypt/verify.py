@@ -71,6 +71,8 @@ def verify_no_stale(
         verdict = "undecryptable"
     elif n_stale:
         verdict = "stale"
+    elif checked == 0:
+        verdict = "empty"  # a proof over nothing (a namespace or prefix with no values)
     else:
         verdict = "ok"
     return {

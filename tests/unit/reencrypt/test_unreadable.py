@@ -132,3 +132,24 @@ def test_text_summary_of_a_clean_verify_is_one_line() -> None:
     lines = summary.to_text().splitlines()
     assert lines[-1] == "  verify: ok (3 checked, 0 stale, 0 undecryptable)"
     assert "UNDECRYPTABLE" not in summary.to_text()
+
+
+def test_a_verify_that_read_nothing_is_not_a_pass() -> None:
+    """-n with a namespace that holds nothing, a misspelt name in etcd mode, a wrong
+    --etcd-prefix: 0 values checked must not read as "verify: ok"."""
+    from secretkit.core.encryption_config import load_encryption_config
+    from secretkit.etcd import MemoryEtcd
+    from secretkit.kube.discovery import ApiResource
+    from secretkit.reencrypt.request import ReencryptRequest, outcome_error
+    from secretkit.reencrypt.verify import verify_no_stale
+
+    config = load_encryption_config(
+        b"apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\n"
+        b"resources: [{resources: [secrets], providers: [{identity: {}}]}]\n")
+    secrets = ApiResource(group="", version="v1", resource="secrets", kind="Secret",
+                          namespaced=True)
+    assert verify_no_stale(MemoryEtcd(), [secrets], config)["verdict"] == "empty"
+    summary = Summary(mode="api", complete=True)
+    summary.verify = {"checked": 0, "stale": 0, "undecryptable": 0, "verdict": "empty"}
+    error = outcome_error(summary, ReencryptRequest())
+    assert error is not None and "nothing is proven" in error.what
