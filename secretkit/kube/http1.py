@@ -175,7 +175,7 @@ class Http1Pool:
             return HttpAnswer(status, headers, _read_chunked(reader))
         length = headers.get("content-length")
         if length is not None:
-            size = int(length)
+            size = _number(length, 10)
             if size > MAX_RESPONSE:
                 raise OSError("the API server's answer is too large")
             body = reader.read(size)
@@ -186,6 +186,18 @@ class Http1Pool:
         return HttpAnswer(status, headers, reader.read(MAX_RESPONSE))
 
 
+def _number(text: str, base: int) -> int:
+    """A length from the answer's framing; a malformed one is a broken connection
+    (``OSError``: retried like one), never a ValueError escaping as a crash."""
+    try:
+        value = int(text, base)
+    except ValueError:
+        raise OSError("malformed length in the API server's answer") from None
+    if value < 0:
+        raise OSError("negative length in the API server's answer")
+    return value
+
+
 def _read_chunked(reader: BinaryIO) -> bytes:
     chunks: list[bytes] = []
     total = 0
@@ -193,7 +205,7 @@ def _read_chunked(reader: BinaryIO) -> bytes:
         line = reader.readline(_MAX_LINE)
         if not line:
             raise ConnectionClosed("chunked body cut off")
-        size = int(line.split(b";", 1)[0].strip() or b"0", 16)
+        size = _number(line.split(b";", 1)[0].strip().decode("latin-1") or "0", 16)
         if size == 0:
             while reader.readline(_MAX_LINE) not in (b"\r\n", b"\n", b""):
                 pass  # trailers

@@ -118,3 +118,15 @@ def test_nothing_listening_is_an_os_error() -> None:
     p = Http1Pool(f"http://127.0.0.1:{port}", None, None, timeout=2)
     with pytest.raises(OSError):
         p.request("GET", "/", {}, None)
+
+
+@pytest.mark.parametrize("framing", [
+    b"Content-Length: 12abc\r\n", b"Content-Length: -1\r\n",
+    b"Transfer-Encoding: chunked\r\n",
+])
+def test_malformed_framing_is_an_os_error_not_a_crash(pool: Make, framing: bytes) -> None:
+    """A garbled answer (a proxy, a broken server) is retried like a broken connection."""
+    body = b"zz\r\nabc\r\n0\r\n\r\n" if b"chunked" in framing else b""
+    _server, p = pool([b"HTTP/1.1 200 OK\r\n" + framing + b"\r\n" + body])
+    with pytest.raises(OSError):
+        p.request("GET", "/x", {}, None)
