@@ -143,18 +143,22 @@ def reencrypt(**params: Any) -> None:
     """Re-encrypt every stored object with the current write provider.
 
     \b
-    By default each object is listed (in pages) and replaced unchanged through the
-    Kubernetes API with its resourceVersion as precondition: the API server decrypts
-    it with its read chain and stores it with its current write key. Conflicts are
-    re-read and retried (newer data is never overwritten with older), deleted
-    objects are counted as gone, and one failing object does not stop the run.
+    By default each object is listed (metadata only, in pages) and sent an empty
+    merge patch through the Kubernetes API: the API server reads it with its read
+    chain and, inside its own compare-and-swap, stores it with its current write key,
+    so no object travels and no concurrent write can be lost. Resources that refuse
+    patches get a GET and a PUT of the very bytes read (resourceVersion guards it).
+    Conflicts are retried, deleted objects are counted as gone, and one failing
+    object does not stop the run.
 
     \b
     The summary counts: rewritten, unchanged (the API server skipped a no-op),
     skipped_fresh (--only-stale), conflicts_retried/_skipped, gone, failed.
-    Exit status: 1 when any object failed or --verify found stale values; 4 when
-    --verify found values no provider of the config can read (data-loss risk: a
-    rewrite cannot fix them; restore the missing key or the objects).
+    Exit status: 1 when any object failed, or --verify found stale values or read
+    none; 2 bad usage; 3 the --via etcd gate refused; 4 when --verify found values no
+    provider of the config can read (data-loss risk: a rewrite cannot fix them;
+    restore the missing key or the objects); 5 when the API server or etcd could not
+    be reached.
     """
     from secretkit.kmsapi.services import open_kms_services, parse_kms_sockets
     from secretkit.kube.client import KubeConnectOptions

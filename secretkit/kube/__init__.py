@@ -1,5 +1,5 @@
-"""Kubernetes API adapter: kubectl-like configuration over the official client, raw JSON
-requests through its connection pool, and resource discovery.
+"""Kubernetes API adapter: kubectl-like configuration over the official client, raw
+requests over a lean HTTP/1.1 keep-alive pool (``http1``), and resource discovery.
 
 The ``kubernetes`` package is imported only when a :class:`KubeClient` is created.
 """

@@ -1,5 +1,6 @@
-"""Re-encrypt every stored object: through the Kubernetes API (replace unchanged,
-resourceVersion preconditions) or directly in etcd (compare-and-swap), resumable.
+"""Re-encrypt every stored object: through the Kubernetes API (an empty merge patch per
+object, rewritten inside the server's own compare-and-swap) or directly in etcd
+(compare-and-swap), resumable.
 
 Entry points: :func:`run_api` and :func:`run_etcd` (see docs/reencrypt.md).
 """
