@@ -134,9 +134,14 @@ class ManagedProcess:
         expected = Path(self.argv[0]).name
         cmdline = _cmdline(self.pid)
         if cmdline:
-            # the whole command line: for the plugin and the stand-in argv[0] is just
-            # "python", which any unrelated Python process that got the PID also has
-            return cmdline == [a for a in self.argv if a]
+            # the arguments, not just the program: for the plugin and the stand-in
+            # argv[0] is "python", which any Python process that got the PID also has.
+            # The program itself may differ (a wrapper script that execs the real binary,
+            # like the pip-installed bao), so only the arguments must match exactly.
+            args = [a for a in self.argv[1:] if a]
+            if args:
+                return cmdline[-len(args):] == args
+            return Path(cmdline[0]).name == expected
         try:
             # cmdline can read empty for a moment after exec; comm is the name, cut at 15
             comm = Path(f"/proc/{self.pid}/comm").read_text().strip()
