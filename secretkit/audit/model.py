@@ -138,6 +138,8 @@ class AuditReport:
     protected_resources: tuple[str, ...] = ()
     kms_key_ids: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    #: no object was read and the request did not allow that (``--allow-empty``)
+    nothing_checked: bool = False
     findings_limit: int = DEFAULT_FINDINGS_LIMIT
     total_objects: int = 0
     total_bytes: int = 0
@@ -227,8 +229,9 @@ class AuditReport:
         return total
 
     def failed(self, fail_on: Iterable[FindingKind]) -> bool:
-        """True when any finding of a kind in ``fail_on`` was seen."""
-        return any(self.count(kind) > 0 for kind in fail_on)
+        """True when any finding of a kind in ``fail_on`` was seen, or nothing was read
+        (an audit over nothing proves nothing; see ``nothing_checked``)."""
+        return self.nothing_checked or any(self.count(kind) > 0 for kind in fail_on)
 
     def sorted_rows(self) -> list[tuple[SummaryKey, SummaryRow]]:
         """Summary rows in a stable order (resource, provider, key)."""

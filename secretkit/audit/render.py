@@ -161,6 +161,8 @@ def report_to_text(
         lines.append(f"note: {note}")
     lines.append("")
     failed = [k.value for k in fail_on if report.count(k)]
+    if report.nothing_checked:
+        failed.append("nothing checked: 0 objects")
     lines.append(f"RESULT: FAIL ({', '.join(failed)})" if failed else "RESULT: PASS")
     return "\n".join(lines)
 

@@ -43,6 +43,9 @@ class AuditRequest:
     history: bool = False
     snapshot: Path | None = None
     findings_limit: int = DEFAULT_FINDINGS_LIMIT
+    #: an audit that reads no object passes (a cluster known to be empty); otherwise
+    #: it fails: a wrong prefix, the wrong etcd or a snapshot of nothing proves nothing
+    allow_empty: bool = False
 
     def check(self) -> None:
         """Reject flag combinations that cannot work."""
@@ -181,6 +184,7 @@ def run_audit(
     finally:
         services.close()
     if report.total_objects == 0:
+        report.nothing_checked = not request.allow_empty
         report.notes.append(
             f"no keys matched under {request.prefix!r}: check --etcd-prefix (the apiserver's own "
             "flag) and --resources"

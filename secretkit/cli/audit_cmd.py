@@ -89,6 +89,12 @@ _SCAN_OPTIONS = [
         help="List every offending object (default: the first 20 per finding in text, "
         "1,000 in JSON; --show-all keeps up to 100,000).",
     ),
+    click.option(
+        "--allow-empty",
+        is_flag=True,
+        help="Pass when no object is found (a cluster known to be empty). Without it an "
+        "audit that read nothing fails (exit 1): a wrong --etcd-prefix proves nothing.",
+    ),
     output_option("junit"),
 ]
 
@@ -124,6 +130,7 @@ def _run_scan(params: dict[str, Any]) -> None:
         history=params["history"],
         snapshot=params["snapshot"],
         findings_limit=SHOW_ALL_FINDINGS_LIMIT if params["show_all"] else DEFAULT_FINDINGS_LIMIT,
+        allow_empty=params["allow_empty"],
     )
     request.check()
     etcd_config = None if request.snapshot else etcd_config_from(params)
@@ -140,6 +147,9 @@ def _run_scan(params: dict[str, Any]) -> None:
     else:
         click.echo(report_to_text(report, fail_on, show_all=params["show_all"]))
     failed = [f"{report.count(k)} {k.value}" for k in fail_on if report.count(k)]
+    if report.nothing_checked:
+        failed.append(f"no object under {report.prefix!r} (nothing was checked; "
+                      "--allow-empty accepts that)")
     if failed:
         raise AuditFailed(
             "audit found " + ", ".join(failed),

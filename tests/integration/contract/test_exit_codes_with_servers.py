@@ -65,6 +65,14 @@ def test_audit_findings_1_typo_2_unreachable_5(
     assert clean["failed"] is False
     junit = _run("audit", *ep, "-o", "junit")
     assert junit.returncode == 1 and junit.stdout.lstrip().startswith("<?xml")
+    # a wrong prefix reads nothing: that proves nothing and fails, unless allowed
+    empty = _doc(_run("audit", *ep, "--etcd-prefix", "/regsitry", "-o", "json"), 1,
+                 "secretkit.audit.report/v1")
+    assert empty["failed"] is True and "no keys matched" in str(empty["notes"])
+    text = _run("audit", *ep, "--etcd-prefix", "/regsitry")
+    assert text.returncode == 1 and "RESULT: FAIL (nothing checked: 0 objects)" in text.stdout
+    allowed = _run("audit", *ep, "--etcd-prefix", "/regsitry", "--allow-empty")
+    assert allowed.returncode == 0, allowed.stderr
 
 
 @pytest.mark.etcd
