@@ -202,6 +202,13 @@ class Follower:
             self._metrics.serve(coverage, revision=revision, duration=duration)
             self._metrics.full_scans.labels(reason).inc()
             log.info("full scan done in %.1fs: %s", duration, _totals(coverage))
+            if not any(coverage.totals().values()):
+                # a wrong --etcd-prefix or the wrong etcd: no alert can fire on nothing
+                log.warning(
+                    "the full scan counted 0 objects under %s: check --etcd-prefix (the "
+                    "apiserver's own flag), --resources and --endpoints",
+                    self._options.prefix,
+                )
 
     def _follow(self) -> bool:
         """Watch until the stream ends; True when the watch was established."""
