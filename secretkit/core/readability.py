@@ -296,8 +296,30 @@ class Judge:
         return found
 
     def chains_of(self, owner: KeyOwner) -> list[tuple[Provider, ...]]:
-        """Every chain that may read a key of ``owner`` (none for internal keys)."""
+        """Every chain that may read a key of ``owner`` (none for internal keys).
+
+        A key the layout table does not know (``kind == "unknown"``, no group in its
+        path) may belong to a resource of any group: every chain a rule could give a
+        resource of that name is a candidate, and the worst verdict counts.
+        """
+        if owner.kind == "unknown" and len(owner.resources) == 1 and not owner.resources[0][0]:
+            resource = owner.resources[0][1]
+            return [self.chain(group, resource) for group in self._groups_for(resource)]
         return [self.chain(group, resource) for group, resource in owner.resources]
+
+    def _groups_for(self, resource: str) -> list[str]:
+        """The core group and every group a rule names for ``resource`` (or ``*``)."""
+        groups = [""]
+        for rule in self.config.rules if self.config is not None else ():
+            for name in rule.resources:
+                head, _, group = name.partition(".")
+                if name == "*.*":
+                    group = _ANY_OTHER_GROUP  # a group no rule names: only *.* matches
+                elif not group or head not in (resource, "*"):
+                    continue
+                if group not in groups:
+                    groups.append(group)
+        return groups
 
     def judge(self, key: bytes | str, value: bytes) -> Judgement:
         """The verdict on ``value`` stored at ``key``."""
@@ -341,6 +363,9 @@ class Judge:
             self._by_header[memo] = worst
         return worst
 
+
+#: stands for "some group no rule names" when resolving an unknown key's chains
+_ANY_OTHER_GROUP = "\x00any-other-group"
 
 #: distinct (owner, header) verdicts kept; a cluster has a handful per resource
 _HEADER_MEMO_LIMIT = 4096

@@ -116,3 +116,23 @@ def test_names_with_colons_are_judged_value_by_value() -> None:
     by_ab = judge.judge(b"/registry/secrets/ns/y", b"k8s:enc:aesgcm:v1:a:b:" + b"n" * 40)
     assert (by_a.verdict.value, by_a.key_name) == ("stale", "a")
     assert (by_ab.verdict.value, by_ab.key_name) == ("current", "a:b")
+
+
+def test_a_key_of_an_unknown_resource_is_judged_under_every_rule_that_could_own_it() -> None:
+    """/registry/widgets/... is in no layout table: its group is unknown. A value the
+    guessed core chain reads but a ``*.<group>`` rule's chain does not is at risk."""
+    old = base64.b64encode(b"o" * 32).decode()
+    new = base64.b64encode(b"n" * 32).decode()
+    doc = {"apiVersion": "apiserver.config.k8s.io/v1", "kind": "EncryptionConfiguration",
+           "resources": [
+               {"resources": ["*.example.com"],
+                "providers": [{"aesgcm": {"keys": [{"name": "new", "secret": new}]}}]},
+               {"resources": ["*.*"],
+                "providers": [{"aesgcm": {"keys": [{"name": "old", "secret": old}]}},
+                              {"identity": {}}]}]}
+    judge = Judge(load_encryption_config(yaml.safe_dump(doc).encode()))
+    value = b"k8s:enc:aesgcm:v1:old:" + b"n" * 40
+    judged = judge.judge(b"/registry/widgets/ns/w", value)
+    assert judged.verdict.value == "unreadable", judged
+    # a resource the table knows keeps its one chain
+    assert judge.judge(b"/registry/secrets/ns/s", value).readable
