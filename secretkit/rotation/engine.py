@@ -231,6 +231,11 @@ class StageEngine:
         return [*messages, "confirmed by the operator"]
 
     # -- writing -----------------------------------------------------------------------
+    def _backup_label(self, stage: str) -> str:
+        if stage == "prune" and self.options.ignore_history:
+            return UNPROVEN_PRUNE
+        return stage
+
     def _write_stage(
         self,
         stage: str,
@@ -263,7 +268,7 @@ class StageEngine:
         )
         save_state(self.options.state_path, state)
         for name in raws:
-            report.backups.append(str(backup(Path(name), stage)))
+            report.backups.append(str(backup(Path(name), self._backup_label(stage))))
             atomic_write(Path(name), new_raw)
             report.changed_files.append(name)
         state.record(stage, {name: file_hash(new_raw) for name in raws})
@@ -539,6 +544,11 @@ def _first_owner(config: EncryptionConfig, state: RotationState) -> tuple[str, s
 
     group, resource = parse_group_resource(state.resources[0])
     return group, resource
+
+
+#: the backup label of a prune whose gate skipped etcd's history (--ignore-history):
+#: those copies may be the last holders of keys older revisions still need
+UNPROVEN_PRUNE = "prune-unproven"
 
 
 def backup_files(configs: Sequence[Path]) -> list[str]:

@@ -271,3 +271,22 @@ def test_a_reencrypt_stage_proven_over_an_empty_prefix_is_refused(tmp_path: Path
         StageEngine(plan, options, world).reencrypt()
     state = load_state(tmp_path / "state.json")
     assert state is not None and state.next_stage == "reencrypt"
+
+
+def test_backups_of_a_prune_that_skipped_history_are_not_cleaned(tmp_path: Path) -> None:
+    """A prune with --ignore-history leaves the only copy of keys older revisions may
+    still need: clean-backups refuses them (exit 3) and deletes nothing."""
+    config = _write(tmp_path / "enc.yaml", COMMENTED)
+    options = StageOptions(configs=[config], state_path=tmp_path / "state.json",
+                           ignore_history=True)
+    engine = StageEngine(LocalKeyRotation(), options, StageWorld(echo=lambda _m: None))
+    assert engine._backup_label("prune") == "prune-unproven"
+    assert engine._backup_label("promote") == "promote"
+    unproven = _write(tmp_path / "enc.yaml.bak-prune-unproven-1", COMMENTED)
+    ordinary = _write(tmp_path / "enc.yaml.bak-promote-1", COMMENTED)
+    run = subprocess.run(
+        [sys.executable, "-m", "secretkit.cli.main", "rotate", "clean-backups", "--config",
+         str(config), "--yes"], capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    assert run.returncode == 3, run.stderr
+    assert "--ignore-history" in run.stderr
+    assert unproven.exists() and ordinary.exists()
