@@ -464,20 +464,7 @@ class EtcdClient:
         default 128, per transaction). False when any key changed: nothing was written
         and the caller retries key by key, so a concurrent writer still wins.
         """
-        if not items:
-            return True
-        if len(items) > MAX_TXN_OPS:
-            raise ValueError(f"compare_and_swap_many takes at most {MAX_TXN_OPS} items")
-        if any(mod_revision < 0 for _, _, mod_revision in items):
-            raise ValueError("mod_revision must be >= 0")
-        request = rpc_pb2.TxnRequest(
-            compare=[self._guard(key, mod_revision) for key, _, mod_revision in items],
-            success=[
-                rpc_pb2.RequestOp(request_put=rpc_pb2.PutRequest(key=key, value=value))
-                for key, value, _ in items
-            ],
-        )
-        return bool(self._txn(request, "compare-and-swap (batch)").succeeded)
+        return not items or self.put_if_many(items) > 0
 
     def put_if(self, key: bytes, value: bytes, *, mod_revision: int, lease: int = 0) -> int:
         """Like :meth:`compare_and_swap`, but return the write's revision (0: not written).
@@ -501,6 +488,8 @@ class EtcdClient:
         """
         if not items:
             raise ValueError("put_if_many needs at least one item")
+        if len(items) > MAX_TXN_OPS:
+            raise ValueError(f"a batch write takes at most {MAX_TXN_OPS} items")
         if any(mod_revision < 0 for _, _, mod_revision in items):
             raise ValueError("mod_revision must be >= 0")
         request = rpc_pb2.TxnRequest(
