@@ -21,8 +21,6 @@ from secretkit.errors import FindingsError, UsageError, redact_urls
 from secretkit.etcd.config import EtcdConfig
 from secretkit.kmsapi.services import KMSServices, current_key_ids, open_kms_services
 
-DEFAULT_FAIL_ON = (FindingKind.PLAINTEXT, FindingKind.UNDECRYPTABLE)
-
 
 class AuditFailed(FindingsError):
     """The audit ran and found what ``--fail-on`` lists (exit code 1)."""

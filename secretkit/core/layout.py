@@ -23,7 +23,7 @@ resource of that name; callers say so rather than guess silently.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -301,8 +301,3 @@ class Layout:
             return None, tail
         namespace, _, name = tail.partition("/")
         return namespace, name
-
-
-def qualified_names(resources: Sequence[ResourceLayout]) -> list[str]:
-    """``resource[.group]`` of each, in order."""
-    return [r.qualified for r in resources]

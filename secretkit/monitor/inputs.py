@@ -14,7 +14,6 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from secretkit.audit.classify import Classifier, ScopePolicy
 from secretkit.audit.keys import normalize_prefix, range_prefix_for
@@ -173,12 +172,3 @@ def watch_prefixes(classifier: Classifier, prefix: str) -> list[bytes]:
 
 def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def describe_inputs(inputs: VerdictInputs) -> dict[str, Any]:
-    """Key facts for the start-up log line (no key material: names and key_ids only)."""
-    config = inputs.config
-    return {
-        "config": str(config.source) if config is not None else None,
-        "kms_key_ids": dict(inputs.key_ids),
-    }

@@ -108,15 +108,6 @@ class ApiRunOptions:
     label_selector: str | None = None
 
 
-def object_key(item: Mapping[str, object] | ObjectRef) -> tuple[str | None, str]:
-    """``(namespace, name)`` of a listed object (a reference or a JSON item)."""
-    if isinstance(item, ObjectRef):
-        return item.namespace, item.name
-    meta = item.get("metadata") or {}
-    assert isinstance(meta, Mapping)
-    return meta.get("namespace") or None, str(meta.get("name", ""))
-
-
 def order_key(namespace: str | None, name: str) -> str:
     """The object's position in list order (etcd key order): ``ns/name`` or ``name``."""
     return f"{namespace}/{name}" if namespace else name

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from secretkit.config_files import load_encryption_config_file
 from secretkit.core.encryption_config import providers_for
@@ -423,12 +423,3 @@ class EncryptionState:
         else:
             self.reloads_failure += 1
         self.recorder.reload(status)
-
-    def describe(self) -> dict[str, Any]:
-        """A secret-free summary for status output."""
-        return {
-            "config": str(self.config_path),
-            "hash": self.config.hash,
-            "kms_healthy": self._healthy,
-            "kms_error": self.kms_error,
-        }
