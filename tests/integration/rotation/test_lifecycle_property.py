@@ -51,6 +51,7 @@ from typing import Any
 
 import pytest
 import yaml
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -63,7 +64,11 @@ from hypothesis.stateful import (
 
 from secretkit.backends.interface import BackendKMSService
 from secretkit.backends.local import LocalBackend, LocalKey
-from secretkit.core.encryption_config import EncryptionConfig, load_encryption_config
+from secretkit.core.encryption_config import (
+    EncryptionConfig,
+    KMSProvider,
+    load_encryption_config,
+)
 from secretkit.core.formats import encode_unknown
 from secretkit.core.layout import Layout
 from secretkit.core.transformers import TransformerSet, build_transformers
@@ -73,6 +78,7 @@ from secretkit.reencrypt.request import ReencryptRequest
 from secretkit.reencrypt.summary import ObjectError, Summary
 from secretkit.rotation import files as rotation_files
 from secretkit.rotation.engine import StageEngine, StageOptions, StageWorld
+from secretkit.rotation.kms import KMSRotation
 from secretkit.rotation.plans import DisableEncryption, EnableEncryption, LocalKeyRotation
 from tests.fixtures.servers import EtcdServer
 
@@ -95,6 +101,34 @@ _RULE_KMS = ("kms-a", "kms-c", "kms-d")
 _counter = itertools.count()
 #: how often each stage outcome happened (the run must exercise real prunes)
 OUTCOMES: Counter[str] = Counter()
+
+
+class VersionedKey(LocalBackend):
+    """A transit-like backend key for the test: versions, rotation, retirement."""
+
+    can_retire = True
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.version = 1
+        super().__init__([LocalKey(os.urandom(32), key_id=f"prop:{name}:v1")])
+
+    def rotate(self) -> str:
+        self.version += 1
+        key = LocalKey(os.urandom(32), key_id=f"prop:{self.name}:v{self.version}")
+        self._write = key
+        self._aead[key.key_id] = AESGCM(key.kek)
+        return key.key_id
+
+    def owns_key_id(self, key_id: str) -> bool:
+        return key_id.startswith(f"prop:{self.name}:v")
+
+    def retire_old_versions(self, keep: str) -> int:
+        kept = int(keep.rsplit(":v", 1)[1])
+        for key_id in list(self._aead):
+            if int(key_id.rsplit(":v", 1)[1]) < kept:
+                del self._aead[key_id]
+        return kept
 
 
 # -- strategies ---------------------------------------------------------------------
@@ -244,6 +278,16 @@ class Cluster:
             if ident[1] >= revision or ident in visible
         }
 
+    def forget_history(self) -> None:
+        """Keep only the live values (an accepted loss of older revisions)."""
+        self.refresh_history()
+        live = {
+            (kv.key.decode(), kv.mod_revision)
+            for items in self.etcd.range_pages(self.root)
+            for kv in items
+        }
+        self.held = {ident: value for ident, value in self.held.items() if ident in live}
+
     @property
     def root(self) -> bytes:
         return self.prefix.encode() + b"/"
@@ -317,10 +361,11 @@ class RotationLifecycle(RuleBasedStateMachine):
     def start(self, doc: dict[str, Any], apiservers: int, seed: int) -> None:
         workdir = Path(self._stack.enter_context(tempfile.TemporaryDirectory()))
         etcd = self._stack.enter_context(EtcdClient(self.server.client_config()))
-        kms = {
-            name: BackendKMSService(LocalBackend([LocalKey(os.urandom(32))]))
-            for name in KMS_NAMES
-        }
+        # every provider name on one backend key (providers renamed, endpoints moved):
+        # retiring one provider's old versions must judge the others' values too
+        shared = VersionedKey("shared")
+        self.backends = {name: shared for name in KMS_NAMES}
+        kms = {name: BackendKMSService(self.backends[name]) for name in KMS_NAMES}
         self.cluster = Cluster(etcd, f"/pt{next(_counter)}-{os.getpid()}/registry", workdir, kms,
                                rng=random.Random(seed))
         self.cluster.scanned_to = etcd.current_revision()
@@ -433,6 +478,49 @@ class RotationLifecycle(RuleBasedStateMachine):
             self.compact()
         engine = self.engine(self.plan)
         self._attempt(getattr(engine, state.next_stage), state.next_stage)
+
+    @precondition(lambda self: self.cluster is not None)
+    @rule(data=st.data(), retire=st.booleans(), history=st.booleans(), restart=st.booleans())
+    def kms_rotation(
+        self, data: st.DataObject, retire: bool, history: bool, restart: bool
+    ) -> None:
+        """`kms rotate` of a kms provider the config has (maybe --retire-old, maybe
+        --ignore-history); the apiservers pick the new key_id up at their next Status
+        poll, or some lag behind."""
+        cluster = self.cluster
+        assert cluster is not None
+        config = load_encryption_config(cluster.nodes[0].read_bytes())
+        names = sorted({p.name for r in config.rules for p in r.providers
+                        if isinstance(p, KMSProvider)})
+        if not names:
+            return
+        provider = data.draw(st.sampled_from(names))
+
+        def reencrypt(names: list[str]) -> int:
+            lagging = [a for a in cluster.apiservers if not restart and cluster.rng.random() < 0.5]
+            for server in cluster.apiservers:
+                if server not in lagging:
+                    cluster.load(server)  # a new seed from the new key_id
+            summary = cluster.reencrypt(ReencryptRequest(config_resources=tuple(names)))
+            return int(summary.totals().get("rewritten", 0))
+
+        rotation = KMSRotation(
+            provider=provider, config=config, backend=self.backends[provider],
+            plugin=cluster.kms[provider],
+            open_etcd=lambda: contextlib.nullcontext(cluster.etcd), reencrypt=reencrypt,
+            layout=cluster.layout, plugin_timeout=1, refresh_wait=0, retire_old=retire,
+            include_history=not history, echo=lambda _m: None,
+        )
+        done = self._attempt(rotation.run, "kms rotate" + (" --retire-old" if retire else ""))
+        if done and retire:
+            if history:
+                # --ignore-history: the operator accepted that older revisions become
+                # unreadable; every current value must still be readable
+                cluster.forget_history()
+            # the DEK caches of running apiservers hide a retired key until they
+            # restart; the invariant must judge what a restarted apiserver reads
+            self.operator_restarts_every_apiserver()
+            cluster.proven.clear()
 
     @precondition(lambda self: self.cluster is not None)
     @rule()
