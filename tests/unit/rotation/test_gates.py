@@ -86,3 +86,64 @@ def test_key_ids_are_counted_over_the_whole_prefix() -> None:
     counts = count_key_ids(store, "/registry", "real-kms")
     assert sum(counts.values()) == expected["count"]
     assert count_key_ids(store, "/registry", "no-such-provider") == {}
+
+
+def test_retiring_a_shared_backend_key_judges_every_provider_that_uses_it() -> None:
+    """kms-a and kms-c name one backend key. Retiring kms-a's old versions must be
+    refused while kms-c's values still carry one of them."""
+    import contextlib
+    from types import SimpleNamespace
+    from typing import Any
+
+    from secretkit.core.formats.kmsv2 import encode_encrypted_object
+    from secretkit.core.formats.model import DEKSourceType, EncryptedObject
+    from secretkit.core.formats.prefixes import prefix_for
+    from secretkit.rotation.kms import KMSRotation
+
+    def value(name: str, key_id: str) -> bytes:
+        obj = EncryptedObject(encrypted_data=b"\x01" * 40, key_id=key_id,
+                              encrypted_dek_source=b"\x02" * 32,
+                              encrypted_dek_source_type=DEKSourceType.HKDF_SHA256_XNONCE_AES_GCM_SEED)
+        return prefix_for("kms-v2", name) + encode_encrypted_object(obj)
+
+    config = load_encryption_config(b"""\
+apiVersion: apiserver.config.k8s.io/v1
+kind: EncryptionConfiguration
+resources:
+- resources: [secrets]
+  providers: [{kms: {apiVersion: v2, name: kms-a, endpoint: "unix:///a.sock"}}]
+- resources: [configmaps]
+  providers: [{kms: {apiVersion: v2, name: kms-c, endpoint: "unix:///c.sock"}}]
+""")
+    etcd = MemoryEtcd()
+    etcd.put(b"/registry/secrets/ns/s", value("kms-a", "shared:v2"))
+    etcd.put(b"/registry/configmaps/ns/c", value("kms-c", "shared:v1"))  # not re-encrypted
+    retired: list[str] = []
+
+    class Backend:
+        kind = "vault"
+        can_retire = True
+
+        def status(self) -> Any:
+            return SimpleNamespace(key_id="shared:v2")
+
+        def owns_key_id(self, key_id: str) -> bool:
+            return key_id.startswith("shared:")
+
+        def retire_old_versions(self, keep: str) -> int:
+            retired.append(keep)
+            return 2
+
+    rotation = KMSRotation(
+        provider="kms-a", config=config, backend=Backend(),  # type: ignore[arg-type]
+        plugin=Backend(),  # type: ignore[arg-type]
+        open_etcd=lambda: contextlib.nullcontext(etcd), reencrypt=lambda _n: 0,
+        include_history=False, echo=lambda _m: None,
+    )
+    with pytest.raises(SafetyError, match="configmaps/ns/c"):
+        rotation.retire_only()
+    assert retired == []
+    # once kms-c's value is under v2 too, the retirement goes ahead, keeping v2
+    etcd.put(b"/registry/configmaps/ns/c", value("kms-c", "shared:v2"))
+    rotation.retire_only()
+    assert retired == ["shared:v2"]
