@@ -60,7 +60,7 @@ class EncryptionConfigInvalid(ConfigError):
         super().__init__(
             "\n".join(lines),
             where=source,
-            hint="fix every listed field; `secretkit config validate FILE` re-checks the file",
+            hint="fix every listed field, then validate the file again",
         )
 
 

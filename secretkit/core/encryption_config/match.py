@@ -57,7 +57,8 @@ def resource_for_etcd_key(etcd_key: str, prefix: str = "/registry") -> tuple[str
         raise UsageError(
             f"etcd key is not under the prefix {prefix!r}",
             where=etcd_key,
-            hint="pass the apiserver's --etcd-prefix if it is not /registry",
+            hint="the prefix must be the one the apiserver stores objects under "
+            "(its etcd prefix; /registry by default)",
         )
     if owner.kind == "internal":
         raise UsageError(
