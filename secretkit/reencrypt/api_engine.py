@@ -58,6 +58,7 @@ from secretkit.kube.metadata import (
     parse_object,
 )
 from secretkit.reencrypt.checkpoint import Checkpoint, CheckpointFile, ResourceProgress
+from secretkit.reencrypt.etcd_keys import list_order
 from secretkit.reencrypt.ratelimit import RateLimiter
 from secretkit.reencrypt.retry import RetryPolicy
 from secretkit.reencrypt.summary import ObjectError, Summary
@@ -106,11 +107,6 @@ class ApiRunOptions:
     namespace: str | None = None
     #: a label selector for the lists (``-l app=web``)
     label_selector: str | None = None
-
-
-def order_key(namespace: str | None, name: str) -> str:
-    """The object's position in list order (etcd key order): ``ns/name`` or ``name``."""
-    return f"{namespace}/{name}" if namespace else name
 
 
 class ApiReencryptor:
@@ -260,10 +256,10 @@ class ApiReencryptor:
                 pending = lister.submit(self._list_page, res, page.continue_token)
             items = page.items
             if skip_upto is not None:
-                items = [i for i in items if order_key(i.namespace, i.name) > skip_upto]
+                items = [i for i in items if list_order((i.namespace, i.name)) > skip_upto]
             self._wait([pool.submit(self._rewrite, res, item) for item in items])
             if items:
-                progress.last_key = max(order_key(i.namespace, i.name) for i in items)
+                progress.last_key = max(list_order((i.namespace, i.name)) for i in items)
             progress.continue_token = page.continue_token
             self._save(res, progress)
             if not page.continue_token:
@@ -278,15 +274,15 @@ class ApiReencryptor:
         keys: Sequence[tuple[str | None, str]],
     ) -> None:
         start = progress.last_key
-        todo = [k for k in keys if start is None or order_key(*k) > start]
-        todo.sort(key=lambda k: order_key(*k))
+        todo = [k for k in keys if start is None or list_order(k) > start]
+        todo.sort(key=list_order)
         step = max(self._opts.page_size, 1)
         for offset in range(0, len(todo), step):
             batch = todo[offset : offset + step]
             # a stale scan gives no resourceVersion: any successful rewrite counts
             self._wait([pool.submit(self._rewrite, res, ObjectRef(ns, name, ""))
                         for ns, name in batch])
-            progress.last_key = order_key(*batch[-1])
+            progress.last_key = list_order(batch[-1])
             self._save(res, progress)
 
     def _update_estimate(self, resource: str, page_len: int, remaining: int | None) -> None:
@@ -321,7 +317,7 @@ class ApiReencryptor:
         q = res.qualified
         self._summary.add(q, "seen")
         if self._opts.dry_run:
-            self._summary.candidate(q, order_key(ref.namespace, ref.name))
+            self._summary.candidate(q, list_order((ref.namespace, ref.name)))
             return
         if q in self._no_patch:
             self._send_back(res, ref)
