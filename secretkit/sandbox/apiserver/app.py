@@ -254,19 +254,22 @@ class ApiApp:
         if request.query.get("watch") in ("1", "true"):
             raise ApiError(405, "MethodNotAllowed", "watch is only served on collections")
         assert route.name is not None
-        target = negotiate(request.headers.get("accept", ""), is_list=False)
+        target = negotiate(request.headers.get("accept", ""), is_list=False,
+                           protobuf=route.rtype.protobuf)
         stored = self.store.get(route.rtype, route.namespace, route.name)
         return self._one(route.rtype, stored, target, 200)
 
     def _create(self, request: Request, route: ResourceRoute) -> Response:
-        target = negotiate(request.headers.get("accept", ""), is_list=False)
+        target = negotiate(request.headers.get("accept", ""), is_list=False,
+                           protobuf=route.rtype.protobuf)
         obj = prepare_object(route.rtype, route.namespace, self._object_body(request, route))
         created = self.store.create(route.rtype, obj, dry_run=request.dry_run)
         return self._one(route.rtype, created, target, 201)
 
     def _replace(self, request: Request, route: ResourceRoute) -> Response:
         assert route.name is not None
-        target = negotiate(request.headers.get("accept", ""), is_list=False)
+        target = negotiate(request.headers.get("accept", ""), is_list=False,
+                           protobuf=route.rtype.protobuf)
         doc = self._object_body(request, route)
         precondition = (doc.get("metadata") or {}).get("resourceVersion") or None
         obj = prepare_object(route.rtype, route.namespace, doc, url_name=route.name)
@@ -276,7 +279,8 @@ class ApiApp:
 
     def _patch(self, request: Request, route: ResourceRoute) -> Response:
         assert route.name is not None
-        target = negotiate(request.headers.get("accept", ""), is_list=False)
+        target = negotiate(request.headers.get("accept", ""), is_list=False,
+                           protobuf=route.rtype.protobuf)
         ctype = request.headers.get("content-type", "").split(";", 1)[0].strip()
         if ctype not in (patch.MERGE, patch.STRATEGIC, patch.JSON_PATCH):
             raise ApiError(415, "UnsupportedMediaType",
@@ -347,6 +351,10 @@ class ApiApp:
         """Decode a JSON or protobuf object body; raw members stay raw bytes."""
         rtype = route.rtype
         ctype = request.headers.get("content-type", "").split(";", 1)[0].strip()
+        if ctype == PROTOBUF and not rtype.protobuf:
+            raise ApiError(415, "UnsupportedMediaType",
+                           f"the body of the request was in an unknown format - accepted media "
+                           f"types include: {JSON}, application/yaml")
         if ctype == PROTOBUF:
             try:
                 unknown = decode_unknown(request.body)
@@ -357,7 +365,7 @@ class ApiApp:
             except SecretkitError as exc:
                 raise bad_request(f"the protobuf body cannot be decoded: {exc.what}") from exc
         doc = self._json_body(request.body)
-        raw_fields = [f.name for f in rtype.message if f.kind.value == "raw"]
+        raw_fields = sorted(rtype.raw_fields)
         if raw_fields:
             # a RawExtension keeps the bytes as sent (kube-apiserver compares them
             # byte for byte on update), not Python's re-serialization of them
@@ -382,7 +390,8 @@ class ApiApp:
 
     # -- lists and watches ---------------------------------------------------------------
     def _list(self, request: Request, route: ResourceRoute) -> Response:
-        target = negotiate(request.headers.get("accept", ""), is_list=True)
+        target = negotiate(request.headers.get("accept", ""), is_list=True,
+                           protobuf=route.rtype.protobuf)
         try:
             limit = int(request.query.get("limit") or 0)
         except ValueError as exc:
@@ -395,7 +404,8 @@ class ApiApp:
         return self._many(route.rtype, result, target)
 
     def _watch(self, request: Request, route: ResourceRoute) -> Response:
-        target = negotiate(request.headers.get("accept", ""), is_list=False, tables=True)
+        target = negotiate(request.headers.get("accept", ""), is_list=False, tables=True,
+                           protobuf=route.rtype.protobuf)
         labels = label_selector(request.query.get("labelSelector"))
         fields = field_selector(request.query.get("fieldSelector"))
 

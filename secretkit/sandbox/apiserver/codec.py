@@ -1,17 +1,20 @@
 """Objects of the served kinds: JSON form <-> the bytes kube-apiserver stores.
 
-The protobuf body of a kind is written and read by the table-driven codec of
+The protobuf body of a typed kind is written and read by the table-driven codec of
 :mod:`.schema` from the kind's message (:mod:`.kinds`); stored values are that body
-wrapped in ``k8s\\x00`` + ``runtime.Unknown{apiVersion, kind, raw}``.
+wrapped in ``k8s\\x00`` + ``runtime.Unknown{apiVersion, kind, raw}``. Untyped kinds
+(:mod:`.generic`) are stored as JSON, like kube-apiserver stores custom resources.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from secretkit.core.formats import decode_unknown, encode_unknown
 from secretkit.core.formats.protowire import encode_len_field, iter_fields, read_varint
 from secretkit.errors import FormatError
+from secretkit.sandbox.apiserver import jsonwire
 from secretkit.sandbox.apiserver.resources import ResourceType
 from secretkit.sandbox.apiserver.schema import (
     OBJECT_META,
@@ -23,11 +26,15 @@ from secretkit.sandbox.apiserver.schema import (
 
 def encode_object(rtype: ResourceType, obj: dict[str, Any]) -> bytes:
     """Serialize a normalized object (JSON form) to its protobuf bytes (no envelope)."""
+    if rtype.message is None:
+        raise AssertionError(f"{rtype.qualified} is served in JSON only")
     return encode_message(rtype.message, obj)
 
 
 def decode_object(rtype: ResourceType, raw: bytes | memoryview) -> dict[str, Any]:
     """Parse protobuf bytes of ``rtype`` into the JSON form (FormatError if bad)."""
+    if rtype.message is None:
+        raise FormatError(f"{rtype.qualified} is served in JSON only", where="object")
     body = decode_message(rtype.message, raw, where=f"{rtype.api_version}.{rtype.kind}")
     obj: dict[str, Any] = {"kind": rtype.kind, "apiVersion": rtype.api_version}
     obj["metadata"] = body.pop("metadata", {})
@@ -36,22 +43,51 @@ def decode_object(rtype: ResourceType, raw: bytes | memoryview) -> dict[str, Any
 
 
 def encode_stored(rtype: ResourceType, obj: dict[str, Any]) -> bytes:
-    """The plaintext kube-apiserver stores: ``k8s\\x00`` + runtime.Unknown of the object."""
+    """The plaintext kube-apiserver stores: ``k8s\\x00`` + runtime.Unknown of the object,
+    or, for a kind stored as JSON, the object as Go's JSON encoder writes it (a newline
+    at the end)."""
+    if rtype.message is None:
+        return jsonwire.dumps(obj) + b"\n"
     return encode_unknown(rtype.api_version, rtype.kind, encode_object(rtype, obj))
 
 
 def decode_stored(rtype: ResourceType, plaintext: bytes) -> dict[str, Any]:
-    """Inverse of :func:`encode_stored` (FormatError when the bytes are not ``rtype``)."""
+    """Inverse of :func:`encode_stored` (FormatError when the bytes are not ``rtype``).
+
+    A JSON value is read as ``rtype`` whichever API wrote it: both Event APIs share
+    ``events/``, and each reads the other's objects (kube-apiserver converts them).
+    """
+    if rtype.message is None:
+        body = _json_object(plaintext)
+        obj: dict[str, Any] = {"kind": rtype.kind, "apiVersion": rtype.api_version,
+                               "metadata": body.pop("metadata", None) or {}}
+        body.pop("kind", None)
+        body.pop("apiVersion", None)
+        obj.update(body)
+        return obj
     return decode_object(rtype, decode_unknown(plaintext).raw)
 
 
 def decode_stored_metadata(plaintext: bytes) -> dict[str, Any]:
     """Only the ``metadata`` of a stored object (field 1 of every kind's message)."""
+    if not plaintext.startswith(b"k8s\x00"):
+        meta = _json_object(plaintext).get("metadata") or {}
+        return dict(meta) if isinstance(meta, dict) else {}
     raw = decode_unknown(plaintext).raw
     for number, _wire, value in iter_fields(raw, where="object"):
         if number == 1 and isinstance(value, memoryview):
             return decode_message(OBJECT_META, value, where="metadata")
     return {}
+
+
+def _json_object(plaintext: bytes) -> dict[str, Any]:
+    try:
+        doc = json.loads(plaintext)
+    except ValueError as exc:
+        raise FormatError("a stored JSON value is not valid JSON", where="object") from exc
+    if not isinstance(doc, dict):
+        raise FormatError("a stored JSON value is not an object", where="object")
+    return doc
 
 
 def stored_metadata_raw(plaintext: bytes, resource_version: str) -> bytes:
@@ -61,7 +97,12 @@ def stored_metadata_raw(plaintext: bytes, resource_version: str) -> bytes:
     (field 1 of every kind), with field 6 filled in as it fills it on read. This runs
     for every object of a metadata list and every no-op patch, so it walks only the
     envelope's ``raw`` (field 2) and the object's first field instead of decoding.
+    A JSON value's metadata is encoded from its JSON form.
     """
+    if not plaintext.startswith(b"k8s\x00"):
+        meta_doc = decode_stored_metadata(plaintext)
+        meta_doc["resourceVersion"] = resource_version
+        return encode_message(OBJECT_META, meta_doc)
     start, end = _len_field(plaintext, 4, len(plaintext), 2)  # runtime.Unknown.raw
     meta_start, meta_end = _len_field(plaintext, start, end, 1)  # the object's metadata
     meta = plaintext[meta_start:meta_end]

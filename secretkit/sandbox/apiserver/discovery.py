@@ -8,8 +8,9 @@
   as=APIGroupDiscoveryList``: aggregated discovery (what kubectl asks for first);
 * ``/version``; a minimal OpenAPI v2/v3 so that kubectl validates on the server.
 
-Each stored kind's entry is the real one (same verbs, short names, storage version
-hash); tests compare them with the captured files. Namespaces are listed with
+Each stored kind's entry is the real one (same verbs, short names, categories, storage
+version hash); tests compare them with the captured files. Subresources (``status``,
+``scale``, ...) are not served, so not listed. Namespaces are listed with
 ``get``/``list`` only: the stand-in derives them from stored objects.
 """
 
@@ -72,6 +73,8 @@ def _legacy_entry(rtype: ResourceType) -> dict[str, Any]:
     }
     if rtype.short_names:
         entry["shortNames"] = list(rtype.short_names)
+    if rtype.categories:
+        entry["categories"] = list(rtype.categories)
     entry["storageVersionHash"] = rtype.storage_version_hash
     return entry
 
@@ -128,6 +131,8 @@ def _aggregated_entry(rtype: ResourceType) -> dict[str, Any]:
     }
     if rtype.short_names:
         entry["shortNames"] = list(rtype.short_names)
+    if rtype.categories:
+        entry["categories"] = list(rtype.categories)
     return entry
 
 

@@ -1,5 +1,6 @@
-"""The kinds the stand-in stores, one table row each: Secrets, ConfigMaps, Leases and
-ControllerRevisions, plus the v1 Endpoints it writes for itself (internal keys).
+"""The kinds the stand-in types, one table row each: Secrets, ConfigMaps, Leases and
+ControllerRevisions, plus the v1 Endpoints it writes for itself (internal keys); and
+:data:`STORED`, every kind it serves (the others untyped, from :mod:`.generic`).
 
 Adding a kind is a message (field numbers from its ``generated.proto``), a
 ``normalize`` hook for its own fields, optionally an update check, and its columns.
@@ -12,6 +13,8 @@ import base64
 import json
 from typing import Any
 
+from secretkit.core.layout import BUILTIN_RESOURCES
+from secretkit.sandbox.apiserver.generic import OLDER_VERSIONS, UNTYPED
 from secretkit.sandbox.apiserver.resources import (
     AGE_COLUMN,
     NAME_COLUMN,
@@ -231,10 +234,28 @@ CONTROLLERREVISIONS = ResourceType(
     check_update=_check_revision,
 )
 
-#: every stored kind, by (group, version, plural), groups in kube-apiserver's order
-STORED: dict[tuple[str, str, str], ResourceType] = {
-    (r.group, r.version, r.plural): r for r in (SECRETS, CONFIGMAPS, CONTROLLERREVISIONS, LEASES)
+#: the kinds typed here, by (group, plural)
+TYPED: dict[tuple[str, str], ResourceType] = {
+    (r.group, r.plural): r for r in (SECRETS, CONFIGMAPS, CONTROLLERREVISIONS, LEASES)
 }
+
+
+def _stored() -> dict[tuple[str, str, str], ResourceType]:
+    # every resource of the layout table but namespaces (derived from stored objects),
+    # typed where this module types it, in kube-apiserver's discovery order
+    out: dict[tuple[str, str, str], ResourceType] = {}
+    for known in BUILTIN_RESOURCES:
+        rtype = TYPED.get((known.group, known.resource)) or UNTYPED.get(
+            (known.group, known.resource))
+        if rtype is None:
+            continue
+        for served in (rtype, *OLDER_VERSIONS.get((rtype.group, rtype.plural), ())):
+            out[(served.group, served.version, served.plural)] = served
+    return out
+
+
+#: every stored kind, by (group, version, plural), groups in kube-apiserver's order
+STORED: dict[tuple[str, str, str], ResourceType] = _stored()
 
 
 def served_groups() -> dict[str, list[ResourceType]]:

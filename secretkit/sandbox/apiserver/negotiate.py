@@ -50,13 +50,18 @@ def _entries(accept: str) -> list[tuple[str, dict[str, str]]]:
     return out
 
 
-def negotiate(accept: str, *, is_list: bool, tables: bool = True) -> Target:
-    """Pick the answer for a resource request (``is_list``: a collection endpoint)."""
-    return _negotiate(accept, is_list, tables)
+def negotiate(accept: str, *, is_list: bool, tables: bool = True, protobuf: bool = True
+              ) -> Target:
+    """Pick the answer for a resource request (``is_list``: a collection endpoint).
+
+    ``protobuf`` False: the kind has no protobuf form (kube-apiserver's custom
+    resources), so only its metadata forms may be protobuf.
+    """
+    return _negotiate(accept, is_list, tables, protobuf)
 
 
 @functools.lru_cache(maxsize=256)
-def _negotiate(accept: str, is_list: bool, tables: bool) -> Target:
+def _negotiate(accept: str, is_list: bool, tables: bool, protobuf: bool) -> Target:
     # clients send the same few Accept headers over and over; a 406 is never cached
     if not accept.strip():
         return Target()
@@ -67,6 +72,8 @@ def _negotiate(accept: str, is_list: bool, tables: bool) -> Target:
             continue
         form = params.get("as")
         if form is None:
+            if media == PROTOBUF and not protobuf:
+                continue
             return Target(media)
         if form not in TRANSFORMS or params.get("g") != "meta.k8s.io":
             continue

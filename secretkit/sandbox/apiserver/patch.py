@@ -19,7 +19,7 @@ from typing import Any
 
 from secretkit.sandbox.apiserver.jsonwire import go_compact
 from secretkit.sandbox.apiserver.resources import ResourceType, prepare_object
-from secretkit.sandbox.apiserver.schema import Kind, RawJSON
+from secretkit.sandbox.apiserver.schema import RawJSON
 from secretkit.sandbox.apiserver.status import ApiError, bad_request, conflict
 
 MERGE = "application/merge-patch+json"
@@ -110,7 +110,7 @@ def mutation(
     JSON round trip even then, as upstream's does, so a ``data`` stored with
     whitespace makes even an empty patch a 422.
     """
-    raw_members = {f.name for f in rtype.message if f.kind is Kind.RAW}
+    raw_members = set(rtype.raw_fields)
     if doc == ([] if content_type == JSON_PATCH else {}) and not raw_members:
         return None
     touched = raw_members if content_type == JSON_PATCH or not isinstance(doc, dict) else (

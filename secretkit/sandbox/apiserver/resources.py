@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from secretkit.sandbox.apiserver.schema import Message
+from secretkit.sandbox.apiserver.schema import Kind, Message
 from secretkit.sandbox.apiserver.status import ApiError, bad_request, invalid
 
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -47,19 +47,34 @@ class Column:
 
 @dataclass(frozen=True)
 class ResourceType:
-    """One served resource: URL/discovery names, message, hooks and table columns."""
+    """One served resource: URL/discovery names, message, hooks and table columns.
+
+    ``message`` None: objects are stored as JSON and served in JSON only, as
+    kube-apiserver does for APIServices, CRDs and custom resources (see :mod:`.generic`).
+    """
 
     group: str
     version: str
     plural: str
     singular: str
     kind: str
-    message: Message
+    message: Message | None
     normalize: Normalize
     columns: tuple[Column, ...]
     check_update: UpdateCheck | None = None
     short_names: tuple[str, ...] = ()
     namespaced: bool = True
+    categories: tuple[str, ...] = ()
+
+    @property
+    def protobuf(self) -> bool:
+        """Whether objects are stored (and may be served) as protobuf."""
+        return self.message is not None
+
+    @property
+    def raw_fields(self) -> frozenset[str]:
+        """Top-level RawExtension fields: kept as the bytes sent, compared byte for byte."""
+        return frozenset(f.name for f in self.message or () if f.kind is Kind.RAW)
 
     @property
     def api_version(self) -> str:

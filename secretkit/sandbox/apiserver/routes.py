@@ -69,4 +69,6 @@ def parse(path: str) -> ResourceRoute | NamespaceRoute | None:
     name = rest[1] if len(rest) == 2 else None
     if rtype.namespaced and namespace is None and name is not None:
         raise not_found()
+    if not rtype.namespaced and namespace is not None:
+        raise not_found()
     return ResourceRoute(rtype, namespace, name)
