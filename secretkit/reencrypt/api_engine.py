@@ -61,7 +61,7 @@ from secretkit.reencrypt.checkpoint import Checkpoint, CheckpointFile, ResourceP
 from secretkit.reencrypt.etcd_keys import list_order
 from secretkit.reencrypt.ratelimit import RateLimiter
 from secretkit.reencrypt.retry import RetryPolicy
-from secretkit.reencrypt.summary import ObjectError, Summary
+from secretkit.reencrypt.summary import ObjectError, Summary, processed
 from secretkit.reencrypt.window import AdaptiveWindow
 
 #: statuses worth retrying after a pause (overload, timeouts, server hiccups)
@@ -147,31 +147,27 @@ class ApiReencryptor:
         self,
         resources: Sequence[ApiResource],
         *,
-        only: Mapping[str, Sequence[tuple[str | None, str]]] | None = None,
+        only: Mapping[str, Sequence[ObjectRef]] | None = None,
     ) -> None:
-        """Re-encrypt every object of ``resources`` (or only the keys in ``only``).
+        """Re-encrypt every object of ``resources`` (or only the objects in ``only``).
 
-        ``only`` maps a resource's qualified name to sorted ``(namespace, name)``
-        pairs (from an etcd stale scan). Raises KubeError on fatal API errors after
-        saving the checkpoint, so ``--resume`` continues where the run stopped.
+        ``only`` maps a resource's qualified name to its objects from an etcd stale
+        scan, each with the resourceVersion it was judged at. Raises KubeError on
+        fatal API errors after saving the checkpoint, so ``--resume`` continues where
+        the run stopped.
         """
         workers = max(self._opts.concurrency, 1)
-        if only is None:
-            self._count_up_front(resources)
+        self._count_up_front(resources, only)
         with ThreadPoolExecutor(workers, thread_name_prefix="reencrypt") as pool, \
                 ThreadPoolExecutor(1, thread_name_prefix="reencrypt-list") as lister:
             for res in resources:
                 progress = self._checkpoint.progress(res.qualified)
                 self._summary.ensure(res.qualified)
                 if progress.state == "done":
-                    self._estimate[res.qualified] = progress.counters.get("seen", 0)
                     continue
                 progress.state = "running"
                 if only is not None:
-                    keys = only.get(res.qualified, ())
-                    self._estimate[res.qualified] = len(keys)
-                    self._report_total()
-                    self._run_keys(pool, res, progress, keys)
+                    self._run_keys(pool, res, progress, only.get(res.qualified, ()))
                 else:
                     self._run_list(pool, lister, res, progress)
                 progress.state = "done"
@@ -180,13 +176,30 @@ class ApiReencryptor:
 
     # -------------------------------------------------------------- listing
 
-    def _count_up_front(self, resources: Sequence[ApiResource]) -> None:
+    def _count_up_front(
+        self,
+        resources: Sequence[ApiResource],
+        only: Mapping[str, Sequence[ObjectRef]] | None,
+    ) -> None:
         """A real total for the progress line before the first object is rewritten.
 
-        One list of ``limit=1`` per resource: the API server's ``remainingItemCount``
-        plus the one item is the resource's size (a server that does not send it, or
-        a resource being resumed, is left to the running estimate).
+        A resource finished earlier counts what it processed. With ``only`` a resource
+        counts its stale objects still to do, plus what a resumed run processed before.
+        Otherwise one list of ``limit=1`` per resource: the API server's
+        ``remainingItemCount`` plus the one item is the resource's size (a server that
+        does not send it, or a resource being resumed, is left to the running estimate).
         """
+        for res in resources:
+            progress = self._checkpoint.progress(res.qualified)
+            before = processed(self._summary.resource_counters(res.qualified))
+            if progress.state == "done":
+                self._estimate[res.qualified] = before
+            elif only is not None:
+                todo = _after(only.get(res.qualified, ()), progress.last_key)
+                self._estimate[res.qualified] = before + len(todo)
+        if only is not None:
+            self._report_total()
+            return
         for res in resources:
             if self._checkpoint.progress(res.qualified).state in ("done", "running"):
                 continue
@@ -271,18 +284,16 @@ class ApiReencryptor:
         pool: ThreadPoolExecutor,
         res: ApiResource,
         progress: ResourceProgress,
-        keys: Sequence[tuple[str | None, str]],
+        refs: Sequence[ObjectRef],
     ) -> None:
-        start = progress.last_key
-        todo = [k for k in keys if start is None or list_order(k) > start]
-        todo.sort(key=list_order)
+        todo = _after(refs, progress.last_key)
         step = max(self._opts.page_size, 1)
         for offset in range(0, len(todo), step):
             batch = todo[offset : offset + step]
-            # a stale scan gives no resourceVersion: any successful rewrite counts
-            self._wait([pool.submit(self._rewrite, res, ObjectRef(ns, name, ""))
-                        for ns, name in batch])
-            progress.last_key = list_order(batch[-1])
+            # each carries the resourceVersion the scan judged: the same one back from
+            # the patch is a no-op the API server skipped (unchanged), as for a list
+            self._wait([pool.submit(self._rewrite, res, ref) for ref in batch])
+            progress.last_key = list_order((batch[-1].namespace, batch[-1].name))
             self._save(res, progress)
 
     def _update_estimate(self, resource: str, page_len: int, remaining: int | None) -> None:
@@ -460,6 +471,12 @@ class ApiReencryptor:
             self._checkpoint.errors = [e.to_json() for e in self._summary.errors]
             if self._file is not None:
                 self._file.save(self._checkpoint)
+
+
+def _after(refs: Sequence[ObjectRef], last_key: str | None) -> list[ObjectRef]:
+    """``refs`` past a resumed resource's last finished key, in list order."""
+    todo = [r for r in refs if last_key is None or list_order((r.namespace, r.name)) > last_key]
+    return sorted(todo, key=lambda r: list_order((r.namespace, r.name)))
 
 
 _STATUS_TEXT = {409: "Conflict", 422: "Invalid", 400: "BadRequest", 500: "InternalError"}

@@ -61,6 +61,8 @@ class StoredObject:
     key: str
     name: tuple[str | None, str]
     value: bytes = field(repr=False)
+    #: the key's mod_revision: the object's resourceVersion as the API server reports it
+    mod_revision: int = 0
 
 
 def stored_objects(
@@ -87,4 +89,4 @@ def stored_objects(
                     key = kv.key.decode("utf-8", "replace")
                     name = object_of_key(key, resource_prefix, res.namespaced)
                     if name is not None:
-                        yield StoredObject(res, chain, key, name, kv.value)
+                        yield StoredObject(res, chain, key, name, kv.value, kv.mod_revision)

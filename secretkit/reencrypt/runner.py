@@ -106,16 +106,21 @@ def run_api(
         if stale_source is not None:
             store, config, key_ids = stale_source
             pending = [r for r in resources if checkpoint.progress(r.qualified).state != "done"]
-            # the scan's fresh counts are only added for resources not finished earlier
-            only = scan_stale(
+            scan = scan_stale(
                 store,
                 pending,
                 config,
-                summary,
                 kms_key_ids=key_ids,
                 prefix=etcd_prefix,
                 namespace=namespace,
             )
+            for name, fresh in scan.fresh.items():
+                # a resumed resource's fresh values were counted by the run that started
+                # it (carried over with its counters); counted again they would be twice
+                if checkpoint.progress(name).state == "pending":
+                    summary.add(name, "seen", fresh)
+                    summary.add(name, "skipped_fresh", fresh)
+            only = scan.stale
         engine.run(resources, only=only)
         summary.complete = True
     finally:

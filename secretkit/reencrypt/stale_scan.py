@@ -3,41 +3,55 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 from secretkit.core.encryption_config import EncryptionConfig
 from secretkit.etcd.interface import EtcdReader
 from secretkit.kube.discovery import ApiResource
+from secretkit.kube.metadata import ObjectRef
 from secretkit.reencrypt.etcd_keys import list_order, stored_objects
 from secretkit.reencrypt.stale import is_stale
-from secretkit.reencrypt.summary import Summary
+
+
+@dataclass(frozen=True)
+class StaleScan:
+    """What one scan found, per resource (qualified name)."""
+
+    #: the stale objects in list order, each with the resourceVersion it was judged at
+    #: (the key's mod_revision), so a patch answered with the same one counts unchanged
+    stale: dict[str, list[ObjectRef]] = field(default_factory=dict)
+    #: how many values were fresh (never sent to the API server)
+    fresh: dict[str, int] = field(default_factory=dict)
 
 
 def scan_stale(
     store: EtcdReader,
     resources: Sequence[ApiResource],
     config: EncryptionConfig,
-    summary: Summary,
     *,
     kms_key_ids: Mapping[str, str] | None = None,
     prefix: str = "/registry",
     page_size: int = 1000,
     namespace: str | None = None,
-) -> dict[str, list[tuple[str | None, str]]]:
-    """Map each resource to its stale objects, sorted in list order.
+) -> StaleScan:
+    """Sort every stored object of ``resources`` into stale (to send) and fresh (counted).
 
-    Fresh values are counted as ``seen`` + ``skipped_fresh`` in ``summary``; stale
-    ones are counted later by the API engine when it replaces them.
+    Counts nothing itself: the caller decides which fresh counts belong in its summary
+    (a resumed resource's were counted by the run that started it).
     """
-    out: dict[str, list[tuple[str | None, str]]] = {res.qualified: [] for res in resources}
+    scan = StaleScan(
+        stale={res.qualified: [] for res in resources},
+        fresh=dict.fromkeys((res.qualified for res in resources), 0),
+    )
     for stored in stored_objects(
         store, resources, config, prefix=prefix, page_size=page_size, namespace=namespace
     ):
         qualified = stored.resource.qualified
         if is_stale(stored.value, stored.chain, kms_key_ids=kms_key_ids):
-            out[qualified].append(stored.name)
+            namespace_of, name = stored.name
+            scan.stale[qualified].append(ObjectRef(namespace_of, name, str(stored.mod_revision)))
         else:
-            summary.add(qualified, "seen")
-            summary.add(qualified, "skipped_fresh")
-    for stale in out.values():
-        stale.sort(key=list_order)
-    return out
+            scan.fresh[qualified] += 1
+    for refs in scan.stale.values():
+        refs.sort(key=lambda ref: list_order((ref.namespace, ref.name)))
+    return scan

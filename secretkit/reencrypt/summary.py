@@ -7,6 +7,7 @@ error class, never a message body: API error messages may echo object data.
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,16 @@ COUNTERS = (
 
 #: at most this many error entries are kept (the counters stay exact)
 MAX_ERRORS = 1000
+
+
+def processed(counters: Mapping[str, int]) -> int:
+    """Objects an engine handled: ``seen`` less ``skipped_fresh``.
+
+    ``--only-stale`` counts the values its etcd scan found fresh as seen and
+    skipped_fresh; they are never sent, so the progress bar and its total (the
+    stale objects) leave them out. Every other mode has no skipped_fresh.
+    """
+    return counters.get("seen", 0) - counters.get("skipped_fresh", 0)
 
 
 @dataclass(frozen=True)
@@ -117,9 +128,8 @@ class Summary:
             return total
 
     def processed(self) -> int:
-        """Objects finished (any outcome), for progress and rate."""
-        t = self.totals()
-        return t["seen"]
+        """Objects the engine finished (any outcome), for the progress line."""
+        return processed(self.totals())
 
     @property
     def ok(self) -> bool:

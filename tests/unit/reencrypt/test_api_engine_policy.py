@@ -15,7 +15,7 @@ import pytest
 from secretkit.errors import KubeError
 from secretkit.kube.client import RawResponse
 from secretkit.kube.discovery import ApiResource
-from secretkit.kube.metadata import LIST_ACCEPT, OBJECT_ACCEPT
+from secretkit.kube.metadata import LIST_ACCEPT, OBJECT_ACCEPT, ObjectRef
 from secretkit.reencrypt.api_engine import ApiReencryptor, ApiRunOptions
 from secretkit.reencrypt.checkpoint import Checkpoint
 from secretkit.reencrypt.ratelimit import RateLimiter
@@ -249,8 +249,10 @@ def test_429_shrinks_the_window_and_waits_as_asked() -> None:
 def test_only_stale_keys_are_patched_without_a_list() -> None:
     t = Scripted([])
     s = Summary(mode="api")
-    engine(t, s).run([SECRETS], only={"secrets": [("ns", "x"), ("ns", "y")]})
+    only = {"secrets": [ObjectRef("ns", "x", "1"), ObjectRef("ns", "y", "7")]}
+    engine(t, s).run([SECRETS], only=only)
     assert [m for m, *_ in t.sent] == ["PATCH", "PATCH"]
+    # the scan's resourceVersion is compared like a list's: "1-new" came back for both
     assert s.totals()["rewritten"] == 2
 
 

@@ -125,9 +125,14 @@ def test_the_stale_scan_names_exactly_the_stale_objects() -> None:
     for i in (0, 3):  # rewritten by the new config already
         store.put(key(i).encode(), new.for_etcd_key(key(i)).write(b"k8s\x00x", key(i)))
     store.put(b"/registry/secrets/ns0", b"not an object key")
-    summary = Summary(mode="api", dry_run=False)
-    stale = scan_stale(store, SECRETS, load_encryption_config(NEW), summary)
-    assert stale == {"secrets": sorted(
-        [(f"ns{i % 3}", f"s-{i:04d}") for i in (1, 2, 4, 5)], key=lambda o: f"{o[0]}/{o[1]}"
-    )}
-    assert summary.totals()["skipped_fresh"] == 2
+    scan = scan_stale(store, SECRETS, load_encryption_config(NEW))
+    assert {name: [(r.namespace, r.name) for r in refs] for name, refs in scan.stale.items()} == {
+        "secrets": sorted(
+            [(f"ns{i % 3}", f"s-{i:04d}") for i in (1, 2, 4, 5)], key=lambda o: f"{o[0]}/{o[1]}"
+        )
+    }
+    # each with the resourceVersion the API server reports for it: the key's mod_revision
+    for ref in scan.stale["secrets"]:
+        kv = store.get(f"/registry/secrets/{ref.namespace}/{ref.name}".encode())
+        assert kv is not None and ref.resource_version == str(kv.mod_revision)
+    assert scan.fresh == {"secrets": 2}
