@@ -113,8 +113,11 @@ def _confirm_etcd_mode(acknowledged: bool) -> None:
 @click.option("--only-stale", is_flag=True, help="Rewrite only objects whose value in etcd is "
               "stale (needs etcd access and --config).")
 @click.option("--verify", is_flag=True, help="Afterwards, read etcd and prove no value of the "
-              "resources is stale or unreadable (needs etcd access and --config).")
-@click.option("--dry-run", is_flag=True, help="Count what would be rewritten; write nothing.")
+              "resources is stale or unreadable (needs etcd access and --config; not with "
+              "--dry-run).")
+@click.option("--dry-run", is_flag=True, help="Count and list what would be rewritten; write "
+              "nothing. Refused with --verify (nothing written, nothing to verify; `secretkit "
+              "audit --config FILE` reports what is stale now).")
 @click.option("--resume", type=click.Path(dir_okay=False, path_type=Path),
               help="Checkpoint file: created if missing, continued if present.")
 @click.option("--page-size", type=click.IntRange(1, 10000), default=500, show_default=True,

@@ -85,6 +85,17 @@ class ReencryptRequest:
                 "this mode needs the EncryptionConfiguration",
                 hint="pass --config FILE (the same file the API server uses)",
             )
+        if self.dry_run and self.verify:
+            # verifying the unchanged store would only say what the dry run listed, and
+            # a pass or fail of it would read as the outcome of a run that never wrote
+            raise UsageError(
+                "--verify cannot follow --dry-run: a dry run writes nothing, so there is "
+                "no re-encryption to verify",
+                where="--dry-run/--verify",
+                hint="drop --verify to see what would be rewritten (with --only-stale: "
+                "exactly the stale objects), or drop --dry-run to re-encrypt and verify; "
+                "`secretkit audit --config FILE` reports what is stale or undecryptable now",
+            )
         if self.via == "etcd" and self.only_stale:
             raise UsageError(
                 "--only-stale is implied by --via etcd (only stale values are rewritten)",
@@ -266,7 +277,7 @@ def _run_api(request: ReencryptRequest, world: ReencryptWorld, control: RunContr
             namespace=request.namespace,
         )
         verifiable = store is not None and request.config is not None
-        if request.verify and verifiable and not request.dry_run:
+        if request.verify and verifiable:
             assert store is not None and request.config is not None
             summary.verify = verify_no_stale(
                 store,
@@ -360,7 +371,7 @@ def _run_etcd(request: ReencryptRequest, world: ReencryptWorld, control: RunCont
             world.warn(
                 "--verify needs explicit --resources with --via etcd and a wildcard; skipped"
             )
-        if request.verify and resources and not request.dry_run:
+        if request.verify and resources:
             summary.verify = verify_no_stale(
                 store,
                 resources,
