@@ -118,6 +118,9 @@ def _confirm_etcd_mode(acknowledged: bool) -> None:
 @click.option("--dry-run", is_flag=True, help="Count and list what would be rewritten; write "
               "nothing. Refused with --verify (nothing written, nothing to verify; `secretkit "
               "audit --config FILE` reports what is stale now).")
+@click.option("--allow-empty", is_flag=True, help="Pass when no object is found (a namespace "
+              "or cluster known to be empty). Without it a run that found nothing fails "
+              "(exit 1): a misspelt -n, -l or --resources proves nothing.")
 @click.option("--resume", type=click.Path(dir_okay=False, path_type=Path),
               help="Checkpoint file: created if missing, continued if present.")
 @click.option("--page-size", type=click.IntRange(1, 10000), default=500, show_default=True,
@@ -157,11 +160,12 @@ def reencrypt(**params: Any) -> None:
     \b
     The summary counts: rewritten, unchanged (the API server skipped a no-op),
     skipped_fresh (--only-stale), conflicts_retried/_skipped, gone, failed.
-    Exit status: 1 when any object failed, or --verify found stale values or read
-    none; 2 bad usage; 3 the --via etcd gate refused; 4 when --verify found values no
-    provider of the config can read (data-loss risk: a rewrite cannot fix them;
-    restore the missing key or the objects); 5 when the API server or etcd could not
-    be reached.
+    Exit status: 1 when any object failed, the run found no object at all (unless
+    --allow-empty), or --verify found stale values or read none; 2 bad usage (also
+    --dry-run with --verify); 3 the --via etcd gate refused; 4 when --verify found
+    values no provider of the config can read (data-loss risk: a rewrite cannot fix
+    them; restore the missing key or the objects); 5 when the API server or etcd
+    could not be reached.
     """
     from secretkit.kmsapi.services import open_kms_services, parse_kms_sockets
     from secretkit.kube.client import KubeConnectOptions
@@ -209,6 +213,7 @@ def reencrypt(**params: Any) -> None:
         kube=KubeConnectOptions(kubeconfig=params["kubeconfig"], context=params["kube_context"]),
         namespace=params["namespace"],
         label_selector=params["label_selector"],
+        allow_empty=params["allow_empty"],
     )
     if params["namespace"] and params["all_namespaces"]:
         raise UsageError(

@@ -70,6 +70,11 @@ class ReencryptRequest:
     namespace: str | None = None
     #: only objects with these labels (a Kubernetes label selector; API path only)
     label_selector: str | None = None
+    #: a run that found no object at all (:func:`outcome_error`): False fails it (the
+    #: CLI's default), True passes it, a ``--verify`` over nothing included
+    #: (``--allow-empty``); None leaves it to the caller (rotation stages and kms rotate
+    #: may find nothing of a resource and judge that themselves)
+    allow_empty: bool | None = None
 
     @property
     def names(self) -> list[str]:
@@ -150,9 +155,13 @@ def outcome_error(summary: Summary, request: ReencryptRequest) -> SecretkitError
     """The error a finished run amounts to, or None when it succeeded.
 
     Undecryptable values (exit 4) come first: in etcd mode such a value is also a
-    failed object, and "run it again" is the wrong advice for it.
+    failed object, and "run it again" is the wrong advice for it. A run that found no
+    object fails when ``request.allow_empty`` is False: a misspelt namespace or
+    selector must not read as done.
     """
-    failed = summary.totals()["failed"]
+    totals = summary.totals()
+    failed = totals["failed"]
+    empty = totals["seen"] == 0
     verify = summary.verify
     if verify is not None and verify.get("undecryptable"):
         return UndecryptableError(
@@ -169,18 +178,51 @@ def outcome_error(summary: Summary, request: ReencryptRequest) -> SecretkitError
             f"{failed} object(s) could not be re-encrypted",
             hint="see the summary; fix the cause and run again (only stale objects change)",
         )
-    if verify is not None and verify.get("verdict") == "empty":
+    if empty and request.allow_empty is False:
+        return _empty_run_error(summary, request)
+    verdict = verify.get("verdict") if verify is not None else "ok"
+    if verdict == "empty":
+        if empty and request.allow_empty:
+            return None  # found nothing, verified nothing, and was told that is fine
         return SecretkitError(
             "--verify read 0 stored values of the resources asked for: nothing is proven",
             hint="check --resources, -n/--namespace and --etcd-prefix (the apiserver's own "
             "flag): the verification reads etcd directly",
         )
-    if verify is not None and verify.get("verdict") != "ok":
+    if verify is not None and verdict != "ok":
         return SecretkitError(
             f"{verify.get('stale')} stale value(s) remain after the run",
             hint="run again (objects written by an API server with an older config?)",
         )
     return None
+
+
+def _empty_run_error(summary: Summary, request: ReencryptRequest) -> SecretkitError:
+    """0 objects found: say which resources, namespace and selector matched nothing."""
+    # etcd scopes of a second candidate prefix are labelled "<resource>@<prefix>"
+    resources = ", ".join(sorted({label.split("@")[0] for label in summary.counters}))
+    resources = resources or ", ".join(request.names)
+    scope = "".join(
+        [
+            f" in namespace {request.namespace!r}" if request.namespace is not None else "",
+            f" with labels {request.label_selector!r}" if request.label_selector else "",
+        ]
+    )
+    checks = ["--resources"]
+    if request.namespace is not None:
+        checks.insert(
+            0, f"that namespace {request.namespace} exists (kubectl get namespace "
+            f"{request.namespace})"
+        )
+    if request.label_selector:
+        checks.append("-l/--selector")
+    if request.via == "etcd" or request.only_stale:
+        checks.append("--etcd-prefix (the apiserver's own flag: etcd is read directly)")
+    return SecretkitError(
+        f"0 objects of {resources}{scope}: nothing to re-encrypt, so nothing is proven",
+        hint="check " + ", ".join(checks) + "; pass --allow-empty when an empty run is "
+        "expected",
+    )
 
 
 def _keys_where(verify: Mapping[str, Any]) -> str:

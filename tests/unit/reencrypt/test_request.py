@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+from dataclasses import replace
+from typing import Any
+
 import pytest
 
 from secretkit.core.encryption_config import load_encryption_config
-from secretkit.errors import UsageError
-from secretkit.reencrypt.request import ReencryptRequest, Via
+from secretkit.errors import ExitCode, UsageError
+from secretkit.etcd import MemoryEtcd
+from secretkit.kmsapi.services import KMSServices
+from secretkit.reencrypt.request import (
+    ReencryptRequest,
+    ReencryptWorld,
+    Via,
+    outcome_error,
+    run_reencrypt,
+)
+from secretkit.reencrypt.summary import Summary
 from tests.unit.reencrypt.test_etcd_engine import NEW
+from tests.unit.reencrypt.test_only_stale_counts import seeded
 
 CONFIG = load_encryption_config(NEW)
 
@@ -21,3 +35,63 @@ def test_verify_after_a_dry_run_is_refused_with_the_reason(via: Via) -> None:
     assert "--dry-run" in error.what and "--verify" in error.what
     assert "writes nothing" in error.what
     assert error.hint is not None and "secretkit audit" in error.hint
+
+
+def test_an_empty_run_is_a_failure_only_when_the_caller_asks() -> None:
+    """The CLI refuses a run over nothing (unless --allow-empty); a library caller such
+    as a rotation stage may find nothing of a resource and decides for itself."""
+    summary = Summary(mode="api", complete=True)
+    summary.ensure("secrets")
+    assert outcome_error(summary, ReencryptRequest()) is None
+    error = outcome_error(summary, ReencryptRequest(namespace="team-b", allow_empty=False))
+    assert error is not None and error.exit_code == ExitCode.FINDINGS
+    assert "0 objects of secrets in namespace 'team-b'" in error.what
+    assert error.hint is not None and "--allow-empty" in error.hint
+    # one object seen (even fresh, left alone by --only-stale) is not an empty run
+    summary.add("secrets", "seen")
+    summary.add("secrets", "skipped_fresh")
+    assert outcome_error(summary, ReencryptRequest(allow_empty=False)) is None
+
+
+def test_allow_empty_accepts_a_verify_over_nothing_only_after_a_run_over_nothing() -> None:
+    empty_verify = {"checked": 0, "stale": 0, "undecryptable": 0, "verdict": "empty"}
+    summary = Summary(mode="api", complete=True)
+    summary.verify = dict(empty_verify)
+    assert outcome_error(summary, ReencryptRequest(allow_empty=True)) is None
+    # a library caller that did not say: a verify over nothing still proves nothing
+    error = outcome_error(summary, ReencryptRequest())
+    assert error is not None and "nothing is proven" in error.what
+    # stale values etcd holds are not excused by an empty run
+    summary.verify = dict(empty_verify, checked=2, stale=2, verdict="stale")
+    error = outcome_error(summary, ReencryptRequest(allow_empty=True))
+    assert error is not None and "2 stale value(s) remain" in error.what
+    summary.verify = dict(empty_verify)
+    # the API listed objects but etcd held none of them: a wrong --etcd-prefix
+    summary.add("secrets", "seen", 3)
+    summary.add("secrets", "rewritten", 3)
+    error = outcome_error(summary, ReencryptRequest(allow_empty=True))
+    assert error is not None and "nothing is proven" in error.what
+
+
+def etcd_run(store: MemoryEtcd, **fields: Any) -> tuple[Summary, list[str]]:
+    """One ``--via etcd`` run over ``store`` (apiservers stopped), and its warnings."""
+    warnings: list[str] = []
+    request = ReencryptRequest(via="etcd", config=CONFIG, show_progress=False, **fields)
+    world = ReencryptWorld(kms=KMSServices(), open_etcd=lambda: nullcontext(store),
+                           warn=warnings.append, apiservers_stopped=True)
+    return run_reencrypt(request, world), warnings
+
+
+def test_an_etcd_run_over_nothing_fails_like_an_api_run() -> None:
+    store = seeded()  # objects in namespace "ns" only
+    request = ReencryptRequest(via="etcd", config=CONFIG, namespace="nope", allow_empty=False)
+    summary, _ = etcd_run(store, namespace="nope")
+    error = outcome_error(summary, request)
+    assert error is not None and error.exit_code == ExitCode.FINDINGS
+    assert "0 objects of secrets in namespace 'nope'" in error.what
+    assert error.hint is not None and "--etcd-prefix" in error.hint
+    summary, _ = etcd_run(store, namespace="nope", verify=True)
+    assert summary.verify is not None and summary.verify["verdict"] == "empty"
+    assert outcome_error(summary, replace(request, verify=True, allow_empty=True)) is None
+    summary, _ = etcd_run(store, namespace="ns")
+    assert outcome_error(summary, replace(request, namespace="ns")) is None
