@@ -351,14 +351,23 @@ def _in_namespace(
     return kept
 
 
-def _etcd_resources(names: Sequence[str]) -> list[ApiResource]:
+def _etcd_resources(names: Sequence[str]) -> tuple[list[ApiResource], list[str]]:
+    """``names`` as resources, scoped as the layout table says (no discovery: the
+    apiserver is stopped), and the names the table does not know (CRDs): those are
+    taken as namespaced."""
+    from secretkit.core.layout import Layout
     from secretkit.kube.discovery import split_name
 
+    layout = Layout()
     out: list[ApiResource] = []
+    unknown: list[str] = []
     for name in names:
         resource, group = split_name(name.strip().lower())
-        out.append(ApiResource(group, resource, "", "", True))
-    return out
+        known = layout.find(group, resource)
+        if known is None:
+            unknown.append(name)
+        out.append(ApiResource(group, resource, "", "", known is None or known.namespaced))
+    return out, unknown
 
 
 def _run_etcd(request: ReencryptRequest, world: ReencryptWorld, control: RunControl) -> Summary:
@@ -391,7 +400,13 @@ def _run_etcd(request: ReencryptRequest, world: ReencryptWorld, control: RunCont
         # a wildcard covers keys of unknown paths: scan everything, the chain decides
         scopes = [EtcdScope("*", prefix.rstrip("/") + "/", True)]
     else:
-        resources = _in_namespace(request, _etcd_resources(names), world.warn)
+        named, unknown = _etcd_resources(names)
+        if unknown and (request.namespace is not None or request.verify):
+            world.warn(
+                "scope not in the layout table, taken as namespaced: " + ", ".join(unknown)
+                + " (if cluster-scoped, -n/--namespace and --verify find none of its values)"
+            )
+        resources = _in_namespace(request, named, world.warn)
         scopes = scopes_for(resources, prefix, request.namespace)
     transformers = build_transformers(config, world.kms.factory)
     with _open_etcd(world) as store:

@@ -20,7 +20,14 @@ from secretkit.reencrypt.request import (
     run_reencrypt,
 )
 from secretkit.reencrypt.summary import Summary
-from tests.unit.reencrypt.test_etcd_engine import NEW
+from tests.unit.reencrypt.test_etcd_engine import (
+    AESCBC_KEY1,
+    AESGCM_KEY2,
+    NEW,
+    OLD,
+    chain,
+    config,
+)
 from tests.unit.reencrypt.test_only_stale_counts import seeded
 
 CONFIG = load_encryption_config(NEW)
@@ -76,7 +83,8 @@ def test_allow_empty_accepts_a_verify_over_nothing_only_after_a_run_over_nothing
 def etcd_run(store: MemoryEtcd, **fields: Any) -> tuple[Summary, list[str]]:
     """One ``--via etcd`` run over ``store`` (apiservers stopped), and its warnings."""
     warnings: list[str] = []
-    request = ReencryptRequest(via="etcd", config=CONFIG, show_progress=False, **fields)
+    fields.setdefault("config", CONFIG)
+    request = ReencryptRequest(via="etcd", show_progress=False, **fields)
     world = ReencryptWorld(kms=KMSServices(), open_etcd=lambda: nullcontext(store),
                            warn=warnings.append, apiservers_stopped=True)
     return run_reencrypt(request, world), warnings
@@ -95,3 +103,48 @@ def test_an_etcd_run_over_nothing_fails_like_an_api_run() -> None:
     assert outcome_error(summary, replace(request, verify=True, allow_empty=True)) is None
     summary, _ = etcd_run(store, namespace="ns")
     assert outcome_error(summary, replace(request, namespace="ns")) is None
+
+
+SCOPED = load_encryption_config(config(AESGCM_KEY2, AESCBC_KEY1, "identity: {}").replace(
+    b"resources: [secrets]", b"resources: [secrets, namespaces]"))
+
+
+def scoped_store() -> MemoryEtcd:
+    """A stale Secret in team-a and two stale (cluster-scoped) Namespaces."""
+    store, old = MemoryEtcd(), chain(OLD)
+    for key in ("/registry/secrets/team-a/db", "/registry/namespaces/team-a",
+                "/registry/namespaces/team-b"):
+        store.put(key.encode(), old.for_etcd_key(key).write(b"k8s\x00" + key.encode(), key))
+    return store
+
+
+def test_via_etcd_with_a_namespace_leaves_cluster_scoped_resources_out_with_a_note() -> None:
+    store = scoped_store()
+    summary, warnings = etcd_run(store, config=SCOPED, resources=("secrets", "namespaces"),
+                                 namespace="team-a", verify=True)
+    # the same note the API path gives, and no scope of a namespace path under namespaces/
+    assert warnings == ["--namespace team-a: cluster-scoped, left out: namespaces"]
+    assert set(summary.counters) == {"secrets"}
+    assert summary.totals()["rewritten"] == 1
+    assert summary.verify is not None and summary.verify["checked"] == 1
+    with pytest.raises(UsageError) as info:
+        etcd_run(store, config=SCOPED, resources=("namespaces",), namespace="team-a")
+    assert "none of the resources is namespaced" in info.value.what
+
+
+def test_via_etcd_verifies_the_values_of_a_cluster_scoped_resource() -> None:
+    store = scoped_store()
+    summary, _ = etcd_run(store, config=SCOPED, resources=("namespaces",), verify=True)
+    assert summary.totals()["rewritten"] == 2
+    # its keys have no namespace segment: read as objects, not skipped as malformed
+    assert summary.verify is not None
+    assert (summary.verify["checked"], summary.verify["verdict"]) == (2, "ok")
+
+
+def test_via_etcd_says_when_a_resource_scope_is_a_guess() -> None:
+    """A CRD is not in the layout table: taken as namespaced, and -n/--verify say so."""
+    store = scoped_store()
+    _, warnings = etcd_run(store, resources=("widgets.example.com",))
+    assert warnings == []
+    _, warnings = etcd_run(store, resources=("widgets.example.com",), namespace="team-a")
+    assert len(warnings) == 1 and "taken as namespaced: widgets.example.com" in warnings[0]
