@@ -12,7 +12,9 @@ object is encoded and compared with the stored plaintext; an unchanged object is
 written unless the stored value is *stale* (not written by the current write
 provider/key), in which case it is rewritten as it is. That is how a no-op update
 re-encrypts. A lost compare-and-swap is retried on the newer object, unless the
-client sent a ``resourceVersion`` precondition (409).
+client sent a ``resourceVersion`` precondition (409). Like upstream's, the first attempt
+starts from the value last seen (:mod:`.seen`, the part the watch cache plays there)
+and reads etcd only when that guess fails.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from secretkit.core.layout import Layout
 from secretkit.errors import SecretkitError
 from secretkit.etcd import EtcdClient, EtcdCompactedError, KeyValue
 from secretkit.etcd.client import MAX_TXN_OPS
+from secretkit.etcd.model import KeyValueRecord
 from secretkit.sandbox.apiserver import codec
 from secretkit.sandbox.apiserver.encryption import EncryptionState
 from secretkit.sandbox.apiserver.pagination import decode_continue, encode_continue
@@ -39,6 +42,7 @@ from secretkit.sandbox.apiserver.resources import (
     check_update,
     fill_system_fields,
 )
+from secretkit.sandbox.apiserver.seen import SeenValues
 from secretkit.sandbox.apiserver.status import (
     ApiError,
     already_exists,
@@ -137,6 +141,7 @@ class ObjectStore:
             self._put_batch, max_items=MAX_TXN_OPS, max_inflight=1)
         self.layout = Layout(prefix)
         self._prefixes: dict[tuple[str, str], str] = {}
+        self._seen = SeenValues()
 
     # -- keys ----------------------------------------------------------------------------
     def resource_prefix(self, rtype: ResourceType) -> str:
@@ -199,9 +204,14 @@ class ObjectStore:
 
     def _get(self, key: str) -> KeyValue | None:
         try:
-            return self._reads.submit(key.encode())
+            kv = self._reads.submit(key.encode())
         except SecretkitError as exc:
             raise internal_error(f"etcd: {exc.what}") from exc
+        if kv is None:
+            self._seen.forget(key.encode())
+        else:
+            self._seen.note(kv)
+        return kv
 
     @staticmethod
     def _call(fn: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
@@ -230,6 +240,7 @@ class ObjectStore:
         revision = self._put_if(key, value, 0)
         if not revision:
             raise already_exists(rtype.plural, meta["name"], rtype.group)
+        self._seen.note(KeyValueRecord(key.encode(), value, revision, revision, 1))
         meta["resourceVersion"] = str(revision)
         return obj
 
@@ -250,21 +261,39 @@ class ObjectStore:
         the client's ``resourceVersion``: a mismatch is a 409, never a retry.
         """
         key = self.key(rtype, namespace, name)
-        for _attempt in range(_UPDATE_RETRIES):
+        raw_key = key.encode()
+        # the first attempt starts from the value last seen, unverified (see .seen)
+        kv = None if dry_run else self._seen.get(raw_key)
+        verified = kv is None
+        if kv is None:
             kv = self._get(key)
+        for _attempt in range(_UPDATE_RETRIES):
             if kv is None:
                 raise not_found(rtype.plural, name, rtype.group)
             current = self._read(rtype, kv)
             if precondition and precondition != str(kv.mod_revision):
+                if not verified:
+                    kv, verified = self._get(key), True
+                    continue
                 raise conflict(rtype.plural, name, rtype.group)
             new_obj: dict[str, Any] | None = None
             plaintext = current.plaintext
             if mutate is not None:
-                new_obj = mutate(current.object())
-                new_obj["metadata"].pop("resourceVersion", None)
-                check_update(rtype, current.object(), new_obj)
+                try:
+                    new_obj = mutate(current.object())
+                    new_obj["metadata"].pop("resourceVersion", None)
+                    check_update(rtype, current.object(), new_obj)
+                except ApiError:
+                    if verified:
+                        raise
+                    # refused on a cached object: decide on the current one
+                    kv, verified = self._get(key), True
+                    continue
                 plaintext = codec.encode_stored(rtype, new_obj)
             if plaintext == current.plaintext and not current.stale:
+                if not verified:  # a no-op is never answered from a cached state
+                    kv, verified = self._get(key), True
+                    continue
                 return current
             value = self._write_value(rtype, plaintext, key)
             if dry_run:
@@ -275,13 +304,15 @@ class ObjectStore:
                 return preview
             revision = self._put_if(key, value, kv.mod_revision)
             if revision:
+                self._seen.note(KeyValueRecord(raw_key, value, 0, revision, 0))
                 written = Stored(rtype, plaintext, False, revision)
                 if new_obj is not None:
                     new_obj["metadata"]["resourceVersion"] = str(revision)
                     written._obj = new_obj
                 return written
-            if precondition:
+            if precondition and verified:
                 raise conflict(rtype.plural, name, rtype.group)
+            kv, verified = self._get(key), True
         raise conflict(rtype.plural, name, rtype.group)
 
     def delete(
@@ -300,6 +331,7 @@ class ObjectStore:
             return stored
         if not self._call(self._etcd.delete, key.encode(), mod_revision=kv.mod_revision):
             raise conflict(rtype.plural, name, rtype.group)
+        self._seen.forget(key.encode())
         return stored
 
     # -- lists ---------------------------------------------------------------------------
@@ -338,6 +370,7 @@ class ObjectStore:
                     more = True
                     break
                 stored = self._read(rtype, kv)
+                self._seen.note(kv)
                 last_key = kv.key.decode()
                 if accept is None or accept(stored):
                     items.append(stored)
