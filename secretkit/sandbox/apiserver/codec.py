@@ -105,8 +105,29 @@ def stored_metadata_raw(plaintext: bytes, resource_version: str) -> bytes:
         return encode_message(OBJECT_META, meta_doc)
     start, end = _len_field(plaintext, 4, len(plaintext), 2)  # runtime.Unknown.raw
     meta_start, meta_end = _len_field(plaintext, start, end, 1)  # the object's metadata
-    meta = plaintext[meta_start:meta_end]
-    return with_field(meta, 6, encode_len_field(6, resource_version.encode()), ordered=True)
+    rv_field = encode_len_field(6, resource_version.encode())
+    at = _before_field_6(plaintext, meta_start, meta_end)
+    if at is None:  # a field 6 is stored, or a header this walk does not read
+        return with_field(plaintext[meta_start:meta_end], 6, rv_field, ordered=True)
+    return plaintext[meta_start:at] + rv_field + plaintext[at:meta_end]
+
+
+def _before_field_6(data: bytes, pos: int, end: int) -> int | None:
+    """Where ``resourceVersion`` (field 6) goes in an ObjectMeta stored without one.
+
+    ObjectMeta's fields 1-5 (name, generateName, namespace, selfLink, uid) are short
+    strings: one-byte tags and, nearly always, one-byte lengths. Walking them inline
+    is what keeps a metadata answer cheap; anything else (a long name, a stored
+    field 6) returns None and the general splice decides.
+    """
+    while pos < end:
+        tag = data[pos]
+        if tag >= 0x30:  # field 6 or later (or a multi-byte tag)
+            return pos if 0x38 <= tag < 0x80 else None
+        if tag & 7 != 2 or pos + 1 >= end or data[pos + 1] >= 0x80:
+            return None
+        pos += 2 + data[pos + 1]
+    return end if pos == end else None
 
 
 def _len_field(data: bytes, pos: int, end: int, number: int) -> tuple[int, int]:

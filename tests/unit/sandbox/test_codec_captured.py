@@ -86,3 +86,18 @@ def test_metadata_answers_splice_the_resource_version_into_the_stored_bytes() ->
         assert ours == stored  # nothing else moved
         checked += 1
     assert checked > 200
+
+
+@pytest.mark.parametrize("name", ["a", "n" * 130, "x." * 100 + "y"])
+def test_metadata_splice_of_any_name_length(name: str) -> None:
+    # one-byte lengths take the inline walk, longer names the general splice
+    from secretkit._proto.k8s import meta_v1_pb2
+
+    obj = {"kind": "Secret", "apiVersion": "v1",
+           "metadata": {"name": name, "namespace": "ns", "uid": "u" * 36,
+                        "creationTimestamp": "2026-12-05T00:00:00Z", "labels": {"a": "b"}},
+           "type": "Opaque"}
+    spliced = codec.stored_metadata_raw(codec.encode_stored(SECRETS, obj), "77")
+    meta = meta_v1_pb2.ObjectMeta.FromString(spliced)
+    assert (meta.name, meta.namespace, meta.resourceVersion) == (name, "ns", "77")
+    assert dict(meta.labels) == {"a": "b"} and meta.uid == "u" * 36
