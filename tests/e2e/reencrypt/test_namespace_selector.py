@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from secretkit.core.formats import classify_value, match_key_name
-from tests.e2e.reencrypt.helpers import AESGCM_K1, AESGCM_K2K1, IDENTITY, config_yaml, run_cli
+from tests.e2e.reencrypt.helpers import (
+    AESGCM_K1,
+    AESGCM_K2K1,
+    IDENTITY,
+    config_yaml,
+    run_cli,
+    stored_values,
+)
 from tests.fixtures.sandbox import Sandbox, SandboxFactory
 
 pytestmark = pytest.mark.e2e
@@ -60,9 +67,22 @@ def test_namespace_and_selector_narrow_the_run(sandbox_factory: SandboxFactory) 
     res = run_cli(sb, "-n", "team-a", "--only-stale", "--verify", "--config", str(config),
                   "--endpoints", sb.etcd_endpoint, "--no-progress")
     assert res.rc == 0, res.stderr
-    res = run_cli(sb, "--verify", "--dry-run", "--config", str(config),
-                  "--endpoints", sb.etcd_endpoint, "--no-progress")
-    assert res.rc == 0  # a dry run verifies nothing
+    stale_flags = ("--only-stale", "--config", str(config), "--endpoints", sb.etcd_endpoint,
+                   "--no-progress")
+    # a dry run writes nothing, so there is nothing to verify: refused up front, with why
+    before = stored_values(sb)
+    res = run_cli(sb, "--verify", "--dry-run", *stale_flags)
+    assert res.rc == 2, res.stderr
+    assert "--verify cannot follow --dry-run" in res.stderr, res.stderr
+    assert "writes nothing" in res.stderr, res.stderr
+    # without --verify the dry run tells what is still stale outside team-a, writes nothing
+    res = run_cli(sb, "--dry-run", *stale_flags, "-o", "json")
+    assert res.rc == 0, res.stderr
+    summary = res.summary()
+    assert summary["would_rewrite"] == ["secrets default/db"]
+    assert summary["totals"]["skipped_fresh"] == 3
+    assert "verify" not in summary
+    assert stored_values(sb) == before
 
     # labels cannot be read from etcd: refused with the reason
     res = run_cli(sb, "-l", "app=web", "--only-stale", "--config", str(config),
