@@ -317,6 +317,7 @@ def _run_api(request: ReencryptRequest, world: ReencryptWorld, control: RunContr
             ),
             etcd_prefix=request.etcd_prefix,
             namespace=request.namespace,
+            warn=world.warn,
         )
         verifiable = store is not None and request.config is not None
         if request.verify and verifiable:
@@ -328,6 +329,7 @@ def _run_api(request: ReencryptRequest, world: ReencryptWorld, control: RunContr
                 kms_key_ids=key_ids,
                 prefix=request.etcd_prefix,
                 namespace=request.namespace,
+                warn=world.warn,
             )
         return summary
 
@@ -351,22 +353,24 @@ def _in_namespace(
     return kept
 
 
-def _etcd_resources(names: Sequence[str]) -> tuple[list[ApiResource], list[str]]:
+def _etcd_resources(names: Sequence[str]) -> tuple[list[ApiResource], list[ApiResource]]:
     """``names`` as resources, scoped as the layout table says (no discovery: the
-    apiserver is stopped), and the names the table does not know (CRDs): those are
-    taken as namespaced."""
+    apiserver is stopped), and those the table does not know (CRDs), whose scope is
+    unknown: they are marked namespaced (a ``-n`` run takes its namespace's range of
+    them), and ``--verify`` reads their keys in either shape."""
     from secretkit.core.layout import Layout
     from secretkit.kube.discovery import split_name
 
     layout = Layout()
     out: list[ApiResource] = []
-    unknown: list[str] = []
+    unknown: list[ApiResource] = []
     for name in names:
         resource, group = split_name(name.strip().lower())
         known = layout.find(group, resource)
+        res = ApiResource(group, resource, "", "", known is None or known.namespaced)
         if known is None:
-            unknown.append(name)
-        out.append(ApiResource(group, resource, "", "", known is None or known.namespaced))
+            unknown.append(res)
+        out.append(res)
     return out, unknown
 
 
@@ -389,6 +393,7 @@ def _run_etcd(request: ReencryptRequest, world: ReencryptWorld, control: RunCont
     _strict_key_ids(request, world)
     names = request.names
     resources: list[ApiResource] = []
+    unknown: list[ApiResource] = []
     if any(n.startswith("*.") for n in names):
         if request.namespace is not None:
             raise UsageError(
@@ -401,10 +406,11 @@ def _run_etcd(request: ReencryptRequest, world: ReencryptWorld, control: RunCont
         scopes = [EtcdScope("*", prefix.rstrip("/") + "/", True)]
     else:
         named, unknown = _etcd_resources(names)
-        if unknown and (request.namespace is not None or request.verify):
+        if unknown and request.namespace is not None:
             world.warn(
-                "scope not in the layout table, taken as namespaced: " + ", ".join(unknown)
-                + " (if cluster-scoped, -n/--namespace and --verify find none of its values)"
+                "scope not in the layout table: " + ", ".join(r.qualified for r in unknown)
+                + f"; --namespace {request.namespace} takes only its namespaced objects in "
+                "that namespace (cluster-scoped ones, if any, are left out)"
             )
         resources = _in_namespace(request, named, world.warn)
         scopes = scopes_for(resources, prefix, request.namespace)
@@ -436,6 +442,8 @@ def _run_etcd(request: ReencryptRequest, world: ReencryptWorld, control: RunCont
                 kms_key_ids=_strict_key_ids(request, world),
                 prefix=prefix,
                 namespace=request.namespace,
+                unknown_scope=unknown,
+                warn=world.warn,
             )
         return summary
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -74,8 +74,13 @@ def run_api(
     stale_source: tuple[EtcdReader, EncryptionConfig, Mapping[str, str]] | None = None,
     etcd_prefix: str = "/registry",
     namespace: str | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> Summary:
-    """Re-encrypt ``resources`` through the API; with ``stale_source`` only stale objects."""
+    """Re-encrypt ``resources`` through the API; with ``stale_source`` only stale objects.
+
+    ``warn`` hears of keys the stale scan found under a resource's prefix that name no
+    object (the API cannot rewrite those).
+    """
     summary = Summary(mode="api", dry_run=options.dry_run)
     names = [r.qualified for r in resources]
     fingerprint = run_fingerprint(
@@ -120,6 +125,14 @@ def run_api(
                 if checkpoint.progress(name).state == "pending":
                     summary.add(name, "seen", fresh)
                     summary.add(name, "skipped_fresh", fresh)
+            if scan.unparsed and warn is not None:
+                shown = ", ".join(scan.unparsed[:5])
+                more = len(scan.unparsed) - 5
+                warn(
+                    f"--only-stale: {len(scan.unparsed)} key(s) under the resources' etcd "
+                    "prefixes name no object (a deeper path or a stray write), so the API "
+                    "cannot rewrite them: " + shown + (f" (and {more} more)" if more > 0 else "")
+                )
             only = scan.stale
         engine.run(resources, only=only)
         summary.complete = True

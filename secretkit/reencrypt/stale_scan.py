@@ -22,6 +22,10 @@ class StaleScan:
     stale: dict[str, list[ObjectRef]] = field(default_factory=dict)
     #: how many values were fresh (never sent to the API server)
     fresh: dict[str, int] = field(default_factory=dict)
+    #: keys under the resources' prefixes that name no object (a deeper path, a stray
+    #: write): the API cannot address them, so they are neither sent nor counted, only
+    #: reported (``--verify`` judges their values)
+    unparsed: list[str] = field(default_factory=list)
 
 
 def scan_stale(
@@ -47,6 +51,9 @@ def scan_stale(
         store, resources, config, prefix=prefix, page_size=page_size, namespace=namespace
     ):
         qualified = stored.resource.qualified
+        if stored.name is None:
+            scan.unparsed.append(stored.key)
+            continue
         if is_stale(stored.value, stored.chain, kms_key_ids=kms_key_ids):
             namespace_of, name = stored.name
             scan.stale[qualified].append(ObjectRef(namespace_of, name, str(stored.mod_revision)))

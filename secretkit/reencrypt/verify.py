@@ -10,7 +10,7 @@ and listed on its own and wins the verdict.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from secretkit.core.encryption_config import EncryptionConfig
@@ -27,6 +27,9 @@ _EXAMPLES = 10
 #: unless something is badly wrong (a whole key missing from the config)
 MAX_UNDECRYPTABLE_KEYS = 1000
 
+#: how many keys that name no object the warning lists (the count stays exact)
+_UNPARSED_EXAMPLES = 5
+
 
 def verify_no_stale(
     store: EtcdReader,
@@ -37,6 +40,8 @@ def verify_no_stale(
     prefix: str = "/registry",
     page_size: int = 1000,
     namespace: str | None = None,
+    unknown_scope: Collection[ApiResource] = (),
+    warn: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Classify every stored value of ``resources``; the ``-o json`` ``verify`` section.
 
@@ -45,22 +50,51 @@ def verify_no_stale(
     keys), else ``stale`` when any value was not written by the write provider and
     key, else ``ok``. Only prefixes and kms v2 headers are read: no plaintext is
     touched.
+
+    Every value in the resources' key ranges is judged: one whose key names no object
+    (a deeper path, a stray write) is counted like the others, a stale one listed by
+    its etcd key, and ``warn`` names them (a proof must not pass over a value it did
+    not read). ``unknown_scope``: resources whose keys may have either shape (see
+    :func:`secretkit.reencrypt.etcd_keys.stored_objects`).
     """
     checked = 0
     stale: dict[str, list[tuple[str | None, str]]] = {}
     n_undecryptable = 0
     undecryptable_keys: list[str] = []
+    n_unparsed = 0
+    unparsed_keys: list[str] = []
     for stored in stored_objects(
-        store, resources, config, prefix=prefix, page_size=page_size, namespace=namespace
+        store,
+        resources,
+        config,
+        prefix=prefix,
+        page_size=page_size,
+        namespace=namespace,
+        unknown_scope=unknown_scope,
     ):
         checked += 1
+        if stored.name is None:
+            n_unparsed += 1
+            if len(unparsed_keys) < _UNPARSED_EXAMPLES:
+                unparsed_keys.append(stored.key)
         # checked first: an unreadable value is "stale" to is_stale too
         if is_unreadable(stored.value, stored.chain):
             n_undecryptable += 1
             if len(undecryptable_keys) < MAX_UNDECRYPTABLE_KEYS:
                 undecryptable_keys.append(stored.key)
         elif is_stale(stored.value, stored.chain, kms_key_ids=kms_key_ids):
-            stale.setdefault(stored.resource.qualified, []).append(stored.name)
+            # a key that names no object is listed as itself
+            name = stored.name if stored.name is not None else (None, stored.key)
+            stale.setdefault(stored.resource.qualified, []).append(name)
+    if n_unparsed and warn is not None:
+        more = n_unparsed - len(unparsed_keys)
+        warn(
+            f"--verify: {n_unparsed} key(s) under the resources' etcd prefixes name no "
+            "object (a deeper path or a stray write), judged by their values all the same: "
+            + ", ".join(unparsed_keys)
+            + (f" (and {more} more)" if more > 0 else "")
+            + "; the API cannot rewrite them, --via etcd can"
+        )
     n_stale = sum(len(v) for v in stale.values())
     examples = [
         f"{res}:{ns + '/' if ns else ''}{name}"

@@ -164,3 +164,47 @@ def test_cli_reports_undecryptable_values_with_exit_4(
     assert summary["totals"]["rewritten"] == 2
     assert summary["verify"]["verdict"] == "ok"
     assert summary["verify"]["undecryptable"] == 0
+
+
+def with_widgets(text: str) -> str:
+    """``text`` (a config of secrets) covering a CRD too: widgets.example.com."""
+    return text.replace("resources: [secrets]", "resources: [secrets, widgets.example.com]")
+
+
+def test_cli_via_etcd_verifies_a_cluster_scoped_resource_of_unknown_scope(
+    etcd_client: EtcdClient,
+    etcd_server: EtcdServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A cluster-scoped CRD the layout table does not know: its keys have one segment
+    after the resource prefix; --verify reads them instead of skipping them."""
+    current = load_encryption_config(with_widgets(CURRENT).encode())
+    lost = "/registry/example.com/widgets/w-lost"
+    for key, providers in (
+        ("/registry/secrets/ns/s-0", (AESCBC_KEY1,)),
+        ("/registry/example.com/widgets/w-0", (AESCBC_KEY1,)),
+        (lost, (AESGCM_KEY0,)),
+    ):
+        chain = build_transformers(
+            load_encryption_config(with_widgets(config(*providers)).encode()), _no_kms
+        )
+        put(etcd_client, chain, key)
+    widgets = ApiResource("example.com", "widgets", "", "", True)
+    verdict = verify_no_stale(etcd_client, [*SECRETS, widgets], current,
+                              unknown_scope=[widgets])
+    assert (verdict["checked"], verdict["stale"], verdict["undecryptable"]) == (3, 2, 1)
+    assert verdict["stale_examples"] == ["secrets:ns/s-0", "widgets.example.com:w-0"]
+    assert verdict["undecryptable_keys"] == [lost]
+
+    config_file = tmp_path / "enc.yaml"
+    config_file.write_text(with_widgets(CURRENT))
+    res = cli(capsys, etcd_server, config_file, "--resources", "widgets.example.com",
+              "-o", "json")
+    # the run rewrote the stale widget; the lost one is a data-loss risk, not "ok"
+    assert res.code == 4, res.err
+    summary = json.loads(res.out)
+    assert summary["totals"]["rewritten"] == 2
+    assert summary["verify"]["checked"] == 3
+    assert summary["verify"]["undecryptable_keys"] == [lost]
+    assert "warning" not in res.err  # -n not given: no object of the CRD is left out

@@ -136,3 +136,5 @@ def test_the_stale_scan_names_exactly_the_stale_objects() -> None:
         kv = store.get(f"/registry/secrets/{ref.namespace}/{ref.name}".encode())
         assert kv is not None and ref.resource_version == str(kv.mod_revision)
     assert scan.fresh == {"secrets": 2}
+    # not an object the API could address: reported, not sent and not counted fresh
+    assert scan.unparsed == ["/registry/secrets/ns0"]

@@ -31,3 +31,12 @@ def test_object_of_key() -> None:
     assert object_of_key("/registry/secretsx/ns/a", "/registry/secrets/", True) is None
     assert object_of_key("/registry/w/x", "/registry/w/", False) == (None, "x")
     assert object_of_key("/registry/w/x/y", "/registry/w/", False) is None
+
+
+def test_object_of_key_of_unknown_scope_takes_either_shape() -> None:
+    w = "/registry/example.com/widgets/"
+    assert object_of_key(w + "a", w, None) == (None, "a")
+    assert object_of_key(w + "ns/a", w, None) == ("ns", "a")
+    assert object_of_key(w + "ns/a/b", w, None) is None
+    assert object_of_key(w, w, None) is None
+    assert object_of_key(w + "ns/", w, None) is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import replace
 from typing import Any
@@ -10,7 +11,7 @@ import pytest
 
 from secretkit.core.encryption_config import load_encryption_config
 from secretkit.errors import ExitCode, UsageError
-from secretkit.etcd import MemoryEtcd
+from secretkit.etcd import ForwardingEtcd, MemoryEtcd
 from secretkit.kmsapi.services import KMSServices
 from secretkit.reencrypt.request import (
     ReencryptRequest,
@@ -142,9 +143,93 @@ def test_via_etcd_verifies_the_values_of_a_cluster_scoped_resource() -> None:
 
 
 def test_via_etcd_says_when_a_resource_scope_is_a_guess() -> None:
-    """A CRD is not in the layout table: taken as namespaced, and -n/--verify say so."""
+    """A CRD is not in the layout table: -n can only take its namespaced objects, and
+    says so; without -n nothing is left out (--verify reads either key shape)."""
     store = scoped_store()
     _, warnings = etcd_run(store, resources=("widgets.example.com",))
     assert warnings == []
+    _, warnings = etcd_run(store, resources=("widgets.example.com",), verify=True)
+    assert warnings == []
     _, warnings = etcd_run(store, resources=("widgets.example.com",), namespace="team-a")
-    assert len(warnings) == 1 and "taken as namespaced: widgets.example.com" in warnings[0]
+    assert len(warnings) == 1, warnings
+    assert "scope not in the layout table: widgets.example.com" in warnings[0]
+    assert "cluster-scoped ones, if any, are left out" in warnings[0]
+
+
+WIDGETS = load_encryption_config(config(AESGCM_KEY2, AESCBC_KEY1, "identity: {}").replace(
+    b"resources: [secrets]", b"resources: [secrets, widgets.example.com]"))
+
+
+def test_via_etcd_verify_reads_a_cluster_scoped_resource_of_unknown_scope() -> None:
+    """A cluster-scoped CRD (keys ``<prefix>/<name>``): an apiserver left running with the
+    old config writes one of its values stale again during the run; --verify must see it."""
+    store, old = MemoryEtcd(), chain(OLD)
+    fresh = "/registry/secrets/ns/fresh"
+    store.put(fresh.encode(), chain(NEW).for_etcd_key(fresh).write(b"k8s\x00s", fresh))
+    widgets = ["/registry/example.com/widgets/w-0", "/registry/example.com/widgets/w-1"]
+    for key in widgets:
+        store.put(key.encode(), old.for_etcd_key(key).write(b"k8s\x00" + key.encode(), key))
+
+    class OldApiserver(ForwardingEtcd):
+        """Writes w-0 with the old key right before every swap that includes it."""
+
+        def _rewrite(self, keys: set[bytes]) -> None:
+            if widgets[0].encode() in keys:
+                value = old.for_etcd_key(widgets[0]).write(b"k8s\x00again", widgets[0])
+                self.inner.put(widgets[0].encode(), value)
+
+        def compare_and_swap_many(self, items: Sequence[tuple[bytes, bytes, int]]) -> bool:
+            self._rewrite({k for k, _, _ in items})
+            return super().compare_and_swap_many(items)
+
+        def compare_and_swap(self, key: bytes, value: bytes, *, mod_revision: int) -> bool:
+            self._rewrite({key})
+            return super().compare_and_swap(key, value, mod_revision=mod_revision)
+
+    request = ReencryptRequest(via="etcd", config=WIDGETS, verify=True, show_progress=False,
+                               resources=("secrets", "widgets.example.com"))
+    world = ReencryptWorld(kms=KMSServices(), open_etcd=lambda: nullcontext(OldApiserver(store)),
+                           apiservers_stopped=True)
+    summary = run_reencrypt(request, world)
+    assert summary.totals()["conflicts_skipped"] == 1  # the old apiserver's value stays
+    assert summary.verify is not None
+    assert (summary.verify["checked"], summary.verify["stale"]) == (3, 1)
+    assert summary.verify["stale_examples"] == ["widgets.example.com:w-0"]
+    error = outcome_error(summary, request)
+    assert error is not None and "1 stale value(s) remain" in error.what
+
+
+def test_via_etcd_verify_counts_and_reports_keys_that_name_no_object() -> None:
+    """A key below a resource's prefix that fits no object shape is read and judged like
+    any other value (--via etcd rewrote it: it scans the whole range) and named in a
+    warning, never dropped from the verification."""
+    store, old = MemoryEtcd(), chain(OLD)
+    odd = "/registry/secrets/ns/a/b"
+    for key in ("/registry/secrets/ns/s", odd):
+        store.put(key.encode(), old.for_etcd_key(key).write(b"k8s\x00" + key.encode(), key))
+    summary, warnings = etcd_run(store, verify=True)
+    assert summary.totals()["rewritten"] == 2
+    assert summary.verify is not None
+    assert (summary.verify["checked"], summary.verify["verdict"]) == (2, "ok")
+    assert len(warnings) == 1 and odd in warnings[0], warnings
+
+
+def test_via_etcd_namespace_verifies_only_the_namespaced_keys_of_an_unknown_resource() -> None:
+    """-n with a resource of unknown scope: its namespace's keys are rewritten and
+    verified, a cluster-scoped key (of the same name as the namespace) is left out."""
+    store, old = MemoryEtcd(), chain(OLD)
+    keys = ["/registry/example.com/widgets/team-a", "/registry/example.com/widgets/team-a/w",
+            "/registry/example.com/widgets/team-b/w"]
+    for key in keys:
+        store.put(key.encode(), old.for_etcd_key(key).write(b"k8s\x00" + key.encode(), key))
+    summary, warnings = etcd_run(store, config=WIDGETS, resources=("widgets.example.com",),
+                                 namespace="team-a", verify=True)
+    assert len(warnings) == 1 and "left out" in warnings[0]
+    assert summary.totals()["rewritten"] == 1
+    assert summary.verify is not None
+    assert (summary.verify["checked"], summary.verify["verdict"]) == (1, "ok")
+    summary, _ = etcd_run(store, config=WIDGETS, resources=("widgets.example.com",),
+                          verify=True)
+    assert summary.totals()["rewritten"] == 2
+    assert summary.verify is not None
+    assert (summary.verify["checked"], summary.verify["verdict"]) == (3, "ok")
