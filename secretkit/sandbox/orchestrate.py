@@ -314,13 +314,31 @@ def restart_plugin(state: SandboxState, timeout: float = 60.0) -> SandboxState:
 def down(state: SandboxState, *, purge: bool = False) -> list[str]:
     """Stop every sandbox process by PID (API first, etcd last); returns their names.
 
+    Every process is tried even when one cannot be stopped; then a
+    :class:`SecretkitError` names each that is left, and the state stays for a retry.
+
     With ``purge`` the sandbox directory is removed; otherwise only the state file
     goes, so logs and data stay for inspection.
     """
     order = ["apiserver", "kms-plugin", "openbao", "etcd"]
     names = sorted(state.processes, key=lambda n: order.index(n) if n in order else -1)
+    failed: list[str] = []
     for name in names:
-        _managed(state.processes[name]).stop()
+        # one process that cannot be stopped must not leave the others running
+        try:
+            process = _managed(state.processes[name])
+            process.stop()
+            if process.is_running():
+                failed.append(f"{name} (pid {process.pid}): still running after SIGKILL")
+        except OSError as exc:
+            failed.append(f"{name} (pid {state.processes[name].pid}): {exc.strerror or exc}")
+    if failed:
+        # keep the state file (and the directory): `down` can be run again
+        raise SecretkitError(
+            f"could not stop {len(failed)} sandbox process(es): " + "; ".join(failed),
+            where=str(state.path),
+            hint="stop them by hand (kill PID), then run `secretkit sandbox down` again",
+        )
     if state.socket_dir_is_temp:
         shutil.rmtree(Path(state.plugin_socket).parent, ignore_errors=True)
     if purge:
