@@ -44,6 +44,18 @@ def not_found() -> ApiError:
     return ApiError(404, "NotFound", "the server could not find the requested resource")
 
 
+def check_path_segment(name: str) -> None:
+    """Refuse a name no object can have in a URL, as the apiserver does (400).
+
+    An escaped ``/`` (``%2F``) would otherwise reach the etcd key as an extra segment.
+    """
+    if name in (".", ".."):
+        raise ApiError(400, "BadRequest", f"name may not be {name!r}")
+    for bad in ("/", "%"):
+        if bad in name:
+            raise ApiError(400, "BadRequest", f"name may not contain {bad!r}")
+
+
 def parse(path: str) -> ResourceRoute | NamespaceRoute | None:
     """Parse a resource path; None when it is not below a group-version."""
     parts = [unquote(p) for p in path.strip("/").split("/")]
@@ -67,6 +79,8 @@ def parse(path: str) -> ResourceRoute | NamespaceRoute | None:
     if rtype is None or len(rest) > 2:
         raise not_found()
     name = rest[1] if len(rest) == 2 else None
+    if name is not None:
+        check_path_segment(name)
     if rtype.namespaced and namespace is None and name is not None:
         raise not_found()
     if not rtype.namespaced and namespace is not None:

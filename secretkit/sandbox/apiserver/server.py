@@ -143,7 +143,15 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         query = dict(parse_qsl(url.query, keep_blank_values=True))
         headers: dict[str, str] = self.headers  # type: ignore[assignment]
-        length = int(headers.get("content-length") or 0)
+        declared = headers.get("content-length") or "0"
+        if not declared.isascii() or not declared.isdigit():
+            # a negative or garbled length would read to EOF or fail mid-request
+            self._send(Response(400, b'{"kind":"Status","apiVersion":"v1","status":"Failure",'
+                                b'"message":"invalid Content-Length","reason":"BadRequest",'
+                                b'"code":400}'))
+            self.close_connection = True
+            return
+        length = int(declared)
         if length > MAX_BODY:
             self._send(Response(413, b'{"kind":"Status","apiVersion":"v1","status":"Failure",'
                                 b'"reason":"RequestEntityTooLarge","code":413}'))
