@@ -25,8 +25,8 @@ from secretkit.core.formats.protowire import encode_len_field
 from secretkit.sandbox.apiserver.kinds import STORED, served_groups
 from secretkit.sandbox.apiserver.resources import ResourceType
 
-#: the Kubernetes version whose discovery shapes the stand-in serves
-KUBE_MAJOR, KUBE_MINOR = "1", "36"
+#: the Kubernetes version whose discovery shapes the stand-in serves (the captured one)
+KUBE_MAJOR, KUBE_MINOR, KUBE_PATCH = "1", "36", "2"
 #: what every stored built-in kind allows (the captured discovery's verbs)
 VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
 NAMESPACE_VERBS = ["get", "list"]
@@ -42,7 +42,7 @@ def version_info() -> dict[str, Any]:
         "emulationMinor": KUBE_MINOR,
         "minCompatibilityMajor": KUBE_MAJOR,
         "minCompatibilityMinor": str(int(KUBE_MINOR) - 1),
-        "gitVersion": f"v{KUBE_MAJOR}.{KUBE_MINOR}.0-secretkit-sandbox.{__version__}",
+        "gitVersion": f"v{KUBE_MAJOR}.{KUBE_MINOR}.{KUBE_PATCH}-secretkit-sandbox.{__version__}",
         "gitCommit": "0000000000000000000000000000000000000000",
         "gitTreeState": "clean",
         "buildDate": "2026-01-01T00:00:00Z",

@@ -105,6 +105,8 @@ def test_version_and_api_documents_have_the_real_shape() -> None:
     assert list(ours) == list(real)
     assert (ours["major"], ours["minor"]) == (real["major"], real["minor"])
     assert "sandbox" in ours["gitVersion"]  # it says what it is
+    # and which release it follows (semver: the build after the '-')
+    assert ours["gitVersion"].split("-", 1)[0] == real["gitVersion"]
     api = captured("api.json")
     assert isinstance(api, dict)
     assert discovery.api_versions(api["serverAddressByClientCIDRs"][0]["serverAddress"]) == api
