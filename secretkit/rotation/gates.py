@@ -60,6 +60,9 @@ class GateResult:
     internal: int = 0
     #: current values the step's rules (or KMS provider) govern
     covered: int = 0
+    #: current values of resources the layout table does not know (CRDs...): judged
+    #: under every rule that could cover them
+    unknown_owner: int = 0
     blocker_count: int = 0
     examples: list[Blocker] = field(default_factory=list)
     history: bool = True
@@ -92,6 +95,11 @@ class GateResult:
             if self.internal
             else ""
         )
+        if self.unknown_owner:
+            internal += (
+                f"; {self.unknown_owner:,} belong to resources the layout table does not "
+                "know (CRDs?), judged under every rule that could cover them"
+            )
         verdict = (
             "every one stays readable after the step"
             if self.passed
@@ -111,6 +119,7 @@ class GateResult:
             "history_checked": self.history,
             "internal": self.internal,
             "covered": self.covered,
+            "unknown_owner": self.unknown_owner,
             "blockers": self.blocker_count,
             "examples": [
                 {
@@ -155,6 +164,8 @@ def prove_readable(
             return
         if not historic and covers is not None and covers(owner):
             result.covered += 1
+        if not historic and owner.kind == "unknown":
+            result.unknown_owner += 1
         if verdict.readable:
             return
         already = before is not None and not before.judge_owned(owner, value).readable

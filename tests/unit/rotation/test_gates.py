@@ -30,6 +30,11 @@ def test_dropping_identity_from_the_star_star_config_passes_internal_keys_never_
     result = prove_readable(store, after=Judge(pruned), before=Judge(load_encryption_config(raw)))
     assert result.passed, [b.line() for b in result.examples]
     assert (result.scanned, result.internal, result.historic_scanned) == (count, 3, 0)
+    # the capture's own custom resources: judged, and said to be of unknown resources
+    custom = [k for k, _ in captured.values(captured.STAR_STAR)
+              if k.startswith(b"/registry/capture.example.com/")]
+    assert result.unknown_owner == len(custom) == 2
+    assert "2 belong to resources the layout table does not know" in result.summary("x")
 
 
 def _without_key_c() -> Judge:
