@@ -116,6 +116,8 @@ def verify_no_stale(
         "undecryptable": n_undecryptable,
         "undecryptable_keys": sorted(undecryptable_keys),
         "undecryptable_keys_dropped": n_undecryptable - len(undecryptable_keys),
+        "keys_naming_no_object": n_unparsed,
+        "keys_naming_no_object_examples": unparsed_keys,
         "kms_key_ids_checked": sorted((kms_key_ids or {}).keys()),
         "verdict": verdict,
     }

@@ -212,6 +212,9 @@ def test_via_etcd_verify_counts_and_reports_keys_that_name_no_object() -> None:
     assert summary.verify is not None
     assert (summary.verify["checked"], summary.verify["verdict"]) == (2, "ok")
     assert len(warnings) == 1 and odd in warnings[0], warnings
+    # and -o json says so too
+    assert summary.verify["keys_naming_no_object"] == 1
+    assert summary.verify["keys_naming_no_object_examples"] == [odd]
 
 
 def test_via_etcd_namespace_verifies_only_the_namespaced_keys_of_an_unknown_resource() -> None:
