@@ -28,11 +28,12 @@ from tests.fixtures.sandbox import SandboxFactory
 pytestmark = [pytest.mark.e2e, pytest.mark.kubectl]
 
 
-def _config(*keys: str) -> bytes:
+def _config(*keys: str, resources: str = "leases.coordination.k8s.io, controllerrevisions.apps"
+            ) -> bytes:
     entries = ", ".join(f'{{name: {k}, secret: "{key_b64(k[-1])}"}}' for k in keys)
     return (
         "apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\n"
-        "resources:\n  - resources: [leases.coordination.k8s.io, controllerrevisions.apps]\n"
+        f"resources:\n  - resources: [{resources}]\n"
         f"    providers:\n      - aesgcm: {{keys: [{entries}]}}\n      - identity: {{}}\n"
     ).encode()
 
@@ -86,12 +87,7 @@ def test_leases_and_controller_revisions_are_rewritten(sandbox_factory: SandboxF
 
 
 def _star_star(*keys: str) -> bytes:
-    entries = ", ".join(f'{{name: {k}, secret: "{key_b64(k[-1])}"}}' for k in keys)
-    return (
-        "apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\n"
-        "resources:\n  - resources: ['*.*']\n"
-        f"    providers:\n      - aesgcm: {{keys: [{entries}]}}\n      - identity: {{}}\n"
-    ).encode()
+    return _config(*keys, resources="'*.*'")
 
 
 def _captured_stored_resources() -> dict[tuple[str, str], str]:
