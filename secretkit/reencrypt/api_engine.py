@@ -57,7 +57,12 @@ from secretkit.kube.metadata import (
     parse_list,
     parse_object,
 )
-from secretkit.reencrypt.checkpoint import Checkpoint, CheckpointFile, ResourceProgress
+from secretkit.reencrypt.checkpoint import (
+    Checkpoint,
+    CheckpointFile,
+    ProgressSaver,
+    ResourceProgress,
+)
 from secretkit.reencrypt.etcd_keys import list_order
 from secretkit.reencrypt.ratelimit import RateLimiter
 from secretkit.reencrypt.retry import RetryPolicy
@@ -129,12 +134,11 @@ class ApiReencryptor:
         self._limiter = limiter
         self._summary = summary
         self._checkpoint = checkpoint
-        self._file = checkpoint_file
+        self._saver = ProgressSaver(checkpoint, checkpoint_file)
         self._on_total = on_total
         self._sleep = sleep
         self._abort = threading.Event()
         self._estimate: dict[str, int] = {}
-        self._ckpt_lock = threading.Lock()
         self.window = AdaptiveWindow(options.concurrency)
         #: resources whose list answers cannot be metadata-only (406)
         self._full_lists: set[str] = set()
@@ -466,11 +470,7 @@ class ApiReencryptor:
     # ----------------------------------------------------------- checkpoint
 
     def _save(self, res: ApiResource, progress: ResourceProgress) -> None:
-        progress.counters = self._summary.resource_counters(res.qualified)
-        with self._ckpt_lock:
-            self._checkpoint.errors = [e.to_json() for e in self._summary.errors]
-            if self._file is not None:
-                self._file.save(self._checkpoint)
+        self._saver.save(res.qualified, progress, self._summary)
 
 
 def _after(refs: Sequence[ObjectRef], last_key: str | None) -> list[ObjectRef]:

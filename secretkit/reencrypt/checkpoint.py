@@ -13,13 +13,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from secretkit.errors import UsageError
 from secretkit.fileio import write_private
+
+if TYPE_CHECKING:
+    from secretkit.reencrypt.summary import Summary
 
 KIND = "secretkit-reencrypt-checkpoint"
 VERSION = 1
@@ -148,3 +152,21 @@ class CheckpointFile:
         """Write atomically, 0600 (:func:`secretkit.fileio.write_private`)."""
         data = json.dumps(checkpoint.to_json(), indent=1, sort_keys=True).encode()
         write_private(self.path, data)
+
+
+class ProgressSaver:
+    """Records a resource's progress and the run's errors in the checkpoint and saves
+    it (when the run has a file), for either engine; safe from worker threads."""
+
+    def __init__(self, checkpoint: Checkpoint, file: CheckpointFile | None) -> None:
+        self._checkpoint = checkpoint
+        self._file = file
+        self._lock = threading.Lock()
+
+    def save(self, resource: str, progress: ResourceProgress, summary: Summary) -> None:
+        """Copy ``resource``'s counters into ``progress``, then write the checkpoint."""
+        progress.counters = summary.resource_counters(resource)
+        with self._lock:
+            self._checkpoint.errors = [e.to_json() for e in summary.errors]
+            if self._file is not None:
+                self._file.save(self._checkpoint)

@@ -15,7 +15,6 @@ behind ``--i-understand-the-apiserver-is-stopped`` or an interactive confirmatio
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -23,7 +22,12 @@ from dataclasses import dataclass
 
 from secretkit.errors import EtcdError, SecretkitError
 from secretkit.etcd.interface import MAX_TXN_OPS, EtcdStore, KeyValue
-from secretkit.reencrypt.checkpoint import Checkpoint, CheckpointFile, ResourceProgress
+from secretkit.reencrypt.checkpoint import (
+    Checkpoint,
+    CheckpointFile,
+    ProgressSaver,
+    ResourceProgress,
+)
 from secretkit.reencrypt.ports import TransformerChain
 from secretkit.reencrypt.summary import ObjectError, Summary
 
@@ -72,10 +76,9 @@ class EtcdReencryptor:
         self._opts = options
         self._summary = summary
         self._checkpoint = checkpoint
-        self._file = checkpoint_file
+        self._saver = ProgressSaver(checkpoint, checkpoint_file)
         self._clock = clock
         self._last_refresh = clock()
-        self._lock = threading.Lock()
 
     def run(self, scopes: Sequence[EtcdScope]) -> None:
         """Re-encrypt every stale value in ``scopes``; resumable through the checkpoint."""
@@ -210,8 +213,4 @@ class EtcdReencryptor:
         )
 
     def _save(self, scope: EtcdScope, progress: ResourceProgress) -> None:
-        progress.counters = self._summary.resource_counters(scope.label)
-        with self._lock:
-            self._checkpoint.errors = [e.to_json() for e in self._summary.errors]
-            if self._file is not None:
-                self._file.save(self._checkpoint)
+        self._saver.save(scope.label, progress, self._summary)
