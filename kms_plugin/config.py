@@ -9,7 +9,6 @@ field or flag.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from secretkit.backends._schema import Definition
 from secretkit.core.encryption_config.endpoint import UnixEndpoint, parse_endpoint
 from secretkit.errors import ConfigError, UsageError
 from secretkit.fileio import read_yaml_file
+from secretkit.loopback import parse_host_port
 
 #: every field a config file may hold (flag names with ``_`` instead of ``-``)
 FILE_FIELDS = (
@@ -82,31 +82,9 @@ def parse_health_addr(value: str, *, allow_remote: bool, where: str) -> HealthAd
     """Parse ``HOST:PORT`` (``[v6]:PORT``) or ``off``; refuse non-loopback hosts by default."""
     if value.strip().lower() in ("", "off", "none", "disabled"):
         return None
-    host, sep, port_text = value.rpartition(":")
-    if not sep or not host:
-        raise UsageError(f"expected HOST:PORT or 'off', got {value!r}", where=where)
-    host = host.strip("[]")
-    try:
-        port = int(port_text)
-    except ValueError:
-        raise UsageError(f"port {port_text!r} is not a number", where=where) from None
-    if not 0 <= port <= 65535:
-        raise UsageError(f"port {port} is out of range", where=where)
-    loopback = host == "localhost"
-    if not loopback:
-        try:
-            loopback = ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            raise UsageError(
-                f"host {host!r} is not an IP address", where=where,
-                hint="use 127.0.0.1, ::1 or localhost",
-            ) from None
-    if not loopback and not allow_remote:
-        raise UsageError(
-            f"refusing to serve health and metrics on non-loopback address {host}",
-            where=where,
-            hint="pass --health-addr-allow-remote if the network exposure is intended",
-        )
+    host, port = parse_host_port(value, allow_remote=allow_remote, where=where,
+                              serves="health and metrics",
+                              allow_flag="--health-addr-allow-remote")
     return HealthAddress(host, port)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from secretkit.audit.model import DEFAULT_PAGE_SIZE
 from secretkit.errors import UsageError
-from secretkit.loopback import is_loopback_host
+from secretkit.loopback import parse_host_port
 from secretkit.monitor.labels import DEFAULT_MAX_ROWS
 
 #: where /metrics, /healthz and /livez are served unless --metrics-addr says otherwise
@@ -34,40 +34,9 @@ def parse_listen_address(value: str, *, allow_remote: bool, where: str) -> Liste
     cluster's Secrets and where plaintext is, so they stay on loopback unless the
     operator opts in.
     """
-    host, sep, port_text = value.strip().rpartition(":")
-    if not sep or not host:
-        raise UsageError(f"expected HOST:PORT, got {value!r}", where=where)
-    host = host.strip("[]")
-    try:
-        port = int(port_text)
-    except ValueError:
-        raise UsageError(f"port {port_text!r} is not a number", where=where) from None
-    if not 0 <= port <= 65535:
-        raise UsageError(f"port {port} is out of range", where=where)
-    if not is_loopback_host(host):
-        if not _is_ip(host):
-            raise UsageError(
-                f"host {host!r} is not an IP address",
-                where=where,
-                hint="use 127.0.0.1, ::1, localhost, or the node's IP address",
-            )
-        if not allow_remote:
-            raise UsageError(
-                f"refusing to serve metrics on non-loopback address {host}",
-                where=where,
-                hint="pass --metrics-addr-allow-remote if the network exposure is intended",
-            )
+    host, port = parse_host_port(value, allow_remote=allow_remote, where=where,
+                              serves="metrics", allow_flag="--metrics-addr-allow-remote")
     return ListenAddress(host, port)
-
-
-def _is_ip(host: str) -> bool:
-    import ipaddress
-
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 @dataclass(frozen=True)

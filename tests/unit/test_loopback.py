@@ -47,3 +47,25 @@ def test_etcd_access_no_longer_trusts_a_name_that_starts_with_127() -> None:
     flags = parse_flag_words(["--listen-client-urls=http://127.0.0.1.nip.io:2379"], "test")
     finding = next(f for f in flag_findings(flags) if f.check == "etcd.flags.listen-client-urls")
     assert finding.severity.name == "CRITICAL"
+
+
+def test_listen_addresses_stay_on_loopback_unless_the_operator_opts_in() -> None:
+
+
+    from secretkit.errors import UsageError
+    from secretkit.loopback import parse_host_port
+
+    def parse(value: str, remote: bool = False) -> tuple[str, int]:
+        return parse_host_port(value, allow_remote=remote, where="--x", serves="metrics",
+                               allow_flag="--x-allow-remote")
+
+    assert parse("127.0.0.1:9100") == ("127.0.0.1", 9100)
+    assert parse(" [::1]:0 ") == ("::1", 0)
+    assert parse("localhost:8080") == ("localhost", 8080)
+    assert parse("10.0.0.5:9100", remote=True) == ("10.0.0.5", 9100)
+    for bad, words in (("10.0.0.5:9100", "--x-allow-remote"), ("node1:9100", "not an IP"),
+                       ("127.0.0.1:70000", "out of range"), ("127.0.0.1:http", "not a number"),
+                       ("9100", "HOST:PORT"), ("127.0.0.1.nip.io:80", "not an IP")):
+        with pytest.raises(UsageError) as refused:
+            parse(bad)
+        assert words in f"{refused.value.what} {refused.value.hint}", bad
