@@ -26,6 +26,7 @@ from secretkit.sandbox.files import write_private
 from secretkit.sandbox.servers import (
     LOCALHOST,
     ManagedProcess,
+    ServerStartError,
     child_env,
     free_port,
     generate_test_pki,
@@ -174,6 +175,30 @@ def start_apiserver(state: SandboxState, timeout: float) -> ManagedProcess:
     return proc
 
 
+#: how often ``up`` tries another port when the one it picked was taken in between
+_PORT_ATTEMPTS = 3
+
+
+def _start_apiserver_on_a_free_port(state: SandboxState, options: SandboxOptions, token: str,
+                                    ca_cert: Path) -> ManagedProcess:
+    """Start the stand-in; when the free port picked earlier was taken in the meantime
+    (another test, another sandbox), pick another and rewrite the kubeconfig."""
+    for attempt in range(_PORT_ATTEMPTS):
+        try:
+            return start_apiserver(state, options.start_timeout)
+        except ServerStartError:
+            log_text = (Path(state.dir) / "apiserver.log").read_text(errors="replace")
+            if (options.api_port or attempt == _PORT_ATTEMPTS - 1
+                    or f"cannot listen on {LOCALHOST}:{state.api_port}" not in log_text):
+                raise
+            state.api_port = free_port()
+            state.api_url = f"https://{LOCALHOST}:{state.api_port}"
+            write_private(Path(state.kubeconfig), configs.kubeconfig(state.api_url, token,
+                                                                     ca_cert))
+            state.save()
+    raise AssertionError("unreachable")
+
+
 def sandbox_encryption_config(options: SandboxOptions, socket_path: Path) -> bytes:
     """The EncryptionConfiguration ``up`` writes: ``options``' own or its mode's.
 
@@ -259,7 +284,7 @@ def up(directory: Path, options: SandboxOptions | None = None) -> SandboxState:
         started.append(plugin)
         state.processes[plugin.name] = _info(plugin)
         state.save()
-        api = start_apiserver(state, options.start_timeout)
+        api = _start_apiserver_on_a_free_port(state, options, token, pki.ca_cert)
         started.append(api)
         state.processes[api.name] = _info(api)
         state.save()

@@ -288,7 +288,15 @@ class ApiServer:
         self.app = ApiApp(self.store, self.encryption, config.tokens,
                           apiserver_id=self.apiserver_id, server_address=f"{host}:{port}",
                           health=health)
-        self._httpd = _Server((host, port), self.app)
+        try:
+            self._httpd = _Server((host, port), self.app)
+        except OSError as exc:
+            self.etcd.close()
+            raise UsageError(
+                f"cannot listen on {host}:{port}: {exc.strerror or type(exc).__name__}",
+                where="--bind",
+                hint="another process holds the port: choose another one (0: any free port)",
+            ) from None
         scheme = "http"
         if config.tls_cert is not None and config.tls_key is not None:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
