@@ -8,14 +8,11 @@ a ``resourceVersion`` precondition that does not match, and a lost compare-and-s
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.integration.rotation.test_property_finds_old_bug import _copy_tree
+from tests.mutation import copy_tree, run_in_copy
 
 STORE = "secretkit/sandbox/apiserver/store.py"
 PROPERTY_TEST = "tests/integration/sandbox/test_store_property.py"
@@ -48,19 +45,11 @@ MUTATIONS = [
 def test_the_property_test_catches(tmp_path: Path, what: str, code: str, broken: str) -> None:
     tree = tmp_path / "tree"
     tree.mkdir()
-    _copy_tree(tree)
+    copy_tree(tree)
     store = tree / STORE
     text = store.read_text()
     assert text.count(code) == 1, f"the store changed: update this test ({what})"
     store.write_text(text.replace(code, broken))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
-    env.update(PYTHONPATH=str(tree), SECRETKIT_PROPERTY_NO_SHRINK="1",
-               SECRETKIT_PROPERTY_RANDOM="0")
-    run = subprocess.run(
-        [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
-         "-p", "no:xdist", PROPERTY_TEST],
-        cwd=tree, env=env, capture_output=True, text=True, check=False, timeout=550,
-    )
-    output = run.stdout + run.stderr
-    assert run.returncode == 1, output[-3000:]
+    code, output = run_in_copy(tree, PROPERTY_TEST, timeout=550)
+    assert code == 1, output[-3000:]
     assert "AssertionError" in output, output[-3000:]
