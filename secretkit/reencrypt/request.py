@@ -378,7 +378,7 @@ def _run_etcd(request: ReencryptRequest, world: ReencryptWorld, control: RunCont
     from secretkit.core.transformers import build_transformers
     from secretkit.reencrypt.etcd_engine import EtcdRunOptions, EtcdScope
     from secretkit.reencrypt.runner import run_etcd, scopes_for
-    from secretkit.reencrypt.verify import verify_no_stale
+    from secretkit.reencrypt.verify import verify_no_stale, verify_prefix
 
     config = request.config
     assert config is not None  # checked by request.check()
@@ -431,8 +431,9 @@ def _run_etcd(request: ReencryptRequest, world: ReencryptWorld, control: RunCont
             config=config,
         )
         if request.verify and not resources:
-            world.warn(
-                "--verify needs explicit --resources with --via etcd and a wildcard; skipped"
+            # the wildcard's engine scanned the whole prefix: so does its proof
+            summary.verify = verify_prefix(
+                store, config, kms_key_ids=_strict_key_ids(request, world), prefix=prefix
             )
         if request.verify and resources:
             summary.verify = verify_no_stale(

@@ -101,6 +101,55 @@ def verify_no_stale(
         for res, objs in sorted(stale.items())
         for ns, name in sorted(objs, key=list_order)[:_EXAMPLES]
     ][:_EXAMPLES]
+    return _result(checked, n_stale, examples, undecryptable_keys, n_undecryptable,
+                   unparsed_keys, n_unparsed, kms_key_ids)
+
+
+def verify_prefix(
+    store: EtcdReader,
+    config: EncryptionConfig,
+    *,
+    kms_key_ids: Mapping[str, str] | None = None,
+    prefix: str = "/registry",
+    page_size: int = 1000,
+) -> dict[str, Any]:
+    """:func:`verify_no_stale` over every key under ``prefix`` (a wildcard's scope).
+
+    ``--via etcd`` with a wildcard rewrites every value under the prefix, whatever its
+    path: this proof reads the same range. Each key is judged under every chain its
+    owner could have (the one judgement of :mod:`secretkit.core.readability`: a key of
+    a path the layout table does not know, under every rule that could cover it);
+    apiserver-internal keys are plaintext by design and not counted.
+    """
+    from secretkit.core.layout import Layout
+    from secretkit.core.readability import Judge, Verdict
+
+    judge = Judge(config, layout=Layout(prefix), current_key_ids=kms_key_ids)
+    checked = n_stale = n_undecryptable = 0
+    stale_keys: list[str] = []
+    undecryptable_keys: list[str] = []
+    for page in store.scan(judge.layout.root.encode(), page_size=page_size):
+        for kv in page:
+            verdict = judge.judge(kv.key, kv.value).verdict
+            if verdict is Verdict.INTERNAL:
+                continue
+            checked += 1
+            key = kv.key.decode("utf-8", "replace")
+            if verdict is Verdict.UNREADABLE:
+                n_undecryptable += 1
+                if len(undecryptable_keys) < MAX_UNDECRYPTABLE_KEYS:
+                    undecryptable_keys.append(key)
+            elif verdict is Verdict.STALE:
+                n_stale += 1
+                if len(stale_keys) < _EXAMPLES:
+                    stale_keys.append(key)
+    return _result(checked, n_stale, stale_keys, undecryptable_keys, n_undecryptable,
+                   [], 0, kms_key_ids)
+
+
+def _result(checked: int, n_stale: int, examples: list[str], undecryptable_keys: list[str],
+            n_undecryptable: int, unparsed_keys: list[str], n_unparsed: int,
+            kms_key_ids: Mapping[str, str] | None) -> dict[str, Any]:
     if n_undecryptable:
         verdict = "undecryptable"
     elif n_stale:

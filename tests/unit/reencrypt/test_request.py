@@ -160,9 +160,10 @@ WIDGETS = load_encryption_config(config(AESGCM_KEY2, AESCBC_KEY1, "identity: {}"
     b"resources: [secrets]", b"resources: [secrets, widgets.example.com]"))
 
 
-def test_via_etcd_verify_reads_a_cluster_scoped_resource_of_unknown_scope() -> None:
-    """A cluster-scoped CRD (keys ``<prefix>/<name>``): an apiserver left running with the
-    old config writes one of its values stale again during the run; --verify must see it."""
+def _widgets_with_an_old_apiserver() -> tuple[ForwardingEtcd, list[str]]:
+    """A fresh Secret and two values of a cluster-scoped CRD (keys ``<prefix>/<name>``),
+    behind an apiserver left running with the old config that writes w-0 stale again
+    right before every swap that includes it."""
     store, old = MemoryEtcd(), chain(OLD)
     fresh = "/registry/secrets/ns/fresh"
     store.put(fresh.encode(), chain(NEW).for_etcd_key(fresh).write(b"k8s\x00s", fresh))
@@ -171,8 +172,6 @@ def test_via_etcd_verify_reads_a_cluster_scoped_resource_of_unknown_scope() -> N
         store.put(key.encode(), old.for_etcd_key(key).write(b"k8s\x00" + key.encode(), key))
 
     class OldApiserver(ForwardingEtcd):
-        """Writes w-0 with the old key right before every swap that includes it."""
-
         def _rewrite(self, keys: set[bytes]) -> None:
             if widgets[0].encode() in keys:
                 value = old.for_etcd_key(widgets[0]).write(b"k8s\x00again", widgets[0])
@@ -186,9 +185,15 @@ def test_via_etcd_verify_reads_a_cluster_scoped_resource_of_unknown_scope() -> N
             self._rewrite({key})
             return super().compare_and_swap(key, value, mod_revision=mod_revision)
 
+    return OldApiserver(store), widgets
+
+
+def test_via_etcd_verify_reads_a_cluster_scoped_resource_of_unknown_scope() -> None:
+    """--verify must see the CRD value the old apiserver wrote stale again."""
+    etcd, _widgets = _widgets_with_an_old_apiserver()
     request = ReencryptRequest(via="etcd", config=WIDGETS, verify=True, show_progress=False,
                                resources=("secrets", "widgets.example.com"))
-    world = ReencryptWorld(kms=KMSServices(), open_etcd=lambda: nullcontext(OldApiserver(store)),
+    world = ReencryptWorld(kms=KMSServices(), open_etcd=lambda: nullcontext(etcd),
                            apiservers_stopped=True)
     summary = run_reencrypt(request, world)
     assert summary.totals()["conflicts_skipped"] == 1  # the old apiserver's value stays
@@ -197,6 +202,33 @@ def test_via_etcd_verify_reads_a_cluster_scoped_resource_of_unknown_scope() -> N
     assert summary.verify["stale_examples"] == ["widgets.example.com:w-0"]
     error = outcome_error(summary, request)
     assert error is not None and "1 stale value(s) remain" in error.what
+
+
+@pytest.mark.parametrize("names", [("*.*",), ("secrets", "*.example.com")])
+def test_via_etcd_verify_with_a_wildcard_reads_the_whole_prefix(names: tuple[str, ...]) -> None:
+    """A wildcard's run rewrites every value under the prefix; its proof reads them all
+    (it was skipped with a warning, and the run passed)."""
+    etcd, widgets = _widgets_with_an_old_apiserver()
+    request = ReencryptRequest(via="etcd", config=WIDGETS, verify=True, show_progress=False,
+                               resources=names)
+    world = ReencryptWorld(kms=KMSServices(), open_etcd=lambda: nullcontext(etcd),
+                           apiservers_stopped=True)
+    summary = run_reencrypt(request, world)
+    assert summary.verify is not None
+    assert (summary.verify["checked"], summary.verify["stale"]) == (3, 1)
+    assert summary.verify["stale_examples"] == [widgets[0]]
+    error = outcome_error(summary, request)
+    assert error is not None and "1 stale value(s) remain" in error.what
+
+
+def test_via_etcd_verify_with_a_wildcard_over_a_wrong_prefix_proves_nothing() -> None:
+    store = seeded()
+    request = ReencryptRequest(via="etcd", config=CONFIG, verify=True, show_progress=False,
+                               resources=("*.*",), etcd_prefix="/regsitry", allow_empty=False)
+    summary = run_reencrypt(request, ReencryptWorld(
+        kms=KMSServices(), open_etcd=lambda: nullcontext(store), apiservers_stopped=True))
+    assert summary.verify is not None and summary.verify["verdict"] == "empty"
+    assert outcome_error(summary, request) is not None
 
 
 def test_via_etcd_verify_counts_and_reports_keys_that_name_no_object() -> None:
