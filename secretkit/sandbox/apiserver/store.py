@@ -162,14 +162,17 @@ class ObjectStore:
         return f"{self.resource_prefix(rtype)}{namespace}/{name}"
 
     # -- encode / decode -----------------------------------------------------------------
-    def _read(self, rtype: ResourceType, kv: KeyValue) -> Stored:
+    def _read(self, rtype: ResourceType, kv: KeyValue, *, from_storage: bool = True) -> Stored:
+        """Decrypt and wrap ``kv``; ``from_storage`` False for a value last seen (the
+        watch cache holds it decoded upstream: no read from storage to count)."""
         key = kv.key.decode()
         try:
             result = self._encryption.transformer(rtype.plural, rtype.group).read(kv.value, key)
         except SecretkitError as exc:
             # same shape as upstream: "unable to transform key ..." (no value bytes)
             raise internal_error(f'unable to transform key "{key}": {exc.what}') from exc
-        if result.provider is ValueProvider.KMS_V2 and result.key_id and result.provider_name:
+        if (from_storage and result.provider is ValueProvider.KMS_V2 and result.key_id
+                and result.provider_name):
             self._encryption.record_kms_use(result.provider_name, result.key_id, kv.value,
                                             to_storage=False)
         return Stored(rtype, result.plaintext, result.stale, kv.mod_revision)
@@ -267,10 +270,19 @@ class ObjectStore:
         verified = kv is None
         if kv is None:
             kv = self._get(key)
-        for _attempt in range(_UPDATE_RETRIES):
+        # one more try than the retries: the first may be spent on the guess
+        for _attempt in range(_UPDATE_RETRIES + 1):
             if kv is None:
                 raise not_found(rtype.plural, name, rtype.group)
-            current = self._read(rtype, kv)
+            try:
+                current = self._read(rtype, kv, from_storage=verified)
+            except ApiError:
+                if verified:
+                    raise
+                # the value last seen no longer decrypts (its key was removed since,
+                # and etcd moved on): what counts is the object etcd holds now
+                kv, verified = self._get(key), True
+                continue
             if precondition and precondition != str(kv.mod_revision):
                 if not verified:
                     kv, verified = self._get(key), True

@@ -4,6 +4,7 @@ saves a read when it is right, and is never what decides when it is wrong."""
 
 from __future__ import annotations
 
+import base64
 import copy
 from pathlib import Path
 from typing import Any
@@ -181,3 +182,27 @@ def test_the_table_is_bounded_and_keeps_the_newest_revision() -> None:
     assert seen.get(b"big") is None
     seen.forget(b"k2")
     assert seen.get(b"k2") is None and len(seen) == 1
+
+
+def test_a_guess_that_no_longer_decrypts_is_read_again(etcd_client: EtcdClient,
+                                                       tmp_path: Path) -> None:
+    """The value last seen was written with a key the config has dropped since, while
+    another writer moved the object on to the current key: the update must work on
+    what etcd holds (it was a 500: the guess could not be decrypted)."""
+    k1, k2 = base64.b64encode(b"1" * 32).decode(), base64.b64encode(b"2" * 32).decode()
+
+    def state(*keys: tuple[str, str]) -> EncryptionState:
+        path = tmp_path / f"{len(keys)}-{keys[0][0]}.yaml"
+        entries = ", ".join(f"{{name: {n}, secret: {s}}}" for n, s in keys)
+        path.write_text("apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\n"
+                        "resources:\n  - resources: [secrets]\n    providers:\n"
+                        f"      - aesgcm: {{keys: [{entries}]}}\n")
+        return EncryptionState(path)
+
+    store = ObjectStore(etcd_client, state(("k1", k1)))
+    store.create(SECRETS, _secret("g"))
+    other = ObjectStore(etcd_client, state(("k2", k2), ("k1", k1)))
+    other.update(SECRETS, "ns", "g", lambda o: {**copy.deepcopy(o), "data": {"k": "djU="}})
+    store._encryption = state(("k2", k2))  # key1 removed, the config reloaded in place
+    answer = store.update(SECRETS, "ns", "g", None)  # an empty patch
+    assert answer.object()["data"] == {"k": "djU="}

@@ -34,7 +34,7 @@ from tests.fixtures.servers import EtcdServer
 
 pytestmark = pytest.mark.etcd
 
-EXAMPLES = int(os.environ.get("SECRETKIT_STORE_PROPERTY_EXAMPLES", "60"))
+EXAMPLES = int(os.environ.get("SECRETKIT_STORE_PROPERTY_EXAMPLES", "150"))
 #: two names: the apiservers meet on the same objects often
 NAMES = ("a", "b")
 _counter = itertools.count()
@@ -43,9 +43,12 @@ _counter = itertools.count()
 _KEYS = {"k1": base64.b64encode(b"1" * 32).decode(), "k2": base64.b64encode(b"2" * 32).decode()}
 
 
-def _config(first: str) -> bytes:
-    """Both keys and identity readable in every config: only the write provider moves."""
+def _config(first: str, *, without_k1: bool = False) -> bytes:
+    """Both keys and identity readable (``without_k1``: key1 pruned, as a correct prune
+    leaves a config once nothing needs it): only the write provider moves."""
     order = ("k2", "k1") if first == "k2" else ("k1", "k2")
+    if without_k1:
+        order = ("k2",)
     aesgcm = "      - aesgcm: {keys: [" + ", ".join(
         f"{{name: {n}, secret: {_KEYS[n]}}}" for n in order) + "]}\n"
     identity = "      - identity: {}\n"
@@ -65,6 +68,9 @@ class TwoApiservers(RuleBasedStateMachine):
         self.etcd = EtcdClient(self.server.client_config())
         self.prefix = f"/sp{next(_counter)}-{os.getpid()}/registry"
         self.stores = [self._store(f"api{i}", "k1") for i in range(2)]
+        #: each apiserver's write provider, and whether key1 was pruned from it
+        self.writers = ["k1", "k1"]
+        self.pruned = [False, False]
         self.oracle = self._store("oracle", "k1")
         #: name -> the data/labels of the last acknowledged write (None: deleted)
         self.model: dict[str, dict[str, Any] | None] = dict.fromkeys(NAMES)
@@ -206,8 +212,31 @@ class TwoApiservers(RuleBasedStateMachine):
     @rule(api=st.integers(0, 1), first=st.sampled_from(["k1", "k2", "identity"]))
     def switch_write_key(self, api: int, first: str) -> None:
         """An apiserver restarts with another write provider (its cache survives)."""
+        if any(self.pruned) and first == "k1":
+            first = "k2"  # key1 is gone from the cluster: nobody writes with it again
+        self.writers[api] = first
+        self._configure(api)
+
+    @rule(api=st.integers(0, 1))
+    def rotate_key1_out(self, api: int) -> None:
+        """The local-key runbook in one step: no apiserver writes with key1 any more,
+        the other apiserver re-encrypts every object (empty patches), and once etcd
+        holds no key1 value (what the prune gate proves) key1 leaves ``api``'s config,
+        reloaded in place: the values ``api`` last saw may still be key1's."""
+        self.writers = ["k2" if w == "k1" else w for w in self.writers]
+        for each in (0, 1):
+            self._configure(each)
+        for name in NAMES:
+            if self.model[name] is not None:
+                self.stores[1 - api].update(SECRETS, "ns", name, None)
+        for page in self.etcd.scan(self.prefix.encode() + b"/"):
+            assert not any(kv.value.startswith(b"k8s:enc:aesgcm:v1:k1:") for kv in page)
+        self.pruned[api] = True
+        self._configure(api)
+
+    def _configure(self, api: int) -> None:
         path = Path(self.dir.name) / f"api{api}.yaml"
-        path.write_bytes(_config(first))
+        path.write_bytes(_config(self.writers[api], without_k1=self.pruned[api]))
         self.stores[api]._encryption = EncryptionState(path)
 
     # -- the invariant -----------------------------------------------------------------

@@ -1,9 +1,11 @@
 """The stand-in's update property test can fail: each way of trusting the cached state
 too far, put into a copy of the store, makes it fail (shrinking off, CI's seed).
 
-The four ways are the four places where upstream's ``GuaranteedUpdate`` leaves its
+The ways are the places where upstream's ``GuaranteedUpdate`` leaves its
 ``cachedExistingObject`` for a fresh read: a no-op, a refusal by the update function,
-a ``resourceVersion`` precondition that does not match, and a lost compare-and-swap.
+a ``resourceVersion`` precondition that does not match, and a lost compare-and-swap;
+plus one of the stand-in's own (it keeps values encrypted): a guess that no longer
+decrypts because its key was removed since.
 """
 
 from __future__ import annotations
@@ -30,6 +32,11 @@ MUTATIONS = [
      "                if not verified:",
      "            if precondition and precondition != str(kv.mod_revision):\n"
      "                if False:"),
+    ("a guess that no longer decrypts taken as final",
+     "            except ApiError:\n                if verified:\n                    raise\n"
+     "                # the value last seen",
+     "            except ApiError:\n                if True:\n                    raise\n"
+     "                # the value last seen"),
     ("a lost compare-and-swap answered as written",
      "            if precondition and verified:\n"
      "                raise conflict(rtype.plural, name, rtype.group)\n",
