@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import threading
 import time
+from bisect import bisect_right
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -152,13 +153,19 @@ class ApiReencryptor:
         resources: Sequence[ApiResource],
         *,
         only: Mapping[str, Sequence[ObjectRef]] | None = None,
+        fresh: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         """Re-encrypt every object of ``resources`` (or only the objects in ``only``).
 
         ``only`` maps a resource's qualified name to its objects from an etcd stale
-        scan, each with the resourceVersion it was judged at. Raises KubeError on
-        fatal API errors after saving the checkpoint, so ``--resume`` continues where
-        the run stopped.
+        scan, each with the resourceVersion it was judged at; ``fresh`` to the sorted
+        list-order keys the scan found fresh. Those are never sent: each is counted
+        ``seen`` and ``skipped_fresh`` once the run has passed it in list order (with
+        the page saved after it), so a resumed run counts exactly the fresh ones after
+        the checkpoint's ``last_key`` (an object rewritten by a batch that was in
+        flight at a kill is fresh now, and counted so). Raises KubeError on fatal API
+        errors after saving the checkpoint, so ``--resume`` continues where the run
+        stopped.
         """
         workers = max(self._opts.concurrency, 1)
         self._count_up_front(resources, only)
@@ -171,7 +178,8 @@ class ApiReencryptor:
                     continue
                 progress.state = "running"
                 if only is not None:
-                    self._run_keys(pool, res, progress, only.get(res.qualified, ()))
+                    fresh_keys = fresh.get(res.qualified, ()) if fresh is not None else ()
+                    self._run_keys(pool, res, progress, only.get(res.qualified, ()), fresh_keys)
                 else:
                     self._run_list(pool, lister, res, progress)
                 progress.state = "done"
@@ -289,8 +297,12 @@ class ApiReencryptor:
         res: ApiResource,
         progress: ResourceProgress,
         refs: Sequence[ObjectRef],
+        fresh: Sequence[str] = (),
     ) -> None:
         todo = _after(refs, progress.last_key)
+        # fresh keys up to last_key are in the counters the checkpoint carried over
+        fresh_todo = [k for k in fresh if progress.last_key is None or k > progress.last_key]
+        fresh_counted = 0
         step = max(self._opts.page_size, 1)
         for offset in range(0, len(todo), step):
             batch = todo[offset : offset + step]
@@ -298,7 +310,17 @@ class ApiReencryptor:
             # the patch is a no-op the API server skipped (unchanged), as for a list
             self._wait([pool.submit(self._rewrite, res, ref) for ref in batch])
             progress.last_key = list_order((batch[-1].namespace, batch[-1].name))
+            passed = bisect_right(fresh_todo, progress.last_key)
+            self._count_fresh(res.qualified, passed - fresh_counted)
+            fresh_counted = passed
             self._save(res, progress)
+        # the rest lie after the last stale object; run() saves them with "done"
+        self._count_fresh(res.qualified, len(fresh_todo) - fresh_counted)
+
+    def _count_fresh(self, resource: str, count: int) -> None:
+        if count:
+            self._summary.add(resource, "seen", count)
+            self._summary.add(resource, "skipped_fresh", count)
 
     def _update_estimate(self, resource: str, page_len: int, remaining: int | None) -> None:
         seen_before = self._summary.resource_counters(resource)["seen"]

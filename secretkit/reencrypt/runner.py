@@ -107,7 +107,7 @@ def run_api(
     start = time.monotonic()
     progress.start()
     try:
-        only = None
+        only = fresh = None
         if stale_source is not None:
             store, config, key_ids = stale_source
             pending = [r for r in resources if checkpoint.progress(r.qualified).state != "done"]
@@ -119,12 +119,6 @@ def run_api(
                 prefix=etcd_prefix,
                 namespace=namespace,
             )
-            for name, fresh in scan.fresh.items():
-                # a resumed resource's fresh values were counted by the run that started
-                # it (carried over with its counters); counted again they would be twice
-                if checkpoint.progress(name).state == "pending":
-                    summary.add(name, "seen", fresh)
-                    summary.add(name, "skipped_fresh", fresh)
             if scan.unparsed and warn is not None:
                 shown = ", ".join(scan.unparsed[:5])
                 more = len(scan.unparsed) - 5
@@ -133,8 +127,10 @@ def run_api(
                     "prefixes name no object (a deeper path or a stray write), so the API "
                     "cannot rewrite them: " + shown + (f" (and {more} more)" if more > 0 else "")
                 )
-            only = scan.stale
-        engine.run(resources, only=only)
+            only, fresh = scan.stale, scan.fresh
+        # fresh objects are counted by the engine as it passes them in list order,
+        # saved with each page: a resumed run counts those after last_key, once
+        engine.run(resources, only=only, fresh=fresh)
         summary.complete = True
     finally:
         progress.stop()

@@ -20,8 +20,10 @@ class StaleScan:
     #: the stale objects in list order, each with the resourceVersion it was judged at
     #: (the key's mod_revision), so a patch answered with the same one counts unchanged
     stale: dict[str, list[ObjectRef]] = field(default_factory=dict)
-    #: how many values were fresh (never sent to the API server)
-    fresh: dict[str, int] = field(default_factory=dict)
+    #: the fresh objects' list-order keys (``ns/name``), sorted: never sent to the API
+    #: server, counted by the engine as its progress passes them (so a resumed run
+    #: counts exactly those after the checkpoint's ``last_key``)
+    fresh: dict[str, list[str]] = field(default_factory=dict)
     #: keys under the resources' prefixes that name no object (a deeper path, a stray
     #: write): the API cannot address them, so they are neither sent nor counted, only
     #: reported (``--verify`` judges their values)
@@ -40,12 +42,12 @@ def scan_stale(
 ) -> StaleScan:
     """Sort every stored object of ``resources`` into stale (to send) and fresh (counted).
 
-    Counts nothing itself: the caller decides which fresh counts belong in its summary
-    (a resumed resource's were counted by the run that started it).
+    Counts nothing itself: the engine counts each fresh object once, in list order,
+    together with the stale ones around it (see ``ApiReencryptor.run``).
     """
     scan = StaleScan(
         stale={res.qualified: [] for res in resources},
-        fresh=dict.fromkeys((res.qualified for res in resources), 0),
+        fresh={res.qualified: [] for res in resources},
     )
     for stored in stored_objects(
         store, resources, config, prefix=prefix, page_size=page_size, namespace=namespace
@@ -58,7 +60,9 @@ def scan_stale(
             namespace_of, name = stored.name
             scan.stale[qualified].append(ObjectRef(namespace_of, name, str(stored.mod_revision)))
         else:
-            scan.fresh[qualified] += 1
+            scan.fresh[qualified].append(list_order(stored.name))
     for refs in scan.stale.values():
         refs.sort(key=lambda ref: list_order((ref.namespace, ref.name)))
+    for keys in scan.fresh.values():
+        keys.sort()
     return scan

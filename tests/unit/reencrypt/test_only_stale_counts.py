@@ -176,3 +176,57 @@ def test_a_resumed_run_counts_no_object_twice(
     # the resumed bar continues where the first run stopped: 1 of 2 done, then 2 of 2
     bar = progress.last
     assert bar is not None and bar.totals[0] == (2, 1) and bar.final == 2
+
+
+
+class Killed(BaseException):
+    """The process dies (SIGKILL, OOM): nothing after it runs, no checkpoint is saved."""
+
+
+class DiesAfterPatching(FakeApiServer):
+    """Patches (and so rewrites) the named object, then the process dies."""
+
+    def __init__(self, store: MemoryEtcd, raw_config: bytes, name: str) -> None:
+        super().__init__(store, raw_config)
+        self.name = name
+
+    def send(self, method: str, path: str, **kwargs: Any) -> RawResponse:
+        resp = super().send(method, path, **kwargs)
+        if path.endswith("/" + self.name):
+            raise Killed()
+        return resp
+
+
+def seeded_as(layout: str) -> tuple[MemoryEtcd, list[str]]:
+    """One object per letter in list order, ``F`` fresh, ``S`` stale; the stale names."""
+    store = MemoryEtcd()
+    stale: list[str] = []
+    for i, kind in enumerate(layout):
+        name = f"o-{i}"
+        key = f"/registry/secrets/ns/{name}"
+        writer = chain(NEW if kind == "F" else OLD)
+        store.put(key.encode(), writer.for_etcd_key(key).write(b"k8s\x00" + key.encode(), key))
+        if kind == "S":
+            stale.append(name)
+    return store, stale
+
+
+@pytest.mark.parametrize("layout", ["FFFSSS", "SFSFSF", "FSSSFF"])
+@pytest.mark.parametrize("dies_at", [0, 1, 2])
+def test_a_kill_mid_batch_then_resume_counts_every_object_once(
+    tmp_path: Path, layout: str, dies_at: int
+) -> None:
+    store, stale = seeded_as(layout)
+    resume = tmp_path / "ck.json"
+    # the object in flight at the kill is rewritten, but its batch is never saved
+    with pytest.raises(Killed):
+        only_stale(DiesAfterPatching(store, NEW, stale[dies_at]), resume)
+    api = FakeApiServer(store, NEW)
+    totals = only_stale(api, resume).totals()
+    assert api.patched == stale[dies_at + 1 :]
+    # every object is counted exactly once: the one rewritten in flight scans fresh
+    # now and counts as skipped_fresh (its write is not lost, only its counter)
+    assert totals["seen"] == len(layout)
+    assert totals["rewritten"] == len(stale) - 1
+    assert totals["skipped_fresh"] == layout.count("F") + 1
+    assert totals["unchanged"] == totals["failed"] == 0
