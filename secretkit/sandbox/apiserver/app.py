@@ -282,10 +282,11 @@ class ApiApp:
         target = negotiate(request.headers.get("accept", ""), is_list=False,
                            protobuf=route.rtype.protobuf)
         ctype = request.headers.get("content-type", "").split(";", 1)[0].strip()
-        if ctype not in (patch.MERGE, patch.STRATEGIC, patch.JSON_PATCH):
+        accepted = patch.accepted_types(route.rtype)
+        if ctype not in accepted:
             raise ApiError(415, "UnsupportedMediaType",
-                           f"the body of the request was in an unknown format - accepted media "
-                           f"types include: {patch.JSON_PATCH}, {patch.MERGE}, {patch.STRATEGIC}")
+                           "the body of the request was in an unknown format - accepted media "
+                           "types include: " + ", ".join(accepted))
         try:
             doc = json.loads(request.body or b"null")
         except ValueError as exc:

@@ -44,10 +44,10 @@ def decode_object(rtype: ResourceType, raw: bytes | memoryview) -> dict[str, Any
 
 def encode_stored(rtype: ResourceType, obj: dict[str, Any]) -> bytes:
     """The plaintext kube-apiserver stores: ``k8s\\x00`` + runtime.Unknown of the object,
-    or, for a kind stored as JSON, the object as Go's JSON encoder writes it (a newline
-    at the end)."""
+    or, for a kind stored as JSON, the object as Go's JSON encoder writes an
+    unstructured one (keys sorted, a newline at the end)."""
     if rtype.message is None:
-        return jsonwire.dumps(obj) + b"\n"
+        return jsonwire.go_unstructured(obj) + b"\n"
     return encode_unknown(rtype.api_version, rtype.kind, encode_object(rtype, obj))
 
 
@@ -55,7 +55,8 @@ def decode_stored(rtype: ResourceType, plaintext: bytes) -> dict[str, Any]:
     """Inverse of :func:`encode_stored` (FormatError when the bytes are not ``rtype``).
 
     A JSON value is read as ``rtype`` whichever API wrote it: both Event APIs share
-    ``events/``, and each reads the other's objects (kube-apiserver converts them).
+    ``events/`` and list each other's objects. kube-apiserver converts the fields
+    between the two Event versions; the stand-in only relabels ``apiVersion``/``kind``.
     """
     if rtype.message is None:
         body = _json_object(plaintext)

@@ -238,8 +238,10 @@ def openapi_v3(group: str, version: str) -> dict[str, Any] | None:
                 "x-kubernetes-group-version-kind": gvk,
             }
 
-        paths[f"{base}/namespaces/{{namespace}}/{rtype.plural}"] = {"post": op("post")}
-        paths[f"{base}/namespaces/{{namespace}}/{rtype.plural}/{{name}}"] = {
+        collection = (f"{base}/namespaces/{{namespace}}/{rtype.plural}" if rtype.namespaced
+                      else f"{base}/{rtype.plural}")
+        paths[collection] = {"post": op("post")}
+        paths[f"{collection}/{{name}}"] = {
             "put": op("put"),
             "patch": op("patch"),
         }

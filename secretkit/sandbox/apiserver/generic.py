@@ -129,12 +129,28 @@ def _normalize_untyped(rtype: ResourceType, body: dict[str, Any], obj: dict[str,
         obj[name] = value
 
 
+#: what kube-apiserver v1.36.2 stores these as (etcd-layout.json ``storage``), when it
+#: is not the version served: their discovery ``storageVersionHash`` is of this one
+_STORED_AS: dict[tuple[str, str, str], tuple[str, str, str]] = {
+    ("events.k8s.io", "v1", "events"): ("", "v1", "Event"),
+    ("autoscaling", "v1", "horizontalpodautoscalers"):
+        ("autoscaling", "v2", "HorizontalPodAutoscaler"),
+    ("admissionregistration.k8s.io", "v1", "mutatingadmissionpolicies"):
+        ("admissionregistration.k8s.io", "v1beta1", "MutatingAdmissionPolicy"),
+    ("admissionregistration.k8s.io", "v1", "mutatingadmissionpolicybindings"):
+        ("admissionregistration.k8s.io", "v1beta1", "MutatingAdmissionPolicyBinding"),
+    ("apiextensions.k8s.io", "v1", "customresourcedefinitions"):
+        ("apiextensions.k8s.io", "v1beta1", "CustomResourceDefinition"),
+}
+
+
 def _untyped(row: tuple[str, str, str, str, str, bool, tuple[str, ...], tuple[str, ...]]
              ) -> ResourceType:
     group, version, plural, singular, kind, namespaced, short_names, categories = row
     return ResourceType(group, version, plural, singular, kind, None, _normalize_untyped,
                         columns=(NAME_COLUMN, AGE_COLUMN), short_names=short_names,
-                        namespaced=namespaced, categories=categories)
+                        namespaced=namespaced, categories=categories,
+                        storage_gvk=_STORED_AS.get((group, version, plural)))
 
 
 #: the untyped kinds, by (group, plural)

@@ -108,3 +108,22 @@ def dumps(doc: Any) -> bytes:
     for index, raw in enumerate(raws):
         text = text.replace(b'"\\u0000raw%d\\u0000"' % index, go_compact(raw) or b"null", 1)
     return text
+
+
+def go_unstructured(doc: Any) -> bytes:
+    """``doc`` as Go's ``encoding/json`` writes an unstructured object (a custom
+    resource): keys sorted, UTF-8 as is, ``<>&`` escaped, integral numbers without
+    a fraction (they were decoded to float64). The same object always gives the
+    same bytes, so an update that changes nothing is a no-op."""
+    return go_compact(json.dumps(_integral(doc), separators=(",", ":"), sort_keys=True,
+                                 ensure_ascii=False).encode())
+
+
+def _integral(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _integral(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_integral(v) for v in value]
+    return value

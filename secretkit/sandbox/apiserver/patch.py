@@ -1,8 +1,11 @@
 """PATCH bodies: JSON merge patch (RFC 7386) and strategic merge as kubectl sends it.
 
-For the stored kinds every patched field is a map or a scalar, so a strategic merge
+For the typed kinds every patched field is a map or a scalar, so a strategic merge
 patch behaves like a merge patch once its ``$``-directives (``$patch``,
-``$setElementOrder/...``, ``$retainKeys``) are dropped. JSON patch (RFC 6902) is
+``$setElementOrder/...``, ``$retainKeys``) are dropped. The untyped kinds
+(:mod:`.generic`) have lists merged by key (containers by name...), which needs their
+schema: a strategic merge patch is refused for them (415), as kube-apiserver refuses
+it for custom resources, rather than applied wrongly. JSON patch (RFC 6902) is
 supported for ``add``, ``remove``, ``replace`` and ``test``.
 
 A patch is applied inside the store's compare-and-swap loop (:func:`mutation`), as
@@ -97,6 +100,11 @@ def _as_json(obj: dict[str, Any], raw_fields: set[str]) -> dict[str, Any]:
         else:
             out[key] = value
     return out
+
+
+def accepted_types(rtype: ResourceType) -> tuple[str, ...]:
+    """The patch media types ``rtype`` takes (no strategic merge without a schema)."""
+    return (JSON_PATCH, MERGE, STRATEGIC) if rtype.protobuf else (JSON_PATCH, MERGE)
 
 
 def mutation(

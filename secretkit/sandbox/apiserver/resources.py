@@ -65,6 +65,8 @@ class ResourceType:
     short_names: tuple[str, ...] = ()
     namespaced: bool = True
     categories: tuple[str, ...] = ()
+    #: (group, version, kind) kube-apiserver stores objects as, when not the served one
+    storage_gvk: tuple[str, str, str] | None = None
 
     @property
     def protobuf(self) -> bool:
@@ -93,8 +95,10 @@ class ResourceType:
 
     @property
     def storage_version_hash(self) -> str:
-        """Discovery's ``storageVersionHash``: sha256 of ``group/version/kind``, 8 bytes."""
-        digest = hashlib.sha256(f"{self.group}/{self.version}/{self.kind}".encode()).digest()
+        """Discovery's ``storageVersionHash``: sha256 of the storage ``group/version/kind``,
+        8 bytes."""
+        group, version, kind = self.storage_gvk or (self.group, self.version, self.kind)
+        digest = hashlib.sha256(f"{group}/{version}/{kind}".encode()).digest()
         return base64.b64encode(digest[:8]).decode()
 
 
@@ -170,7 +174,13 @@ def _metadata(rtype: ResourceType, namespace: str | None, meta: dict[str, Any],
         name = generate + "".join(_random.choice(_SUFFIX_ALPHABET) for _ in range(5))
     if not name:
         raise invalid(rtype.kind, "", "metadata.name", "name or generateName is required")
-    if len(name) > 253 or not _DNS_SUBDOMAIN.match(name):
+    if not rtype.protobuf:
+        # untyped kinds: upstream's rules differ per kind (RBAC takes "system:basic-user",
+        # APIServices "v1."): only what every kind refuses, a name that is no path segment
+        if len(name) > 253 or name in (".", "..") or "/" in name or "%" in name:
+            raise invalid(rtype.kind, name, "metadata.name", "may not be '.' or '..' and "
+                          "may not contain '/' or '%'")
+    elif len(name) > 253 or not _DNS_SUBDOMAIN.match(name):
         raise invalid(rtype.kind, name, "metadata.name", "a lowercase RFC 1123 subdomain "
                       "must consist of lower case alphanumeric characters, '-' or '.'")
     body_ns = meta.get("namespace")
@@ -190,9 +200,36 @@ def _metadata(rtype: ResourceType, namespace: str | None, meta: dict[str, Any],
         if values:
             out[field] = values
     if meta.get("finalizers"):
-        out["finalizers"] = [str(f) for f in meta["finalizers"]]
+        finalizers = meta["finalizers"]
+        if not isinstance(finalizers, list) or not all(isinstance(f, str) for f in finalizers):
+            raise invalid(rtype.kind, name, "metadata.finalizers", "must be a list of strings")
+        out["finalizers"] = list(finalizers)
     if meta.get("ownerReferences"):
-        out["ownerReferences"] = list(meta["ownerReferences"])
+        out["ownerReferences"] = _owner_references(rtype, name, meta["ownerReferences"])
+    return out
+
+
+_OWNER_STRINGS = ("apiVersion", "kind", "name", "uid")
+_OWNER_FLAGS = ("controller", "blockOwnerDeletion")
+
+
+def _owner_references(rtype: ResourceType, name: str, value: Any) -> list[dict[str, Any]]:
+    """``metadata.ownerReferences`` as upstream validates them: four non-empty strings,
+    two optional booleans (a bad one would break every metadata answer listing it)."""
+    if not isinstance(value, list):
+        raise invalid(rtype.kind, name, "metadata.ownerReferences", "must be a list")
+    out = []
+    for index, ref in enumerate(value):
+        field = f"metadata.ownerReferences[{index}]"
+        if not isinstance(ref, dict):
+            raise invalid(rtype.kind, name, field, "must be an object")
+        for key in _OWNER_STRINGS:
+            if not isinstance(ref.get(key), str) or not ref[key]:
+                raise invalid(rtype.kind, name, f"{field}.{key}", "Required value")
+        for key in _OWNER_FLAGS:
+            if ref.get(key) is not None and not isinstance(ref[key], bool):
+                raise invalid(rtype.kind, name, f"{field}.{key}", "must be a boolean")
+        out.append({k: ref[k] for k in (*_OWNER_STRINGS, *_OWNER_FLAGS) if ref.get(k) is not None})
     return out
 
 

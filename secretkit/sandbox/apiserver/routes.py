@@ -45,9 +45,11 @@ def not_found() -> ApiError:
 
 
 def check_path_segment(name: str) -> None:
-    """Refuse a name no object can have in a URL, as the apiserver does (400).
+    """Refuse a name no object can have in a URL (400).
 
-    An escaped ``/`` (``%2F``) would otherwise reach the etcd key as an extra segment.
+    An escaped ``/`` (``%2F``) would otherwise reach the etcd key as an extra segment;
+    kube-apiserver never addresses one object by such a name either (it routes the
+    decoded ``a/b`` as a subresource, a 404).
     """
     if name in (".", ".."):
         raise ApiError(400, "BadRequest", f"name may not be {name!r}")

@@ -48,3 +48,22 @@ class _NoEtcd:
 
     def put_if(self, *_args: object, **_kwargs: object) -> None:
         raise AssertionError("no etcd access expected")
+
+
+def test_storage_version_hashes_follow_the_captured_storage_versions() -> None:
+    """Discovery's storageVersionHash is of the version objects are stored as: for
+    events.k8s.io events a core v1 Event, for autoscaling/v1 an autoscaling/v2 HPA,
+    for CRDs and MutatingAdmissionPolicies a v1beta1 (etcd-layout.json ``storage``)."""
+    import base64
+    import hashlib
+
+    layout = json.loads((data_root() / "etcd-layout.json").read_text())
+    real = {(r["group"], r["version"], r["resource"]): r for r in layout["resources"]}
+    moved = 0
+    for key, rtype in STORED.items():
+        storage = real[key]["storage"][0]
+        group, _, version = storage["apiVersion"].rpartition("/")
+        digest = hashlib.sha256(f"{group}/{version}/{storage['kind']}".encode()).digest()
+        assert rtype.storage_version_hash == base64.b64encode(digest[:8]).decode(), key
+        moved += (group, version) != (rtype.group, rtype.version)
+    assert moved == 5
