@@ -215,6 +215,11 @@ class Layout:
         self._by_path = by_path
         # one- and two-segment paths (``services/specs``, ``<group>/<resource>``)
         self._two_segment_heads = {p.split("/", 1)[0] for p in by_path if "/" in p}
+        # first segments below the prefix that belong to a known resource or to the
+        # apiserver itself: no other resource's guessed ``<resource>/`` may read them
+        self._taken_heads = {p.split("/", 1)[0] for p in by_path} | {
+            k.path.split("/", 1)[0] for k in INTERNAL_KEYS
+        }
         self._owners: dict[bytes, KeyOwner] = {}
 
     # -- resource -> keys --------------------------------------------------------------
@@ -234,7 +239,12 @@ class Layout:
         table does not know (another Kubernetes version) would follow the built-in
         rule (``<resource>/``) -- both are returned for a dotted unknown group, since
         a check that scanned too little could pass while values still need a key.
-        A wildcard resource or group returns the whole prefix.
+        The second is left out when ``<resource>/`` belongs to a known resource or to
+        the apiserver (``jobs.example.com`` must not read batch Jobs at ``jobs/``,
+        nor ``services.example.com`` the Services and Endpoints under ``services/``,
+        nor ``ranges.example.com`` the internal ``ranges/``): those values are another
+        resource's, judged by its chain. A wildcard resource or group returns the
+        whole prefix.
         """
         if "*" in (resource, group):
             return [self.root]
@@ -245,6 +255,8 @@ class Layout:
             return [f"{self.root}{resource}/"]
         if "." not in group:
             return [f"{self.root}{resource}/"]
+        if resource in self._taken_heads:
+            return [f"{self.root}{group}/{resource}/"]
         return [f"{self.root}{group}/{resource}/", f"{self.root}{resource}/"]
 
     # -- key -> owner --------------------------------------------------------------------

@@ -109,3 +109,35 @@ def test_crds_and_unknown_keys() -> None:
                                           "cert-manager.io/certificates")])
     assert taught.owner("/registry/cert-manager.io/certificates/ns/c").kind == "resource"
     assert layout.prefixes("*", "*") == ["/registry/"]
+
+
+@pytest.mark.parametrize(
+    ("group", "resource", "own"),
+    [
+        ("example.com", "jobs", "/registry/example.com/jobs/"),  # batch Jobs: jobs/
+        ("batch.volcano.sh", "jobs", "/registry/batch.volcano.sh/jobs/"),
+        ("example.com", "services", "/registry/example.com/services/"),  # specs, endpoints
+        ("example.com", "minions", "/registry/example.com/minions/"),  # nodes' path
+        ("example.com", "ranges", "/registry/example.com/ranges/"),  # apiserver-internal
+        ("example.com", "masterleases", "/registry/example.com/masterleases/"),
+    ],
+)
+def test_an_unknown_group_never_guesses_a_path_another_resource_owns(
+    group: str, resource: str, own: str
+) -> None:
+    # <resource>/ holds a known resource's (or the apiserver's) values: judged with
+    # this resource's chain they would be misread, so only its own layout is given
+    assert Layout().prefixes(group, resource) == [own]
+    assert Layout("/k3s").prefixes(group, resource) == [own.replace("/registry/", "/k3s/")]
+
+
+def test_an_unknown_group_keeps_the_builtin_guess_where_the_path_is_free() -> None:
+    # a built-in of another Kubernetes version would live at <resource>/: still read
+    assert Layout().prefixes("storagemigration.k8s.io", "storageversionmigrations") == [
+        "/registry/storagemigration.k8s.io/storageversionmigrations/",
+        "/registry/storageversionmigrations/",
+    ]
+    assert Layout().prefixes("example.com", "rangesx") == [
+        "/registry/example.com/rangesx/",
+        "/registry/rangesx/",
+    ]

@@ -40,3 +40,8 @@ def test_object_of_key_of_unknown_scope_takes_either_shape() -> None:
     assert object_of_key(w + "ns/a/b", w, None) is None
     assert object_of_key(w, w, None) is None
     assert object_of_key(w + "ns/", w, None) is None
+
+
+def test_a_crd_named_like_a_builtin_gets_only_its_own_layout() -> None:
+    # /registry/jobs/ holds batch Jobs: never objects of jobs.example.com
+    assert etcd_prefixes("jobs", "example.com") == ["/registry/example.com/jobs/"]

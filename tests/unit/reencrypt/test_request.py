@@ -13,6 +13,7 @@ from secretkit.core.encryption_config import load_encryption_config
 from secretkit.errors import ExitCode, UsageError
 from secretkit.etcd import ForwardingEtcd, MemoryEtcd
 from secretkit.kmsapi.services import KMSServices
+from secretkit.kube.discovery import ApiResource
 from secretkit.reencrypt.request import (
     ReencryptRequest,
     ReencryptWorld,
@@ -20,6 +21,7 @@ from secretkit.reencrypt.request import (
     outcome_error,
     run_reencrypt,
 )
+from secretkit.reencrypt.stale_scan import scan_stale
 from secretkit.reencrypt.summary import Summary
 from tests.unit.reencrypt.test_etcd_engine import (
     AESCBC_KEY1,
@@ -268,3 +270,50 @@ def test_via_etcd_namespace_verifies_only_the_namespaced_keys_of_an_unknown_reso
     assert summary.totals()["rewritten"] == 2
     assert summary.verify is not None
     assert (summary.verify["checked"], summary.verify["verdict"]) == (3, "ok")
+
+
+def _jobs_crd(raw: bytes) -> bytes:
+    return raw.replace(b"resources: [secrets]", b"resources: [jobs.example.com]")
+
+
+def test_a_crd_named_like_a_builtin_never_reads_the_builtins_values() -> None:
+    """jobs.example.com's guessed built-in layout (``jobs/``) is batch Jobs' path: a
+    plaintext batch Job there is fine under its own (identity) rule, and is no object
+    of the CRD to rewrite, verify or count (it was judged by the CRD's chain:
+    'undecryptable', exit 4, and it filled an otherwise empty run)."""
+    store = MemoryEtcd()
+    builtin = "/registry/jobs/ns/batch-job"
+    store.put(builtin.encode(), b"k8s\x00plain batch job")
+    crd = "/registry/example.com/jobs/ns/crd-job"
+    old = chain(_jobs_crd(OLD))
+    store.put(crd.encode(), old.for_etcd_key(crd).write(b"k8s\x00crd job", crd))
+    jobs = load_encryption_config(_jobs_crd(NEW))
+    summary, _ = etcd_run(store, config=jobs, resources=("jobs.example.com",), verify=True)
+    assert summary.totals()["seen"] == summary.totals()["rewritten"] == 1
+    assert summary.verify is not None
+    assert (summary.verify["checked"], summary.verify["undecryptable"]) == (1, 0)
+    assert summary.verify["verdict"] == "ok"
+    request = ReencryptRequest(via="etcd", config=jobs, resources=("jobs.example.com",),
+                               verify=True)
+    assert outcome_error(summary, request) is None
+    kv = store.get(builtin.encode())
+    assert kv is not None and kv.value == b"k8s\x00plain batch job"
+    # and over the built-in alone the CRD's run is empty, as it should be
+    store.delete(crd.encode())
+    summary, _ = etcd_run(store, config=jobs, resources=("jobs.example.com",), verify=True)
+    assert summary.totals()["seen"] == 0
+    assert summary.verify is not None and summary.verify["verdict"] == "empty"
+
+
+def test_only_stale_never_sends_a_builtins_objects_to_a_crd_named_like_it() -> None:
+    """The API path's scan: a stale batch Job is not a jobs.example.com object to PATCH."""
+    store, old = MemoryEtcd(), chain(_jobs_crd(OLD).replace(b"jobs.example.com", b"jobs.batch"))
+    builtin = "/registry/jobs/ns/batch-job"
+    store.put(builtin.encode(), old.for_etcd_key(builtin).write(b"k8s\x00j", builtin))
+    jobs = load_encryption_config(_jobs_crd(NEW).replace(b"[jobs.example.com]",
+                                                         b"[jobs.example.com, jobs.batch]"))
+    crd = ApiResource("example.com", "jobs", "v1", "Job", True)
+    scan = scan_stale(store, [crd], jobs)
+    assert scan.stale == {"jobs.example.com": []}
+    assert scan.fresh == {"jobs.example.com": []}
+    assert scan.unparsed == []
