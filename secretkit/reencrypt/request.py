@@ -155,9 +155,10 @@ def outcome_error(summary: Summary, request: ReencryptRequest) -> SecretkitError
     """The error a finished run amounts to, or None when it succeeded.
 
     Undecryptable values (exit 4) come first: in etcd mode such a value is also a
-    failed object, and "run it again" is the wrong advice for it. A run that found no
-    object fails when ``request.allow_empty`` is False: a misspelt namespace or
-    selector must not read as done.
+    failed object, and "run it again" is the wrong advice for it. Then failed objects,
+    then stale values ``--verify`` found (whatever the run found to send), then a run
+    that found no object, which fails when ``request.allow_empty`` is False: a
+    misspelt namespace or selector must not read as done.
     """
     totals = summary.totals()
     failed = totals["failed"]
@@ -178,9 +179,16 @@ def outcome_error(summary: Summary, request: ReencryptRequest) -> SecretkitError
             f"{failed} object(s) could not be re-encrypted",
             hint="see the summary; fix the cause and run again (only stale objects change)",
         )
+    verdict = verify.get("verdict") if verify is not None else "ok"
+    if verify is not None and verdict not in ("ok", "empty"):
+        # before the empty run: stale values etcd holds are the finding, even when the
+        # run found no object to send (objects the API does not list, a wrong -n)
+        return SecretkitError(
+            f"{verify.get('stale')} stale value(s) remain after the run",
+            hint="run again (objects written by an API server with an older config?)",
+        )
     if empty and request.allow_empty is False:
         return _empty_run_error(summary, request)
-    verdict = verify.get("verdict") if verify is not None else "ok"
     if verdict == "empty":
         if empty and request.allow_empty:
             return None  # found nothing, verified nothing, and was told that is fine
@@ -188,11 +196,6 @@ def outcome_error(summary: Summary, request: ReencryptRequest) -> SecretkitError
             "--verify read 0 stored values of the resources asked for: nothing is proven",
             hint="check --resources, -n/--namespace and --etcd-prefix (the apiserver's own "
             "flag): the verification reads etcd directly",
-        )
-    if verify is not None and verdict != "ok":
-        return SecretkitError(
-            f"{verify.get('stale')} stale value(s) remain after the run",
-            hint="run again (objects written by an API server with an older config?)",
         )
     return None
 

@@ -317,3 +317,18 @@ def test_only_stale_never_sends_a_builtins_objects_to_a_crd_named_like_it() -> N
     assert scan.stale == {"jobs.example.com": []}
     assert scan.fresh == {"jobs.example.com": []}
     assert scan.unparsed == []
+
+
+@pytest.mark.parametrize("allow_empty", [False, None, True])
+def test_stale_values_verify_found_win_over_an_empty_run(allow_empty: bool | None) -> None:
+    """A run that sent nothing (--only-stale over keys that name no object, say) while
+    etcd holds stale values: the error names those, not "0 objects ... nothing to
+    re-encrypt" (which hid them behind advice to check the spelling)."""
+    summary = Summary(mode="api", complete=True)
+    summary.ensure("secrets")
+    summary.verify = {"checked": 2, "stale": 2, "stale_examples": ["/registry/secrets/ns/a/b"],
+                      "undecryptable": 0, "verdict": "stale"}
+    error = outcome_error(summary, ReencryptRequest(verify=True, allow_empty=allow_empty))
+    assert error is not None and error.exit_code == ExitCode.FINDINGS
+    assert "2 stale value(s) remain" in error.what
+    assert "0 objects" not in error.what
