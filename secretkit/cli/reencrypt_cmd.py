@@ -120,7 +120,9 @@ def _confirm_etcd_mode(acknowledged: bool) -> None:
               "audit --config FILE` reports what is stale now).")
 @click.option("--allow-empty", is_flag=True, help="Pass when no object is found (a namespace "
               "or cluster known to be empty). Without it a run that found nothing fails "
-              "(exit 1): a misspelt -n, -l or --resources proves nothing.")
+              "(exit 1): a misspelt -n or -l proves nothing, nor does a misspelt "
+              "--resources name with --via etcd (no discovery to tell it from a CRD "
+              "with no objects; through the API it is a usage error, exit 2).")
 @click.option("--resume", type=click.Path(dir_okay=False, path_type=Path),
               help="Checkpoint file: created if missing, continued if present.")
 @click.option("--page-size", type=click.IntRange(1, 10000), default=500, show_default=True,
