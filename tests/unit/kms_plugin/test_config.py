@@ -84,6 +84,17 @@ def test_health_addr_loopback_only_by_default() -> None:
             parse_health_addr(bad, allow_remote=False, where="x")
 
 
+@pytest.mark.parametrize("bad", ["8787", "of", ":8787", "nope"])
+def test_a_health_addr_of_the_wrong_shape_says_off_is_accepted_too(bad: str) -> None:
+    with pytest.raises(UsageError) as info:
+        parse_health_addr(bad, allow_remote=False, where="--health-addr")
+    assert info.value.what == f"expected HOST:PORT or 'off', got {bad!r}"
+    assert info.value.where == "--health-addr"
+    # the shared parser's other complaints stay as they are
+    with pytest.raises(UsageError, match="is not a number"):
+        parse_health_addr("127.0.0.1:abc", allow_remote=False, where="x")
+
+
 def test_socket_mode() -> None:
     assert parse_mode("0660", "x") == 0o660
     for bad in ("0400", "1777", "rw", "0066"):
