@@ -1,0 +1,169 @@
+"""The common kubeconfig, read without the official client: a server, TLS and a token.
+
+Importing the ``kubernetes`` package costs ~0.4 s before the first request, which is
+most of the start-up of a short ``secretkit`` run. Most kubeconfigs need none of it:
+one file, a cluster with ``server`` and a CA, a user with a static token or a client
+certificate. :func:`load_direct` reads exactly those; for anything else (exec or
+auth-provider credentials, basic auth, impersonation, ``proxy-url`` or a proxy in the
+environment, several files in ``KUBECONFIG``, no kubeconfig at all: in-cluster) it
+returns None and the caller loads the configuration with the official client, as
+kubectl would. Nothing here is looser than that client: a field this reader does not
+know makes it step aside.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import ssl
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from urllib.request import getproxies
+
+#: the cluster and user fields this reader handles; any other makes it step aside
+_CLUSTER_FIELDS = frozenset({
+    "server", "certificate-authority", "certificate-authority-data",
+    "insecure-skip-tls-verify", "tls-server-name", "extensions",
+})
+_USER_FIELDS = frozenset({
+    "token", "tokenFile", "client-certificate", "client-certificate-data", "client-key",
+    "client-key-data", "extensions",
+})
+
+
+@dataclass(frozen=True)
+class DirectConfig:
+    """What one request needs: the API URL, TLS material and the bearer token source."""
+
+    host: str
+    ca_file: str | None = None
+    ca_data: bytes | None = None
+    insecure: bool = False
+    tls_server_name: str | None = None
+    cert_file: str | None = None
+    cert_data: bytes | None = None
+    key_file: str | None = None
+    key_data: bytes | None = None
+    token: str | None = None
+    token_file: str | None = None
+
+    def tls_context(self, host: str | None = None) -> tuple[ssl.SSLContext | None, str | None]:
+        """The TLS context and server name for ``host`` (default: the kubeconfig's
+        server; ``--server`` overrides it); (None, None) for plain http."""
+        url = urlsplit(host or self.host)
+        if url.scheme != "https":
+            return None, None
+        if self.insecure:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        else:
+            context = ssl.create_default_context(
+                cafile=self.ca_file,
+                cadata=self.ca_data.decode("ascii") if self.ca_data else None)
+        if self.cert_file or self.cert_data:
+            _load_cert_chain(context, self)
+        context.set_alpn_protocols(["http/1.1"])
+        return context, self.tls_server_name or url.hostname
+
+    def bearer(self) -> str | None:
+        """``Bearer <token>`` (a token file is read each time: it may be rotated)."""
+        token = self.token
+        if self.token_file:
+            token = Path(self.token_file).read_text().strip()
+        return f"Bearer {token}" if token else None
+
+
+def load_direct(path_list: str | None, context: str | None) -> DirectConfig | None:
+    """The kubeconfig at ``path_list`` for ``context`` (default: its current context),
+    or None when the official client must load it (see the module docstring)."""
+    if not path_list or os.pathsep in path_list.strip(os.pathsep):
+        return None
+    if any(getproxies().get(scheme) for scheme in ("https", "http", "all")):
+        return None
+    path = Path(path_list.strip(os.pathsep)).expanduser()
+    try:
+        import yaml
+
+        doc = yaml.safe_load(path.read_text())
+    except Exception:  # unreadable or malformed: the official client reports it
+        return None
+    try:
+        return _direct(doc, context, path.parent)
+    except (KeyError, TypeError, ValueError, AttributeError, binascii.Error):
+        return None
+
+
+def _named(entries: Any, name: str, key: str) -> dict[str, Any]:
+    for entry in entries:
+        if entry["name"] == name:
+            value = entry[key]
+            if not isinstance(value, dict):
+                raise TypeError(key)
+            return value
+    raise KeyError(name)
+
+
+def _direct(doc: dict[str, Any], context_name: str | None, base: Path) -> DirectConfig | None:
+    name = context_name or doc["current-context"]
+    context = _named(doc["contexts"], name, "context")
+    if set(context) - {"cluster", "user", "namespace", "extensions"}:
+        return None
+    cluster = _named(doc["clusters"], context["cluster"], "cluster")
+    user = _named(doc.get("users") or [], context["user"], "user") if context.get("user") else {}
+    if set(cluster) - _CLUSTER_FIELDS or set(user) - _USER_FIELDS:
+        return None
+    server = str(cluster["server"]).rstrip("/")
+    if urlsplit(server).scheme not in ("https", "http"):
+        return None
+
+    def file(value: Any) -> str | None:
+        if not value:
+            return None
+        candidate = Path(str(value)).expanduser()
+        return str(candidate if candidate.is_absolute() else base / candidate)
+
+    def data(value: Any) -> bytes | None:
+        return base64.b64decode(str(value), validate=True) if value else None
+
+    return DirectConfig(
+        host=server,
+        ca_file=file(cluster.get("certificate-authority")),
+        ca_data=data(cluster.get("certificate-authority-data")),
+        insecure=bool(cluster.get("insecure-skip-tls-verify", False)),
+        tls_server_name=cluster.get("tls-server-name") or None,
+        cert_file=file(user.get("client-certificate")),
+        cert_data=data(user.get("client-certificate-data")),
+        key_file=file(user.get("client-key")),
+        key_data=data(user.get("client-key-data")),
+        token=str(user["token"]) if user.get("token") else None,
+        token_file=file(user.get("tokenFile")),
+    )
+
+
+def _load_cert_chain(context: ssl.SSLContext, config: DirectConfig) -> None:
+    """Load the client certificate and key, from files or from kubeconfig data.
+
+    ``ssl`` reads them from files only: data goes through a private temporary
+    directory (0700, files 0600) that is removed at once.
+    """
+    if config.cert_data is None and config.key_data is None:
+        context.load_cert_chain(str(config.cert_file), config.key_file)
+        return
+    with tempfile.TemporaryDirectory(prefix="secretkit-tls-") as tmp:
+        def place(name: str, data: bytes | None, given: str | None) -> str | None:
+            if data is None:
+                return given
+            target = Path(tmp) / name
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+            return str(target)
+
+        cert = place("client.crt", config.cert_data, config.cert_file)
+        key = place("client.key", config.key_data, config.key_file)
+        context.load_cert_chain(str(cert), key)
