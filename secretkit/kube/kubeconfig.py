@@ -18,7 +18,7 @@ import binascii
 import os
 import ssl
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -47,8 +47,9 @@ class DirectConfig:
     cert_file: str | None = None
     cert_data: bytes | None = None
     key_file: str | None = None
-    key_data: bytes | None = None
-    token: str | None = None
+    #: never in a repr: a private key and a credential
+    key_data: bytes | None = field(default=None, repr=False)
+    token: str | None = field(default=None, repr=False)
     token_file: str | None = None
 
     def tls_context(self, host: str | None = None) -> tuple[ssl.SSLContext | None, str | None]:

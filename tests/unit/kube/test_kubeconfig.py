@@ -131,3 +131,15 @@ def test_a_common_kubeconfig_does_not_import_the_official_client(tmp_path: Path)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, env=env, timeout=60)
     assert out.stdout.split() == [SERVER, "False"]
+
+
+def test_the_credentials_never_show_in_a_repr(tmp_path: Path) -> None:
+    pki = generate_test_pki(tmp_path / "pki")
+    path = _write(tmp_path, {"server": SERVER}, {
+        "token": "sekrit-token", "client-certificate-data": _b64(pki.client_cert),
+        "client-key-data": _b64(pki.client_key)})
+    config = load_direct(str(path), None)
+    assert config is not None
+    shown = repr(config)
+    assert "sekrit-token" not in shown and "PRIVATE KEY" not in shown
+    assert b"PRIVATE KEY" in (config.key_data or b"")
