@@ -273,12 +273,14 @@ class KubeClient:
             if self._kubeconfig is not None:
                 try:
                     self._cached_token = self._kubeconfig.bearer()
-                except OSError as exc:
-                    raise KubeError(
-                        "cannot read the kubeconfig's token file",
-                        where=str(self._kubeconfig.token_file),
-                        hint=exc.strerror or type(exc).__name__,
-                    ) from None
+                except (OSError, ValueError) as exc:
+                    # a file caught mid-rotation keeps the last good token, as client-go
+                    if self._cached_token is None:
+                        raise KubeError(
+                            "the kubeconfig's token file gives no usable token",
+                            where=str(self._kubeconfig.token_file),
+                            hint=f"{exc}; fix the file (or set the user's token)",
+                        ) from None
             else:
                 self._cached_token = self._configuration.get_api_key_with_prefix(
                     "BearerToken", alias="authorization")

@@ -101,7 +101,11 @@ class Http1Pool:
                 body: bytes | None) -> HttpAnswer:
         """Send one request, reconnecting once when a reused connection was closed."""
         head = [f"{method} {self._prefix}{target} HTTP/1.1", f"Host: {self._host_header}"]
-        head.extend(f"{name}: {value}" for name, value in headers.items())
+        for name, value in headers.items():
+            if "\r" in value or "\n" in value or "\r" in name or "\n" in name:
+                # a line break would start a header of its own (a token file's content)
+                raise ValueError(f"the {name} header holds a line break")
+            head.append(f"{name}: {value}")
         if body is not None or method in ("POST", "PUT", "PATCH"):
             head.append(f"Content-Length: {len(body or b'')}")
         data = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + (body or b"")

@@ -24,6 +24,8 @@ from typing import Any
 from urllib.parse import urlsplit
 from urllib.request import getproxies
 
+from secretkit.errors import UsageError
+
 #: the cluster and user fields this reader handles; any other makes it step aside
 _CLUSTER_FIELDS = frozenset({
     "server", "certificate-authority", "certificate-authority-data",
@@ -72,10 +74,24 @@ class DirectConfig:
         return context, self.tls_server_name or url.hostname
 
     def bearer(self) -> str | None:
-        """``Bearer <token>`` (a token file is read each time: it may be rotated)."""
+        """``Bearer <token>``, as client-go (kubectl) picks it: the token file when it is
+        readable and not empty (read each time: it may be rotated), else the inline
+        token; None for a user without either. OSError when the file cannot give a
+        token and there is no inline one; ValueError for a token with a line break."""
         token = self.token
         if self.token_file:
-            token = Path(self.token_file).read_text().strip()
+            try:
+                text = Path(self.token_file).read_text().strip()
+            except (OSError, ValueError) as exc:
+                if not token:
+                    raise OSError(f"cannot read the token file: {exc}") from None
+            else:
+                if text:
+                    token = text
+                elif not token:
+                    raise OSError("the token file is empty")
+        if token and ("\r" in token or "\n" in token):
+            raise ValueError("the token holds a line break")
         return f"Bearer {token}" if token else None
 
 
@@ -123,19 +139,34 @@ def _direct(doc: dict[str, Any], context_name: str | None, base: Path) -> Direct
         return None
 
     def file(value: Any) -> str | None:
+        # relative to the kubeconfig's folder; no "~" expansion (client-go has none)
         if not value:
             return None
-        candidate = Path(str(value)).expanduser()
+        candidate = Path(str(value))
         return str(candidate if candidate.is_absolute() else base / candidate)
 
     def data(value: Any) -> bytes | None:
         return base64.b64decode(str(value), validate=True) if value else None
 
+    insecure = cluster.get("insecure-skip-tls-verify", False)
+    ca_data = data(cluster.get("certificate-authority-data"))
+    # the data wins over the file, as in client-go and the official client: trusting
+    # both would accept a server only the file's CA signed
+    ca_file = None if ca_data else file(cluster.get("certificate-authority"))
+    if not isinstance(insecure, bool):
+        # "false" in quotes would be true to a truthiness test: refuse, as kubectl does
+        raise UsageError("insecure-skip-tls-verify must be true or false",
+                         where=f"cluster {context['cluster']!r}",
+                         hint="write it without quotes")
+    if insecure and (ca_data or ca_file):
+        raise UsageError("insecure-skip-tls-verify is set together with a CA",
+                         where=f"cluster {context['cluster']!r}",
+                         hint="remove one of the two (kubectl refuses this kubeconfig too)")
     return DirectConfig(
         host=server,
-        ca_file=file(cluster.get("certificate-authority")),
-        ca_data=data(cluster.get("certificate-authority-data")),
-        insecure=bool(cluster.get("insecure-skip-tls-verify", False)),
+        ca_file=ca_file,
+        ca_data=ca_data,
+        insecure=insecure,
         tls_server_name=cluster.get("tls-server-name") or None,
         cert_file=file(user.get("client-certificate")),
         cert_data=data(user.get("client-certificate-data")),

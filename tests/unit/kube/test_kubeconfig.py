@@ -143,3 +143,59 @@ def test_the_credentials_never_show_in_a_repr(tmp_path: Path) -> None:
     shown = repr(config)
     assert "sekrit-token" not in shown and "PRIVATE KEY" not in shown
     assert b"PRIVATE KEY" in (config.key_data or b"")
+
+
+def test_ca_data_wins_over_a_ca_file_as_in_the_official_client(tmp_path: Path) -> None:
+    """Trusting both would accept a server that only the file's CA signed."""
+    data_ca = generate_test_pki(tmp_path / "a").ca_cert
+    file_ca = generate_test_pki(tmp_path / "b").ca_cert
+    path = _write(tmp_path, {"server": SERVER, "certificate-authority-data": _b64(data_ca),
+                             "certificate-authority": str(file_ca)}, {"token": "t"})
+    ours = load_direct(str(path), None)
+    assert ours is not None and ours.ca_file is None and ours.ca_data == data_ca.read_bytes()
+    theirs = load_client_configuration(KubeConnectOptions(kubeconfig=str(path)))
+    assert Path(theirs.ssl_ca_cert).read_bytes() == data_ca.read_bytes()
+
+
+@pytest.mark.parametrize("cluster", [
+    {"server": SERVER, "insecure-skip-tls-verify": "false"},
+    {"server": SERVER, "insecure-skip-tls-verify": True,
+     "certificate-authority-data": base64.b64encode(b"x").decode()},
+])
+def test_kubeconfigs_kubectl_refuses_are_refused(tmp_path: Path, cluster: dict[str, Any]
+                                                 ) -> None:
+    from secretkit.errors import UsageError
+
+    with pytest.raises(UsageError) as refused:
+        load_direct(str(_write(tmp_path, cluster, {"token": "t"})), None)
+    assert "insecure-skip-tls-verify" in refused.value.what
+
+
+def test_token_file_then_token_as_client_go_picks_them(tmp_path: Path) -> None:
+    token_file = tmp_path / "token"
+    path = _write(tmp_path, {"server": SERVER},
+                  {"token": "inline", "tokenFile": str(token_file)})
+    config = load_direct(str(path), None)
+    assert config is not None
+    token_file.write_text("from-file\n")
+    assert config.bearer() == "Bearer from-file"  # readable: the file wins
+    token_file.unlink()
+    assert config.bearer() == "Bearer inline"  # unreadable: the inline token
+    token_file.write_text("")
+    assert config.bearer() == "Bearer inline"  # empty: the inline token
+    alone = load_direct(str(_write(tmp_path, {"server": SERVER},
+                                   {"tokenFile": str(token_file)})), None)
+    assert alone is not None
+    with pytest.raises(OSError):
+        alone.bearer()  # empty, and nothing else to send
+    token_file.write_text("two\nlines")
+    with pytest.raises(ValueError):
+        alone.bearer()
+
+
+def test_a_header_value_with_a_line_break_is_never_sent() -> None:
+    from secretkit.kube.http1 import Http1Pool
+
+    pool = Http1Pool("http://127.0.0.1:9", None, None, timeout=1)
+    with pytest.raises(ValueError, match="line break"):
+        pool.request("GET", "/api", {"authorization": "Bearer a\r\nX-Injected: 1"}, None)
