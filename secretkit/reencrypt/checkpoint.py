@@ -26,7 +26,9 @@ if TYPE_CHECKING:
     from secretkit.reencrypt.summary import Summary
 
 KIND = "secretkit-reencrypt-checkpoint"
-VERSION = 1
+#: 2: --only-stale counts fresh objects as the run passes them (version 1 counted
+#: them all up front, so resuming one now would count some twice)
+VERSION = 2
 
 
 @dataclass

@@ -54,9 +54,12 @@ def test_missing_file_loads_as_none(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "content",
     [b"{not json", b"[]", b'{"kind": "other"}', b'{"kind": "secretkit-reencrypt-checkpoint", '
-     b'"version": 99}', b'{"kind": "secretkit-reencrypt-checkpoint", "version": 1}',
+     b'"version": 99}', b'{"kind": "secretkit-reencrypt-checkpoint", "version": 2}',
+     b'{"kind": "secretkit-reencrypt-checkpoint", "version": 2, "fingerprint": "x", '
+     b'"mode": "api", "resources": {"secrets": {"state": "weird"}}}',
+     # written before --only-stale counted fresh objects as it passes them
      b'{"kind": "secretkit-reencrypt-checkpoint", "version": 1, "fingerprint": "x", '
-     b'"mode": "api", "resources": {"secrets": {"state": "weird"}}}'],
+     b'"mode": "api", "resources": {}}'],
 )
 def test_foreign_or_corrupt_files_are_refused(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "ck.json"
