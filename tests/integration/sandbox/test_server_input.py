@@ -9,9 +9,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from secretkit.sandbox import configs
-from secretkit.sandbox.apiserver.server import ApiServer, ApiServerConfig
+from secretkit.sandbox.apiserver.server import ApiServer
 from tests.fixtures.servers import EtcdServer
+from tests.integration.sandbox.inprocess import inprocess_apiserver
 
 pytestmark = pytest.mark.etcd
 
@@ -21,11 +21,8 @@ TOKEN = "t0ken-for-tests"
 @pytest.fixture(scope="module")
 def server(etcd_server: EtcdServer, tmp_path_factory: pytest.TempPathFactory
            ) -> Iterator[ApiServer]:
-    config = tmp_path_factory.mktemp("server-input") / "enc.yaml"
-    config.write_bytes(configs.encryption_config("none"))
-    api = ApiServer(ApiServerConfig(etcd=etcd_server.client_config(), encryption_config=config,
-                                    tokens=frozenset({TOKEN}), internal_keys_interval=None))
-    with api.start():
+    with inprocess_apiserver(etcd_server, tmp_path_factory.mktemp("server-input"),
+                             token=TOKEN) as api:
         yield api
 
 

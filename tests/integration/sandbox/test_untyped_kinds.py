@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from secretkit.sandbox import configs
-from secretkit.sandbox.apiserver.server import ApiServer, ApiServerConfig
+from secretkit.sandbox.apiserver.server import ApiServer
 from tests.fixtures.servers import EtcdServer
+from tests.integration.sandbox.inprocess import inprocess_apiserver
 
 pytestmark = pytest.mark.etcd
 
@@ -28,13 +28,8 @@ DEPLOYMENTS = "/apis/apps/v1/namespaces/u/deployments"
 @pytest.fixture(scope="module")
 def api(etcd_server: EtcdServer, tmp_path_factory: pytest.TempPathFactory
         ) -> Iterator[ApiServer]:
-    config = tmp_path_factory.mktemp("untyped") / "enc.yaml"
-    config.write_bytes(configs.encryption_config("aesgcm"))
-    server = ApiServer(ApiServerConfig(
-        etcd=etcd_server.client_config(), encryption_config=config,
-        tokens=frozenset({TOKEN}), etcd_prefix="/untyped/registry",
-        internal_keys_interval=None))
-    with server.start():
+    with inprocess_apiserver(etcd_server, tmp_path_factory.mktemp("untyped"), token=TOKEN,
+                             mode="aesgcm", etcd_prefix="/untyped/registry") as server:
         yield server
 
 
