@@ -300,9 +300,10 @@ class ApiReencryptor:
         fresh: Sequence[str] = (),
     ) -> None:
         todo = _after(refs, progress.last_key)
-        # fresh keys up to last_key are in the counters the checkpoint carried over
-        fresh_todo = [k for k in fresh if progress.last_key is None or k > progress.last_key]
-        fresh_counted = 0
+        # fresh keys up to last_key are in the counters the checkpoint carried over;
+        # ``fresh`` is sorted, so positions in it count them (no copy of the keys)
+        fresh_counted = (0 if progress.last_key is None
+                         else bisect_right(fresh, progress.last_key))
         step = max(self._opts.page_size, 1)
         for offset in range(0, len(todo), step):
             batch = todo[offset : offset + step]
@@ -310,12 +311,12 @@ class ApiReencryptor:
             # the patch is a no-op the API server skipped (unchanged), as for a list
             self._wait([pool.submit(self._rewrite, res, ref) for ref in batch])
             progress.last_key = list_order((batch[-1].namespace, batch[-1].name))
-            passed = bisect_right(fresh_todo, progress.last_key)
+            passed = bisect_right(fresh, progress.last_key)
             self._count_fresh(res.qualified, passed - fresh_counted)
             fresh_counted = passed
             self._save(res, progress)
         # the rest lie after the last stale object; run() saves them with "done"
-        self._count_fresh(res.qualified, len(fresh_todo) - fresh_counted)
+        self._count_fresh(res.qualified, len(fresh) - fresh_counted)
 
     def _count_fresh(self, resource: str, count: int) -> None:
         if count:
