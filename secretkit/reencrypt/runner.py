@@ -26,6 +26,7 @@ from secretkit.reencrypt.progress import Progress
 from secretkit.reencrypt.ratelimit import RateLimiter
 from secretkit.reencrypt.stale_scan import scan_stale
 from secretkit.reencrypt.summary import COUNTERS, ObjectError, Summary
+from secretkit.reencrypt.verify import UNPARSED_EXAMPLES, unnamed_keys_message
 
 
 @dataclass(frozen=True)
@@ -120,13 +121,9 @@ def run_api(
                 namespace=namespace,
             )
             if scan.unparsed and warn is not None:
-                shown = ", ".join(scan.unparsed[:5])
-                more = len(scan.unparsed) - 5
-                warn(
-                    f"--only-stale: {len(scan.unparsed)} key(s) under the resources' etcd "
-                    "prefixes name no object (a deeper path or a stray write), so the API "
-                    "cannot rewrite them: " + shown + (f" (and {more} more)" if more > 0 else "")
-                )
+                warn("--only-stale: " + unnamed_keys_message(
+                    len(scan.unparsed), scan.unparsed[:UNPARSED_EXAMPLES])
+                    + "; the API cannot rewrite them, --via etcd can")
             only, fresh = scan.stale, scan.fresh
         # fresh objects are counted by the engine as it passes them in list order,
         # saved with each page: a resumed run counts those after last_key, once

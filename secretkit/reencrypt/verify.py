@@ -14,10 +14,12 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from secretkit.core.encryption_config import EncryptionConfig
+from secretkit.core.formats import classify_value
+from secretkit.core.layout import Layout
+from secretkit.core.readability import Judge, Verdict, judge_chain
 from secretkit.etcd.interface import EtcdReader
 from secretkit.kube.discovery import ApiResource
 from secretkit.reencrypt.etcd_keys import list_order, stored_objects
-from secretkit.reencrypt.stale import is_stale, is_unreadable
 
 #: how many stale object names the verdict lists
 _EXAMPLES = 10
@@ -27,8 +29,8 @@ _EXAMPLES = 10
 #: unless something is badly wrong (a whole key missing from the config)
 MAX_UNDECRYPTABLE_KEYS = 1000
 
-#: how many keys that name no object the warning lists (the count stays exact)
-_UNPARSED_EXAMPLES = 5
+#: how many keys that name no object a warning lists (the count stays exact)
+UNPARSED_EXAMPLES = 5
 
 
 def verify_no_stale(
@@ -57,12 +59,9 @@ def verify_no_stale(
     not read). ``unknown_scope``: resources whose keys may have either shape (see
     :func:`secretkit.reencrypt.etcd_keys.stored_objects`).
     """
-    checked = 0
-    stale: dict[str, list[tuple[str | None, str]]] = {}
-    n_undecryptable = 0
-    undecryptable_keys: list[str] = []
+    tally = _Tally()
+    unparsed: list[str] = []
     n_unparsed = 0
-    unparsed_keys: list[str] = []
     for stored in stored_objects(
         store,
         resources,
@@ -72,37 +71,21 @@ def verify_no_stale(
         namespace=namespace,
         unknown_scope=unknown_scope,
     ):
-        checked += 1
         if stored.name is None:
             n_unparsed += 1
-            if len(unparsed_keys) < _UNPARSED_EXAMPLES:
-                unparsed_keys.append(stored.key)
-        # checked first: an unreadable value is "stale" to is_stale too
-        if is_unreadable(stored.value, stored.chain):
-            n_undecryptable += 1
-            if len(undecryptable_keys) < MAX_UNDECRYPTABLE_KEYS:
-                undecryptable_keys.append(stored.key)
-        elif is_stale(stored.value, stored.chain, kms_key_ids=kms_key_ids):
-            # a key that names no object is listed as itself
-            name = stored.name if stored.name is not None else (None, stored.key)
-            stale.setdefault(stored.resource.qualified, []).append(name)
+            if len(unparsed) < UNPARSED_EXAMPLES:
+                unparsed.append(stored.key)
+        verdict = judge_chain(classify_value(stored.value), stored.value, stored.chain,
+                              current_key_ids=kms_key_ids).verdict
+        # a key that names no object is listed as itself
+        where = stored.key if stored.name is None else list_order(stored.name)
+        label = f"{stored.resource.qualified}:{where}"
+        tally.add(verdict, stored.key, (stored.resource.qualified, label))
     if n_unparsed and warn is not None:
-        more = n_unparsed - len(unparsed_keys)
-        warn(
-            f"--verify: {n_unparsed} key(s) under the resources' etcd prefixes name no "
-            "object (a deeper path or a stray write), judged by their values all the same: "
-            + ", ".join(unparsed_keys)
-            + (f" (and {more} more)" if more > 0 else "")
-            + "; the API cannot rewrite them, --via etcd can"
-        )
-    n_stale = sum(len(v) for v in stale.values())
-    examples = [
-        f"{res}:{ns + '/' if ns else ''}{name}"
-        for res, objs in sorted(stale.items())
-        for ns, name in sorted(objs, key=list_order)[:_EXAMPLES]
-    ][:_EXAMPLES]
-    return _result(checked, n_stale, examples, undecryptable_keys, n_undecryptable,
-                   unparsed_keys, n_unparsed, kms_key_ids)
+        warn("--verify: " + unnamed_keys_message(n_unparsed, unparsed)
+             + ", judged by their values all the same; the API cannot rewrite them, "
+             "--via etcd can")
+    return tally.result(kms_key_ids, unparsed, n_unparsed)
 
 
 def verify_prefix(
@@ -117,34 +100,54 @@ def verify_prefix(
 
     ``--via etcd`` with a wildcard rewrites every value under the prefix, whatever its
     path: this proof reads the same range. Each key is judged under every chain its
-    owner could have (the one judgement of :mod:`secretkit.core.readability`: a key of
-    a path the layout table does not know, under every rule that could cover it);
-    apiserver-internal keys are plaintext by design and not counted.
+    owner could have (a key of a path the layout table does not know, under every rule
+    that could cover it); apiserver-internal keys are plaintext by design and not
+    counted. Stale values are listed by etcd key.
     """
-    from secretkit.core.layout import Layout
-    from secretkit.core.readability import Judge, Verdict
-
     judge = Judge(config, layout=Layout(prefix), current_key_ids=kms_key_ids)
-    checked = n_stale = n_undecryptable = 0
-    stale_keys: list[str] = []
-    undecryptable_keys: list[str] = []
+    tally = _Tally()
     for page in store.scan(judge.layout.root.encode(), page_size=page_size):
         for kv in page:
             verdict = judge.judge(kv.key, kv.value).verdict
-            if verdict is Verdict.INTERNAL:
-                continue
-            checked += 1
-            key = kv.key.decode("utf-8", "replace")
-            if verdict is Verdict.UNREADABLE:
-                n_undecryptable += 1
-                if len(undecryptable_keys) < MAX_UNDECRYPTABLE_KEYS:
-                    undecryptable_keys.append(key)
-            elif verdict is Verdict.STALE:
-                n_stale += 1
-                if len(stale_keys) < _EXAMPLES:
-                    stale_keys.append(key)
-    return _result(checked, n_stale, stale_keys, undecryptable_keys, n_undecryptable,
-                   [], 0, kms_key_ids)
+            if verdict is not Verdict.INTERNAL:
+                key = kv.key.decode("utf-8", "replace")
+                tally.add(verdict, key, ("", key))
+    return tally.result(kms_key_ids, [], 0)
+
+
+def unnamed_keys_message(count: int, examples: Sequence[str]) -> str:
+    """``N key(s) under the resources' etcd prefixes name no object ...: k1, k2 (and M
+    more)``: the one wording of the ``--verify`` and ``--only-stale`` warnings."""
+    more = count - len(examples)
+    return (f"{count} key(s) under the resources' etcd prefixes name no object (a deeper "
+            "path or a stray write): " + ", ".join(examples)
+            + (f" (and {more} more)" if more > 0 else ""))
+
+
+class _Tally:
+    """The counts and examples of one proof; each value judged once (one judgement,
+    :mod:`secretkit.core.readability`: an unreadable value is never counted stale)."""
+
+    def __init__(self) -> None:
+        self.checked = self.undecryptable = 0
+        self.undecryptable_keys: list[str] = []
+        #: (group to sort examples in, label) of every stale value
+        self.stale: list[tuple[str, str]] = []
+
+    def add(self, verdict: Verdict, key: str, stale_label: tuple[str, str]) -> None:
+        self.checked += 1
+        if verdict is Verdict.UNREADABLE:
+            self.undecryptable += 1
+            if len(self.undecryptable_keys) < MAX_UNDECRYPTABLE_KEYS:
+                self.undecryptable_keys.append(key)
+        elif verdict is Verdict.STALE:
+            self.stale.append(stale_label)
+
+    def result(self, kms_key_ids: Mapping[str, str] | None, unparsed: list[str],
+               n_unparsed: int) -> dict[str, Any]:
+        examples = [label for _group, label in sorted(self.stale)[:_EXAMPLES]]
+        return _result(self.checked, len(self.stale), examples, self.undecryptable_keys,
+                       self.undecryptable, unparsed, n_unparsed, kms_key_ids)
 
 
 def _result(checked: int, n_stale: int, examples: list[str], undecryptable_keys: list[str],
