@@ -82,16 +82,10 @@ def parse_health_addr(value: str, *, allow_remote: bool, where: str) -> HealthAd
     """Parse ``HOST:PORT`` (``[v6]:PORT``) or ``off``; refuse non-loopback hosts by default."""
     if value.strip().lower() in ("", "off", "none", "disabled"):
         return None
-    try:
-        host, port = parse_host_port(value, allow_remote=allow_remote, where=where,
-                                  serves="health and metrics",
-                                  allow_flag="--health-addr-allow-remote")
-    except UsageError as exc:
-        if not exc.what.startswith("expected HOST:PORT"):
-            raise
-        # this flag also takes 'off': the shared parser cannot know that
-        raise UsageError(f"expected HOST:PORT or 'off', got {value!r}", where=exc.where,
-                         hint=exc.hint) from None
+    host, port = parse_host_port(value, allow_remote=allow_remote, where=where,
+                                 serves="health and metrics",
+                                 allow_flag="--health-addr-allow-remote",
+                                 expected="HOST:PORT or 'off'")
     return HealthAddress(host, port)
 
 

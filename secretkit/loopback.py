@@ -33,16 +33,17 @@ def is_loopback_url(url: str) -> bool:
 
 
 def parse_host_port(value: str, *, allow_remote: bool, where: str, serves: str,
-                 allow_flag: str) -> tuple[str, int]:
+                    allow_flag: str, expected: str = "HOST:PORT") -> tuple[str, int]:
     """Parse a listen address ``HOST:PORT`` (``[v6]:PORT``) into ``(host, port)``.
 
     The host must be an IP address or ``localhost``; a non-loopback one only with
     ``allow_remote`` (what ``serves`` says, e.g. "metrics", tells which data would be
-    exposed; ``allow_flag`` is the opt-in to name). UsageError otherwise.
+    exposed; ``allow_flag`` is the opt-in to name; ``expected`` what the flag takes, for
+    the message). UsageError otherwise.
     """
     host, sep, port_text = value.strip().rpartition(":")
     if not sep or not host:
-        raise UsageError(f"expected HOST:PORT, got {value!r}", where=where)
+        raise UsageError(f"expected {expected}, got {value!r}", where=where)
     host = host.strip("[]")
     try:
         port = int(port_text)
