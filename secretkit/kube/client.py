@@ -125,7 +125,6 @@ class KubeClient:
         self._user_agent = f"secretkit/{__version__}"
         self._token_at = -_TOKEN_TTL - 1.0
         self._cached_token: str | None = None
-        self._direct: Any = None
         self._http1: Http1Pool | None = None
         self._api: Any = None
         self._configuration: Any = None
@@ -165,11 +164,10 @@ class KubeClient:
         self._timeout = urllib3.Timeout(total=options.timeout)
         self._retries = urllib3.Retry(total=1, read=0, status=0, redirect=0, raise_on_status=False)
         if not getattr(configuration, "proxy", None):
-            self._direct = self._pool.connection_from_url(self.host)
             try:
                 context, server_name = tls_context(configuration)
             except (OSError, ValueError):
-                context = None  # let urllib3 report the TLS problem on the first request
+                pass  # urllib3 reports the TLS problem on the first request
             else:
                 self._http1 = Http1Pool(self.host, context, server_name,
                                         timeout=options.timeout)
@@ -214,18 +212,12 @@ class KubeClient:
         if self._http1 is not None:
             return self._send_http1(method, target, headers, body)
         try:
-            if self._direct is not None:
-                # one connection pool for the one API host: no URL parsing per request
-                resp: Any = self._direct.urlopen(
-                    method, target, body=body, headers=headers, timeout=self._timeout,
-                    retries=self._retries, preload_content=True, redirect=False,
-                )
-            else:
-                resp = self._pool.request(
-                    method, self.host + target, body=body, headers=headers,
-                    timeout=self._timeout, retries=self._retries, preload_content=True,
-                    redirect=False,
-                )
+            # behind a proxy, or TLS files the lean client could not load
+            resp: Any = self._pool.request(
+                method, self.host + target, body=body, headers=headers,
+                timeout=self._timeout, retries=self._retries, preload_content=True,
+                redirect=False,
+            )
         except urllib3.exceptions.SSLError:
             raise self._tls_failed() from None
         except (urllib3.exceptions.HTTPError, OSError) as exc:

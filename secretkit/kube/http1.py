@@ -41,22 +41,39 @@ class HttpAnswer:
 
 def tls_context(configuration: Any) -> tuple[ssl.SSLContext | None, str | None]:
     """The TLS context and server name a ``kubernetes.client.Configuration`` describes."""
-    url = urlsplit(str(configuration.host))
-    if url.scheme != "https":
+    return client_tls_context(
+        str(configuration.host),
+        ca_file=configuration.ssl_ca_cert or None,
+        insecure=not getattr(configuration, "verify_ssl", True),
+        check_hostname=getattr(configuration, "assert_hostname", None) is not False,
+        cert_file=configuration.cert_file or None,
+        key_file=configuration.key_file or None,
+        server_name=getattr(configuration, "tls_server_name", None),
+    )
+
+
+def client_tls_context(
+    url: str, *, ca_file: str | None = None, ca_data: bytes | None = None,
+    insecure: bool = False, check_hostname: bool = True, cert_file: str | None = None,
+    key_file: str | None = None, server_name: str | None = None,
+) -> tuple[ssl.SSLContext | None, str | None]:
+    """The one TLS set-up of the API client: context and server name for ``url``
+    ((None, None) for plain http). Raises OSError/ValueError for unreadable files."""
+    parts = urlsplit(url)
+    if parts.scheme != "https":
         return None, None
-    if getattr(configuration, "verify_ssl", True):
-        context = ssl.create_default_context(cafile=configuration.ssl_ca_cert or None)
-        if getattr(configuration, "assert_hostname", None) is False:
-            context.check_hostname = False
-    else:
+    if insecure:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
-    if configuration.cert_file:
-        context.load_cert_chain(configuration.cert_file, configuration.key_file or None)
+    else:
+        context = ssl.create_default_context(
+            cafile=ca_file, cadata=ca_data.decode("ascii") if ca_data else None)
+        context.check_hostname = check_hostname
+    if cert_file:
+        context.load_cert_chain(cert_file, key_file)
     context.set_alpn_protocols(["http/1.1"])
-    name = getattr(configuration, "tls_server_name", None) or url.hostname
-    return context, name
+    return context, server_name or parts.hostname
 
 
 class _Connection:

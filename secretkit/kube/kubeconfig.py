@@ -18,6 +18,8 @@ import binascii
 import os
 import ssl
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,8 @@ from urllib.parse import urlsplit
 from urllib.request import getproxies
 
 from secretkit.errors import UsageError
+from secretkit.fileio import write_private
+from secretkit.kube.http1 import client_tls_context
 
 #: the cluster and user fields this reader handles; any other makes it step aside
 _CLUSTER_FIELDS = frozenset({
@@ -57,21 +61,11 @@ class DirectConfig:
     def tls_context(self, host: str | None = None) -> tuple[ssl.SSLContext | None, str | None]:
         """The TLS context and server name for ``host`` (default: the kubeconfig's
         server; ``--server`` overrides it); (None, None) for plain http."""
-        url = urlsplit(host or self.host)
-        if url.scheme != "https":
-            return None, None
-        if self.insecure:
-            context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        else:
-            context = ssl.create_default_context(
-                cafile=self.ca_file,
-                cadata=self.ca_data.decode("ascii") if self.ca_data else None)
-        if self.cert_file or self.cert_data:
-            _load_cert_chain(context, self)
-        context.set_alpn_protocols(["http/1.1"])
-        return context, self.tls_server_name or url.hostname
+        with _cert_files(self) as (cert_file, key_file):
+            return client_tls_context(
+                host or self.host, ca_file=self.ca_file, ca_data=self.ca_data,
+                insecure=self.insecure, cert_file=cert_file, key_file=key_file,
+                server_name=self.tls_server_name)
 
     def bearer(self) -> str | None:
         """``Bearer <token>``, as client-go (kubectl) picks it: the token file when it is
@@ -177,25 +171,22 @@ def _direct(doc: dict[str, Any], context_name: str | None, base: Path) -> Direct
     )
 
 
-def _load_cert_chain(context: ssl.SSLContext, config: DirectConfig) -> None:
-    """Load the client certificate and key, from files or from kubeconfig data.
+@contextmanager
+def _cert_files(config: DirectConfig) -> Iterator[tuple[str | None, str | None]]:
+    """The client certificate and key as files, for as long as ``ssl`` reads them.
 
     ``ssl`` reads them from files only: data goes through a private temporary
-    directory (0700, files 0600) that is removed at once.
+    directory (0700; files 0600, :func:`secretkit.fileio.write_private`), removed at once.
     """
     if config.cert_data is None and config.key_data is None:
-        context.load_cert_chain(str(config.cert_file), config.key_file)
+        yield config.cert_file, config.key_file
         return
     with tempfile.TemporaryDirectory(prefix="secretkit-tls-") as tmp:
         def place(name: str, data: bytes | None, given: str | None) -> str | None:
             if data is None:
                 return given
-            target = Path(tmp) / name
-            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-            return str(target)
+            write_private(Path(tmp) / name, data)
+            return str(Path(tmp) / name)
 
-        cert = place("client.crt", config.cert_data, config.cert_file)
-        key = place("client.key", config.key_data, config.key_file)
-        context.load_cert_chain(str(cert), key)
+        yield (place("client.crt", config.cert_data, config.cert_file),
+               place("client.key", config.key_data, config.key_file))
