@@ -84,8 +84,8 @@ def decode_stored_metadata(plaintext: bytes) -> dict[str, Any]:
 def _json_object(plaintext: bytes) -> dict[str, Any]:
     try:
         doc = json.loads(plaintext)
-    except ValueError as exc:
-        raise FormatError("a stored JSON value is not valid JSON", where="object") from exc
+    except ValueError:
+        raise FormatError("a stored JSON value is not valid JSON", where="object") from None
     if not isinstance(doc, dict):
         raise FormatError("a stored JSON value is not an object", where="object")
     return doc
