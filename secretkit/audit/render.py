@@ -215,6 +215,14 @@ def report_to_junit(report: AuditReport, fail_on: Iterable[FindingKind]) -> str:
                     message=f"{count} older values still held by etcd are {kind.value}",
                     type=kind.value,
                 )
+    if report.nothing_checked:
+        # a proof over nothing must not read as a pass to a CI that reads this file
+        case = ET.SubElement(suite, "testcase", classname="audit.scope", name="nothing_checked")
+        ET.SubElement(case, "failure", type="nothing_checked",
+                      message="the audit read 0 objects: nothing is proven "
+                      "(check --resources and --etcd-prefix, or pass --allow-empty)")
+        cases += 1
+        failures += 1
     suite.set("tests", str(cases))
     suite.set("failures", str(failures))
     suite.set("errors", "0")

@@ -77,3 +77,12 @@ def test_text_summary_lists_offenders_and_result() -> None:
     assert "RESOURCE" in text.splitlines()[3]
     clean = AuditReport(source="x", prefix="/registry")
     assert report_to_text(clean, FAIL_ON).endswith("RESULT: PASS")
+
+
+def test_junit_of_an_audit_over_nothing_fails() -> None:
+    """A CI that reads the JUnit file, not the exit code, must not record a pass."""
+    empty = AuditReport(source="x", prefix="/regsitry", nothing_checked=True)
+    xml = report_to_junit(empty, FAIL_ON)
+    assert 'failures="1"' in xml and 'name="nothing_checked"' in xml
+    clean = AuditReport(source="x", prefix="/registry")
+    assert 'failures="0"' in report_to_junit(clean, FAIL_ON)
