@@ -142,3 +142,14 @@ def test_the_evaluator_subset() -> None:
     assert len(evaluate("max(b) < 1 or absent(b)", samples, 0)) == 0  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         evaluate("rate(a[5m])", samples, 0)
+
+
+def test_sees_nothing_fires_per_monitor_also_when_its_rows_fell_to_zero() -> None:
+    expr = _rule("SecretkitMonitorSeesNothing")
+    assert not _fires(expr, _exposition(findings=False))  # counting objects
+    following = "secretkit_monitor_following 1\n"
+    assert _fires(expr, following)  # no row at all
+    # every object gone: the rows stay exported at 0 (they once held objects)
+    assert _fires(expr, following + 'secretkit_monitor_objects{resource="secrets",'
+                  'provider="aesgcm",key="key1",verdict="current"} 0\n')
+    assert not _fires(expr, "secretkit_monitor_following 0\n")  # NotScanning's case
