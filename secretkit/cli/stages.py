@@ -462,19 +462,10 @@ def _status(state_path: str | None, configs: tuple[str, ...], output: str) -> No
 
 
 def _clean_backups(configs: tuple[str, ...], *, yes: bool, dry_run: bool, output: str) -> None:
-    from secretkit.errors import SafetyError
-    from secretkit.rotation.engine import UNPROVEN_PRUNE, backup_files
+    from secretkit.rotation.engine import backup_files, deletable_backups
 
-    found = backup_files(_config_paths(configs))
-    unproven = [name for name in found if f".bak-{UNPROVEN_PRUNE}-" in name]
-    if unproven and not dry_run:
-        raise SafetyError(
-            f"refusing to delete {len(unproven)} backup(s) of a prune that ran with "
-            "--ignore-history: older revisions etcd still holds may need the keys only "
-            "they hold, e.g. " + unproven[0],
-            hint="once etcd has compacted, prove nothing needs them with `secretkit audit "
-            "--config FILE --history --fail-on undecryptable`, then delete them by hand",
-        )
+    paths = _config_paths(configs)
+    found = backup_files(paths) if dry_run else deletable_backups(paths)
     deleted: list[str] = []
     if found and not dry_run:
         if not yes and not (

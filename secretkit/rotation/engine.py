@@ -558,3 +558,23 @@ def backup_files(configs: Sequence[Path]) -> list[str]:
         path = Path(config)
         found += sorted(str(p) for p in path.parent.glob(f"{path.name}.bak-*"))
     return found
+
+
+def deletable_backups(configs: Sequence[Path]) -> list[str]:
+    """:func:`backup_files`, once none of them may be the last holder of a key.
+
+    A prune that ran with ``--ignore-history`` proved nothing about the older
+    revisions etcd still holds: its backups are refused (SafetyError) until the
+    operator proves them unneeded and deletes them by hand.
+    """
+    found = backup_files(configs)
+    unproven = [name for name in found if f".bak-{UNPROVEN_PRUNE}-" in name]
+    if unproven:
+        raise SafetyError(
+            f"refusing to delete {len(unproven)} backup(s) of a prune that ran with "
+            "--ignore-history: older revisions etcd still holds may need the keys only "
+            "they hold, e.g. " + unproven[0],
+            hint="once etcd has compacted, prove nothing needs them with `secretkit audit "
+            "--config FILE --history --fail-on undecryptable`, then delete them by hand",
+        )
+    return found

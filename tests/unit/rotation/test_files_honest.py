@@ -290,3 +290,11 @@ def test_backups_of_a_prune_that_skipped_history_are_not_cleaned(tmp_path: Path)
     assert run.returncode == 3, run.stderr
     assert "--ignore-history" in run.stderr
     assert unproven.exists() and ordinary.exists()
+    # the rule lives in the library: any caller asking what it may delete is refused
+    from secretkit.errors import SafetyError
+    from secretkit.rotation.engine import deletable_backups
+
+    with pytest.raises(SafetyError):
+        deletable_backups([config])
+    unproven.unlink()
+    assert deletable_backups([config]) == [str(ordinary)]
