@@ -190,6 +190,18 @@ class KMSRotation:
                 "(every 60s) and run `secretkit kms rotate` again, or `secretkit reencrypt`",
             )
         total = sum(report.counts_after.values())
+        if total == 0:
+            with self.open_etcd() as client:
+                anything = any(page for page in client.scan(
+                    self.layout.root.encode(), page_size=1, keys_only=True))
+            if not anything:
+                # a wrong prefix or etcd: a cluster always stores objects there
+                raise SafetyError(
+                    f"etcd holds no value at all under {self.layout.root}: the rotation "
+                    "cannot be proven from it",
+                    where=self.layout.root,
+                    hint="check --etcd-prefix (the apiserver's own flag) and --endpoints",
+                )
         if total == 0 and report.rewritten > 0:
             raise SafetyError(
                 f"the re-encryption rewrote {report.rewritten:,} object(s) but etcd holds no "

@@ -152,3 +152,47 @@ resources:
     etcd.put(b"/registry/configmaps/ns/c", value("kms-c", "shared:v2"))
     rotation.retire_only()
     assert retired == ["shared:v2"]
+
+
+def test_kms_rotate_over_an_empty_prefix_is_not_proven() -> None:
+    """A wrong --etcd-prefix (or etcd) leaves the proof nothing to read: refused, where it
+    said "nothing to prove" and exited 0 when the re-encryption rewrote nothing."""
+    import contextlib
+    from types import SimpleNamespace
+    from typing import Any
+
+    from secretkit.rotation.kms import KMSRotation
+
+    config = load_encryption_config(b"""\
+apiVersion: apiserver.config.k8s.io/v1
+kind: EncryptionConfiguration
+resources:
+- resources: [secrets]
+  providers: [{kms: {apiVersion: v2, name: kms-a, endpoint: "unix:///a.sock"}}]
+""")
+    versions = ["k:v1"]
+
+    class Backend:
+        kind = "vault"
+
+        def status(self) -> Any:
+            return SimpleNamespace(key_id=versions[-1], healthy=True, healthz="ok")
+
+        def rotate(self) -> str:
+            versions.append(f"k:v{len(versions) + 1}")
+            return versions[-1]
+
+    etcd = MemoryEtcd()
+
+    def rotation() -> KMSRotation:
+        return KMSRotation(
+            provider="kms-a", config=config, backend=Backend(),  # type: ignore[arg-type]
+            plugin=Backend(),  # type: ignore[arg-type]
+            open_etcd=lambda: contextlib.nullcontext(etcd), reencrypt=lambda _n: 0,
+            include_history=False, echo=lambda _m: None, plugin_timeout=1, refresh_wait=0)
+
+    with pytest.raises(SafetyError, match="no value at all under /registry/"):
+        rotation().run()
+    # a cluster with objects, none of them this provider's: honest "nothing to prove"
+    etcd.put(b"/registry/configmaps/ns/c", b"k8s\x00plain")
+    assert rotation().run().remaining_old == 0
