@@ -16,6 +16,17 @@ from secretkit.etcd import ForwardingEtcd, KeyValue, MemoryEtcd
 from secretkit.rotation.gates import count_key_ids, prove_readable
 from tests.data import real_apiserver as captured
 
+#: Secrets under kms-a, ConfigMaps under kms-c
+TWO_KMS_RULES = b"""\
+apiVersion: apiserver.config.k8s.io/v1
+kind: EncryptionConfiguration
+resources:
+- resources: [secrets]
+  providers: [{kms: {apiVersion: v2, name: kms-a, endpoint: "unix:///a.sock"}}]
+- resources: [configmaps]
+  providers: [{kms: {apiVersion: v2, name: kms-c, endpoint: "unix:///c.sock"}}]
+"""
+
 
 def _local_config(n: int) -> Judge:
     path = captured.LOCAL_PROVIDERS / f"config-{n}.yaml"
@@ -111,15 +122,7 @@ def test_retiring_a_shared_backend_key_judges_every_provider_that_uses_it() -> N
                               encrypted_dek_source_type=DEKSourceType.HKDF_SHA256_XNONCE_AES_GCM_SEED)
         return prefix_for("kms-v2", name) + encode_encrypted_object(obj)
 
-    config = load_encryption_config(b"""\
-apiVersion: apiserver.config.k8s.io/v1
-kind: EncryptionConfiguration
-resources:
-- resources: [secrets]
-  providers: [{kms: {apiVersion: v2, name: kms-a, endpoint: "unix:///a.sock"}}]
-- resources: [configmaps]
-  providers: [{kms: {apiVersion: v2, name: kms-c, endpoint: "unix:///c.sock"}}]
-""")
+    config = load_encryption_config(TWO_KMS_RULES)
     etcd = MemoryEtcd()
     etcd.put(b"/registry/secrets/ns/s", value("kms-a", "shared:v2"))
     etcd.put(b"/registry/configmaps/ns/c", value("kms-c", "shared:v1"))  # not re-encrypted
@@ -163,13 +166,7 @@ def test_kms_rotate_over_an_empty_prefix_is_not_proven() -> None:
 
     from secretkit.rotation.kms import KMSRotation
 
-    config = load_encryption_config(b"""\
-apiVersion: apiserver.config.k8s.io/v1
-kind: EncryptionConfiguration
-resources:
-- resources: [secrets]
-  providers: [{kms: {apiVersion: v2, name: kms-a, endpoint: "unix:///a.sock"}}]
-""")
+    config = load_encryption_config(TWO_KMS_RULES)
     versions = ["k:v1"]
 
     class Backend:
